@@ -1,0 +1,123 @@
+"""Build of the fastrbm._gibbs extension.
+
+OpenMP flags are chosen per compiler.  A compiler without OpenMP still builds
+a working (single-threaded) extension, unless FASTRBM_REQUIRE_OPENMP=1, which
+CI sets, turns that into a build error.  Wheels never get -march=native or
+-ffast-math: SIMD comes from function multi-versioning in _kernels.h.
+"""
+import os
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import textwrap
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+OMP_TEST = textwrap.dedent(
+    """
+    #include <omp.h>
+    int main(void) {
+        int n = 0;
+        #pragma omp parallel reduction(+:n)
+        n += 1;
+        return omp_get_max_threads() > 0 && n > 0 ? 0 : 1;
+    }
+    """
+)
+
+
+def _truthy(name):
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _libomp_prefix():
+    """Homebrew/MacPorts libomp location for Apple clang, if any."""
+    candidates = [os.environ.get("LIBOMP_PREFIX", "")]
+    try:
+        out = subprocess.run(["brew", "--prefix", "libomp"], capture_output=True,
+                             text=True, check=False)
+        candidates.append(out.stdout.strip())
+    except OSError:
+        pass
+    candidates += ["/opt/homebrew/opt/libomp", "/usr/local/opt/libomp", "/opt/local"]
+    for prefix in candidates:
+        if prefix and os.path.exists(os.path.join(prefix, "include", "omp.h")):
+            return prefix
+    return None
+
+
+def openmp_flags(compiler):
+    """(compile_args, link_args) that enable OpenMP for this compiler."""
+    ctype = compiler.compiler_type
+    if ctype == "msvc":
+        return ["/openmp"], []
+    if sys.platform == "darwin":
+        prefix = _libomp_prefix()
+        if prefix is None:
+            return None
+        return (["-Xpreprocessor", "-fopenmp", f"-I{prefix}/include"],
+                [f"-L{prefix}/lib", "-lomp", f"-Wl,-rpath,{prefix}/lib"])
+    return ["-fopenmp"], ["-fopenmp"]
+
+
+def compiles_with(compiler, compile_args, link_args):
+    """Whether a small OpenMP program compiles and links with these flags."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "omp_test.c")
+        with open(src, "w") as fh:
+            fh.write(OMP_TEST)
+        try:
+            objs = compiler.compile([src], output_dir=tmp, extra_postargs=compile_args)
+            compiler.link_executable(objs, os.path.join(tmp, "omp_test"),
+                                     extra_postargs=link_args)
+        except Exception:  # any compiler/linker failure means "no OpenMP"
+            return False
+    return True
+
+
+class BuildExt(build_ext):
+    def build_extensions(self):
+        flags = openmp_flags(self.compiler)
+        ok = flags is not None and compiles_with(self.compiler, *flags)
+        if not ok:
+            msg = "fastrbm: OpenMP not found; building a single-threaded extension"
+            if _truthy("FASTRBM_REQUIRE_OPENMP"):
+                raise RuntimeError(msg.replace("building", "refusing to build")
+                                   + " (FASTRBM_REQUIRE_OPENMP is set)")
+            print("WARNING: " + msg, file=sys.stderr)
+        ctype = self.compiler.compiler_type
+        for ext in self.extensions:
+            if ctype == "msvc":
+                ext.extra_compile_args += ["/O2"]
+            else:
+                ext.extra_compile_args += ["-O3", "-fno-math-errno", "-Wno-unused-function"]
+            if ok:
+                ext.extra_compile_args += flags[0]
+                ext.extra_link_args += flags[1]
+        super().build_extensions()
+
+
+debug = _truthy("FASTRBM_DEBUG")
+extensions = [
+    Extension(
+        "fastrbm._gibbs",
+        ["src/fastrbm/_gibbs.pyx"],
+        include_dirs=[numpy.get_include(), "src/fastrbm"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        depends=["src/fastrbm/_kernels.h"],
+    )
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={"boundscheck": debug, "wraparound": debug,
+                             "language_level": 3},
+        annotate=False,
+    ),
+    cmdclass={"build_ext": BuildExt},
+)

@@ -1,0 +1,56 @@
+"""Build and runtime configuration: ``fastrbm.show_config()``."""
+import sys
+
+from . import _gibbs
+from ._version import __version__
+
+
+def get_config():
+    """Build and runtime facts as a dict.
+
+    Returns
+    -------
+    dict
+        ``version``, ``openmp`` (compiled in), ``max_threads`` (what an
+        OpenMP region gets now), ``simd`` (how the sampling kernels were
+        compiled) and ``blas`` (threadpoolctl's view of the loaded BLAS
+        libraries: name, version, threads, CPU kernel).
+    """
+    from threadpoolctl import threadpool_info
+
+    blas = [
+        {key: info.get(key) for key in
+         ("internal_api", "version", "num_threads", "architecture", "filepath")}
+        for info in threadpool_info() if info.get("user_api") == "blas"
+    ]
+    return {
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "openmp": _gibbs.openmp_enabled(),
+        "max_threads": _gibbs.max_threads(),
+        "simd": _gibbs.simd_dispatch(),
+        "blas": blas,
+    }
+
+
+def show_config(file=None):
+    """Print the version, OpenMP status, thread count and BLAS in use.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to print (default ``sys.stdout``).
+    """
+    cfg = get_config()
+    out = file or sys.stdout
+    print(f"fastrbm {cfg['version']} (Python {cfg['python']})", file=out)
+    print(f"  OpenMP:      {'enabled' if cfg['openmp'] else 'DISABLED (single-threaded build)'}",
+          file=out)
+    print(f"  threads:     {cfg['max_threads']}", file=out)
+    print(f"  sampling:    {cfg['simd']}", file=out)
+    if not cfg["blas"]:
+        print("  BLAS:        (none loaded yet)", file=out)
+    for lib in cfg["blas"]:
+        print(f"  BLAS:        {lib['internal_api']} {lib['version']} "
+              f"({lib['architecture']}, {lib['num_threads']} threads) {lib['filepath']}",
+              file=out)

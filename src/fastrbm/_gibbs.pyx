@@ -1,0 +1,760 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False, embedsignature=True
+"""CPU engine: nogil Cython kernels with OpenMP and BLAS.
+
+Every public function here has a twin of the same name and meaning in
+``_reference.py`` (plain NumPy); tests hold the two equal.  Python objects are
+handled only in the ``def`` wrappers; the kernels get raw pointers.
+
+Parallel decomposition: every OpenMP loop runs over *fixed-size* blocks (of
+hidden units, visible units or rows) whose size never depends on the thread
+count, and each block is computed by one BLAS call plus the fused sampler.
+So a block's result is the same whichever thread computes it, and results are
+bit-identical for any ``n_threads``.  BLAS must be single-threaded while these
+kernels run (the caller, ``_backend``, arranges that): one party owns the cores.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange, parallel, threadid
+from libc.stdint cimport uint32_t, int32_t, int64_t, uint8_t
+from libc.string cimport memset
+from libc.math cimport log1p, exp, fabs
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cnp.import_array()
+
+cdef extern from "_kernels.h" nogil:
+    int fr_openmp_enabled()
+    int fr_max_threads()
+    const char *fr_simd_dispatch()
+    void fr_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
+    void fr_bernoulli_f32(float *act, const float *bias, float scale, float *sample,
+                          int n, uint32_t col0, uint32_t row, uint32_t step,
+                          uint32_t c3, uint32_t key0, uint32_t key1)
+    void fr_bernoulli_f64(double *act, const double *bias, double scale, double *sample,
+                          int n, uint32_t col0, uint32_t row, uint32_t step,
+                          uint32_t c3, uint32_t key0, uint32_t key1)
+    float fr_sigmoidf(float a)
+    double fr_sigmoid(double a)
+
+# Block sizes of the parallel decomposition.  Multiples of 4 (one Philox block
+# holds 4 columns) and fixed: they must not depend on the thread count.
+cdef enum:
+    UNIT_BLOCK = 32
+    ROW_BLOCK = 64
+
+# Random-stream identifiers (high byte of counter word c3), see _kernels.h.
+STREAM_TRAIN = 0
+STREAM_SAMPLE = 1
+STREAM_MONITOR = 2
+
+cdef enum:
+    SRC_DENSE = 0
+    SRC_CSR = 1
+    DT_F32 = 0
+    DT_F64 = 1
+    DT_U8 = 2
+    DT_BOOL = 3
+
+cdef struct Source:
+    int kind
+    int dtype
+    int index64
+    Py_ssize_t itemsize
+    const char *data
+    Py_ssize_t stride0
+    Py_ssize_t stride1
+    const char *indptr
+    const char *indices
+    Py_ssize_t n_rows
+    Py_ssize_t n_cols
+
+
+def openmp_enabled():
+    """Whether the extension was compiled with OpenMP."""
+    return bool(fr_openmp_enabled())
+
+
+def max_threads():
+    """Threads an OpenMP region gets by default (OMP_NUM_THREADS, threadpoolctl)."""
+    return fr_max_threads()
+
+
+def simd_dispatch():
+    """How the sampling kernels were compiled (multi-versioned or baseline)."""
+    return fr_simd_dispatch().decode()
+
+
+_DTYPE_CODES = {np.dtype(np.float32): DT_F32, np.dtype(np.float64): DT_F64,
+                np.dtype(np.uint8): DT_U8, np.dtype(np.bool_): DT_BOOL}
+
+
+cdef class DataSource:
+    """Read-only view of the user's X (dense or CSR) for the kernels.
+
+    Nothing is copied: the kernels convert rows on the fly (uint8 means
+    intensity / 255, bool means 0/1, float64 is rounded to float32 for a
+    float32 model).  The input must have been validated by the caller.
+    """
+    cdef Source src
+    cdef object _keep
+
+    def __cinit__(self, X):
+        cdef cnp.ndarray arr, data, indptr, indices
+        memset(&self.src, 0, sizeof(Source))
+        if getattr(X, "format", None) == "csr":
+            data = np.ascontiguousarray(X.data)
+            indptr = np.ascontiguousarray(X.indptr)
+            indices = np.ascontiguousarray(X.indices)
+            if indptr.dtype != indices.dtype or indptr.dtype not in (np.int32, np.int64):
+                indptr = indptr.astype(np.int64)
+                indices = indices.astype(np.int64)
+            self.src.kind = SRC_CSR
+            self.src.dtype = _DTYPE_CODES[data.dtype]
+            self.src.itemsize = data.dtype.itemsize
+            self.src.index64 = indptr.dtype == np.int64
+            self.src.data = <const char *>cnp.PyArray_DATA(data)
+            self.src.indptr = <const char *>cnp.PyArray_DATA(indptr)
+            self.src.indices = <const char *>cnp.PyArray_DATA(indices)
+            self._keep = (X, data, indptr, indices)
+        else:
+            arr = X
+            self.src.kind = SRC_DENSE
+            self.src.dtype = _DTYPE_CODES[arr.dtype]
+            self.src.itemsize = arr.dtype.itemsize
+            self.src.data = <const char *>cnp.PyArray_DATA(arr)
+            self.src.stride0 = arr.strides[0]
+            self.src.stride1 = arr.strides[1]
+            self._keep = X
+        self.src.n_rows = X.shape[0]
+        self.src.n_cols = X.shape[1]
+
+
+cdef inline floating load_value(int dtype, const char *ptr, floating like) noexcept nogil:
+    if dtype == DT_F32:
+        return <floating>(<const float *>ptr)[0]
+    elif dtype == DT_F64:
+        return <floating>(<const double *>ptr)[0]
+    elif dtype == DT_U8:
+        # rounded in the model's precision, as numpy's x.astype(dtype) / 255
+        return (<floating>(<const uint8_t *>ptr)[0]) / <floating>255.0
+    else:
+        return 1 if (<const uint8_t *>ptr)[0] else 0
+
+
+cdef inline void gather_row(const Source *s, Py_ssize_t i, floating *out) noexcept nogil:
+    """Row i of the source as dense floats in out[0:n_cols]."""
+    cdef Py_ssize_t j, p, p0, p1, col
+    cdef const char *base
+    cdef floating like = 0
+    if s.kind == SRC_DENSE:
+        base = s.data + i * s.stride0
+        if s.dtype == DT_F32 and s.stride1 == 4:
+            for j in range(s.n_cols):
+                out[j] = <floating>(<const float *>base)[j]
+        elif s.dtype == DT_F64 and s.stride1 == 8:
+            for j in range(s.n_cols):
+                out[j] = <floating>(<const double *>base)[j]
+        else:
+            for j in range(s.n_cols):
+                out[j] = load_value(s.dtype, base + j * s.stride1, like)
+    else:
+        memset(out, 0, s.n_cols * sizeof(floating))
+        if s.index64:
+            p0 = (<const int64_t *>s.indptr)[i]
+            p1 = (<const int64_t *>s.indptr)[i + 1]
+        else:
+            p0 = (<const int32_t *>s.indptr)[i]
+            p1 = (<const int32_t *>s.indptr)[i + 1]
+        for p in range(p0, p1):
+            if s.index64:
+                col = (<const int64_t *>s.indices)[p]
+            else:
+                col = (<const int32_t *>s.indices)[p]
+            out[col] = load_value(s.dtype, s.data + p * s.itemsize, like)
+
+
+def find_invalid(DataSource source):
+    """First stored value that is NaN, infinite or outside [0, 1].
+
+    Returns ``None`` or ``(row, column, value)``.  For CSR input a column index
+    out of range is reported with ``value=None``.  One pass, no temporaries.
+    """
+    cdef const Source *s = &source.src
+    cdef Py_ssize_t i, j, p, p0, p1, col
+    cdef double x = 0, like = 0
+    cdef Py_ssize_t bad_row = -1, bad_col = -1
+    cdef int bad_index = 0
+    if s.dtype == DT_U8 or s.dtype == DT_BOOL:
+        if s.kind == SRC_DENSE:
+            return None
+    with nogil:
+        if s.kind == SRC_DENSE:
+            for i in range(s.n_rows):
+                for j in range(s.n_cols):
+                    x = load_value(s.dtype, s.data + i * s.stride0 + j * s.stride1, like)
+                    if not (x >= 0.0 and x <= 1.0):
+                        bad_row = i
+                        bad_col = j
+                        break
+                if bad_row >= 0:
+                    break
+        else:
+            for i in range(s.n_rows):
+                if s.index64:
+                    p0 = (<const int64_t *>s.indptr)[i]
+                    p1 = (<const int64_t *>s.indptr)[i + 1]
+                else:
+                    p0 = (<const int32_t *>s.indptr)[i]
+                    p1 = (<const int32_t *>s.indptr)[i + 1]
+                for p in range(p0, p1):
+                    if s.index64:
+                        col = (<const int64_t *>s.indices)[p]
+                    else:
+                        col = (<const int32_t *>s.indices)[p]
+                    if col < 0 or col >= s.n_cols:
+                        bad_row = i
+                        bad_col = col
+                        bad_index = 1
+                        break
+                    x = load_value(s.dtype, s.data + p * s.itemsize, like)
+                    if not (x >= 0.0 and x <= 1.0):
+                        bad_row = i
+                        bad_col = col
+                        break
+                if bad_row >= 0:
+                    break
+    if bad_row < 0:
+        return None
+    return (bad_row, bad_col, None if bad_index else x)
+
+
+cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                      const floating *a, int lda, const floating *b, int ldb,
+                      floating beta, floating *c, int ldc) noexcept nogil:
+    """Column-major GEMM (BLAS convention) for either precision."""
+    cdef char transa = 84 if trans_a else 78  # 'T' / 'N'
+    cdef char transb = 84 if trans_b else 78
+    if m == 0 or n == 0:
+        return
+    if floating is float:
+        sgemm(&transa, &transb, &m, &n, &k, &alpha, <float *>a, &lda,
+              <float *>b, &ldb, &beta, c, &ldc)
+    else:
+        dgemm(&transa, &transb, &m, &n, &k, &alpha, <double *>a, &lda,
+              <double *>b, &ldb, &beta, c, &ldc)
+
+
+cdef inline void bernoulli(floating *act, const floating *bias, floating scale,
+                           floating *sample, int n, Py_ssize_t col0, Py_ssize_t row,
+                           uint32_t step, uint32_t c3, const uint32_t *key) noexcept nogil:
+    if floating is float:
+        fr_bernoulli_f32(act, bias, scale, sample, n, <uint32_t>col0, <uint32_t>row,
+                         step, c3, key[0], key[1])
+    else:
+        fr_bernoulli_f64(act, bias, scale, sample, n, <uint32_t>col0, <uint32_t>row,
+                         step, c3, key[0], key[1])
+
+
+cdef inline uint32_t counter_word3(uint32_t stream, uint32_t phase) noexcept nogil:
+    return (stream << 24) | (phase & 0xFFFFFF)
+
+
+# ---------------------------------------------------------------------------
+# Training: CD-k / PCD-k over a sequence of minibatches
+# ---------------------------------------------------------------------------
+
+cdef struct TrainConfig:
+    int k
+    int persistent
+    double learning_rate
+    double momentum
+    double weight_decay
+    double l1
+    double sparsity_target
+    double sparsity_cost
+    double sparsity_decay
+
+
+cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
+                         int batch_size, floating *W, floating *vbias, floating *hbias,
+                         floating *chains, floating *W_vel, floating *vbias_vel,
+                         floating *hbias_vel, floating *activity,
+                         floating *V, floating *A, floating *Hs, floating *vbar,
+                         int D, int H, TrainConfig cfg, uint32_t step0,
+                         const uint32_t *key, int n_threads) noexcept nogil:
+    """Run ceil(n_order / batch_size) CD-k or PCD-k updates, in place.
+
+    Buffers (all C-contiguous, allocated once per fit by the caller):
+      V  (2B, D)  stacked visible statistics: data rows, then negative samples
+      A  (2B, H)  stacked hidden statistics, pre-scaled so that the update is
+                  W += A^T V (one GEMM); pos rows +lr/b * p, neg rows -lr/n * p
+      Hs (B, H)   hidden samples of the chain (CD only; PCD uses `chains`)
+      vbar (D)    batch mean of the data (sparsity penalty only)
+    """
+    cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
+    cdef Py_ssize_t n_hblocks = (H + UNIT_BLOCK - 1) // UNIT_BLOCK
+    cdef Py_ssize_t n_vblocks = (D + UNIT_BLOCK - 1) // UNIT_BLOCK
+    cdef Py_ssize_t batch, start, bsz, nneg, blk, r, i, j, j0, i0, nh, nv, s, K
+    cdef uint32_t step
+    cdef floating lr = <floating>cfg.learning_rate
+    cdef floating mom = <floating>cfg.momentum
+    cdef floating wd = <floating>cfg.weight_decay
+    cdef floating l1 = <floating>cfg.l1
+    cdef floating sp_target = <floating>cfg.sparsity_target
+    cdef floating sp_cost = <floating>cfg.sparsity_cost
+    cdef floating sp_decay = <floating>cfg.sparsity_decay
+    cdef int sparse_on = cfg.sparsity_cost > 0
+    cdef int elementwise = cfg.weight_decay != 0 or cfg.l1 != 0 or sparse_on
+    cdef floating pos_scale, neg_scale, acc, acc2, pen, w, sgn
+    cdef floating *hchain
+    cdef floating *row_ptr
+
+    with parallel(num_threads=n_threads):
+        for batch in range(n_batches):
+            start = batch * batch_size
+            bsz = n_order - start
+            if bsz > batch_size:
+                bsz = batch_size
+            nneg = batch_size if cfg.persistent else bsz
+            step = step0 + <uint32_t>batch
+            pos_scale = lr / bsz
+            neg_scale = -lr / nneg
+            hchain = chains if cfg.persistent else Hs
+
+            for r in prange(bsz, schedule='static'):
+                gather_row(src, order[start + r], V + r * D)
+
+            # positive phase: hidden probabilities of the data (+ the first
+            # hidden draw for CD), block of hidden units by block
+            for blk in prange(n_hblocks, schedule='dynamic'):
+                j0 = blk * UNIT_BLOCK
+                nh = H - j0
+                if nh > UNIT_BLOCK:
+                    nh = UNIT_BLOCK
+                gemm(True, False, <int>nh, <int>bsz, D, 1, W + j0 * D, D, V, D, 0, A + j0, H)
+                for r in range(bsz):
+                    bernoulli(A + r * H + j0, hbias + j0,
+                              1 if sparse_on else pos_scale,
+                              NULL if cfg.persistent else Hs + r * H + j0,
+                              <int>nh, j0, r, step, counter_word3(0, 0), key)
+                if sparse_on:
+                    for j in range(j0, j0 + nh):
+                        acc = 0
+                        for r in range(bsz):
+                            acc = acc + A[r * H + j]
+                            A[r * H + j] = A[r * H + j] * pos_scale
+                        activity[j] = sp_decay * activity[j] + (1 - sp_decay) * (acc / bsz)
+
+            for s in range(1, cfg.k + 1):
+                # visible draw from the chain's hidden state
+                for blk in prange(n_vblocks, schedule='dynamic'):
+                    i0 = blk * UNIT_BLOCK
+                    nv = D - i0
+                    if nv > UNIT_BLOCK:
+                        nv = UNIT_BLOCK
+                    gemm(False, False, <int>nv, <int>nneg, H, 1, W + i0, D, hchain, H, 0,
+                         V + bsz * D + i0, D)
+                    for r in range(nneg):
+                        row_ptr = V + (bsz + r) * D + i0
+                        bernoulli(row_ptr, vbias + i0, 1, row_ptr, <int>nv, i0, r, step,
+                                  counter_word3(0, 2 * s - 1), key)
+                    if sparse_on and s == 1:
+                        for i in range(i0, i0 + nv):
+                            acc = 0
+                            for r in range(bsz):
+                                acc = acc + V[r * D + i]
+                            vbar[i] = acc / bsz
+                # hidden probabilities (and draw) from the new visible state
+                for blk in prange(n_hblocks, schedule='dynamic'):
+                    j0 = blk * UNIT_BLOCK
+                    nh = H - j0
+                    if nh > UNIT_BLOCK:
+                        nh = UNIT_BLOCK
+                    gemm(True, False, <int>nh, <int>nneg, D, 1, W + j0 * D, D, V + bsz * D, D,
+                         0, A + bsz * H + j0, H)
+                    for r in range(nneg):
+                        if s == cfg.k:
+                            # last step: negative statistics; PCD also draws the
+                            # chain's next hidden state
+                            bernoulli(A + (bsz + r) * H + j0, hbias + j0, neg_scale,
+                                      hchain + r * H + j0 if cfg.persistent else NULL,
+                                      <int>nh, j0, r, step, counter_word3(0, 2 * s), key)
+                        else:
+                            bernoulli(A + (bsz + r) * H + j0, hbias + j0, 1,
+                                      hchain + r * H + j0, <int>nh, j0, r, step,
+                                      counter_word3(0, 2 * s), key)
+
+            # update: W += A^T V as one GEMM over the stacked statistics, per
+            # block of hidden units; biases alongside
+            K = bsz + nneg
+            for blk in prange(n_hblocks + n_vblocks, schedule='dynamic'):
+                if blk < n_hblocks:
+                    j0 = blk * UNIT_BLOCK
+                    nh = H - j0
+                    if nh > UNIT_BLOCK:
+                        nh = UNIT_BLOCK
+                    if W_vel == NULL:
+                        if elementwise:
+                            for j in range(j0, j0 + nh):
+                                pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+                                for i in range(D):
+                                    w = W[j * D + i]
+                                    sgn = (w > 0) - (w < 0)
+                                    W[j * D + i] = w - lr * (wd * w + l1 * sgn) + (pen * vbar[i] if sparse_on else 0)
+                        gemm(False, True, D, <int>nh, <int>K, 1, V, D, A + j0, H, 1, W + j0 * D, D)
+                    else:
+                        gemm(False, True, D, <int>nh, <int>K, 1, V, D, A + j0, H, mom,
+                             W_vel + j0 * D, D)
+                        for j in range(j0, j0 + nh):
+                            pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+                            for i in range(D):
+                                w = W[j * D + i]
+                                if elementwise:
+                                    sgn = (w > 0) - (w < 0)
+                                    W_vel[j * D + i] = W_vel[j * D + i] - lr * (wd * w + l1 * sgn) + (pen * vbar[i] if sparse_on else 0)
+                                W[j * D + i] = w + W_vel[j * D + i]
+                    for j in range(j0, j0 + nh):
+                        acc = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+                        for r in range(K):
+                            acc = acc + A[r * H + j]
+                        if hbias_vel == NULL:
+                            hbias[j] = hbias[j] + acc
+                        else:
+                            hbias_vel[j] = mom * hbias_vel[j] + acc
+                            hbias[j] = hbias[j] + hbias_vel[j]
+                else:
+                    i0 = (blk - n_hblocks) * UNIT_BLOCK
+                    nv = D - i0
+                    if nv > UNIT_BLOCK:
+                        nv = UNIT_BLOCK
+                    for i in range(i0, i0 + nv):
+                        acc = 0
+                        for r in range(bsz):
+                            acc = acc + V[r * D + i]
+                        acc2 = 0
+                        for r in range(bsz, K):
+                            acc2 = acc2 + V[r * D + i]
+                        acc = lr * (acc / bsz - acc2 / nneg)
+                        if vbias_vel == NULL:
+                            vbias[i] = vbias[i] + acc
+                        else:
+                            vbias_vel[i] = mom * vbias_vel[i] + acc
+                            vbias[i] = vbias[i] + vbias_vel[i]
+
+
+def _ptr_or_null(arr):
+    return arr is not None
+
+
+def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
+              floating[::1] vbias, floating[::1] hbias, chains, W_vel, vbias_vel,
+              hbias_vel, floating[::1] activity, workspace, config, key,
+              unsigned long step0, int n_threads):
+    """Run CD-k / PCD-k minibatch updates over ``X[order]`` in place.
+
+    Parameters
+    ----------
+    X : ndarray or scipy CSR, shape (n_samples, n_features)
+        Validated input (float32/float64 in [0, 1], uint8, bool).
+    order : ndarray of intp
+        Row indices; batch ``t`` is ``order[t*batch_size:(t+1)*batch_size]``.
+    batch_size : int
+        Rows per minibatch, and number of persistent chains for PCD.
+    W, vbias, hbias : arrays of the model dtype
+        Parameters, updated in place.
+    chains : ndarray (batch_size, n_hidden) or None
+        Persistent hidden states (PCD) updated in place; None for CD.
+    W_vel, vbias_vel, hbias_vel : arrays or None
+        Momentum buffers (None when momentum is off).
+    activity : ndarray (n_hidden,)
+        Running mean hidden activity for the sparsity penalty.
+    workspace : dict
+        Buffers from :func:`make_workspace`.
+    config : object
+        Has k, persistent, learning_rate, momentum, weight_decay, l1,
+        sparsity_target, sparsity_cost, sparsity_decay.
+    key : ndarray of uint32, shape (2,)
+        Philox key.
+    step0 : int
+        Update index of the first minibatch (counter word c2).
+    n_threads : int
+        OpenMP threads.
+    """
+    cdef DataSource source = DataSource(X)
+    cdef TrainConfig cfg
+    cdef Py_ssize_t[::1] order_view = np.ascontiguousarray(order, dtype=np.intp)
+    cdef uint32_t key_words[2]
+    cdef int D = W.shape[1], H = W.shape[0]
+    cdef floating[:, ::1] V = workspace["V"]
+    cdef floating[:, ::1] A = workspace["A"]
+    cdef floating[:, ::1] Hs = workspace["Hs"]
+    cdef floating[::1] vbar = workspace["vbar"]
+    cdef floating[:, ::1] chains_v
+    cdef floating[:, ::1] W_vel_v
+    cdef floating[::1] vb_vel_v, hb_vel_v
+    cdef floating *chains_p = NULL
+    cdef floating *W_vel_p = NULL
+    cdef floating *vb_vel_p = NULL
+    cdef floating *hb_vel_p = NULL
+    if V.shape[0] < 2 * batch_size or V.shape[1] != D or A.shape[1] != H:
+        raise ValueError("workspace does not match the model and batch size")
+    cfg.k = config.k
+    cfg.persistent = bool(config.persistent)
+    cfg.learning_rate = config.learning_rate
+    cfg.momentum = config.momentum
+    cfg.weight_decay = config.weight_decay
+    cfg.l1 = config.l1
+    cfg.sparsity_target = config.sparsity_target
+    cfg.sparsity_cost = config.sparsity_cost
+    cfg.sparsity_decay = config.sparsity_decay
+    if cfg.persistent:
+        chains_v = chains
+        if chains_v.shape[0] != batch_size or chains_v.shape[1] != H:
+            raise ValueError("persistent chains must have shape (batch_size, n_components)")
+        chains_p = &chains_v[0, 0]
+    if W_vel is not None:
+        W_vel_v = W_vel
+        vb_vel_v = vbias_vel
+        hb_vel_v = hbias_vel
+        W_vel_p = &W_vel_v[0, 0]
+        vb_vel_p = &vb_vel_v[0]
+        hb_vel_p = &hb_vel_v[0]
+    key_words[0] = key[0]
+    key_words[1] = key[1]
+    if order_view.shape[0] == 0:
+        return
+    with nogil:
+        cd_minibatches(&source.src, &order_view[0], order_view.shape[0], batch_size,
+                       &W[0, 0], &vbias[0], &hbias[0], chains_p, W_vel_p, vb_vel_p,
+                       hb_vel_p, &activity[0], &V[0, 0], &A[0, 0], &Hs[0, 0], &vbar[0],
+                       D, H, cfg, <uint32_t>step0, key_words, n_threads)
+
+
+def make_workspace(int n_features, int n_components, int batch_size, dtype):
+    """Buffers for :func:`cd_update`, allocated once per fit."""
+    return {
+        "V": np.empty((2 * batch_size, n_features), dtype=dtype),
+        "A": np.empty((2 * batch_size, n_components), dtype=dtype),
+        "Hs": np.empty((batch_size, n_components), dtype=dtype),
+        "vbar": np.zeros(n_features, dtype=dtype),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Row-blocked operations: transform, free energy, Gibbs chains
+# ---------------------------------------------------------------------------
+
+cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
+                      const floating *hbias, const floating *vbias, floating *out,
+                      floating *scratch, const Py_ssize_t *flip, int D, int H,
+                      int mode, int n_threads) noexcept nogil:
+    """Per block of ROW_BLOCK rows: gather, one GEMM, then per mode
+    0: out (n, H) = sigmoid(v W^T + c)
+    1: out (n,)   = free energy  -v.b - sum_j softplus(c_j + W_j.v)
+    flip (may be NULL): column whose bit is flipped in each row first.
+    """
+    cdef Py_ssize_t n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
+    cdef Py_ssize_t blk, r0, nr, r, j, i
+    cdef floating *v
+    cdef floating *pre
+    cdef floating x, acc
+    cdef int tid
+    for blk in prange(n_blocks, schedule='dynamic', num_threads=n_threads):
+        tid = threadid()
+        v = scratch + tid * ROW_BLOCK * (D + H)
+        pre = v + ROW_BLOCK * D
+        r0 = blk * ROW_BLOCK
+        nr = n_rows - r0
+        if nr > ROW_BLOCK:
+            nr = ROW_BLOCK
+        for r in range(nr):
+            gather_row(src, r0 + r, v + r * D)
+            if flip != NULL:
+                v[r * D + flip[r0 + r]] = 1 - v[r * D + flip[r0 + r]]
+        if mode == 0:
+            gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, out + r0 * H, H)
+            for r in range(nr):
+                for j in range(H):
+                    if floating is float:
+                        out[(r0 + r) * H + j] = fr_sigmoidf(out[(r0 + r) * H + j] + hbias[j])
+                    else:
+                        out[(r0 + r) * H + j] = fr_sigmoid(out[(r0 + r) * H + j] + hbias[j])
+        else:
+            gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, pre, H)
+            for r in range(nr):
+                acc = 0
+                for i in range(D):
+                    acc = acc - v[r * D + i] * vbias[i]
+                for j in range(H):
+                    x = pre[r * H + j] + hbias[j]
+                    # softplus(x) = max(x, 0) + log1p(exp(-|x|)), stable
+                    acc = acc - ((x if x > 0 else 0) + <floating>log1p(exp(-fabs(x))))
+                out[r0 + r] = acc
+
+
+def _scratch(n_threads, D, H, dtype):
+    return np.empty(max(n_threads, 1) * ROW_BLOCK * (D + H), dtype=dtype)
+
+
+def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads):
+    """P(h = 1 | v) for every row of X, shape (n_samples, n_components)."""
+    cdef DataSource source = DataSource(X)
+    cdef int H = W.shape[0], D = W.shape[1]
+    cdef Py_ssize_t n = X.shape[0]
+    dtype = np.float32 if floating is float else np.float64
+    out_arr = np.empty((n, H), dtype=dtype)
+    if n == 0:
+        return out_arr
+    cdef floating[:, ::1] out = out_arr
+    cdef floating[::1] scratch = _scratch(n_threads, D, H, dtype)
+    with nogil:
+        hidden_rows(&source.src, n, &W[0, 0], &hbias[0], NULL, &out[0, 0], &scratch[0],
+                    NULL, D, H, 0, n_threads)
+    return out_arr
+
+
+def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
+                int n_threads, flip=None):
+    """Free energy F(v) = -v.b - sum_j softplus(c_j + W_j.v) of every row.
+
+    ``flip`` (intp array, one column per row) flips that bit of each row first:
+    the pseudo-likelihood needs F of the flipped rows without copying X.
+    """
+    cdef DataSource source = DataSource(X)
+    cdef int H = W.shape[0], D = W.shape[1]
+    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t[::1] flip_v
+    cdef const Py_ssize_t *flip_p = NULL
+    dtype = np.float32 if floating is float else np.float64
+    out_arr = np.empty(n, dtype=dtype)
+    if n == 0:
+        return out_arr
+    cdef floating[::1] out = out_arr
+    cdef floating[::1] scratch = _scratch(n_threads, D, H, dtype)
+    if flip is not None:
+        flip_v = np.ascontiguousarray(flip, dtype=np.intp)
+        flip_p = &flip_v[0]
+    with nogil:
+        hidden_rows(&source.src, n, &W[0, 0], &hbias[0], &vbias[0], &out[0], &scratch[0],
+                    flip_p, D, H, 1, n_threads)
+    return out_arr
+
+
+def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbias,
+                  int n_threads):
+    """P(v = 1 | h) for every row of ``hidden``, shape (n_samples, n_features)."""
+    cdef int H = W.shape[0], D = W.shape[1]
+    cdef Py_ssize_t n = hidden.shape[0]
+    cdef Py_ssize_t n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    cdef Py_ssize_t blk, r0, nr, r, i
+    dtype = np.float32 if floating is float else np.float64
+    out_arr = np.empty((n, D), dtype=dtype)
+    if n == 0:
+        return out_arr
+    cdef floating[:, ::1] out = out_arr
+    for blk in prange(n_blocks, schedule='dynamic', num_threads=n_threads, nogil=True):
+        r0 = blk * ROW_BLOCK
+        nr = n - r0
+        if nr > ROW_BLOCK:
+            nr = ROW_BLOCK
+        gemm(False, False, D, <int>nr, H, 1, &W[0, 0], D, &hidden[r0, 0], H, 0, &out[r0, 0], D)
+        for r in range(r0, r0 + nr):
+            for i in range(D):
+                if floating is float:
+                    out[r, i] = fr_sigmoidf(out[r, i] + vbias[i])
+                else:
+                    out[r, i] = fr_sigmoid(out[r, i] + vbias[i])
+    return out_arr
+
+
+cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
+                     const floating *vbias, const floating *hbias, floating *out,
+                     floating *scratch, int D, int H, int k, uint32_t step, uint32_t stream,
+                     const uint32_t *key, int n_threads) noexcept nogil:
+    """k steps v -> h -> v of Gibbs sampling from every row; the final visible
+    samples go to out (n, D).  Row r of the input uses counter row r."""
+    cdef Py_ssize_t n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
+    cdef Py_ssize_t blk, r0, nr, r
+    cdef int s, tid
+    cdef floating *v
+    cdef floating *h
+    for blk in prange(n_blocks, schedule='dynamic', num_threads=n_threads):
+        tid = threadid()
+        h = scratch + tid * ROW_BLOCK * (D + H)
+        r0 = blk * ROW_BLOCK
+        nr = n_rows - r0
+        if nr > ROW_BLOCK:
+            nr = ROW_BLOCK
+        v = out + r0 * D
+        for r in range(nr):
+            gather_row(src, r0 + r, v + r * D)
+        for s in range(1, k + 1):
+            gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, h, H)
+            for r in range(nr):
+                bernoulli(h + r * H, hbias, 1, h + r * H, H, 0, r0 + r, step,
+                          counter_word3(stream, 2 * s - 2), key)
+            gemm(False, False, D, <int>nr, H, 1, W, D, h, H, 0, v, D)
+            for r in range(nr):
+                bernoulli(v + r * D, vbias, 1, v + r * D, D, 0, r0 + r, step,
+                          counter_word3(stream, 2 * s - 1), key)
+
+
+def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k,
+          key, unsigned long step, unsigned int stream, int n_threads):
+    """Visible samples after ``k`` Gibbs steps v -> h -> v started at each row of X."""
+    cdef DataSource source = DataSource(X)
+    cdef int H = W.shape[0], D = W.shape[1]
+    cdef Py_ssize_t n = X.shape[0]
+    cdef uint32_t key_words[2]
+    dtype = np.float32 if floating is float else np.float64
+    out_arr = np.empty((n, D), dtype=dtype)
+    if n == 0:
+        return out_arr
+    cdef floating[:, ::1] out = out_arr
+    cdef floating[::1] scratch = _scratch(n_threads, D, H, dtype)
+    key_words[0] = key[0]
+    key_words[1] = key[1]
+    with nogil:
+        gibbs_rows(&source.src, n, &W[0, 0], &vbias[0], &hbias[0], &out[0, 0],
+                   &scratch[0], D, H, k, <uint32_t>step, stream, key_words, n_threads)
+    return out_arr
+
+
+# ---------------------------------------------------------------------------
+# Direct access to the generator and the fused sampler (tests, other engines)
+# ---------------------------------------------------------------------------
+
+def philox4x32_10(counters, key):
+    """Philox4x32-10 blocks: ``counters`` (n, 4) uint32, ``key`` (2,) uint32."""
+    cdef uint32_t[:, ::1] ctr = np.ascontiguousarray(counters, dtype=np.uint32)
+    cdef uint32_t[::1] key_v = np.ascontiguousarray(key, dtype=np.uint32)
+    out_arr = np.empty((ctr.shape[0], 4), dtype=np.uint32)
+    cdef uint32_t[:, ::1] out = out_arr
+    cdef Py_ssize_t i
+    for i in range(ctr.shape[0]):
+        fr_philox4x32_10(&ctr[i, 0], &key_v[0], &out[i, 0])
+    return out_arr
+
+
+def bernoulli_sample(floating[:, ::1] activation, floating[::1] bias, key,
+                     unsigned long step, unsigned int stream, unsigned int phase):
+    """The fused kernel alone: returns (proba, sample) for
+    proba = sigmoid(activation + bias), row r drawn with counter row r."""
+    cdef Py_ssize_t n = activation.shape[0], m = activation.shape[1], r
+    cdef uint32_t key_words[2]
+    dtype = np.float32 if floating is float else np.float64
+    proba_arr = np.array(activation, dtype=dtype, copy=True)
+    sample_arr = np.empty_like(proba_arr)
+    if n == 0 or m == 0:
+        return proba_arr, sample_arr
+    cdef floating[:, ::1] proba = proba_arr
+    cdef floating[:, ::1] sample = sample_arr
+    key_words[0] = key[0]
+    key_words[1] = key[1]
+    with nogil:
+        for r in range(n):
+            bernoulli(&proba[r, 0], &bias[0], 1, &sample[r, 0], <int>m, 0, r,
+                      <uint32_t>step, counter_word3(stream, phase), key_words)
+    return proba_arr, sample_arr

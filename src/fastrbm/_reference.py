@@ -1,0 +1,162 @@
+"""Plain NumPy engine: the definition of correct.
+
+Short and obviously right, written for tests and benchmarks, never used by the
+estimators on their own.  It draws the same Philox4x32-10 stream as the C
+engine (the counter layout is documented in ``_kernels.h`` and the README), so
+for the same key both engines make the same draws and their results agree to
+floating-point rounding.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+PHILOX_M0 = np.uint64(0xD2511F53)
+PHILOX_M1 = np.uint64(0xCD9E8D57)
+PHILOX_W0 = np.uint32(0x9E3779B9)
+PHILOX_W1 = np.uint32(0xBB67AE85)
+MASK32 = np.uint64(0xFFFFFFFF)
+
+STREAM_TRAIN = 0
+STREAM_SAMPLE = 1
+STREAM_MONITOR = 2
+
+
+def philox4x32_10(counters, key):
+    """Philox4x32-10 blocks: ``counters`` (n, 4) uint32, ``key`` (2,) uint32."""
+    c = np.array(counters, dtype=np.uint32).reshape(-1, 4).astype(np.uint64)
+    k0, k1 = (np.uint64(w) for w in np.asarray(key, dtype=np.uint32))
+    c0, c1, c2, c3 = c[:, 0], c[:, 1], c[:, 2], c[:, 3]
+    for _ in range(10):
+        p0 = PHILOX_M0 * c0
+        p1 = PHILOX_M1 * c2
+        c0, c1, c2, c3 = ((p1 >> np.uint64(32)) ^ c1 ^ k0, p1 & MASK32,
+                          (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & MASK32)
+        k0 = (k0 + np.uint64(PHILOX_W0)) & MASK32
+        k1 = (k1 + np.uint64(PHILOX_W1)) & MASK32
+    return np.stack([c0, c1, c2, c3], axis=1).astype(np.uint32)
+
+
+def counter_word3(stream, phase):
+    return (stream << 24) | (phase & 0xFFFFFF)
+
+
+def uniforms(key, rows, n_cols, step, stream, phase, dtype):
+    """Uniforms of the given rows and columns 0..n_cols-1 (see _kernels.h)."""
+    rows = np.asarray(rows, dtype=np.uint32)
+    n_blocks = (n_cols + 3) // 4
+    ctr = np.empty((rows.size, n_blocks, 4), dtype=np.uint32)
+    ctr[..., 0] = np.arange(n_blocks, dtype=np.uint32)
+    ctr[..., 1] = rows[:, None]
+    ctr[..., 2] = np.uint32(step & 0xFFFFFFFF)
+    ctr[..., 3] = counter_word3(stream, phase)
+    words = philox4x32_10(ctr.reshape(-1, 4), key).reshape(rows.size, -1)[:, :n_cols]
+    if np.dtype(dtype) == np.float32:
+        return (words >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+    return words.astype(np.float64) * 2.0 ** -32
+
+
+def sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def bernoulli_sample(activation, bias, key, step, stream, phase):
+    """(proba, sample) with proba = sigmoid(activation + bias); row r uses counter row r."""
+    proba = sigmoid(activation + bias)
+    u = uniforms(key, np.arange(len(proba)), proba.shape[1], step, stream, phase, proba.dtype)
+    return proba, (u < proba).astype(proba.dtype)
+
+
+def _draw(proba, rows, key, step, stream, phase):
+    u = uniforms(key, rows, proba.shape[1], step, stream, phase, proba.dtype)
+    return (u < proba).astype(proba.dtype)
+
+
+def to_dense(X, rows, dtype):
+    """Rows of X as floats: uint8 means intensity / 255, bool means 0/1."""
+    part = X[rows]
+    if sp.issparse(part):
+        data_dtype = part.dtype
+        part = part.toarray()
+        part = part.astype(data_dtype, copy=False)
+    if part.dtype == np.uint8:
+        return part.astype(dtype) / np.asarray(255, dtype=dtype)
+    return part.astype(dtype)
+
+
+def make_workspace(n_features, n_components, batch_size, dtype):
+    """The reference needs no buffers."""
+    return {}
+
+
+def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
+              activity, workspace, config, key, step0, n_threads):
+    """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see _gibbs.cd_update)."""
+    dtype = W.dtype
+    lr = dtype.type(config.learning_rate)
+    mom = dtype.type(config.momentum)
+    for t, start in enumerate(range(0, len(order), batch_size)):
+        rows = order[start:start + batch_size]
+        step = step0 + t
+        v_data = to_dense(X, rows, dtype)
+        n_pos = len(rows)
+        hidden_data = sigmoid(v_data @ W.T + hbias)
+        if config.persistent:
+            h = chains.copy()
+        else:
+            h = _draw(hidden_data, np.arange(n_pos), key, step, STREAM_TRAIN, 0)
+        n_neg = len(h)
+        for s in range(1, config.k + 1):
+            v = _draw(sigmoid(h @ W + vbias), np.arange(n_neg), key, step, STREAM_TRAIN, 2 * s - 1)
+            hidden_model = sigmoid(v @ W.T + hbias)
+            if s < config.k or config.persistent:
+                h = _draw(hidden_model, np.arange(n_neg), key, step, STREAM_TRAIN, 2 * s)
+        if config.persistent:
+            chains[...] = h
+
+        grad_W = lr * (hidden_data.T @ v_data / n_pos - hidden_model.T @ v / n_neg)
+        grad_W -= lr * (config.weight_decay * W + config.l1 * np.sign(W))
+        grad_h = lr * (hidden_data.mean(0) - hidden_model.mean(0))
+        grad_v = lr * (v_data.mean(0) - v.mean(0))
+        if config.sparsity_cost > 0:
+            decay = config.sparsity_decay
+            activity[...] = decay * activity + (1 - decay) * hidden_data.mean(0)
+            penalty = lr * config.sparsity_cost * (config.sparsity_target - activity)
+            grad_W += np.outer(penalty, v_data.mean(0))
+            grad_h += penalty
+        for param, velocity, grad in ((W, W_vel, grad_W), (hbias, hbias_vel, grad_h),
+                                      (vbias, vbias_vel, grad_v)):
+            if velocity is None:
+                param += grad.astype(dtype)
+            else:
+                velocity *= mom
+                velocity += grad.astype(dtype)
+                param += velocity
+
+
+def hidden_proba(X, W, hbias, n_threads):
+    """P(h = 1 | v) for every row of X."""
+    return sigmoid(to_dense(X, slice(None), W.dtype) @ W.T + hbias)
+
+
+def visible_proba(hidden, W, vbias, n_threads):
+    """P(v = 1 | h) for every row of ``hidden``."""
+    return sigmoid(hidden @ W + vbias)
+
+
+def free_energy(X, W, vbias, hbias, n_threads, flip=None):
+    """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first."""
+    v = to_dense(X, slice(None), W.dtype)
+    if flip is not None:
+        idx = (np.arange(len(v)), np.asarray(flip))
+        v[idx] = 1 - v[idx]
+    return -(v @ vbias) - np.logaddexp(0, v @ W.T + hbias).sum(axis=1)
+
+
+def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads):
+    """Visible samples after k Gibbs steps v -> h -> v from every row of X."""
+    v = to_dense(X, slice(None), W.dtype)
+    rows = np.arange(len(v))
+    for s in range(1, k + 1):
+        h = _draw(sigmoid(v @ W.T + hbias), rows, key, step, stream, 2 * s - 2)
+        v = _draw(sigmoid(h @ W + vbias), rows, key, step, stream, 2 * s - 1)
+    return v

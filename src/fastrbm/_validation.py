@@ -1,0 +1,83 @@
+"""Input rules (DESIGN.md): what X may be, and the errors for what it may not.
+
+- float32 / float64 in [0, 1] are used as they are (no copy, any memory order,
+  read-only allowed);
+- uint8 means intensity / 255 and bool means 0/1, converted batch by batch by
+  the engine, never as a whole;
+- SciPy CSR with such data is used as it is; other sparse formats are
+  converted to CSR;
+- other real dtypes (int64, float16, object arrays of numbers, ...) are
+  converted to the model's float dtype (a copy) and then checked;
+- NaN / inf, values outside [0, 1], complex, non-numeric, empty, wrong ndim
+  and a wrong feature count raise ValueError or TypeError saying what and where.
+"""
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.validation import validate_data
+
+from . import _gibbs
+from ._backend import is_cupy_array
+
+NATIVE_DTYPES = (np.float32, np.float64, np.uint8, np.bool_)
+
+
+def _first_invalid(X):
+    return _gibbs.find_invalid(_gibbs.DataSource(X))
+
+
+def model_dtype_for(X, dtype):
+    """The model's float dtype: ``dtype`` if given, else float64 only for float64 input."""
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32, float64 or None, got {dtype}")
+        return dtype
+    return np.dtype(np.float64) if X.dtype == np.float64 else np.dtype(np.float32)
+
+
+def check_X(estimator, X, *, reset, dtype=None, name="X"):
+    """Validate X for ``estimator`` (feature count, finiteness, range).
+
+    Returns X as a NumPy array or SciPy CSR matrix whose dtype the engine
+    reads directly.  ``dtype`` is the model's float dtype, used only for
+    inputs that must be converted anyway.
+    """
+    if is_cupy_array(X):
+        raise TypeError(
+            "CuPy arrays are not supported by this version of fastrbm (the GPU "
+            "engine is not implemented yet); pass a NumPy array or SciPy CSR matrix."
+        )
+    if isinstance(X, np.ndarray) and X.dtype.kind == "c" or (
+        sp.issparse(X) and X.dtype.kind == "c"
+    ):
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}.")
+    if isinstance(X, np.ndarray) and X.dtype.kind in "USV":
+        raise TypeError(
+            f"{name} must be numeric; got an array of dtype {X.dtype} "
+            "(strings or raw bytes)."
+        )
+    X = validate_data(
+        estimator, X, reset=reset, accept_sparse="csr", dtype=None, order=None,
+        copy=False, ensure_min_samples=1, ensure_min_features=1,
+        ensure_all_finite=True, input_name=name,
+    )
+    if X.dtype not in NATIVE_DTYPES:
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {X.dtype}.")
+        X = X.astype(dtype or np.float64)
+    if sp.issparse(X) and not X.has_canonical_format:
+        # duplicate entries would be overwritten, not summed, by the row gather;
+        # canonicalise a copy, never the caller's matrix
+        X = X.copy()
+        X.sum_duplicates()
+    bad = _first_invalid(X)
+    if bad is not None:
+        row, col, value = bad
+        if value is None:
+            raise ValueError(f"{name} is a malformed CSR matrix: row {row} has column "
+                             f"index {col} outside [0, {X.shape[1]}).")
+        raise ValueError(
+            f"{name} must contain values in [0, 1] (or be uint8 intensities 0-255, or "
+            f"bool); found {value!r} at row {row}, column {col}."
+        )
+    return X

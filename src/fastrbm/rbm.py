@@ -1,0 +1,516 @@
+"""Restricted Boltzmann Machine estimators."""
+import numbers
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from ._backend import get_engine, kernel_threads, resolve_n_threads
+from ._validation import check_X, model_dtype_for
+
+STREAM_SAMPLE = 1
+STREAM_MONITOR = 2
+MONITOR_ROWS = 256
+# visible biases start at logit(p) with p clipped away from 0 and 1 (Hinton's
+# guide, section 8); unclipped, an always-off pixel would get bias -inf
+INIT_P_CLIP = 1e-3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one engine call (see ``_gibbs.cd_update``)."""
+
+    k: int
+    persistent: bool
+    learning_rate: float
+    momentum: float
+    weight_decay: float
+    l1: float
+    sparsity_target: float
+    sparsity_cost: float
+    sparsity_decay: float = 0.9
+
+
+def _seed_sequence(random_state):
+    """A SeedSequence from ``random_state`` (None, int, RandomState or Generator)."""
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, numbers.Integral):
+        return np.random.SeedSequence(int(random_state))
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.SeedSequence(random_state.randint(0, 2**32, size=4, dtype=np.uint64))
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(random_state.integers(0, 2**32, size=4, dtype=np.uint64))
+    raise ValueError(f"random_state must be None, an int, a RandomState or a Generator; "
+                     f"got {random_state!r}")
+
+
+class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Bernoulli Restricted Boltzmann Machine trained with CD-k or PCD-k.
+
+    A drop-in replacement for :class:`sklearn.neural_network.BernoulliRBM`:
+    the same constructor arguments and fitted attributes with the same
+    meanings, plus CD-k, momentum, weight decay, L1, a sparsity target,
+    shuffling, multithreading and a per-epoch history.  Training runs whole
+    epochs in compiled, OpenMP-parallel kernels; results are bit-identical for
+    a given ``random_state`` whatever ``n_jobs`` is.
+
+    Parameters
+    ----------
+    n_components : int, default=256
+        Number of hidden units.
+    learning_rate : float, default=0.1
+        Step size; the gradient is averaged over the minibatch.
+    batch_size : int, default=10
+        Rows per minibatch (and number of persistent chains for PCD).
+    n_iter : int, default=10
+        Number of epochs (passes over the training data).
+    verbose : int, default=0
+        Print one line per epoch (pseudo-likelihood, reconstruction error, time).
+    random_state : int, RandomState, Generator or None, default=None
+        Seeds the initial weights, the shuffling and the Philox4x32-10 key of
+        every Gibbs draw.
+    k : int, default=1
+        Gibbs steps per update (CD-k / PCD-k).
+    method : {'pcd', 'cd'}, default='pcd'
+        Persistent contrastive divergence (scikit-learn's algorithm) or CD-k
+        (chains restart at the data).
+    momentum : float or callable, default=0.0
+        Momentum coefficient, or a function ``epoch -> momentum`` for a
+        schedule (e.g. ``lambda e: 0.5 if e < 5 else 0.9``, Hinton 2010).
+    weight_decay : float, default=0.0
+        L2 penalty on the weights (not the biases).
+    l1 : float, default=0.0
+        L1 penalty on the weights.
+    sparsity_target : float, default=0.1
+        Target mean activation of the hidden units.
+    sparsity_cost : float, default=0.0
+        Strength of the sparsity penalty (0 turns it off).
+    shuffle : bool, default=True
+        Reshuffle the rows every epoch.  scikit-learn never shuffles; ordered
+        data (e.g. sorted by class) then biases each epoch's last updates.
+    n_jobs : int or None, default=None
+        OpenMP threads; None uses what OpenMP allows (``OMP_NUM_THREADS``,
+        threadpoolctl), -1 all cores.
+    dtype : {None, numpy.float32, numpy.float64}, default=None
+        Floating type of the model.  None means float64 for float64 input and
+        float32 for everything else (float32, uint8, bool, CSR of those).
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Weight matrix W; ``W[j, i]`` connects hidden unit j and visible unit i.
+    intercept_hidden_ : ndarray of shape (n_components,)
+        Hidden biases.
+    intercept_visible_ : ndarray of shape (n_features,)
+        Visible biases, initialised to logit of the training data's means.
+    h_samples_ : ndarray of shape (batch_size, n_components)
+        Hidden states of the persistent chains (PCD).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of str
+        Feature names, when X had them.
+    history_ : list of dict
+        One entry per epoch: ``epoch``, ``reconstruction_error`` (mean squared
+        error of the mean-field reconstruction), ``pseudo_likelihood`` (mean
+        of :meth:`score_samples`), both on a fixed subset of at most 256
+        training rows, and ``seconds``.
+    n_updates_ : int
+        Minibatch updates made so far (the Philox step counter).
+
+    Notes
+    -----
+    Differences from scikit-learn: ``shuffle=True`` by default; visible biases
+    start at logit(p) of the data instead of 0 (Hinton's guide, section 8);
+    ``partial_fit`` splits its input into minibatches of ``batch_size`` rows
+    instead of making one update with all of it; the model keeps float32 for
+    float32/uint8/bool input.
+    """
+
+    def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
+                 verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
+                 weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
+                 shuffle=True, n_jobs=None, dtype=None):
+        self.n_components = n_components
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.verbose = verbose
+        self.random_state = random_state
+        self.k = k
+        self.method = method
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.l1 = l1
+        self.sparsity_target = sparsity_target
+        self.sparsity_cost = sparsity_cost
+        self.shuffle = shuffle
+        self.n_jobs = n_jobs
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ checks
+    def _check_params(self):
+        def positive_int(name):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+        def nonneg_float(name, upper=None):
+            value = getattr(self, name)
+            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                    or not np.isfinite(value) or value < 0 or (upper and value > upper)):
+                bound = f" and <= {upper}" if upper else ""
+                raise ValueError(f"{name} must be a finite float >= 0{bound}, got {value!r}")
+
+        for name in ("n_components", "batch_size", "k"):
+            positive_int(name)
+        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 0:
+            raise ValueError(f"n_iter must be an integer >= 0, got {self.n_iter!r}")
+        for name in ("learning_rate", "weight_decay", "l1", "sparsity_cost"):
+            nonneg_float(name)
+        nonneg_float("sparsity_target", upper=1)
+        if self.method not in ("pcd", "cd"):
+            raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
+        if not callable(self.momentum):
+            self._momentum_at(0)
+        resolve_n_threads(self.n_jobs)
+
+    def _momentum_at(self, epoch):
+        value = self.momentum(epoch) if callable(self.momentum) else self.momentum
+        if not isinstance(value, numbers.Real) or not 0 <= value < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {value!r} at epoch {epoch}")
+        return float(value)
+
+    def _params(self):
+        """(W, visible bias, hidden bias) as C-contiguous arrays of the model dtype.
+
+        Users may assign fitted attributes; anything assigned is converted
+        once here and stored back, so the model then uses it.
+        """
+        check_is_fitted(self, "components_")
+        dtype = self._dtype
+        W = np.ascontiguousarray(self.components_, dtype=dtype)
+        vbias = np.ascontiguousarray(self.intercept_visible_, dtype=dtype).ravel()
+        hbias = np.ascontiguousarray(self.intercept_hidden_, dtype=dtype).ravel()
+        if W.ndim != 2 or vbias.shape != (W.shape[1],) or hbias.shape != (W.shape[0],):
+            raise ValueError(
+                f"inconsistent parameters: components_ {W.shape}, intercept_visible_ "
+                f"{vbias.shape}, intercept_hidden_ {hbias.shape}")
+        self.components_, self.intercept_visible_, self.intercept_hidden_ = W, vbias, hbias
+        return W, vbias, hbias
+
+    @property
+    def _dtype(self):
+        return np.asarray(self.components_).dtype if np.asarray(
+            self.components_).dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+    def _validate(self, X, reset):
+        dtype = None if reset else self._dtype
+        if reset:
+            return check_X(self, X, reset=True, dtype=self.dtype)
+        return check_X(self, X, reset=False, dtype=dtype)
+
+    # ------------------------------------------------------------- training
+    def _initialize(self, X):
+        """Fresh parameters and state for X (already validated)."""
+        dtype = model_dtype_for(X, self.dtype)
+        n_features = X.shape[1]
+        seq = _seed_sequence(self.random_state)
+        self._seed_words = seq.generate_state(4, np.uint32)
+        self._key = self._seed_words[:2].copy()
+        init_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words, spawn_key=(0,)))
+        self.components_ = np.ascontiguousarray(
+            init_rng.normal(0, 0.01, (self.n_components, n_features)).astype(dtype))
+        self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
+        p = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+        if X.dtype == np.uint8:
+            p /= 255.0
+        p = np.clip(p, INIT_P_CLIP, 1 - INIT_P_CLIP)
+        self.intercept_visible_ = np.log(p / (1 - p)).astype(dtype)
+        self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
+        self.n_updates_ = 0
+        self.n_epochs_ = 0
+        self.history_ = []
+        self._velocity = None
+        self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
+        self._sample_calls = 0
+
+    def _train_state(self, W, momentum):
+        """Momentum buffers, chains and sparsity state matching the parameters."""
+        dtype, (H, D) = W.dtype, W.shape
+        if momentum > 0 and (self._velocity is None or self._velocity[0].shape != W.shape
+                             or self._velocity[0].dtype != dtype):
+            self._velocity = (np.zeros_like(W), np.zeros(D, dtype), np.zeros(H, dtype))
+        chains = None
+        if self.method == "pcd":
+            chains = np.ascontiguousarray(self.h_samples_, dtype=dtype)
+            if chains.shape != (self.batch_size, H):
+                chains = np.zeros((self.batch_size, H), dtype=dtype)
+            self.h_samples_ = chains
+        activity = self._hidden_activity
+        if activity.shape != (H,) or activity.dtype != dtype:
+            activity = np.full(H, self.sparsity_target, dtype=dtype)
+        self._hidden_activity = activity
+        return chains, activity
+
+    def _run_updates(self, X, order, workspace, epoch):
+        engine = get_engine(X)
+        W, vbias, hbias = self._params()
+        momentum = self._momentum_at(epoch)
+        chains, activity = self._train_state(W, momentum)
+        velocity = self._velocity if momentum > 0 else (None, None, None)
+        config = TrainConfig(
+            k=int(self.k), persistent=self.method == "pcd",
+            learning_rate=float(self.learning_rate), momentum=momentum,
+            weight_decay=float(self.weight_decay), l1=float(self.l1),
+            sparsity_target=float(self.sparsity_target),
+            sparsity_cost=float(self.sparsity_cost))
+        with kernel_threads():
+            engine.cd_update(X, order, int(self.batch_size), W, vbias, hbias, chains,
+                             *velocity, activity, workspace, config, self._key,
+                             self.n_updates_, resolve_n_threads(self.n_jobs))
+        self.n_updates_ += -(-len(order) // self.batch_size)
+
+    def _workspace(self, X):
+        W = self.components_
+        return get_engine(X).make_workspace(W.shape[1], W.shape[0], int(self.batch_size),
+                                            W.dtype)
+
+    def fit(self, X, y=None):
+        """Fit the model to X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data: floats in [0, 1], uint8 intensities (0-255) or bool;
+            SciPy CSR accepted.  Never modified nor copied whole.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : BernoulliRBM
+            The fitted model.
+        """
+        self._check_params()
+        X = self._validate(X, reset=True)
+        self._initialize(X)
+        n_samples = X.shape[0]
+        monitor_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
+                                                                   spawn_key=(1,)))
+        monitor = np.sort(monitor_rng.permutation(n_samples)[:MONITOR_ROWS])
+        X_monitor = X[monitor]
+        workspace = self._workspace(X)
+        for _ in range(self.n_iter):
+            start = time.perf_counter()
+            epoch = self.n_epochs_
+            if self.shuffle:
+                rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
+                                                                   spawn_key=(2, epoch)))
+                order = rng.permutation(n_samples).astype(np.intp)
+            else:
+                order = np.arange(n_samples, dtype=np.intp)
+            self._run_updates(X, order, workspace, epoch)
+            self.n_epochs_ += 1
+            self._record_epoch(X_monitor, epoch, time.perf_counter() - start)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """Update the model with one pass over the minibatch X.
+
+        X is split into chunks of ``batch_size`` rows, in order, one update
+        each.  The first call initialises the model from X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data, as for :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : BernoulliRBM
+            The updated model.
+        """
+        self._check_params()
+        first = not hasattr(self, "components_")
+        X = self._validate(X, reset=first)
+        if first:
+            self._initialize(X)
+        order = np.arange(X.shape[0], dtype=np.intp)
+        self._run_updates(X, order, self._workspace(X), self.n_epochs_)
+        return self
+
+    def _record_epoch(self, X_monitor, epoch, seconds):
+        recon = self.reconstruct(X_monitor)
+        dense = X_monitor.toarray() if sp.issparse(X_monitor) else np.asarray(X_monitor)
+        dense = dense / 255.0 if dense.dtype == np.uint8 else dense
+        entry = {
+            "epoch": epoch + 1,
+            "reconstruction_error": float(np.mean((dense - recon) ** 2)),
+            "pseudo_likelihood": float(np.mean(self._pseudo_likelihood(X_monitor, epoch))),
+            "seconds": seconds,
+        }
+        self.history_.append(entry)
+        if self.verbose:
+            print(f"[{type(self).__name__}] Iteration {entry['epoch']}, "
+                  f"pseudo-likelihood = {entry['pseudo_likelihood']:.2f}, "
+                  f"reconstruction error = {entry['reconstruction_error']:.4f}, "
+                  f"time = {seconds:.2f}s", flush=True)
+
+    # ------------------------------------------------------------ inference
+    def transform(self, X):
+        """Hidden-unit activation probabilities P(h=1 | v).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data, as for :meth:`fit`.
+
+        Returns
+        -------
+        h : ndarray of shape (n_samples, n_components)
+            Probabilities, in the model's dtype.
+        """
+        X = self._validate(X, reset=False)
+        W, _, hbias = self._params()
+        with kernel_threads():
+            return get_engine(X).hidden_proba(X, W, hbias, resolve_n_threads(self.n_jobs))
+
+    def _visible_proba(self, hidden):
+        W, vbias, _ = self._params()
+        hidden = np.ascontiguousarray(hidden, dtype=W.dtype)
+        with kernel_threads():
+            return get_engine(hidden).visible_proba(hidden, W, vbias,
+                                                    resolve_n_threads(self.n_jobs))
+
+    def reconstruct(self, X):
+        """Mean-field reconstruction P(v=1 | h=P(h=1 | X)).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data, as for :meth:`fit`.
+
+        Returns
+        -------
+        v : ndarray of shape (n_samples, n_features)
+            Reconstructed visible probabilities.
+        """
+        return self._visible_proba(self.transform(X))
+
+    def gibbs(self, v, k=1):
+        """Run ``k`` steps of block Gibbs sampling v -> h -> v from each row of v.
+
+        Parameters
+        ----------
+        v : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Starting visible states.
+        k : int, default=1
+            Number of Gibbs steps.
+
+        Returns
+        -------
+        v_new : ndarray of shape (n_samples, n_features)
+            Visible samples (0/1) after k steps, in the model's dtype.  Each
+            call draws fresh random numbers (deterministic sequence for a given
+            ``random_state``).
+        """
+        if not isinstance(k, numbers.Integral) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        v = self._validate(v, reset=False)
+        W, vbias, hbias = self._params()
+        step = self._sample_calls
+        self._sample_calls += 1
+        with kernel_threads():
+            return get_engine(v).gibbs(v, W, vbias, hbias, int(k), self._key, step,
+                                       STREAM_SAMPLE, resolve_n_threads(self.n_jobs))
+
+    def sample(self, n_samples=100, *, n_steps=1000, start=None):
+        """Draw visible samples from the model by running Gibbs chains.
+
+        Parameters
+        ----------
+        n_samples : int, default=100
+            Number of chains (ignored when ``start`` is given).
+        n_steps : int, default=1000
+            Gibbs steps per chain (burn-in); the last state is returned.
+        start : array-like of shape (n, n_features), optional
+            Starting states; default uniform random bits.
+
+        Returns
+        -------
+        samples : ndarray of shape (n_samples, n_features)
+            Visible states after ``n_steps`` steps.
+        """
+        check_is_fitted(self, "components_")
+        if start is None:
+            if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+            rng = np.random.default_rng(np.random.SeedSequence(
+                self._seed_words, spawn_key=(3, self._sample_calls)))
+            start = rng.random((n_samples, self.components_.shape[1])) < 0.5
+        return self.gibbs(start, k=n_steps)
+
+    def free_energy(self, X):
+        """Free energy F(v) = -v.b - sum_j log(1 + exp(c_j + W_j.v)).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data, as for :meth:`fit`.
+
+        Returns
+        -------
+        F : ndarray of shape (n_samples,)
+            Free energy of each row (lower is more probable).
+        """
+        X = self._validate(X, reset=False)
+        W, vbias, hbias = self._params()
+        with kernel_threads():
+            return get_engine(X).free_energy(X, W, vbias, hbias, resolve_n_threads(self.n_jobs))
+
+    def _pseudo_likelihood(self, X, step):
+        W, vbias, hbias = self._params()
+        n, d = X.shape
+        # which bit each row flips: Philox words of the monitor stream, scaled to [0, d)
+        from ._reference import uniforms
+
+        u = uniforms(self._key, np.arange(n), 1, step, STREAM_MONITOR, 0, np.float64)[:, 0]
+        flip = np.minimum((u * d).astype(np.intp), d - 1)
+        engine = get_engine(X)
+        threads = resolve_n_threads(self.n_jobs)
+        with kernel_threads():
+            fe = engine.free_energy(X, W, vbias, hbias, threads)
+            fe_flip = engine.free_energy(X, W, vbias, hbias, threads, flip=flip)
+        return -d * np.logaddexp(0, -(fe_flip - fe))
+
+    def score_samples(self, X):
+        """Pseudo-likelihood of each row, as scikit-learn computes it.
+
+        One randomly chosen bit per row is flipped; the estimate is
+        ``n_features * log(sigmoid(F(v_flipped) - F(v)))``.  The bit chosen for
+        row i is fixed for a fitted model (it depends on i, not on the call).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data, as for :meth:`fit`.
+
+        Returns
+        -------
+        pseudo_likelihood : ndarray of shape (n_samples,)
+            Pseudo-likelihood of each row (higher is better).
+        """
+        X = self._validate(X, reset=False)
+        return self._pseudo_likelihood(X, 0)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
