@@ -69,7 +69,7 @@ cdef struct Source:
     const char *indices
     Py_ssize_t n_rows
     Py_ssize_t n_cols
-
+    int clip
 
 def openmp_enabled():
     """Whether the extension was compiled with OpenMP."""
@@ -95,12 +95,21 @@ cdef class DataSource:
 
     Nothing is copied: the kernels convert rows on the fly (uint8 means
     intensity / 255, bool means 0/1, float64 is rounded to float32 for a
-    float32 model).  The input must have been validated by the caller.
+    float32 model; with ``clip`` values are clamped to [0, 1]).  The input must
+    have been validated by the caller.
     """
     cdef Source src
     cdef object _keep
 
-    def __cinit__(self, X):
+    @property
+    def shape(self):
+        return (self.src.n_rows, self.src.n_cols)
+
+    @property
+    def clip(self):
+        return bool(self.src.clip)
+
+    def __cinit__(self, X, bint clip=False):
         cdef cnp.ndarray arr, data, indptr, indices
         memset(&self.src, 0, sizeof(Source))
         if getattr(X, "format", None) == "csr":
@@ -129,6 +138,12 @@ cdef class DataSource:
             self._keep = X
         self.src.n_rows = X.shape[0]
         self.src.n_cols = X.shape[1]
+        self.src.clip = clip
+
+
+def as_source(X, clip=False):
+    """X as a :class:`DataSource` (unchanged if it already is one)."""
+    return X if isinstance(X, DataSource) else DataSource(X, clip)
 
 
 cdef inline floating load_value(int dtype, const char *ptr, floating like) noexcept nogil:
@@ -173,10 +188,15 @@ cdef inline void gather_row(const Source *s, Py_ssize_t i, floating *out) noexce
             else:
                 col = (<const int32_t *>s.indices)[p]
             out[col] = load_value(s.dtype, s.data + p * s.itemsize, like)
+    if s.clip:
+        for j in range(s.n_cols):
+            like = out[j]
+            out[j] = 0 if like < 0 else (1 if like > 1 else like)
 
 
 def find_invalid(DataSource source):
-    """First stored value that is NaN, infinite or outside [0, 1].
+    """First stored value that is NaN, infinite or (unless the source clips)
+    outside [0, 1].
 
     Returns ``None`` or ``(row, column, value)``.  For CSR input a column index
     out of range is reported with ``value=None``.  One pass, no temporaries.
@@ -194,7 +214,7 @@ def find_invalid(DataSource source):
             for i in range(s.n_rows):
                 for j in range(s.n_cols):
                     x = load_value(s.dtype, s.data + i * s.stride0 + j * s.stride1, like)
-                    if not (x >= 0.0 and x <= 1.0):
+                    if not ((x - x == 0) if s.clip else (x >= 0.0 and x <= 1.0)):
                         bad_row = i
                         bad_col = j
                         break
@@ -219,7 +239,7 @@ def find_invalid(DataSource source):
                         bad_index = 1
                         break
                     x = load_value(s.dtype, s.data + p * s.itemsize, like)
-                    if not (x >= 0.0 and x <= 1.0):
+                    if not ((x - x == 0) if s.clip else (x >= 0.0 and x <= 1.0)):
                         bad_row = i
                         bad_col = col
                         break
@@ -482,7 +502,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     n_threads : int
         OpenMP threads.
     """
-    cdef DataSource source = DataSource(X)
+    cdef DataSource source = as_source(X)
     cdef TrainConfig cfg
     cdef Py_ssize_t[::1] order_view = np.ascontiguousarray(order, dtype=np.intp)
     cdef uint32_t key_words[2]
@@ -600,9 +620,9 @@ def _scratch(n_threads, D, H, dtype):
 
 def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads):
     """P(h = 1 | v) for every row of X, shape (n_samples, n_components)."""
-    cdef DataSource source = DataSource(X)
+    cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
-    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t n = source.src.n_rows
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.empty((n, H), dtype=dtype)
     if n == 0:
@@ -622,9 +642,9 @@ def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
     ``flip`` (intp array, one column per row) flips that bit of each row first:
     the pseudo-likelihood needs F of the flipped rows without copying X.
     """
-    cdef DataSource source = DataSource(X)
+    cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
-    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t n = source.src.n_rows
     cdef Py_ssize_t[::1] flip_v
     cdef const Py_ssize_t *flip_p = NULL
     dtype = np.float32 if floating is float else np.float64
@@ -704,9 +724,9 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
 def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k,
           key, unsigned long step, unsigned int stream, int n_threads):
     """Visible samples after ``k`` Gibbs steps v -> h -> v started at each row of X."""
-    cdef DataSource source = DataSource(X)
+    cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
-    cdef Py_ssize_t n = X.shape[0]
+    cdef Py_ssize_t n = source.src.n_rows
     cdef uint32_t key_words[2]
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.empty((n, D), dtype=dtype)
@@ -758,3 +778,29 @@ def bernoulli_sample(floating[:, ::1] activation, floating[::1] bias, key,
             bernoulli(&proba[r, 0], &bias[0], 1, &sample[r, 0], <int>m, 0, r,
                       <uint32_t>step, counter_word3(stream, phase), key_words)
     return proba_arr, sample_arr
+
+
+def uniforms(key, rows, Py_ssize_t n_cols, unsigned long step, unsigned int stream,
+             unsigned int phase, dtype):
+    """The uniforms u(row, column) of the given rows, columns 0..n_cols-1."""
+    cdef Py_ssize_t[::1] rows_v = np.ascontiguousarray(rows, dtype=np.intp)
+    cdef Py_ssize_t n = rows_v.shape[0], r, j
+    cdef uint32_t ctr[4]
+    cdef uint32_t key_words[2]
+    cdef uint32_t block[4]
+    words_arr = np.empty((n, n_cols), dtype=np.uint32)
+    cdef uint32_t[:, ::1] words = words_arr
+    key_words[0] = key[0]
+    key_words[1] = key[1]
+    ctr[2] = <uint32_t>step
+    ctr[3] = counter_word3(stream, phase)
+    for r in range(n):
+        ctr[1] = <uint32_t>rows_v[r]
+        for j in range(n_cols):
+            if j % 4 == 0:
+                ctr[0] = <uint32_t>(j // 4)
+                fr_philox4x32_10(ctr, key_words, block)
+            words[r, j] = block[j % 4]
+    if np.dtype(dtype) == np.float32:
+        return (words_arr >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+    return words_arr.astype(np.float64) * 2.0 ** -32

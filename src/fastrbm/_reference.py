@@ -71,16 +71,29 @@ def _draw(proba, rows, key, step, stream, phase):
     return (u < proba).astype(proba.dtype)
 
 
+class Source:
+    """X and whether values are clamped to [0, 1] as they are read."""
+
+    def __init__(self, X, clip=False):
+        self.X, self.clip, self.shape = X, bool(clip), X.shape
+
+
+def as_source(X, clip=False):
+    """X as a :class:`Source` (unchanged if it already is one)."""
+    return X if isinstance(X, Source) else Source(X, clip)
+
+
 def to_dense(X, rows, dtype):
     """Rows of X as floats: uint8 means intensity / 255, bool means 0/1."""
-    part = X[rows]
+    source = as_source(X)
+    part = source.X[rows]
     if sp.issparse(part):
-        data_dtype = part.dtype
         part = part.toarray()
-        part = part.astype(data_dtype, copy=False)
     if part.dtype == np.uint8:
-        return part.astype(dtype) / np.asarray(255, dtype=dtype)
-    return part.astype(dtype)
+        part = part.astype(dtype) / np.asarray(255, dtype=dtype)
+    else:
+        part = part.astype(dtype)
+    return np.clip(part, 0, 1) if source.clip else part
 
 
 def make_workspace(n_features, n_components, batch_size, dtype):

@@ -8,7 +8,9 @@
   converted to CSR;
 - other real dtypes (int64, float16, object arrays of numbers, ...) are
   converted to the model's float dtype (a copy) and then checked;
-- NaN / inf, values outside [0, 1], complex, non-numeric, empty, wrong ndim
+- values outside [0, 1] raise unless the estimator has out_of_range='clip'
+  (then the engines clamp them while reading: no copy);
+- NaN / inf, complex, non-numeric, empty, wrong ndim
   and a wrong feature count raise ValueError or TypeError saying what and where.
 """
 import numpy as np
@@ -21,8 +23,8 @@ from ._backend import is_cupy_array
 NATIVE_DTYPES = (np.float32, np.float64, np.uint8, np.bool_)
 
 
-def _first_invalid(X):
-    return _gibbs.find_invalid(_gibbs.DataSource(X))
+def _first_invalid(X, clip):
+    return _gibbs.find_invalid(_gibbs.DataSource(X, clip))
 
 
 def model_dtype_for(X, dtype):
@@ -35,8 +37,11 @@ def model_dtype_for(X, dtype):
     return np.dtype(np.float64) if X.dtype == np.float64 else np.dtype(np.float32)
 
 
-def check_X(estimator, X, *, reset, dtype=None, name="X"):
+def check_X(estimator, X, *, reset, dtype=None, clip=False, name="X"):
     """Validate X for ``estimator`` (feature count, finiteness, range).
+
+    With ``clip`` values outside [0, 1] are allowed (the engines clamp them as
+    they read them); NaN and infinity are still errors.
 
     Returns X as a NumPy array or SciPy CSR matrix whose dtype the engine
     reads directly.  ``dtype`` is the model's float dtype, used only for
@@ -59,8 +64,11 @@ def check_X(estimator, X, *, reset, dtype=None, name="X"):
     X = validate_data(
         estimator, X, reset=reset, accept_sparse="csr", dtype=None, order=None,
         copy=False, ensure_min_samples=1, ensure_min_features=1,
-        ensure_all_finite=True, input_name=name,
+        ensure_all_finite=True,
     )
+    if X.dtype == object:
+        # numbers stored as objects: convert like scikit-learn (TypeError otherwise)
+        X = X.astype(np.float64)
     if X.dtype not in NATIVE_DTYPES:
         if X.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be numeric, got dtype {X.dtype}.")
@@ -70,14 +78,18 @@ def check_X(estimator, X, *, reset, dtype=None, name="X"):
         # canonicalise a copy, never the caller's matrix
         X = X.copy()
         X.sum_duplicates()
-    bad = _first_invalid(X)
+    bad = _first_invalid(X, clip)
     if bad is not None:
         row, col, value = bad
         if value is None:
             raise ValueError(f"{name} is a malformed CSR matrix: row {row} has column "
                              f"index {col} outside [0, {X.shape[1]}).")
+        if clip:
+            raise ValueError(f"Input {name} contains NaN or infinity ({value!r}) at row "
+                             f"{row}, column {col}.")
         raise ValueError(
             f"{name} must contain values in [0, 1] (or be uint8 intensities 0-255, or "
-            f"bool); found {value!r} at row {row}, column {col}."
+            f"bool); found {value!r} at row {row}, column {col}.  Scale the data (e.g. "
+            f"MinMaxScaler) or pass out_of_range='clip' to clamp it."
         )
     return X

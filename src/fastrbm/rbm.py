@@ -98,6 +98,11 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model.  None means float64 for float64 input and
         float32 for everything else (float32, uint8, bool, CSR of those).
+    out_of_range : {'raise', 'clip'}, default='raise'
+        What to do with input values outside [0, 1]: raise a ValueError that
+        says where, or clamp them to [0, 1] as the data is read (no copy);
+        useful when, e.g., a MinMaxScaler fitted on training data maps test
+        data slightly outside [0, 1].  NaN and infinity always raise.
 
     Attributes
     ----------
@@ -133,7 +138,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
-                 shuffle=True, n_jobs=None, dtype=None):
+                 shuffle=True, n_jobs=None, dtype=None, out_of_range="raise"):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -150,6 +155,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.shuffle = shuffle
         self.n_jobs = n_jobs
         self.dtype = dtype
+        self.out_of_range = out_of_range
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -172,6 +178,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         for name in ("learning_rate", "weight_decay", "l1", "sparsity_cost"):
             nonneg_float(name)
         nonneg_float("sparsity_target", upper=1)
+        if self.out_of_range not in ("raise", "clip"):
+            raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
         if self.method not in ("pcd", "cd"):
             raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
         if not callable(self.momentum):
@@ -192,14 +200,20 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         check_is_fitted(self, "components_")
         dtype = self._dtype
-        W = np.ascontiguousarray(self.components_, dtype=dtype)
-        vbias = np.ascontiguousarray(self.intercept_visible_, dtype=dtype).ravel()
-        hbias = np.ascontiguousarray(self.intercept_hidden_, dtype=dtype).ravel()
+        params = []
+        for name in ("components_", "intercept_visible_", "intercept_hidden_"):
+            value = getattr(self, name)
+            arr = np.asarray(value)
+            if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
+                arr = np.array(arr, dtype=dtype, order="C")
+            if arr is not value:
+                setattr(self, name, arr)
+            params.append(arr)
+        W, vbias, hbias = params
         if W.ndim != 2 or vbias.shape != (W.shape[1],) or hbias.shape != (W.shape[0],):
             raise ValueError(
                 f"inconsistent parameters: components_ {W.shape}, intercept_visible_ "
                 f"{vbias.shape}, intercept_hidden_ {hbias.shape}")
-        self.components_, self.intercept_visible_, self.intercept_hidden_ = W, vbias, hbias
         return W, vbias, hbias
 
     @property
@@ -208,10 +222,14 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.components_).dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
     def _validate(self, X, reset):
-        dtype = None if reset else self._dtype
-        if reset:
-            return check_X(self, X, reset=True, dtype=self.dtype)
-        return check_X(self, X, reset=False, dtype=dtype)
+        if self.out_of_range not in ("raise", "clip"):
+            raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
+        dtype = self.dtype if reset else self._dtype
+        return check_X(self, X, reset=reset, dtype=dtype, clip=self.out_of_range == "clip")
+
+    def _source(self, X):
+        """The engine's view of validated X (clamping values when asked)."""
+        return get_engine(X).as_source(X, clip=self.out_of_range == "clip")
 
     # ------------------------------------------------------------- training
     def _initialize(self, X):
@@ -241,17 +259,29 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _train_state(self, W, momentum):
         """Momentum buffers, chains and sparsity state matching the parameters."""
         dtype, (H, D) = W.dtype, W.shape
-        if momentum > 0 and (self._velocity is None or self._velocity[0].shape != W.shape
-                             or self._velocity[0].dtype != dtype):
-            self._velocity = (np.zeros_like(W), np.zeros(D, dtype), np.zeros(H, dtype))
+        def writable(arr, shape):
+            # state arrays may come back read-only (e.g. unpickled from a memmap)
+            # or no longer match the parameters after the user assigned them
+            if arr is None or arr.shape != shape:
+                return None
+            if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
+                arr = np.array(arr, dtype=dtype, order="C")
+            return arr
+
+        if momentum > 0:
+            velocity = self._velocity or (None, None, None)
+            velocity = tuple(writable(v, shape) for v, shape in zip(velocity, (W.shape, (D,), (H,))))
+            if any(v is None for v in velocity):
+                velocity = (np.zeros_like(W), np.zeros(D, dtype), np.zeros(H, dtype))
+            self._velocity = velocity
         chains = None
         if self.method == "pcd":
-            chains = np.ascontiguousarray(self.h_samples_, dtype=dtype)
-            if chains.shape != (self.batch_size, H):
+            chains = writable(np.asarray(self.h_samples_), (self.batch_size, H))
+            if chains is None:
                 chains = np.zeros((self.batch_size, H), dtype=dtype)
             self.h_samples_ = chains
-        activity = self._hidden_activity
-        if activity.shape != (H,) or activity.dtype != dtype:
+        activity = writable(self._hidden_activity, (H,))
+        if activity is None:
             activity = np.full(H, self.sparsity_target, dtype=dtype)
         self._hidden_activity = activity
         return chains, activity
@@ -269,7 +299,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             sparsity_target=float(self.sparsity_target),
             sparsity_cost=float(self.sparsity_cost))
         with kernel_threads():
-            engine.cd_update(X, order, int(self.batch_size), W, vbias, hbias, chains,
+            engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias, chains,
                              *velocity, activity, workspace, config, self._key,
                              self.n_updates_, resolve_n_threads(self.n_jobs))
         self.n_updates_ += -(-len(order) // self.batch_size)
@@ -349,6 +379,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         recon = self.reconstruct(X_monitor)
         dense = X_monitor.toarray() if sp.issparse(X_monitor) else np.asarray(X_monitor)
         dense = dense / 255.0 if dense.dtype == np.uint8 else dense
+        if self.out_of_range == "clip":
+            dense = np.clip(dense, 0, 1)
         entry = {
             "epoch": epoch + 1,
             "reconstruction_error": float(np.mean((dense - recon) ** 2)),
@@ -379,7 +411,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = self._validate(X, reset=False)
         W, _, hbias = self._params()
         with kernel_threads():
-            return get_engine(X).hidden_proba(X, W, hbias, resolve_n_threads(self.n_jobs))
+            return get_engine(X).hidden_proba(self._source(X), W, hbias,
+                                              resolve_n_threads(self.n_jobs))
 
     def _visible_proba(self, hidden):
         W, vbias, _ = self._params()
@@ -427,7 +460,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         step = self._sample_calls
         self._sample_calls += 1
         with kernel_threads():
-            return get_engine(v).gibbs(v, W, vbias, hbias, int(k), self._key, step,
+            return get_engine(v).gibbs(self._source(v), W, vbias, hbias, int(k), self._key, step,
                                        STREAM_SAMPLE, resolve_n_threads(self.n_jobs))
 
     def sample(self, n_samples=100, *, n_steps=1000, start=None):
@@ -472,21 +505,21 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = self._validate(X, reset=False)
         W, vbias, hbias = self._params()
         with kernel_threads():
-            return get_engine(X).free_energy(X, W, vbias, hbias, resolve_n_threads(self.n_jobs))
+            return get_engine(X).free_energy(self._source(X), W, vbias, hbias,
+                                             resolve_n_threads(self.n_jobs))
 
     def _pseudo_likelihood(self, X, step):
         W, vbias, hbias = self._params()
         n, d = X.shape
-        # which bit each row flips: Philox words of the monitor stream, scaled to [0, d)
-        from ._reference import uniforms
-
-        u = uniforms(self._key, np.arange(n), 1, step, STREAM_MONITOR, 0, np.float64)[:, 0]
-        flip = np.minimum((u * d).astype(np.intp), d - 1)
         engine = get_engine(X)
+        # which bit each row flips: Philox uniforms of the monitor stream, scaled to [0, d)
+        u = engine.uniforms(self._key, np.arange(n), 1, step, STREAM_MONITOR, 0, np.float64)
+        flip = np.minimum((u[:, 0] * d).astype(np.intp), d - 1)
+        source = self._source(X)
         threads = resolve_n_threads(self.n_jobs)
         with kernel_threads():
-            fe = engine.free_energy(X, W, vbias, hbias, threads)
-            fe_flip = engine.free_energy(X, W, vbias, hbias, threads, flip=flip)
+            fe = engine.free_energy(source, W, vbias, hbias, threads)
+            fe_flip = engine.free_energy(source, W, vbias, hbias, threads, flip=flip)
         return -d * np.logaddexp(0, -(fe_flip - fe))
 
     def score_samples(self, X):
