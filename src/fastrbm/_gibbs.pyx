@@ -23,11 +23,14 @@ from libc.math cimport log1p, exp, fabs
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 cnp.import_array()
+fr_init_dispatch()
 
 cdef extern from "_kernels.h" nogil:
     int fr_openmp_enabled()
     int fr_max_threads()
     const char *fr_simd_dispatch()
+    void fr_init_dispatch()
+    int fr_set_simd(int enable)
     void fr_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
     void fr_bernoulli_f32(float *act, const float *bias, float scale, float *sample,
                           int n, uint32_t col0, uint32_t row, uint32_t step,
@@ -82,8 +85,14 @@ def max_threads():
 
 
 def simd_dispatch():
-    """How the sampling kernels were compiled (multi-versioned or baseline)."""
+    """Which path the sampling kernels take on this CPU ('avx2' or scalar)."""
     return fr_simd_dispatch().decode()
+
+
+def set_simd(bint enable):
+    """Use the SIMD sampling path when the CPU has it (True) or force the scalar
+    path (False); returns whether SIMD was in use.  For tests and benchmarks."""
+    return bool(fr_set_simd(enable))
 
 
 _DTYPE_CODES = {np.dtype(np.float32): DT_F32, np.dtype(np.float64): DT_F64,

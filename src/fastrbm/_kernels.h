@@ -22,9 +22,9 @@
  * float64 (32 bits); a unit is on when u < p.  Every uniform therefore has a
  * fixed address: results do not depend on thread count or chunking.
  *
- * The tile kernels are compiled for AVX2 and for the baseline ISA and chosen
- * at load time (function multi-versioning) where the toolchain supports it:
- * wheels must run on CPUs without AVX2, and -march=native is never used.
+ * The tile kernels have an AVX2 path and a scalar path, chosen at import by
+ * CPU features: wheels must run on CPUs without AVX2, and -march=native is
+ * never used.  Both paths give bit-identical results.
  */
 #ifndef FASTRBM_KERNELS_H
 #define FASTRBM_KERNELS_H
@@ -42,17 +42,29 @@ static int fr_openmp_enabled(void) { return 0; }
 static int fr_max_threads(void) { return 1; }
 #endif
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(FASTRBM_NO_MULTIVERSION) && \
-    (!defined(__clang__) || (__clang_major__ >= 14))
-#define FR_MULTIVERSION __attribute__((target_clones("avx2", "default")))
-#define FR_MULTIVERSION_NAME "avx2/baseline (runtime dispatch)"
+/* Run-time dispatch: an AVX2 path (intrinsics under a target attribute, so the
+ * rest of the build stays at the baseline ISA) and a portable scalar path.
+ * Both paths compute bit-identical results: no FMA contraction is possible in
+ * either (AVX2 without FMA, and x86-64 baseline has no FMA). */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && \
+    !defined(FASTRBM_NO_SIMD)
+#define FR_HAVE_AVX2_PATH 1
+#include <immintrin.h>
 #else
-#define FR_MULTIVERSION
-#define FR_MULTIVERSION_NAME "baseline"
+#define FR_HAVE_AVX2_PATH 0
 #endif
 
-static const char *fr_simd_dispatch(void) { return FR_MULTIVERSION_NAME; }
+static int fr_use_avx2 = 0;
+
+static void fr_init_dispatch(void)
+{
+#if FR_HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    fr_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+#endif
+}
+
+static const char *fr_simd_dispatch(void) { return fr_use_avx2 ? "avx2" : "baseline (scalar)"; }
 
 #define FR_PHILOX_M0 0xD2511F53u
 #define FR_PHILOX_M1 0xCD9E8D57u
@@ -80,13 +92,11 @@ static inline void fr_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2]
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
-/* The tile is 64 columns = 16 Philox blocks.  The block loop has a fixed trip
- * count and structure-of-arrays state so the compiler vectorises it
- * (32x32->64 multiplies map to pmuludq). */
+/* The tile is 64 columns = 16 Philox blocks. */
 #define FR_TILE 64
 #define FR_TILE_BLOCKS (FR_TILE / 4)
 
-static inline void fr_philox_tile(uint32_t out[FR_TILE], uint32_t block0,
+static inline void fr_philox_tile_scalar(uint32_t out[FR_TILE], uint32_t block0,
                                   uint32_t c1, uint32_t c2, uint32_t c3,
                                   uint32_t key0, uint32_t key1)
 {
@@ -140,16 +150,107 @@ static inline float fr_expf(float x)
 static inline float fr_sigmoidf(float a) { return 1.0f / (1.0f + fr_expf(-a)); }
 static inline double fr_sigmoid(double a) { return 1.0 / (1.0 + exp(-a)); }
 
+#if FR_HAVE_AVX2_PATH
+/* 8 lanes of (hi, lo) = 32x32->64-bit products x * m. */
+__attribute__((target("avx2")))
+static inline void fr_mulhilo_avx2(__m256i x, __m256i m, __m256i *hi, __m256i *lo)
+{
+    __m256i even = _mm256_mul_epu32(x, m);
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), m);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+/* The same 16 blocks as fr_philox_tile_scalar, 8 blocks per vector. */
+__attribute__((target("avx2")))
+static void fr_philox_tile_avx2(uint32_t out[FR_TILE], uint32_t block0, uint32_t c1,
+                                uint32_t c2, uint32_t c3, uint32_t key0, uint32_t key1)
+{
+    const __m256i m0 = _mm256_set1_epi32((int)FR_PHILOX_M0);
+    const __m256i m1 = _mm256_set1_epi32((int)FR_PHILOX_M1);
+    for (int half = 0; half < 2; half++) {
+        __m256i x0 = _mm256_add_epi32(_mm256_set1_epi32((int)(block0 + 8u * half)),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        __m256i x1 = _mm256_set1_epi32((int)c1);
+        __m256i x2 = _mm256_set1_epi32((int)c2);
+        __m256i x3 = _mm256_set1_epi32((int)c3);
+        uint32_t k0 = key0, k1 = key1;
+        for (int r = 0; r < 10; r++) {
+            __m256i hi0, lo0, hi1, lo1;
+            fr_mulhilo_avx2(x0, m0, &hi0, &lo0);
+            fr_mulhilo_avx2(x2, m1, &hi1, &lo1);
+            x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32((int)k0));
+            x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32((int)k1));
+            x1 = lo1;
+            x3 = lo0;
+            k0 += FR_PHILOX_W0;
+            k1 += FR_PHILOX_W1;
+        }
+        /* transpose 4 words x 8 blocks into block-major order out[4b + w] */
+        __m256i t0 = _mm256_unpacklo_epi32(x0, x1), t1 = _mm256_unpackhi_epi32(x0, x1);
+        __m256i t2 = _mm256_unpacklo_epi32(x2, x3), t3 = _mm256_unpackhi_epi32(x2, x3);
+        __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+        __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+        uint32_t *o = out + 32 * half;
+        _mm256_storeu_si256((__m256i *)(o + 0), _mm256_permute2x128_si256(u0, u1, 0x20));
+        _mm256_storeu_si256((__m256i *)(o + 8), _mm256_permute2x128_si256(u2, u3, 0x20));
+        _mm256_storeu_si256((__m256i *)(o + 16), _mm256_permute2x128_si256(u0, u1, 0x31));
+        _mm256_storeu_si256((__m256i *)(o + 24), _mm256_permute2x128_si256(u2, u3, 0x31));
+    }
+}
+
+/* fr_expf / fr_sigmoidf on 8 lanes, operation for operation. */
+__attribute__((target("avx2")))
+static inline __m256 fr_sigmoid_avx2(__m256 a)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 x = _mm256_sub_ps(_mm256_setzero_ps(), a);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    __m256 fx = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
+    __m256 n = _mm256_sub_ps(_mm256_add_ps(fx, _mm256_set1_ps(12582912.0f)),
+                             _mm256_set1_ps(12582912.0f));
+    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
+    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
+    __m256 z = _mm256_mul_ps(r, r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, z), r), one);
+    __m256i bits = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+    __m256 e = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+    return _mm256_div_ps(one, _mm256_add_ps(one, e));
+}
+#endif
+
+static inline void fr_philox_tile(uint32_t out[FR_TILE], uint32_t block0, uint32_t c1,
+                                  uint32_t c2, uint32_t c3, uint32_t key0, uint32_t key1)
+{
+#if FR_HAVE_AVX2_PATH
+    if (fr_use_avx2) {
+        fr_philox_tile_avx2(out, block0, c1, c2, c3, key0, key1);
+        return;
+    }
+#endif
+    fr_philox_tile_scalar(out, block0, c1, c2, c3, key0, key1);
+}
+
 /*
  * Fused sigmoid + Bernoulli draw over n consecutive columns of one row,
  * starting at column col0 (a multiple of 4):
- *     p        = sigmoid(act[j] + bias[j])
- *     act[j]   = p * scale                       (stacked gradient statistics)
+ *     p         = sigmoid(act[j] + bias[j])
+ *     act[j]    = p * scale                       (stacked gradient statistics)
  *     sample[j] = (u(row, col0 + j) < p)          when sample != NULL
- * sample may alias act (the draw then replaces the probability).
+ * sample may alias act (the draw then replaces the scaled probability).
  */
-#define FR_DEFINE_BERNOULLI(NAME, T, SIGMOID, UNIFORM)                               \
-FR_MULTIVERSION                                                                     \
+#define FR_UNIFORM_F32(x) ((float)((x) >> 8) * 5.9604644775390625e-08f)
+#define FR_UNIFORM_F64(x) ((double)(x) * 2.3283064365386963e-10)
+
+#define FR_DEFINE_BERNOULLI_SCALAR(NAME, T, SIGMOID, UNIFORM)                       \
 static void NAME(T *act, const T *bias, T scale, T *sample, int n, uint32_t col0,   \
                  uint32_t row, uint32_t step, uint32_t c3, uint32_t key0,           \
                  uint32_t key1)                                                     \
@@ -170,10 +271,65 @@ static void NAME(T *act, const T *bias, T scale, T *sample, int n, uint32_t col0
     }                                                                               \
 }
 
-#define FR_UNIFORM_F32(x) ((float)((x) >> 8) * 5.9604644775390625e-08f)
-#define FR_UNIFORM_F64(x) ((double)(x) * 2.3283064365386963e-10)
+FR_DEFINE_BERNOULLI_SCALAR(fr_bernoulli_f32_scalar, float, fr_sigmoidf, FR_UNIFORM_F32)
+FR_DEFINE_BERNOULLI_SCALAR(fr_bernoulli_f64, double, fr_sigmoid, FR_UNIFORM_F64)
 
-FR_DEFINE_BERNOULLI(fr_bernoulli_f32, float, fr_sigmoidf, FR_UNIFORM_F32)
-FR_DEFINE_BERNOULLI(fr_bernoulli_f64, double, fr_sigmoid, FR_UNIFORM_F64)
+#if FR_HAVE_AVX2_PATH
+__attribute__((target("avx2")))
+static void fr_bernoulli_f32_avx2(float *act, const float *bias, float scale, float *sample,
+                                  int n, uint32_t col0, uint32_t row, uint32_t step,
+                                  uint32_t c3, uint32_t key0, uint32_t key1)
+{
+    uint32_t u[FR_TILE];
+    const __m256 vscale = _mm256_set1_ps(scale);
+    const __m256 ulp24 = _mm256_set1_ps(5.9604644775390625e-08f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int t0 = 0; t0 < n; t0 += FR_TILE) {
+        int m = n - t0 < FR_TILE ? n - t0 : FR_TILE;
+        float *a = act + t0;
+        const float *bb = bias + t0;
+        float *s = sample ? sample + t0 : NULL;
+        if (s) fr_philox_tile_avx2(u, (col0 + (uint32_t)t0) >> 2, row, step, c3, key0, key1);
+        int j = 0;
+        for (; j + 8 <= m; j += 8) {
+            __m256 p = fr_sigmoid_avx2(_mm256_add_ps(_mm256_loadu_ps(a + j),
+                                                     _mm256_loadu_ps(bb + j)));
+            _mm256_storeu_ps(a + j, _mm256_mul_ps(p, vscale));
+            if (s) {
+                __m256i w = _mm256_srli_epi32(_mm256_loadu_si256((const __m256i *)(u + j)), 8);
+                __m256 uf = _mm256_mul_ps(_mm256_cvtepi32_ps(w), ulp24);
+                _mm256_storeu_ps(s + j, _mm256_and_ps(_mm256_cmp_ps(uf, p, _CMP_LT_OQ), one));
+            }
+        }
+        for (; j < m; j++) {
+            float p = fr_sigmoidf(a[j] + bb[j]);
+            a[j] = p * scale;
+            if (s) s[j] = (FR_UNIFORM_F32(u[j]) < p) ? 1.0f : 0.0f;
+        }
+    }
+}
+#endif
+
+static void fr_bernoulli_f32(float *act, const float *bias, float scale, float *sample,
+                             int n, uint32_t col0, uint32_t row, uint32_t step,
+                             uint32_t c3, uint32_t key0, uint32_t key1)
+{
+#if FR_HAVE_AVX2_PATH
+    if (fr_use_avx2) {
+        fr_bernoulli_f32_avx2(act, bias, scale, sample, n, col0, row, step, c3, key0, key1);
+        return;
+    }
+#endif
+    fr_bernoulli_f32_scalar(act, bias, scale, sample, n, col0, row, step, c3, key0, key1);
+}
+
+/* Tests force the scalar path to check that both paths agree bit for bit. */
+static int fr_set_simd(int enable)
+{
+    int previous = fr_use_avx2;
+    fr_use_avx2 = 0;
+    if (enable) fr_init_dispatch();
+    return previous;
+}
 
 #endif /* FASTRBM_KERNELS_H */
