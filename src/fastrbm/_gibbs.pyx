@@ -41,11 +41,23 @@ cdef extern from "_kernels.h" nogil:
     float fr_sigmoidf(float a)
     double fr_sigmoid(double a)
 
-# Block sizes of the parallel decomposition.  Multiples of 4 (one Philox block
-# holds 4 columns) and fixed: they must not depend on the thread count.
+# Row blocks of the row-parallel operations (transform, free energy, gibbs).
+# Fixed: block sizes must never depend on the thread count.
 cdef enum:
-    UNIT_BLOCK = 32
     ROW_BLOCK = 64
+
+
+cdef inline Py_ssize_t unit_block(Py_ssize_t dim) noexcept nogil:
+    """Width of the blocks of hidden or visible units in training.
+
+    A function of the layer size only (never of the thread count), a multiple
+    of 4 (one Philox block holds 4 columns), and an even number of blocks of
+    about 100-128 units: every block re-packs the shared GEMM operand, so
+    blocks must be wide, and an even count balances two threads.
+    """
+    cdef Py_ssize_t n_blocks = 2 * ((dim + 255) // 256)
+    cdef Py_ssize_t width = (dim + n_blocks - 1) // n_blocks
+    return (width + 3) // 4 * 4
 
 # Random-stream identifiers (high byte of counter word c3), see _kernels.h.
 STREAM_TRAIN = 0
@@ -323,8 +335,9 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
       vbar (D)    batch mean of the data (sparsity penalty only)
     """
     cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
-    cdef Py_ssize_t n_hblocks = (H + UNIT_BLOCK - 1) // UNIT_BLOCK
-    cdef Py_ssize_t n_vblocks = (D + UNIT_BLOCK - 1) // UNIT_BLOCK
+    cdef Py_ssize_t hblock = unit_block(H), vblock = unit_block(D)
+    cdef Py_ssize_t n_hblocks = (H + hblock - 1) // hblock
+    cdef Py_ssize_t n_vblocks = (D + vblock - 1) // vblock
     cdef Py_ssize_t batch, start, bsz, nneg, blk, r, i, j, j0, i0, nh, nv, s, K
     cdef uint32_t step
     cdef floating lr = <floating>cfg.learning_rate
@@ -358,10 +371,10 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
             # positive phase: hidden probabilities of the data (+ the first
             # hidden draw for CD), block of hidden units by block
             for blk in prange(n_hblocks, schedule='dynamic'):
-                j0 = blk * UNIT_BLOCK
+                j0 = blk * hblock
                 nh = H - j0
-                if nh > UNIT_BLOCK:
-                    nh = UNIT_BLOCK
+                if nh > hblock:
+                    nh = hblock
                 gemm(True, False, <int>nh, <int>bsz, D, 1, W + j0 * D, D, V, D, 0, A + j0, H)
                 for r in range(bsz):
                     bernoulli(A + r * H + j0, hbias + j0,
@@ -379,10 +392,10 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
             for s in range(1, cfg.k + 1):
                 # visible draw from the chain's hidden state
                 for blk in prange(n_vblocks, schedule='dynamic'):
-                    i0 = blk * UNIT_BLOCK
+                    i0 = blk * vblock
                     nv = D - i0
-                    if nv > UNIT_BLOCK:
-                        nv = UNIT_BLOCK
+                    if nv > vblock:
+                        nv = vblock
                     gemm(False, False, <int>nv, <int>nneg, H, 1, W + i0, D, hchain, H, 0,
                          V + bsz * D + i0, D)
                     for r in range(nneg):
@@ -397,10 +410,10 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                             vbar[i] = acc / bsz
                 # hidden probabilities (and draw) from the new visible state
                 for blk in prange(n_hblocks, schedule='dynamic'):
-                    j0 = blk * UNIT_BLOCK
+                    j0 = blk * hblock
                     nh = H - j0
-                    if nh > UNIT_BLOCK:
-                        nh = UNIT_BLOCK
+                    if nh > hblock:
+                        nh = hblock
                     gemm(True, False, <int>nh, <int>nneg, D, 1, W + j0 * D, D, V + bsz * D, D,
                          0, A + bsz * H + j0, H)
                     for r in range(nneg):
@@ -420,10 +433,10 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
             K = bsz + nneg
             for blk in prange(n_hblocks + n_vblocks, schedule='dynamic'):
                 if blk < n_hblocks:
-                    j0 = blk * UNIT_BLOCK
+                    j0 = blk * hblock
                     nh = H - j0
-                    if nh > UNIT_BLOCK:
-                        nh = UNIT_BLOCK
+                    if nh > hblock:
+                        nh = hblock
                     if W_vel == NULL:
                         if elementwise:
                             for j in range(j0, j0 + nh):
@@ -454,10 +467,10 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                             hbias_vel[j] = mom * hbias_vel[j] + acc
                             hbias[j] = hbias[j] + hbias_vel[j]
                 else:
-                    i0 = (blk - n_hblocks) * UNIT_BLOCK
+                    i0 = (blk - n_hblocks) * vblock
                     nv = D - i0
-                    if nv > UNIT_BLOCK:
-                        nv = UNIT_BLOCK
+                    if nv > vblock:
+                        nv = vblock
                     for i in range(i0, i0 + nv):
                         acc = 0
                         for r in range(bsz):
