@@ -51,6 +51,17 @@ def resolve_n_threads(n_jobs):
     return n_jobs
 
 
+# Below this many multiply-adds per thread in one minibatch, barrier and
+# dispatch costs outweigh the extra core (e.g. digits, 10 x 64 x 100): use
+# fewer threads.  Safe because results do not depend on the thread count.
+MIN_WORK_PER_THREAD = 1 << 21
+
+
+def threads_for_work(n_jobs, work):
+    """Threads for a kernel whose parallel steps each do about ``work`` multiply-adds."""
+    return max(1, min(resolve_n_threads(n_jobs), int(work) // MIN_WORK_PER_THREAD))
+
+
 @contextmanager
 def kernel_threads():
     """BLAS single-threaded while the OpenMP kernels run: one party owns the cores.

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import get_engine, kernel_threads, resolve_n_threads
+from ._backend import get_engine, kernel_threads, resolve_n_threads, threads_for_work
 from ._validation import check_X, model_dtype_for
 
 STREAM_SAMPLE = 1
@@ -301,7 +301,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         with kernel_threads():
             engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias, chains,
                              *velocity, activity, workspace, config, self._key,
-                             self.n_updates_, resolve_n_threads(self.n_jobs))
+                             self.n_updates_,
+                             threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1]))
         self.n_updates_ += -(-len(order) // self.batch_size)
 
     def _workspace(self, X):
