@@ -222,6 +222,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.components_).dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
     def _validate(self, X, reset):
+        if not reset:
+            check_is_fitted(self, "components_")
         if self.out_of_range not in ("raise", "clip"):
             raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
         dtype = self.dtype if reset else self._dtype
@@ -243,10 +245,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.components_ = np.ascontiguousarray(
             init_rng.normal(0, 0.01, (self.n_components, n_features)).astype(dtype))
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
-        p = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
-        if X.dtype == np.uint8:
-            p /= 255.0
-        p = np.clip(p, INIT_P_CLIP, 1 - INIT_P_CLIP)
+        p = np.clip(self._column_means(X), INIT_P_CLIP, 1 - INIT_P_CLIP)
         self.intercept_visible_ = np.log(p / (1 - p)).astype(dtype)
         self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
         self.n_updates_ = 0
@@ -255,6 +254,21 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._velocity = None
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
+
+    def _column_means(self, X):
+        """Mean of each feature as the engines read it (uint8 / 255, clamped
+        when clipping), in chunks of rows: never a whole copy of X."""
+        n_samples, n_features = X.shape
+        chunk = max(1, (1 << 16) // n_features)
+        total = np.zeros(n_features)
+        for start in range(0, n_samples, chunk):
+            part = X[start:start + chunk]
+            part = part.toarray() if sp.issparse(part) else np.asarray(part)
+            part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
+            if self.out_of_range == "clip":
+                np.clip(part, 0, 1, out=part)
+            total += part.sum(axis=0)
+        return total / n_samples
 
     def _train_state(self, W, momentum):
         """Momentum buffers, chains and sparsity state matching the parameters."""
@@ -377,7 +391,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return self
 
     def _record_epoch(self, X_monitor, epoch, seconds):
-        recon = self.reconstruct(X_monitor)
+        recon = self._visible_proba(self._hidden_proba(X_monitor))
         dense = X_monitor.toarray() if sp.issparse(X_monitor) else np.asarray(X_monitor)
         dense = dense / 255.0 if dense.dtype == np.uint8 else dense
         if self.out_of_range == "clip":
@@ -409,7 +423,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         h : ndarray of shape (n_samples, n_components)
             Probabilities, in the model's dtype.
         """
-        X = self._validate(X, reset=False)
+        return self._hidden_proba(self._validate(X, reset=False))
+
+    def _hidden_proba(self, X):
         W, _, hbias = self._params()
         with kernel_threads():
             return get_engine(X).hidden_proba(self._source(X), W, hbias,
@@ -435,7 +451,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         v : ndarray of shape (n_samples, n_features)
             Reconstructed visible probabilities.
         """
-        return self._visible_proba(self.transform(X))
+        return self._visible_proba(self._hidden_proba(self._validate(X, reset=False)))
 
     def gibbs(self, v, k=1):
         """Run ``k`` steps of block Gibbs sampling v -> h -> v from each row of v.
