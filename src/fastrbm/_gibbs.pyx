@@ -47,6 +47,20 @@ cdef enum:
     ROW_BLOCK = 64
 
 
+cdef Py_ssize_t _block_span = 512
+
+
+def _set_block_span(Py_ssize_t span):
+    """Units per pair of training blocks (benchmarking the decomposition only;
+    results then change by rounding, exactly as for another layer size)."""
+    global _block_span
+    if span < 8:
+        raise ValueError("span must be >= 8")
+    previous = _block_span
+    _block_span = span
+    return previous
+
+
 cdef inline Py_ssize_t unit_block(Py_ssize_t dim) noexcept nogil:
     """Width of the blocks of hidden or visible units in training.
 
@@ -55,7 +69,7 @@ cdef inline Py_ssize_t unit_block(Py_ssize_t dim) noexcept nogil:
     about 100-128 units: every block re-packs the shared GEMM operand, so
     blocks must be wide, and an even count balances two threads.
     """
-    cdef Py_ssize_t n_blocks = 2 * ((dim + 255) // 256)
+    cdef Py_ssize_t n_blocks = 2 * ((dim + _block_span - 1) // _block_span)
     cdef Py_ssize_t width = (dim + n_blocks - 1) // n_blocks
     return (width + 3) // 4 * 4
 
@@ -323,6 +337,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                          floating *chains, floating *W_vel, floating *vbias_vel,
                          floating *hbias_vel, floating *activity,
                          floating *V, floating *A, floating *Hs, floating *vbar,
+                         floating *sums,
                          int D, int H, TrainConfig cfg, uint32_t step0,
                          const uint32_t *key, int n_threads) noexcept nogil:
     """Run ceil(n_order / batch_size) CD-k or PCD-k updates, in place.
@@ -333,6 +348,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                   W += A^T V (one GEMM); pos rows +lr/b * p, neg rows -lr/n * p
       Hs (B, H)   hidden samples of the chain (CD only; PCD uses `chains`)
       vbar (D)    batch mean of the data (sparsity penalty only)
+      sums (H+2D) per-unit sums for the bias gradients
     """
     cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
     cdef Py_ssize_t hblock = unit_block(H), vblock = unit_block(D)
@@ -457,10 +473,16 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                                     sgn = (w > 0) - (w < 0)
                                     W_vel[j * D + i] = W_vel[j * D + i] - lr * (wd * w + l1 * sgn) + (pen * vbar[i] if sparse_on else 0)
                                 W[j * D + i] = w + W_vel[j * D + i]
+                    # bias gradients: row-major sweeps into per-unit sums
+                    # (a strided column walk per unit misses the cache)
                     for j in range(j0, j0 + nh):
-                        acc = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
-                        for r in range(K):
-                            acc = acc + A[r * H + j]
+                        sums[j] = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+                    for r in range(K):
+                        row_ptr = A + r * H
+                        for j in range(j0, j0 + nh):
+                            sums[j] = sums[j] + row_ptr[j]
+                    for j in range(j0, j0 + nh):
+                        acc = sums[j]
                         if hbias_vel == NULL:
                             hbias[j] = hbias[j] + acc
                         else:
@@ -472,13 +494,18 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     if nv > vblock:
                         nv = vblock
                     for i in range(i0, i0 + nv):
-                        acc = 0
-                        for r in range(bsz):
-                            acc = acc + V[r * D + i]
-                        acc2 = 0
-                        for r in range(bsz, K):
-                            acc2 = acc2 + V[r * D + i]
-                        acc = lr * (acc / bsz - acc2 / nneg)
+                        sums[H + i] = 0
+                        sums[H + D + i] = 0
+                    for r in range(bsz):
+                        row_ptr = V + r * D
+                        for i in range(i0, i0 + nv):
+                            sums[H + i] = sums[H + i] + row_ptr[i]
+                    for r in range(bsz, K):
+                        row_ptr = V + r * D
+                        for i in range(i0, i0 + nv):
+                            sums[H + D + i] = sums[H + D + i] + row_ptr[i]
+                    for i in range(i0, i0 + nv):
+                        acc = lr * (sums[H + i] / bsz - sums[H + D + i] / nneg)
                         if vbias_vel == NULL:
                             vbias[i] = vbias[i] + acc
                         else:
@@ -533,6 +560,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cdef floating[:, ::1] A = workspace["A"]
     cdef floating[:, ::1] Hs = workspace["Hs"]
     cdef floating[::1] vbar = workspace["vbar"]
+    cdef floating[::1] sums = workspace["sums"]
     cdef floating[:, ::1] chains_v
     cdef floating[:, ::1] W_vel_v
     cdef floating[::1] vb_vel_v, hb_vel_v
@@ -540,7 +568,8 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cdef floating *W_vel_p = NULL
     cdef floating *vb_vel_p = NULL
     cdef floating *hb_vel_p = NULL
-    if V.shape[0] < 2 * batch_size or V.shape[1] != D or A.shape[1] != H:
+    if (V.shape[0] < 2 * batch_size or V.shape[1] != D or A.shape[1] != H
+            or sums.shape[0] != H + 2 * D):
         raise ValueError("workspace does not match the model and batch size")
     cfg.k = config.k
     cfg.persistent = bool(config.persistent)
@@ -571,6 +600,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         cd_minibatches(&source.src, &order_view[0], order_view.shape[0], batch_size,
                        &W[0, 0], &vbias[0], &hbias[0], chains_p, W_vel_p, vb_vel_p,
                        hb_vel_p, &activity[0], &V[0, 0], &A[0, 0], &Hs[0, 0], &vbar[0],
+                       &sums[0],
                        D, H, cfg, <uint32_t>step0, key_words, n_threads)
 
 
@@ -581,6 +611,7 @@ def make_workspace(int n_features, int n_components, int batch_size, dtype):
         "A": np.empty((2 * batch_size, n_components), dtype=dtype),
         "Hs": np.empty((batch_size, n_components), dtype=dtype),
         "vbar": np.zeros(n_features, dtype=dtype),
+        "sums": np.zeros(n_components + 2 * n_features, dtype=dtype),
     }
 
 
