@@ -383,3 +383,11 @@ def test_digits_pipeline_as_good_as_sklearn():
     assert min(scores["fastrbm"]) > 0.9, scores
     # reconstruction error: within 5% of scikit-learn's (seed-to-seed spread ~4%)
     assert np.mean(recon["fastrbm"]) <= 1.05 * np.mean(recon["sklearn"]), recon
+
+
+def test_get_feature_names_out():
+    # one name per hidden unit, with the class-name prefix scikit-learn uses
+    X = np.random.default_rng(0).random((20, 4))
+    model = BernoulliRBM(n_components=3, n_iter=1, n_jobs=1).fit(X)
+    assert list(model.get_feature_names_out()) == [
+        "bernoullirbm0", "bernoullirbm1", "bernoullirbm2"]

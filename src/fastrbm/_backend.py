@@ -54,7 +54,7 @@ def resolve_n_threads(n_jobs):
 # Below this many multiply-adds per thread in one minibatch, barrier and
 # dispatch costs outweigh the extra core (e.g. digits, 10 x 64 x 100): use
 # fewer threads.  Safe because results do not depend on the thread count.
-MIN_WORK_PER_THREAD = 1 << 21
+MIN_WORK_PER_THREAD = 1 << 18
 
 
 def threads_for_work(n_jobs, work):

@@ -47,29 +47,38 @@ cdef enum:
     ROW_BLOCK = 64
 
 
-cdef Py_ssize_t _block_span = 512
+cdef Py_ssize_t _block_span_override = 0
 
 
 def _set_block_span(Py_ssize_t span):
-    """Units per pair of training blocks (benchmarking the decomposition only;
-    results then change by rounding, exactly as for another layer size)."""
-    global _block_span
-    if span < 8:
-        raise ValueError("span must be >= 8")
-    previous = _block_span
-    _block_span = span
+    """Force the units per pair of training blocks (0: automatic).  For
+    benchmarking the decomposition only: results then change by rounding,
+    exactly as they would for another layer size."""
+    global _block_span_override
+    if span != 0 and span < 8:
+        raise ValueError("span must be 0 or >= 8")
+    previous = _block_span_override
+    _block_span_override = span
     return previous
 
 
-cdef inline Py_ssize_t unit_block(Py_ssize_t dim) noexcept nogil:
+cdef inline Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil:
     """Width of the blocks of hidden or visible units in training.
 
-    A function of the layer size only (never of the thread count), a multiple
-    of 4 (one Philox block holds 4 columns), and an even number of blocks of
-    about 100-128 units: every block re-packs the shared GEMM operand, so
-    blocks must be wide, and an even count balances two threads.
+    A function of the layer size and batch size only (never of the thread
+    count), a multiple of 4 (one Philox block holds 4 columns), and an even
+    number of blocks (balances two threads).  Every block re-packs the
+    operand its GEMM shares with the other blocks (the batch), so blocks are
+    wider for larger batches: 2 blocks per `span` units with span = 4 x batch
+    rounded up to a power of two within [128, 1024] (measured best on 2 cores
+    for batches 10, 32, 100 and 1000; benchmarks/README.md).
     """
-    cdef Py_ssize_t n_blocks = 2 * ((dim + _block_span - 1) // _block_span)
+    cdef Py_ssize_t span = 128
+    while span < 4 * batch_size and span < 1024:
+        span *= 2
+    if _block_span_override > 0:
+        span = _block_span_override
+    cdef Py_ssize_t n_blocks = 2 * ((dim + span - 1) // span)
     cdef Py_ssize_t width = (dim + n_blocks - 1) // n_blocks
     return (width + 3) // 4 * 4
 
@@ -351,7 +360,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
       sums (H+2D) per-unit sums for the bias gradients
     """
     cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
-    cdef Py_ssize_t hblock = unit_block(H), vblock = unit_block(D)
+    cdef Py_ssize_t hblock = unit_block(H, batch_size), vblock = unit_block(D, batch_size)
     cdef Py_ssize_t n_hblocks = (H + hblock - 1) // hblock
     cdef Py_ssize_t n_vblocks = (D + vblock - 1) // vblock
     cdef Py_ssize_t batch, start, bsz, nneg, blk, r, i, j, j0, i0, nh, nv, s, K

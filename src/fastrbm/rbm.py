@@ -178,8 +178,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         for name in ("learning_rate", "weight_decay", "l1", "sparsity_cost"):
             nonneg_float(name)
         nonneg_float("sparsity_target", upper=1)
-        if self.out_of_range not in ("raise", "clip"):
-            raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
+        self._clipping()
         if self.method not in ("pcd", "cd"):
             raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
         if not callable(self.momentum):
@@ -217,6 +216,11 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return W, vbias, hbias
 
     @property
+    def _n_features_out(self):
+        """Number of transformed output features (for get_feature_names_out)."""
+        return self.components_.shape[0]
+
+    @property
     def _dtype(self):
         return np.asarray(self.components_).dtype if np.asarray(
             self.components_).dtype in (np.float32, np.float64) else np.dtype(np.float64)
@@ -224,14 +228,18 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _validate(self, X, reset):
         if not reset:
             check_is_fitted(self, "components_")
+        dtype = self.dtype if reset else self._dtype
+        return check_X(self, X, reset=reset, dtype=dtype, clip=self._clipping())
+
+    def _clipping(self):
+        """Whether input values outside [0, 1] are clamped (else rejected)."""
         if self.out_of_range not in ("raise", "clip"):
             raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
-        dtype = self.dtype if reset else self._dtype
-        return check_X(self, X, reset=reset, dtype=dtype, clip=self.out_of_range == "clip")
+        return self.out_of_range == "clip"
 
     def _source(self, X):
         """The engine's view of validated X (clamping values when asked)."""
-        return get_engine(X).as_source(X, clip=self.out_of_range == "clip")
+        return get_engine(X).as_source(X, clip=self._clipping())
 
     # ------------------------------------------------------------- training
     def _initialize(self, X):
@@ -265,7 +273,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             part = X[start:start + chunk]
             part = part.toarray() if sp.issparse(part) else np.asarray(part)
             part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
-            if self.out_of_range == "clip":
+            if self._clipping():
                 np.clip(part, 0, 1, out=part)
             total += part.sum(axis=0)
         return total / n_samples
@@ -394,7 +402,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         recon = self._visible_proba(self._hidden_proba(X_monitor))
         dense = X_monitor.toarray() if sp.issparse(X_monitor) else np.asarray(X_monitor)
         dense = dense / 255.0 if dense.dtype == np.uint8 else dense
-        if self.out_of_range == "clip":
+        if self._clipping():
             dense = np.clip(dense, 0, 1)
         entry = {
             "epoch": epoch + 1,
