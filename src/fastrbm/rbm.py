@@ -80,7 +80,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         (chains restart at the data).
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum`` for a
-        schedule (e.g. ``lambda e: 0.5 if e < 5 else 0.9``, Hinton 2010).
+        schedule (e.g. 0.5 for the first 5 epochs, then 0.9; Hinton 2010).
+        The model pickles only if the function does (define it at module
+        level, not as a lambda).
     weight_decay : float, default=0.0
         L2 penalty on the weights (not the biases).
     l1 : float, default=0.0
