@@ -1,0 +1,202 @@
+"""The fastrbm command: a full default run as a subprocess, errors as one line."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastrbm
+from fastrbm import cli, datasets, io
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "fastrbm", *args], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=120)
+
+
+def assert_one_line_error(result, *words):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fastrbm: error:"), result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_train_with_no_arguments(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = run("train", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "fastrbm-out"
+    progress = result.stdout + result.stderr  # per-epoch lines or a progress bar
+    assert "Iteration 30" in progress or "30/30" in progress
+    files = set(os.listdir(out))
+    assert {"model.npz", "metrics.json", "filters.png", "reconstructions.png", "samples.png",
+            "training_curves.png"} <= files
+    for name in files:
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    # the reported metrics are those of the saved model on the held-out split
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = io.load_model(out / "model.npz")
+    X_test, _, _, _ = cli.load_data("digits", "test")
+    assert metrics["test"]["n_samples"] == len(X_test) == 360
+    expected = np.mean((X_test - model.reconstruct(X_test)) ** 2)
+    assert metrics["test"]["reconstruction_error"] == pytest.approx(expected, rel=1e-12)
+    assert f"{expected:.6g}" in result.stdout
+    assert model.n_epochs_ == 30 and model.components_.shape == (100, 64)
+    # a trained RBM reconstructs far better than the data's mean image does
+    baseline = np.mean((X_test - X_test.mean(axis=0)) ** 2)
+    assert expected < 0.5 * baseline
+
+
+def test_bad_path_as_subprocess(tmp_path):
+    result = run("train", "--data", str(tmp_path / "absent.npy"), "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "not found", "absent.npy")
+
+
+def test_bad_option(capsys):
+    assert cli.main(["train", "--method", "magic"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def in_process_error(capsys, argv, *words):
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fastrbm: error:"), err
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.mark.parametrize("content,name,words", [
+    (b"this is not numpy", "garbage.npy", ["garbage.npy", "cannot read"]),
+    (b"1,2,x\n3,4,5\n", "letters.csv", ["letters.csv", "cannot read"]),
+    (b"hello", "notes.txt", ["unknown data format"]),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x09abc", "short-idx1-ubyte", ["holds 3 bytes"]),
+])
+def test_bad_data_files(tmp_path, capsys, content, name, words):
+    (tmp_path / name).write_bytes(content)
+    in_process_error(capsys, ["train", "--data", str(tmp_path / name), "--out",
+                              str(tmp_path / "o")], *words)
+
+
+def test_bad_model_files(tmp_path, capsys):
+    in_process_error(capsys, ["sample", str(tmp_path / "absent.npz")], "not found")
+    in_process_error(capsys, ["evaluate", str(tmp_path), "--data", "digits"], "directory")
+    np.savez(tmp_path / "other.npz", x=np.zeros(2))
+    in_process_error(capsys, ["info", str(tmp_path / "other.npz")], "not a fastrbm model file")
+    (tmp_path / "m.npz").write_bytes(b"nope")
+    in_process_error(capsys, ["info", str(tmp_path / "m.npz")], "not a fastrbm model file")
+    (tmp_path / "file").write_text("x")
+    in_process_error(capsys, ["train", "--out", str(tmp_path / "file")], "not a directory")
+
+
+def test_help_explains_every_option(capsys):
+    assert cli.main(["train", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in ("--data", "--model", "--n-components", "--learning-rate", "--batch-size",
+                   "--n-iter", "--k", "--method", "--momentum", "--weight-decay", "--seed",
+                   "--n-jobs", "--device", "--out", "--hidden-layer-sizes", "--ais"):
+        assert option in text
+    for command in ("sample", "evaluate", "info"):
+        assert cli.main([command, "--help"]) == 0
+    assert cli.main([]) == 2
+
+
+def quick(tmp_path, *extra):
+    return cli.main(["train", "--n-iter", "2", "--n-components", "8", "--no-plots", "--quiet",
+                     "--n-jobs", "1", "--out", str(tmp_path), *extra])
+
+
+def test_file_formats_give_the_same_model(tmp_path, capsys):
+    X = (np.random.default_rng(0).random((60, 16)) < 0.4)
+    as_uint8 = (X * 255).astype(np.uint8)
+    np.save(tmp_path / "x.npy", X.astype(np.float64))
+    np.savez(tmp_path / "x.npz", X=X.astype(np.float64), y=np.arange(60) % 2)
+    np.savetxt(tmp_path / "x.csv", as_uint8, fmt="%d", delimiter=",", header="a" * 5)
+    datasets.write_idx(tmp_path / "x-idx3-ubyte.gz", as_uint8.reshape(60, 4, 4))
+    weights = []
+    for name in ("x.npy", "x.npz", "x.csv", "x-idx3-ubyte.gz"):
+        out = tmp_path / name.replace(".", "_")
+        assert quick(out, "--data", str(tmp_path / name)) == 0, capsys.readouterr().err
+        weights.append(io.load_model(out / "model.npz").components_)
+    # 0/1 floats and 0/255 intensities are the same data to the model
+    for w in weights[1:]:
+        np.testing.assert_allclose(w, weights[0], rtol=1e-6, atol=1e-7)
+
+
+def test_sample_evaluate_info(tmp_path, capsys):
+    assert quick(tmp_path) == 0
+    model_path = str(tmp_path / "model.npz")
+    assert cli.main(["sample", model_path, "--n-samples", "7", "--n-steps", "3",
+                     "--no-plots", "--out", str(tmp_path / "s")]) == 0
+    samples = np.load(tmp_path / "s" / "samples.npy")
+    assert samples.shape == (7, 64) and set(np.unique(samples)) <= {0, 1}
+    capsys.readouterr()
+    assert cli.main(["evaluate", model_path, "--data", "digits", "--json",
+                     str(tmp_path / "e.json")]) == 0
+    metrics = json.loads((tmp_path / "e.json").read_text())
+    model = io.load_model(model_path)
+    X_test, _, _, _ = cli.load_data("digits", "test")
+    assert metrics["pseudo_likelihood"] == pytest.approx(model.score_samples(X_test).mean())
+    assert cli.main(["info", model_path]) == 0
+    text = capsys.readouterr().out
+    assert "BernoulliRBM" in text and "components_: array (8, 64)" in text
+    assert "format version 1" in text
+
+
+def test_newer_model_file(tmp_path, capsys):
+    model = fastrbm.BernoulliRBM(4)
+    path = io.save_model(model, tmp_path / "m.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays[io.METADATA_KEY][()]))
+    meta["format_version"] = 99
+    arrays[io.METADATA_KEY] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    assert cli.main(["info", path]) == 1
+    assert "upgrade fastrbm" in capsys.readouterr().err
+
+
+def test_unavailable_model_and_device(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(io.MODEL_CLASSES, "GaussianBernoulliRBM", "fastrbm.absent:Nothing")
+    assert cli.main(["train", "--model", "gaussian-rbm", "--out", str(tmp_path)]) == 1
+    assert "not available in this version" in capsys.readouterr().err
+    if importlib_find("fastrbm._cupy") is None:
+        assert cli.main(["train", "--device", "gpu", "--out", str(tmp_path)]) == 1
+        assert "GPU engine is not available" in capsys.readouterr().err
+
+
+def importlib_find(name):
+    import importlib.util
+
+    return importlib.util.find_spec(name)
+
+
+def test_values_out_of_range(tmp_path, capsys):
+    np.save(tmp_path / "big.npy", np.full((10, 4), 3.5))
+    assert quick(tmp_path / "o", "--data", str(tmp_path / "big.npy")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fastrbm: error: cannot train on") and "[0, 1]" in err
+
+
+def test_dbn_classifier_reports_its_accuracy(tmp_path, capsys):
+    if not hasattr(fastrbm, "DBNClassifier"):
+        pytest.skip("no DBNClassifier in this version")
+    assert cli.main(["train", "--model", "dbn-classifier", "--hidden-layer-sizes", "16",
+                     "--n-iter", "1", "--n-jobs", "1", "--quiet", "--no-plots",
+                     "--out", str(tmp_path)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    model = io.load_model(tmp_path / "model.npz")
+    X_test, y_test, _, _ = cli.load_data("digits", "test")
+    assert metrics["test"]["accuracy"] == pytest.approx(model.score(X_test, y_test))
+    assert model.hidden_layer_sizes == (16,)
+    assert cli.main(["train", "--model", "dbn", "--n-components", "5",
+                     "--out", str(tmp_path)]) == 1
+    assert "--hidden-layer-sizes" in capsys.readouterr().err
