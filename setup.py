@@ -109,7 +109,15 @@ extensions = [
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         depends=["src/fastrbm/_kernels.h"],
-    )
+    ),
+    # backpropagation kernels of DBNClassifier (same flags, via BuildExt)
+    Extension(
+        "fastrbm._mlp",
+        ["src/fastrbm/_mlp.pyx"],
+        include_dirs=[numpy.get_include(), "src/fastrbm"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+        depends=["src/fastrbm/_kernels.h"],
+    ),
 ]
 
 setup(

@@ -1,0 +1,515 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False, embedsignature=True
+"""Backpropagation kernels for the fine-tuned DBN classifier (sigmoid hidden
+layers, softmax output, cross-entropy loss).
+
+Every function here has a twin of the same name and meaning in
+``_mlp_reference.py`` (plain NumPy); tests hold the two equal.
+
+Conventions.  Layer ``i`` has weights ``W[i]`` of shape
+``(sizes[i+1], sizes[i])`` (C order, like ``BernoulliRBM.components_``) and
+biases ``b[i]``; ``A[0]`` is the input and ``A[i+1] = f(A[i] W[i]^T + b[i])``
+with ``f`` the logistic sigmoid for hidden layers and softmax for the last.
+The loss of a minibatch of ``B`` rows is the mean cross-entropy plus
+``weight_decay / 2 * sum ||W[i]||^2`` (biases are not decayed).
+
+Parallel decomposition: each step is split into blocks of output units (or
+of rows) whose size depends only on the layer sizes, never on the thread
+count, and each block is one single-threaded BLAS call plus a fused
+elementwise loop.  In particular the weight gradient of a block of units is
+one GEMM over all the minibatch's rows (no per-thread partial sums), so every
+number is computed by the same operations whatever ``n_threads`` is:
+results are bit-identical for any thread count.  BLAS must be single-threaded
+while these kernels run (the caller arranges that with threadpoolctl).
+"""
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, log
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from libc.stdint cimport uint32_t
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+cnp.import_array()
+
+cdef extern from "_kernels.h" nogil:
+    float fr_sigmoidf(float a)
+    double fr_sigmoid(double a)
+    void fr_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
+
+# Dropout draws: Philox4x32-10 with the layout of _kernels.h (c0 = unit // 4,
+# word unit % 4; c1 = row within the minibatch; c2 = update index; c3 =
+# STREAM_DROPOUT << 24 | hidden layer), uniform (x >> 8) * 2**-24 in float32
+# and x * 2**-32 in float64; a unit is dropped when u < p.
+STREAM_DROPOUT = 4
+cdef enum:
+    C_STREAM_DROPOUT = 4
+
+# Rows per block of the row-parallel steps (gather, softmax, inference chunks).
+cdef enum:
+    ROW_BLOCK = 32
+    # units per pair of unit blocks: a layer of n units is split into
+    # 2 * ceil(n / SPAN) blocks (an even count balances two threads; wider
+    # blocks re-pack the shared GEMM operand less often)
+    SPAN = 512
+
+
+cdef inline Py_ssize_t unit_block(Py_ssize_t dim) noexcept nogil:
+    """Width of the unit blocks of a layer of ``dim`` units (layer size only)."""
+    cdef Py_ssize_t n_blocks = 2 * ((dim + SPAN - 1) // SPAN)
+    cdef Py_ssize_t width = (dim + n_blocks - 1) // n_blocks
+    return (width + 3) // 4 * 4
+
+
+def _unit_block(Py_ssize_t dim):
+    """Block width for a layer of ``dim`` units (exposed for the reference)."""
+    return unit_block(dim)
+
+
+cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
+                      const floating *a, int lda, const floating *b, int ldb,
+                      floating beta, floating *c, int ldc) noexcept nogil:
+    """Column-major GEMM (BLAS convention) for either precision."""
+    cdef char transa = 84 if trans_a else 78  # 'T' / 'N'
+    cdef char transb = 84 if trans_b else 78
+    if m == 0 or n == 0:
+        return
+    if floating is float:
+        sgemm(&transa, &transb, &m, &n, &k, &alpha, <float *>a, &lda,
+              <float *>b, &ldb, &beta, c, &ldc)
+    else:
+        dgemm(&transa, &transb, &m, &n, &k, &alpha, <double *>a, &lda,
+              <double *>b, &ldb, &beta, c, &ldc)
+
+
+cdef inline floating sigmoid(floating a) noexcept nogil:
+    if floating is float:
+        return fr_sigmoidf(a)
+    else:
+        return fr_sigmoid(a)
+
+
+cdef inline float uniform_f(uint32_t x) noexcept nogil:
+    return <float>(x >> 8) * <float>5.9604644775390625e-08   # 2**-24
+
+
+cdef inline double uniform_d(uint32_t x) noexcept nogil:
+    return <double>x * 2.3283064365386963e-10               # 2**-32
+
+
+cdef inline void dropout_row(floating *z, Py_ssize_t j0, Py_ssize_t j1, floating p,
+                             uint32_t row, uint32_t step, uint32_t c3,
+                             const uint32_t *key) noexcept nogil:
+    """Inverted dropout of z[j0:j1] (j0 a multiple of 4): z / (1 - p) or 0."""
+    cdef uint32_t ctr[4]
+    cdef uint32_t out[4]
+    cdef Py_ssize_t j
+    cdef floating keep = 1 - p
+    cdef floating u
+    ctr[1] = row
+    ctr[2] = step
+    ctr[3] = c3
+    for j in range(j0, j1):
+        if j % 4 == 0 or j == j0:
+            ctr[0] = <uint32_t>(j // 4)
+            fr_philox4x32_10(ctr, key, out)
+        if floating is float:
+            u = uniform_f(out[j % 4])
+        else:
+            u = uniform_d(out[j % 4])
+        z[j] = 0 if u < p else z[j] / keep
+
+
+cdef void forward_layer(const floating *A, Py_ssize_t B, Py_ssize_t n_in,
+                        const floating *W, const floating *b, floating *Z,
+                        Py_ssize_t n_out, bint softmax, int n_threads,
+                        floating dropout=0, uint32_t step=0, uint32_t c3=0,
+                        const uint32_t *key=NULL) noexcept nogil:
+    """Z = f(A W^T + b) for B rows; A is (B, n_in), Z is (B, n_out), row-major.
+    With ``dropout`` > 0 (hidden layers in training) each unit is dropped
+    with that probability and the kept ones scaled by 1 / (1 - dropout)."""
+    cdef Py_ssize_t width = unit_block(n_out)
+    cdef Py_ssize_t n_blocks = (n_out + width - 1) // width
+    cdef Py_ssize_t blk, j0, nw, r, j, r0, r1
+    cdef floating *z
+    cdef floating m, s
+    for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="static"):
+        j0 = blk * width
+        nw = min(width, n_out - j0)
+        # row-major Z[:, j0:j0+nw] = A @ W[j0:j0+nw]^T (column-major: W_blk^T A^T)
+        gemm(True, False, <int>nw, <int>B, <int>n_in, 1, W + j0 * n_in, <int>n_in,
+             A, <int>n_in, 0, Z + j0, <int>n_out)
+        if not softmax:
+            for r in range(B):
+                z = Z + r * n_out
+                for j in range(j0, j0 + nw):
+                    z[j] = sigmoid(z[j] + b[j])
+                if dropout > 0:
+                    dropout_row(z, j0, j0 + nw, dropout, <uint32_t>r, step, c3, key)
+    if softmax:
+        # softmax needs whole rows: a second pass over fixed row blocks
+        for blk in prange((B + ROW_BLOCK - 1) // ROW_BLOCK, nogil=True,
+                          num_threads=n_threads, schedule="static"):
+            r0 = blk * ROW_BLOCK
+            r1 = min(B, r0 + ROW_BLOCK)
+            for r in range(r0, r1):
+                z = Z + r * n_out
+                m = z[0] + b[0]
+                for j in range(n_out):
+                    z[j] = z[j] + b[j]
+                    if z[j] > m:
+                        m = z[j]
+                s = 0
+                for j in range(n_out):
+                    z[j] = exp(z[j] - m)
+                    s = s + z[j]
+                for j in range(n_out):
+                    z[j] = z[j] / s
+
+
+cdef void forward_all(floating **A, Py_ssize_t B, const Py_ssize_t *sizes, int n_layers,
+                      floating **W, floating **b, int n_threads, floating dropout=0,
+                      uint32_t step=0, const uint32_t *key=NULL) noexcept nogil:
+    cdef int i
+    for i in range(n_layers):
+        forward_layer(A[i], B, sizes[i], W[i], b[i], A[i + 1], sizes[i + 1],
+                      i == n_layers - 1, n_threads,
+                      dropout if i < n_layers - 1 else 0, step,
+                      (<uint32_t>C_STREAM_DROPOUT << 24) | <uint32_t>i, key)
+
+
+cdef double output_delta(floating *P, Py_ssize_t B, Py_ssize_t n_out, const int *y,
+                         floating *D, floating *row_loss, int n_threads) noexcept nogil:
+    """D = (P - onehot(y)) / B; returns the summed cross-entropy of the B rows
+    (per-row values first, then summed in row order: deterministic)."""
+    cdef Py_ssize_t r, j
+    cdef floating inv = 1.0 / B
+    cdef floating p
+    cdef double total = 0
+    for r in prange(B, nogil=True, num_threads=n_threads, schedule="static"):
+        p = P[r * n_out + y[r]]
+        # the smallest positive normal float keeps log finite when p underflows
+        row_loss[r] = -log(p if p > 1.2e-38 else 1.2e-38)
+        for j in range(n_out):
+            D[r * n_out + j] = P[r * n_out + j] * inv
+        D[r * n_out + y[r]] = D[r * n_out + y[r]] - inv
+    for r in range(B):
+        total += row_loss[r]
+    return total
+
+
+cdef void hidden_delta(const floating *Dnext, Py_ssize_t B, Py_ssize_t n_next,
+                       const floating *W, const floating *A, floating *D, Py_ssize_t n,
+                       int n_threads, floating dropout=0) noexcept nogil:
+    """D = (Dnext @ W) * A * (1 - A); W is (n_next, n), D and A are (B, n).
+
+    With dropout, A holds s / (1 - p) for kept units and 0 for dropped ones
+    (s the sigmoid): the derivative is s (1 - s) / (1 - p), or 0."""
+    cdef floating keep = 1 - dropout
+    cdef Py_ssize_t width = unit_block(n)
+    cdef Py_ssize_t n_blocks = (n + width - 1) // width
+    cdef Py_ssize_t blk, j0, nw, r, j
+    cdef floating a
+    for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="static"):
+        j0 = blk * width
+        nw = min(width, n - j0)
+        # row-major D[:, j0:j0+nw] = Dnext @ W[:, j0:j0+nw]
+        gemm(False, False, <int>nw, <int>B, <int>n_next, 1, W + j0, <int>n,
+             Dnext, <int>n_next, 0, D + j0, <int>n)
+        for r in range(B):
+            for j in range(j0, j0 + nw):
+                a = A[r * n + j]
+                if dropout > 0:
+                    a = a * keep
+                    D[r * n + j] = 0 if a == 0 else D[r * n + j] * (a * (1 - a) / keep)
+                else:
+                    D[r * n + j] = D[r * n + j] * a * (1 - a)
+
+
+cdef void grad_update(const floating *D, const floating *A, Py_ssize_t B, Py_ssize_t n_in,
+                      Py_ssize_t n_out, floating *W, floating *b, floating *GW, floating *Gb,
+                      floating *VW, floating *Vb, floating lr, floating momentum,
+                      floating wd, bint update, int n_threads) noexcept nogil:
+    """Gradient of one layer, and (when ``update``) the momentum step.
+
+    GW = D^T A + wd W, Gb = column sums of D (rows in order); then
+    V = momentum V - lr G and W += V (same for the biases).  One GEMM over
+    all B rows per block of output units: no partial sums across threads.
+    """
+    cdef Py_ssize_t width = unit_block(n_out)
+    cdef Py_ssize_t n_blocks = (n_out + width - 1) // width
+    cdef Py_ssize_t blk, j0, nw, r, j, i
+    cdef floating g, v
+    for blk in prange(n_blocks, nogil=True, num_threads=n_threads, schedule="static"):
+        j0 = blk * width
+        nw = min(width, n_out - j0)
+        # row-major GW[j0:j0+nw, :] = D[:, j0:j0+nw]^T @ A
+        gemm(False, True, <int>n_in, <int>nw, <int>B, 1, A, <int>n_in, D + j0, <int>n_out,
+             0, GW + j0 * n_in, <int>n_in)
+        for j in range(j0, j0 + nw):
+            g = 0
+            for r in range(B):
+                g = g + D[r * n_out + j]
+            Gb[j] = g
+            if update:
+                v = momentum * Vb[j] - lr * g
+                Vb[j] = v
+                b[j] = b[j] + v
+            for i in range(n_in):
+                g = GW[j * n_in + i] + wd * W[j * n_in + i]
+                GW[j * n_in + i] = g
+                if update:
+                    v = momentum * VW[j * n_in + i] - lr * g
+                    VW[j * n_in + i] = v
+                    W[j * n_in + i] = W[j * n_in + i] + v
+
+
+cdef double step(floating **A, floating **D, Py_ssize_t B, const Py_ssize_t *sizes,
+                 int n_layers, floating **W, floating **b, floating **GW, floating **Gb,
+                 floating **VW, floating **Vb, const int *y, floating *row_loss,
+                 floating lr, floating momentum, floating wd, bint update,
+                 int n_threads, floating dropout, uint32_t step_index,
+                 const uint32_t *key) noexcept nogil:
+    """Forward, backward and (optionally) update for the B rows in A[0]."""
+    cdef int i
+    cdef double loss
+    forward_all(A, B, sizes, n_layers, W, b, n_threads, dropout, step_index, key)
+    loss = output_delta(A[n_layers], B, sizes[n_layers], y, D[n_layers], row_loss, n_threads)
+    # all deltas first: they need the weights before this step's update
+    for i in range(n_layers - 1, 0, -1):
+        hidden_delta(D[i + 1], B, sizes[i + 1], W[i], A[i], D[i], sizes[i], n_threads,
+                     dropout)
+    for i in range(n_layers):
+        grad_update(D[i + 1], A[i], B, sizes[i], sizes[i + 1], W[i], b[i], GW[i], Gb[i],
+                    VW[i], Vb[i], lr, momentum, wd, update, n_threads)
+    return loss
+
+
+cdef void gather_rows(const floating *X, Py_ssize_t d, const Py_ssize_t *rows,
+                      Py_ssize_t B, floating *out, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(B, nogil=True, num_threads=n_threads, schedule="static"):
+        memcpy(out + r * d, X + rows[r] * d, d * sizeof(floating))
+
+
+# ------------------------------------------------------------ Python wrappers
+cdef class _Pointers:
+    """C arrays of data pointers to a list of C-contiguous NumPy arrays."""
+    cdef void **ptr
+    cdef list keep
+
+    def __cinit__(self, list arrays, dtype, int expected):
+        if len(arrays) != expected:
+            raise ValueError(f"expected {expected} arrays, got {len(arrays)}")
+        self.keep = arrays
+        self.ptr = <void **>malloc(max(1, expected) * sizeof(void *))
+        if self.ptr == NULL:
+            raise MemoryError()
+        cdef int i
+        for i, arr in enumerate(arrays):
+            if (not isinstance(arr, np.ndarray) or arr.dtype != dtype
+                    or not arr.flags.c_contiguous or not arr.flags.writeable):
+                raise ValueError(f"array {i}: need a writeable C-contiguous {dtype} array")
+            self.ptr[i] = cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+    def __dealloc__(self):
+        free(self.ptr)
+
+
+def _sizes(Ws):
+    sizes = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
+    for i, W in enumerate(Ws):
+        if W.ndim != 2 or W.shape[1] != sizes[i]:
+            raise ValueError(f"weights {i} have shape {W.shape}, expected (*, {sizes[i]})")
+    return np.asarray(sizes, dtype=np.intp)
+
+
+def _buffers(sizes, Py_ssize_t rows, dtype):
+    return [np.zeros((rows, int(s)), dtype=dtype) for s in sizes]
+
+
+def forward(floating[:, ::1] X, list Ws, list bs, int n_threads=1):
+    """Output probabilities (softmax of the last layer) for every row of X.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), C-contiguous
+        Input, same dtype as the weights.
+    Ws, bs : list of ndarray
+        Weights ``(n_out, n_in)`` and biases ``(n_out,)`` of each layer.
+    n_threads : int
+        OpenMP threads (results do not depend on it).
+
+    Returns
+    -------
+    P : ndarray of shape (n_samples, n_classes)
+    """
+    dtype = np.float32 if floating is float else np.float64
+    cdef int n_layers = len(Ws)
+    sizes = _sizes(Ws)
+    if X.shape[1] != sizes[0]:
+        raise ValueError(f"X has {X.shape[1]} features, the network expects {sizes[0]}")
+    cdef Py_ssize_t[::1] sz = sizes
+    cdef Py_ssize_t n = X.shape[0], chunk = 16 * ROW_BLOCK, start, B
+    out = np.empty((n, sizes[n_layers]), dtype=dtype)
+    cdef floating[:, ::1] outv = out
+    # the input layer is read in place; the others live in chunk-sized buffers
+    bufs = [np.zeros(0, dtype)] + _buffers(sizes[1:], chunk, dtype)
+    cdef _Pointers pA = _Pointers(bufs, dtype, n_layers + 1)
+    cdef _Pointers pW = _Pointers(Ws, dtype, n_layers)
+    cdef _Pointers pb = _Pointers(bs, dtype, n_layers)
+    cdef floating **A = <floating **>pA.ptr
+    if n == 0:
+        return out
+    with nogil:
+        start = 0
+        while start < n:
+            B = min(chunk, n - start)
+            A[0] = &X[start, 0]
+            forward_all(A, B, &sz[0], n_layers, <floating **>pW.ptr, <floating **>pb.ptr,
+                        n_threads)
+            memcpy(&outv[start, 0], A[n_layers], B * sz[n_layers] * sizeof(floating))
+            start += B
+    return out
+
+
+def _key(key):
+    k = np.zeros(2, np.uint32) if key is None else np.asarray(key, dtype=np.uint32)
+    if k.shape != (2,):
+        raise ValueError("key must be 2 uint32 words")
+    return np.ascontiguousarray(k)
+
+
+def gradients(floating[:, ::1] X, int[::1] y, list Ws, list bs, double weight_decay=0.0,
+              int n_threads=1, double dropout=0.0, key=None, uint32_t step_index=0):
+    """Loss and its gradients for one minibatch (all of X), without updating.
+
+    With ``dropout`` the hidden units are dropped as in training update
+    ``step_index`` under ``key`` (the loss is then that of the thinned network).
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy plus ``weight_decay / 2 * sum ||W||^2``.
+    GW, Gb : list of ndarray
+        Gradients of the loss with respect to each layer's weights and biases.
+    """
+    dtype = np.float32 if floating is float else np.float64
+    cdef int n_layers = len(Ws)
+    sizes = _sizes(Ws)
+    cdef Py_ssize_t[::1] sz = sizes
+    cdef Py_ssize_t B = X.shape[0]
+    if X.shape[1] != sizes[0] or y.shape[0] != B or B == 0:
+        raise ValueError("X and y do not match the network")
+    if np.any(np.asarray(y) < 0) or np.any(np.asarray(y) >= sizes[n_layers]):
+        raise ValueError("labels out of range")
+    bufA = [np.array(X)] + _buffers(sizes[1:], B, dtype)
+    bufD = _buffers(sizes, B, dtype)
+    GW = [np.zeros_like(W) for W in Ws]
+    Gb = [np.zeros_like(b) for b in bs]
+    Wc = [np.array(W) for W in Ws]       # update=False leaves them alone; copies are cheap
+    bc = [np.array(b) for b in bs]
+    row_loss = np.zeros(B, dtype)
+    cdef floating[::1] rl = row_loss
+    cdef _Pointers pA = _Pointers(bufA, dtype, n_layers + 1)
+    cdef _Pointers pD = _Pointers(bufD, dtype, n_layers + 1)
+    cdef _Pointers pW = _Pointers(Wc, dtype, n_layers)
+    cdef _Pointers pb = _Pointers(bc, dtype, n_layers)
+    cdef _Pointers pGW = _Pointers(GW, dtype, n_layers)
+    cdef _Pointers pGb = _Pointers(Gb, dtype, n_layers)
+    cdef double loss
+    cdef uint32_t[::1] kk = _key(key)
+    if not 0 <= dropout < 1:
+        raise ValueError("dropout must be in [0, 1)")
+    with nogil:
+        loss = step(<floating **>pA.ptr, <floating **>pD.ptr, B, &sz[0], n_layers,
+                    <floating **>pW.ptr, <floating **>pb.ptr, <floating **>pGW.ptr,
+                    <floating **>pGb.ptr,
+                    # velocities are not touched without update: any valid pointers
+                    <floating **>pGW.ptr, <floating **>pGb.ptr, &y[0], &rl[0], 0, 0,
+                    <floating>weight_decay, False, n_threads, <floating>dropout, step_index,
+                    &kk[0])
+    loss = loss / B + 0.5 * weight_decay * sum(float(np.sum(np.square(W, dtype=np.float64)))
+                                               for W in Ws)
+    return loss, GW, Gb
+
+
+def train_epoch(floating[:, ::1] X, int[::1] y, Py_ssize_t[::1] order, Py_ssize_t batch_size,
+                list Ws, list bs, list VWs, list Vbs, double learning_rate, double momentum,
+                double weight_decay, int n_threads=1, double dropout=0.0, key=None,
+                uint32_t first_step=0):
+    """One epoch of minibatch SGD with momentum over the rows ``order``.
+
+    With ``dropout`` > 0 hidden units are dropped (inverted dropout); the
+    minibatch m of the epoch draws its masks with update index
+    ``first_step + m`` under ``key`` (see STREAM_DROPOUT).
+
+    Minibatches are consecutive runs of ``batch_size`` entries of ``order``
+    (the last may be shorter).  ``Ws``, ``bs`` (parameters) and ``VWs``,
+    ``Vbs`` (velocities) are updated in place.  The loop over minibatches runs
+    without the GIL.
+
+    Returns
+    -------
+    loss : float
+        Sum over the epoch's rows of the cross-entropy each had when its
+        minibatch was processed (before that minibatch's update).
+    """
+    dtype = np.float32 if floating is float else np.float64
+    cdef int n_layers = len(Ws)
+    sizes = _sizes(Ws)
+    cdef Py_ssize_t[::1] sz = sizes
+    if X.shape[1] != sizes[0] or y.shape[0] != X.shape[0] or batch_size < 1:
+        raise ValueError("X, y and batch_size do not match the network")
+    yy = np.asarray(y)
+    if yy.size and (yy.min() < 0 or yy.max() >= sizes[n_layers]):
+        raise ValueError("labels out of range")
+    oo = np.asarray(order)
+    if oo.size and (oo.min() < 0 or oo.max() >= X.shape[0]):
+        raise ValueError("order has indices outside X")
+    cdef Py_ssize_t n = order.shape[0], start, B, r, d = sizes[0]
+    bufA = _buffers(sizes, batch_size, dtype)
+    bufD = _buffers(sizes, batch_size, dtype)
+    GW = [np.zeros_like(W) for W in Ws]
+    Gb = [np.zeros_like(b) for b in bs]
+    ybuf = np.zeros(batch_size, np.intc)
+    cdef int[::1] yb = ybuf
+    row_loss = np.zeros(batch_size, dtype)
+    cdef floating[::1] rl = row_loss
+    cdef _Pointers pA = _Pointers(bufA, dtype, n_layers + 1)
+    cdef _Pointers pD = _Pointers(bufD, dtype, n_layers + 1)
+    cdef _Pointers pW = _Pointers(Ws, dtype, n_layers)
+    cdef _Pointers pb = _Pointers(bs, dtype, n_layers)
+    cdef _Pointers pGW = _Pointers(GW, dtype, n_layers)
+    cdef _Pointers pGb = _Pointers(Gb, dtype, n_layers)
+    cdef _Pointers pVW = _Pointers(VWs, dtype, n_layers)
+    cdef _Pointers pVb = _Pointers(Vbs, dtype, n_layers)
+    for i in range(n_layers):
+        if VWs[i].shape != Ws[i].shape or Vbs[i].shape != bs[i].shape or \
+                bs[i].shape != (Ws[i].shape[0],):
+            raise ValueError(f"layer {i}: shapes of weights, biases and velocities differ")
+    cdef floating **A = <floating **>pA.ptr
+    cdef double total = 0
+    cdef floating lr = learning_rate, mom = momentum, wd = weight_decay, p = dropout
+    cdef uint32_t[::1] kk = _key(key)
+    cdef uint32_t t = first_step
+    if not 0 <= dropout < 1:
+        raise ValueError("dropout must be in [0, 1)")
+    if n == 0:
+        return 0.0
+    with nogil:
+        start = 0
+        while start < n:
+            B = min(batch_size, n - start)
+            gather_rows(&X[0, 0], d, &order[start], B, A[0], n_threads)
+            for r in range(B):
+                yb[r] = y[order[start + r]]
+            total += step(A, <floating **>pD.ptr, B, &sz[0], n_layers, <floating **>pW.ptr,
+                          <floating **>pb.ptr, <floating **>pGW.ptr, <floating **>pGb.ptr,
+                          <floating **>pVW.ptr, <floating **>pVb.ptr, &yb[0], &rl[0],
+                          lr, mom, wd, True, n_threads, p, t, &kk[0])
+            start += B
+            t += 1
+    return total
