@@ -2,8 +2,9 @@
 
 OpenMP flags are chosen per compiler.  A compiler without OpenMP still builds
 a working (single-threaded) extension, unless FASTRBM_REQUIRE_OPENMP=1, which
-CI sets, turns that into a build error.  Wheels never get -march=native or
--ffast-math: SIMD comes from function multi-versioning in _kernels.h.
+CI sets, turns that into a build error; FASTRBM_NO_OPENMP=1 skips OpenMP on
+purpose (the serial build CI tests).  Wheels never get -march=native or
+-ffast-math: the SIMD paths in _kernels.h are chosen at run time by CPU features.
 """
 import os
 import subprocess
@@ -81,7 +82,8 @@ def compiles_with(compiler, compile_args, link_args):
 
 class BuildExt(build_ext):
     def build_extensions(self):
-        flags = openmp_flags(self.compiler)
+        # FASTRBM_NO_OPENMP=1 builds the serial fallback on purpose (CI tests it)
+        flags = None if _truthy("FASTRBM_NO_OPENMP") else openmp_flags(self.compiler)
         ok = flags is not None and compiles_with(self.compiler, *flags)
         if not ok:
             msg = "fastrbm: OpenMP not found; building a single-threaded extension"

@@ -18,11 +18,14 @@ def get_config():
     """
     from threadpoolctl import threadpool_info
 
+    pools = threadpool_info()
     blas = [
         {key: info.get(key) for key in
          ("internal_api", "version", "num_threads", "architecture", "filepath")}
-        for info in threadpool_info() if info.get("user_api") == "blas"
+        for info in pools if info.get("user_api") == "blas"
     ]
+    openmp_runtimes = [info.get("filepath") for info in pools
+                       if info.get("user_api") == "openmp"]
     return {
         "version": __version__,
         "python": sys.version.split()[0],
@@ -30,6 +33,7 @@ def get_config():
         "max_threads": _gibbs.max_threads(),
         "simd": _gibbs.simd_dispatch(),
         "blas": blas,
+        "openmp_runtimes": openmp_runtimes,
     }
 
 
@@ -48,6 +52,8 @@ def show_config(file=None):
           file=out)
     print(f"  threads:     {cfg['max_threads']}", file=out)
     print(f"  sampling:    {cfg['simd']}", file=out)
+    for path in cfg["openmp_runtimes"]:
+        print(f"  OpenMP lib:  {path}", file=out)
     if not cfg["blas"]:
         print("  BLAS:        (none loaded yet)", file=out)
     for lib in cfg["blas"]:
