@@ -15,7 +15,10 @@
  *     c1 = row                 row within the minibatch / the call's input
  *     c2 = step                minibatch update index (training) or call index
  *     c3 = (stream << 24) | phase
- *                               stream: 0 training, 1 gibbs/sample, 2 monitor
+ *                               stream: 0 training, 1 gibbs/sample, 2 monitor,
+ *                               3 AIS (c2 = temperature index, c1 = chain,
+ *                               phase 0 hidden draw, 1 visible draw; the
+ *                               base-model draw is step 0, phase 1)
  *                               phase: 0 hidden draw from the data, 2s-1 the
  *                               visible draw of Gibbs step s, 2s its hidden draw
  * A uniform is u = (x >> 8) * 2^-24 in float32 (24 bits) and u = x * 2^-32 in

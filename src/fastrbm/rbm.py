@@ -1,6 +1,8 @@
 """Restricted Boltzmann Machine estimators."""
 import numbers
+import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,11 @@ MONITOR_ROWS = 256
 # visible biases start at logit(p) with p clipped away from 0 and 1 (Hinton's
 # guide, section 8); unclipped, an always-off pixel would get bias -inf
 INIT_P_CLIP = 1e-3
+# at most this many validation rows are scored per epoch (a fixed random subset)
+MONITOR_VALID_ROWS = 2048
+# early-stopping metrics and whether larger is better
+_METRICS = {"reconstruction_error": False, "pseudo_likelihood": True,
+            "free_energy_gap": False, "log_likelihood": True}
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,25 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         says where, or clamp them to [0, 1] as the data is read (no copy);
         useful when, e.g., a MinMaxScaler fitted on training data maps test
         data slightly outside [0, 1].  NaN and infinity always raise.
+    validation_fraction : float in (0, 1) or None, default=None
+        Hold out this fraction of the rows of X (a seeded random subset) from
+        training and monitor on it every epoch.  ``fit(X, validation_data=V)``
+        monitors on V instead.
+    early_stopping : str or None, default=None
+        Stop when this metric has not improved by more than ``tol`` for
+        ``patience`` epochs: 'reconstruction_error', 'pseudo_likelihood',
+        'free_energy_gap' (needs validation data) or 'log_likelihood' (needs
+        ``ais_every``).  Measured on the validation data when there is some,
+        else on the training subset.
+    patience : int, default=5
+        Epochs without improvement before early stopping.
+    tol : float, default=0.0
+        Smallest change that counts as an improvement.
+    ais_every : int, default=0
+        Every this many epochs, estimate log Z by AIS (100 chains, 1000
+        linearly spaced temperatures: a monitoring estimate, coarser than
+        :func:`fastrbm.evaluation.log_partition_ais`'s default) and record
+        the mean log-likelihood.  0 turns it off.
 
     Attributes
     ----------
@@ -124,7 +150,17 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         One entry per epoch: ``epoch``, ``reconstruction_error`` (mean squared
         error of the mean-field reconstruction), ``pseudo_likelihood`` (mean
         of :meth:`score_samples`), both on a fixed subset of at most 256
-        training rows, and ``seconds``.
+        training rows, and ``seconds`` (training time of the epoch).  With
+        validation data also ``val_reconstruction_error``,
+        ``val_pseudo_likelihood`` and ``free_energy_gap`` (mean free energy of
+        the validation rows minus that of the training subset: it grows when
+        the model overfits; Hinton's guide, section 6); with ``ais_every``
+        also ``log_z``, ``log_likelihood`` and ``val_log_likelihood`` on the
+        epochs where AIS ran.  Kept when fit stops early or is interrupted.
+    stop_reason_ : str or None
+        Why the last :meth:`fit` stopped before ``n_iter`` epochs:
+        'early_stopping', 'callback', 'interrupted' (Ctrl-C: the model holds
+        the parameters of the last completed epoch) or None.
     n_updates_ : int
         Minibatch updates made so far (the Philox step counter).
 
@@ -140,7 +176,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
-                 shuffle=True, n_jobs=None, dtype=None, out_of_range="raise"):
+                 shuffle=True, n_jobs=None, dtype=None, out_of_range="raise",
+                 validation_fraction=None, early_stopping=None, patience=5, tol=0.0,
+                 ais_every=0):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -158,6 +196,11 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.n_jobs = n_jobs
         self.dtype = dtype
         self.out_of_range = out_of_range
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.tol = tol
+        self.ais_every = ais_every
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -186,6 +229,28 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if not callable(self.momentum):
             self._momentum_at(0)
         resolve_n_threads(self.n_jobs)
+        self._check_monitoring_params()
+
+    def _check_monitoring_params(self):
+        frac = self.validation_fraction
+        if frac is not None and (not isinstance(frac, numbers.Real) or isinstance(frac, bool)
+                                 or not 0 < frac < 1):
+            raise ValueError(f"validation_fraction must be None or a float in (0, 1), "
+                             f"got {frac!r}")
+        if self.early_stopping is not None and self.early_stopping not in _METRICS:
+            raise ValueError(f"early_stopping must be None or one of {sorted(_METRICS)}, "
+                             f"got {self.early_stopping!r}")
+        for name in ("patience", "ais_every"):
+            value = getattr(self, name)
+            if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+                    or value < (1 if name == "patience" else 0)):
+                raise ValueError(f"{name} must be an integer >= "
+                                 f"{1 if name == 'patience' else 0}, got {value!r}")
+        if (not isinstance(self.tol, numbers.Real) or isinstance(self.tol, bool)
+                or not np.isfinite(self.tol) or self.tol < 0):
+            raise ValueError(f"tol must be a finite float >= 0, got {self.tol!r}")
+        if self.early_stopping == "log_likelihood" and not self.ais_every:
+            raise ValueError("early_stopping='log_likelihood' needs ais_every >= 1")
 
     def _momentum_at(self, epoch):
         value = self.momentum(epoch) if callable(self.momentum) else self.momentum
@@ -244,8 +309,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return get_engine(X).as_source(X, clip=self._clipping())
 
     # ------------------------------------------------------------- training
-    def _initialize(self, X):
-        """Fresh parameters and state for X (already validated)."""
+    def _initialize(self, X, rows=None):
+        """Fresh parameters and state for X (already validated); visible
+        biases from the means of ``rows`` of X (default all)."""
         dtype = model_dtype_for(X, self.dtype)
         n_features = X.shape[1]
         seq = _seed_sequence(self.random_state)
@@ -255,7 +321,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.components_ = np.ascontiguousarray(
             init_rng.normal(0, 0.01, (self.n_components, n_features)).astype(dtype))
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
-        p = np.clip(self._column_means(X), INIT_P_CLIP, 1 - INIT_P_CLIP)
+        means = self._column_means(X, rows)
+        # kept for the base-rate model of AIS (evaluation.log_partition_ais)
+        self._visible_means = means
+        p = np.clip(means, INIT_P_CLIP, 1 - INIT_P_CLIP)
         self.intercept_visible_ = np.log(p / (1 - p)).astype(dtype)
         self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
         self.n_updates_ = 0
@@ -265,14 +334,17 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
 
-    def _column_means(self, X):
+    def _column_means(self, X, rows=None):
         """Mean of each feature as the engines read it (uint8 / 255, clamped
-        when clipping), in chunks of rows: never a whole copy of X."""
+        when clipping), in chunks of rows: never a whole copy of X.  ``rows``
+        (optional) restricts it to those rows."""
         n_samples, n_features = X.shape
+        if rows is not None:
+            n_samples = len(rows)
         chunk = max(1, (1 << 16) // n_features)
         total = np.zeros(n_features)
         for start in range(0, n_samples, chunk):
-            part = X[start:start + chunk]
+            part = X[start:start + chunk] if rows is None else X[rows[start:start + chunk]]
             part = part.toarray() if sp.issparse(part) else np.asarray(part)
             part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
             if self._clipping():
@@ -322,19 +394,25 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             weight_decay=float(self.weight_decay), l1=float(self.l1),
             sparsity_target=float(self.sparsity_target),
             sparsity_cost=float(self.sparsity_cost))
-        with kernel_threads():
-            engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias, chains,
-                             *velocity, activity, workspace, config, self._key,
-                             self.n_updates_,
-                             threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1]))
-        self.n_updates_ += -(-len(order) // self.batch_size)
+        step0 = self.n_updates_
+        threads = threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1])
+        try:
+            with kernel_threads():
+                engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias,
+                                 chains, *velocity, activity, workspace, config, self._key,
+                                 step0, threads)
+        finally:
+            # the kernel runs a whole epoch without the GIL, so Ctrl-C arrives
+            # after it returns: count its updates even then, so the Philox
+            # step counter never reuses the addresses of draws already made
+            self.n_updates_ = step0 + -(-len(order) // self.batch_size)
 
     def _workspace(self, X):
         W = self.components_
         return get_engine(X).make_workspace(W.shape[1], W.shape[0], int(self.batch_size),
                                             W.dtype)
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, validation_data=None, callbacks=None):
         """Fit the model to X.
 
         Parameters
@@ -344,34 +422,125 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             SciPy CSR accepted.  Never modified nor copied whole.
         y : None
             Ignored.
+        validation_data : {array-like, sparse matrix}, optional
+            Held-out rows monitored every epoch (see ``history_``); overrides
+            ``validation_fraction``.
+        callbacks : callable or list of callables, optional
+            Each is called after every epoch as ``callback(model, metrics)``
+            with that epoch's ``history_`` entry; returning False stops
+            training (None or anything else continues).
 
         Returns
         -------
         self : BernoulliRBM
-            The fitted model.
+            The fitted model.  Ctrl-C stops training after the epoch in
+            progress (the kernels do not stop mid-epoch), warns, and returns
+            the model with its history so far (``stop_reason_`` is
+            'interrupted').
         """
         self._check_params()
+        callbacks = self._check_callbacks(callbacks)
         X = self._validate(X, reset=True)
-        self._initialize(X)
         n_samples = X.shape[0]
+        train_rows = np.arange(n_samples, dtype=np.intp)
+        X_valid = None
+        if validation_data is None and self.validation_fraction is not None:
+            n_valid = int(round(self.validation_fraction * n_samples))
+            if not 1 <= n_valid < n_samples:
+                raise ValueError(f"validation_fraction={self.validation_fraction} of "
+                                 f"{n_samples} rows leaves no validation or no training rows")
+            # the split must exist before _initialize (biases from training rows
+            # only); an int random_state gives the same seed words as there
+            split_rng = np.random.default_rng(np.random.SeedSequence(
+                _seed_sequence(self.random_state).generate_state(4, np.uint32),
+                spawn_key=(4,)))
+            perm = split_rng.permutation(n_samples)
+            train_rows = np.sort(perm[n_valid:]).astype(np.intp)
+            X_valid = X[np.sort(perm[:n_valid][:MONITOR_VALID_ROWS])]
+        # initialised from the training rows only (visible biases = their means)
+        self._initialize(X, None if len(train_rows) == n_samples else train_rows)
+        if validation_data is not None:
+            X_valid = self._validate(validation_data, reset=False)
+            if X_valid.shape[0] > MONITOR_VALID_ROWS:
+                valid_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
+                                                                         spawn_key=(4,)))
+                X_valid = X_valid[np.sort(valid_rng.permutation(X_valid.shape[0])
+                                          [:MONITOR_VALID_ROWS])]
         monitor_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
                                                                    spawn_key=(1,)))
-        monitor = np.sort(monitor_rng.permutation(n_samples)[:MONITOR_ROWS])
+        monitor = np.sort(train_rows[monitor_rng.permutation(len(train_rows))[:MONITOR_ROWS]])
         X_monitor = X[monitor]
         workspace = self._workspace(X)
-        for _ in range(self.n_iter):
-            start = time.perf_counter()
-            epoch = self.n_epochs_
-            if self.shuffle:
-                rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
-                                                                   spawn_key=(2, epoch)))
-                order = rng.permutation(n_samples).astype(np.intp)
-            else:
-                order = np.arange(n_samples, dtype=np.intp)
-            self._run_updates(X, order, workspace, epoch)
-            self.n_epochs_ += 1
-            self._record_epoch(X_monitor, epoch, time.perf_counter() - start)
+        self.stop_reason_ = None
+        best, waited = None, 0
+        progress = self._progress_bar()
+        try:
+            for _ in range(self.n_iter):
+                start = time.perf_counter()
+                epoch = self.n_epochs_
+                if self.shuffle:
+                    rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
+                                                                       spawn_key=(2, epoch)))
+                    order = train_rows[rng.permutation(len(train_rows))]
+                else:
+                    order = train_rows
+                self._run_updates(X, order, workspace, epoch)
+                self.n_epochs_ += 1
+                entry = self._record_epoch(X_monitor, epoch, time.perf_counter() - start,
+                                           X_valid, progress)
+                if any(callback(self, entry) is False for callback in callbacks):
+                    self.stop_reason_ = "callback"
+                    break
+                if self.early_stopping is not None:
+                    value = entry.get(self._stopping_key(X_valid is not None))
+                    if value is not None:
+                        larger = _METRICS[self.early_stopping]
+                        if best is None or (value - best > self.tol if larger
+                                            else best - value > self.tol):
+                            best, waited = value, 0
+                        else:
+                            waited += 1
+                            if waited >= self.patience:
+                                self.stop_reason_ = "early_stopping"
+                                break
+        except KeyboardInterrupt:
+            # parameters are those of the last completed epoch: usable as is
+            self.stop_reason_ = "interrupted"
+            warnings.warn(f"fit interrupted after {self.n_epochs_} epochs; the model and "
+                          f"history_ hold the epochs completed so far", stacklevel=2)
+        finally:
+            if progress is not None:
+                progress.close()
         return self
+
+    @staticmethod
+    def _check_callbacks(callbacks):
+        if callbacks is None:
+            return []
+        callbacks = [callbacks] if callable(callbacks) else list(callbacks)
+        for callback in callbacks:
+            if not callable(callback):
+                raise TypeError(f"callbacks must be callables, got {callback!r}")
+        return callbacks
+
+    def _stopping_key(self, has_valid):
+        if self.early_stopping == "free_energy_gap":
+            if not has_valid:
+                raise ValueError("early_stopping='free_energy_gap' needs validation data "
+                                 "(validation_fraction or validation_data)")
+            return "free_energy_gap"
+        return ("val_" if has_valid else "") + self.early_stopping
+
+    def _progress_bar(self):
+        """A tqdm bar over the epochs when verbose and tqdm is installed, else None."""
+        if not self.verbose:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+        return tqdm(total=self.n_iter, desc=type(self).__name__, unit="epoch",
+                    file=sys.stderr)
 
     def partial_fit(self, X, y=None):
         """Update the model with one pass over the minibatch X.
@@ -400,24 +569,57 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._run_updates(X, order, self._workspace(X), self.n_epochs_)
         return self
 
-    def _record_epoch(self, X_monitor, epoch, seconds):
-        recon = self._visible_proba(self._hidden_proba(X_monitor))
-        dense = X_monitor.toarray() if sp.issparse(X_monitor) else np.asarray(X_monitor)
+    def _reconstruction_error(self, X_part):
+        recon = self._visible_proba(self._hidden_proba(X_part))
+        dense = X_part.toarray() if sp.issparse(X_part) else np.asarray(X_part)
         dense = dense / 255.0 if dense.dtype == np.uint8 else dense
         if self._clipping():
             dense = np.clip(dense, 0, 1)
+        return float(np.mean((dense - recon) ** 2))
+
+    def _record_epoch(self, X_monitor, epoch, seconds, X_valid=None, progress=None):
         entry = {
             "epoch": epoch + 1,
-            "reconstruction_error": float(np.mean((dense - recon) ** 2)),
+            "reconstruction_error": self._reconstruction_error(X_monitor),
             "pseudo_likelihood": float(np.mean(self._pseudo_likelihood(X_monitor, epoch))),
             "seconds": seconds,
         }
+        if X_valid is not None:
+            entry["val_reconstruction_error"] = self._reconstruction_error(X_valid)
+            entry["val_pseudo_likelihood"] = float(np.mean(self._pseudo_likelihood(X_valid,
+                                                                                   epoch)))
+            W, vbias, hbias = self._params()
+            with kernel_threads():
+                fe = [get_engine(part).free_energy(self._source(part), W, vbias, hbias,
+                                                   resolve_n_threads(self.n_jobs))
+                      for part in (X_valid, X_monitor)]
+            entry["free_energy_gap"] = float(np.mean(fe[0], dtype=np.float64)
+                                             - np.mean(fe[1], dtype=np.float64))
+        if self.ais_every and (epoch + 1) % self.ais_every == 0:
+            from . import evaluation
+
+            result = evaluation.log_partition_ais(self, n_chains=100, betas=1000,
+                                                  random_state=int(self._seed_words[0]) + epoch)
+            entry["log_z"] = float(result.log_z)
+            entry["log_likelihood"] = float(np.mean(
+                evaluation.log_likelihood(self, X_monitor, log_z=result)))
+            if X_valid is not None:
+                entry["val_log_likelihood"] = float(np.mean(
+                    evaluation.log_likelihood(self, X_valid, log_z=result)))
         self.history_.append(entry)
-        if self.verbose:
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix({k: round(v, 4) for k, v in entry.items()
+                                  if k not in ("epoch", "seconds")}, refresh=False)
+        elif self.verbose:
+            extra = "".join(f", {k.replace('_', ' ')} = {v:.4f}" for k, v in entry.items()
+                            if k not in ("epoch", "seconds", "reconstruction_error",
+                                         "pseudo_likelihood"))
             print(f"[{type(self).__name__}] Iteration {entry['epoch']}, "
                   f"pseudo-likelihood = {entry['pseudo_likelihood']:.2f}, "
-                  f"reconstruction error = {entry['reconstruction_error']:.4f}, "
+                  f"reconstruction error = {entry['reconstruction_error']:.4f}{extra}, "
                   f"time = {seconds:.2f}s", flush=True)
+        return entry
 
     # ------------------------------------------------------------ inference
     def transform(self, X):
