@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
 # cython: initializedcheck=False, nonecheck=False, embedsignature=True
 """CPU engine: nogil Cython kernels with OpenMP and BLAS.
 

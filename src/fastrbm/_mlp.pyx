@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
 # cython: initializedcheck=False, nonecheck=False, embedsignature=True
 """Backpropagation kernels for the fine-tuned DBN classifier (sigmoid hidden
 layers, softmax output, cross-entropy loss).
