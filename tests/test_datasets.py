@@ -25,7 +25,8 @@ def test_idx_round_trip(tmp_path, dtype, name):
     back = datasets.read_idx(path)
     assert back.dtype == arr.dtype and back.shape == arr.shape
     np.testing.assert_array_equal(back, arr)
-    raw = open(path, "rb").read()
+    with open(path, "rb") as fh:
+        raw = fh.read()
     assert (raw[:2] == b"\x1f\x8b") == name.endswith(".gz")
 
 
