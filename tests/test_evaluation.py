@@ -171,11 +171,14 @@ def test_ais_bad_arguments():
     with pytest.raises(ValueError):
         evaluation.log_partition_ais(model, data=np.ones((3, 6)))   # wrong feature count
 
-    class GaussianBernoulliRBM(BernoulliRBM):      # stands in for the future class
-        pass
+    from fastrbm import GaussianBernoulliRBM
 
-    with pytest.raises(NotImplementedError, match="GaussianBernoulliRBM"):
+    with pytest.raises(NotFittedError):
         evaluation.log_partition_exact(GaussianBernoulliRBM())
+    gauss = GaussianBernoulliRBM(n_components=3, n_iter=1, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(20, 4)))
+    with pytest.raises(NotImplementedError, match="GaussianBernoulliRBM"):
+        evaluation.pseudo_likelihood(gauss, np.zeros((2, 4)))
 
 
 def test_log_likelihood_normalised_and_uses_log_z():

@@ -2,7 +2,7 @@
 
 An engine is a module offering the same small set of operations
 (``cd_update``, ``hidden_proba``, ``visible_proba``, ``free_energy``,
-``gibbs``, ``bernoulli_sample``, ``make_workspace``).  NumPy and SciPy sparse
+``gibbs``, ``bernoulli_sample``, ``gaussian_sample``, ``make_workspace``).  NumPy and SciPy sparse
 input goes to the compiled CPU engine (``_gibbs``).  ``_reference`` is the
 NumPy definition used by tests and benchmarks; users never get it silently.
 """

@@ -38,6 +38,10 @@ cdef extern from "_kernels.h" nogil:
     void fr_bernoulli_f64(double *act, const double *bias, double scale, double *sample,
                           int n, uint32_t col0, uint32_t row, uint32_t step,
                           uint32_t c3, uint32_t key0, uint32_t key1)
+    void fr_gaussian_f32(float *act, const float *bias, int n, uint32_t col0, uint32_t row,
+                         uint32_t step, uint32_t c3, uint32_t key0, uint32_t key1)
+    void fr_gaussian_f64(double *act, const double *bias, int n, uint32_t col0, uint32_t row,
+                         uint32_t step, uint32_t c3, uint32_t key0, uint32_t key1)
     float fr_sigmoidf(float a)
     double fr_sigmoid(double a)
 
@@ -321,6 +325,26 @@ cdef inline void bernoulli(floating *act, const floating *bias, floating scale,
                          step, c3, key[0], key[1])
 
 
+cdef inline void gaussian(floating *act, const floating *bias, int n, Py_ssize_t col0,
+                          Py_ssize_t row, uint32_t step, uint32_t c3,
+                          const uint32_t *key) noexcept nogil:
+    """Gaussian visible draw in place: act = act + bias + z (Box-Muller, _kernels.h)."""
+    if floating is float:
+        fr_gaussian_f32(act, bias, n, <uint32_t>col0, <uint32_t>row, step, c3, key[0], key[1])
+    else:
+        fr_gaussian_f64(act, bias, n, <uint32_t>col0, <uint32_t>row, step, c3, key[0], key[1])
+
+
+cdef inline void visible_draw(bint gauss, floating *act, const floating *bias, int n,
+                              Py_ssize_t col0, Py_ssize_t row, uint32_t step, uint32_t c3,
+                              const uint32_t *key) noexcept nogil:
+    """The visible half-step's draw for either unit type, in place."""
+    if gauss:
+        gaussian(act, bias, n, col0, row, step, c3, key)
+    else:
+        bernoulli(act, bias, 1, act, n, col0, row, step, c3, key)
+
+
 cdef inline uint32_t counter_word3(uint32_t stream, uint32_t phase) noexcept nogil:
     return (stream << 24) | (phase & 0xFFFFFF)
 
@@ -339,6 +363,7 @@ cdef struct TrainConfig:
     double sparsity_target
     double sparsity_cost
     double sparsity_decay
+    int gaussian      # visible units: 0 Bernoulli, 1 Gaussian (unit variance)
 
 
 cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
@@ -425,8 +450,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                          V + bsz * D + i0, D)
                     for r in range(nneg):
                         row_ptr = V + (bsz + r) * D + i0
-                        bernoulli(row_ptr, vbias + i0, 1, row_ptr, <int>nv, i0, r, step,
-                                  counter_word3(0, 2 * s - 1), key)
+                        visible_draw(cfg.gaussian, row_ptr, vbias + i0, <int>nv, i0, r, step,
+                                     counter_word3(0, 2 * s - 1), key)
                     if sparse_on and s == 1:
                         for i in range(i0, i0 + nv):
                             acc = 0
@@ -552,7 +577,9 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         Buffers from :func:`make_workspace`.
     config : object
         Has k, persistent, learning_rate, momentum, weight_decay, l1,
-        sparsity_target, sparsity_cost, sparsity_decay.
+        sparsity_target, sparsity_cost, sparsity_decay, and optionally
+        ``gaussian`` (True: Gaussian visible units of unit variance, drawn as
+        mean + N(0, 1); default False: Bernoulli).
     key : ndarray of uint32, shape (2,)
         Philox key.
     step0 : int
@@ -589,6 +616,9 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cfg.sparsity_target = config.sparsity_target
     cfg.sparsity_cost = config.sparsity_cost
     cfg.sparsity_decay = config.sparsity_decay
+    # Gaussian visible units: the gradient has the same form (unit variance on
+    # the standardised scale), only the visible draw differs
+    cfg.gaussian = bool(getattr(config, "gaussian", False))
     if cfg.persistent:
         chains_v = chains
         if chains_v.shape[0] != batch_size or chains_v.shape[1] != H:
@@ -635,6 +665,7 @@ cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
     """Per block of ROW_BLOCK rows: gather, one GEMM, then per mode
     0: out (n, H) = sigmoid(v W^T + c)
     1: out (n,)   = free energy  -v.b - sum_j softplus(c_j + W_j.v)
+    2: out (n,)   = Gaussian free energy sum_i (v_i - b_i)^2 / 2 - sum_j softplus(.)
     flip (may be NULL): column whose bit is flipped in each row first.
     """
     cdef Py_ssize_t n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
@@ -667,8 +698,13 @@ cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
             gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, pre, H)
             for r in range(nr):
                 acc = 0
-                for i in range(D):
-                    acc = acc - v[r * D + i] * vbias[i]
+                if mode == 2:
+                    for i in range(D):
+                        x = v[r * D + i] - vbias[i]
+                        acc = acc + x * x / 2
+                else:
+                    for i in range(D):
+                        acc = acc - v[r * D + i] * vbias[i]
                 for j in range(H):
                     x = pre[r * H + j] + hbias[j]
                     # softplus(x) = max(x, 0) + log1p(exp(-|x|)), stable
@@ -698,12 +734,16 @@ def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads):
 
 
 def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
-                int n_threads, flip=None):
+                int n_threads, flip=None, bint gaussian=False):
     """Free energy F(v) = -v.b - sum_j softplus(c_j + W_j.v) of every row.
 
     ``flip`` (intp array, one column per row) flips that bit of each row first:
     the pseudo-likelihood needs F of the flipped rows without copying X.
+    With ``gaussian`` (unit-variance Gaussian visible units) F(v) =
+    sum_i (v_i - b_i)^2 / 2 - sum_j softplus(c_j + W_j.v); ``flip`` must be None.
     """
+    if gaussian and flip is not None:
+        raise ValueError("flip has no meaning for Gaussian visible units")
     cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
@@ -720,13 +760,14 @@ def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
         flip_p = &flip_v[0]
     with nogil:
         hidden_rows(&source.src, n, &W[0, 0], &hbias[0], &vbias[0], &out[0], &scratch[0],
-                    flip_p, D, H, 1, n_threads)
+                    flip_p, D, H, 2 if gaussian else 1, n_threads)
     return out_arr
 
 
 def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbias,
-                  int n_threads):
-    """P(v = 1 | h) for every row of ``hidden``, shape (n_samples, n_features)."""
+                  int n_threads, bint gaussian=False):
+    """P(v = 1 | h) for every row of ``hidden``, shape (n_samples, n_features);
+    with ``gaussian`` the conditional mean E[v | h] = W^T h + b instead."""
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = hidden.shape[0]
     cdef Py_ssize_t n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
@@ -744,7 +785,9 @@ def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbi
         gemm(False, False, D, <int>nr, H, 1, &W[0, 0], D, &hidden[r0, 0], H, 0, &out[r0, 0], D)
         for r in range(r0, r0 + nr):
             for i in range(D):
-                if floating is float:
+                if gaussian:
+                    out[r, i] = out[r, i] + vbias[i]
+                elif floating is float:
                     out[r, i] = fr_sigmoidf(out[r, i] + vbias[i])
                 else:
                     out[r, i] = fr_sigmoid(out[r, i] + vbias[i])
@@ -754,7 +797,7 @@ def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbi
 cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                      const floating *vbias, const floating *hbias, floating *out,
                      floating *scratch, int D, int H, int k, uint32_t step, uint32_t stream,
-                     const uint32_t *key, int n_threads) noexcept nogil:
+                     const uint32_t *key, int n_threads, bint gauss) noexcept nogil:
     """k steps v -> h -> v of Gibbs sampling from every row; the final visible
     samples go to out (n, D).  Row r of the input uses counter row r."""
     cdef Py_ssize_t n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
@@ -779,13 +822,14 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                           counter_word3(stream, 2 * s - 2), key)
             gemm(False, False, D, <int>nr, H, 1, W, D, h, H, 0, v, D)
             for r in range(nr):
-                bernoulli(v + r * D, vbias, 1, v + r * D, D, 0, r0 + r, step,
-                          counter_word3(stream, 2 * s - 1), key)
+                visible_draw(gauss, v + r * D, vbias, D, 0, r0 + r, step,
+                             counter_word3(stream, 2 * s - 1), key)
 
 
 def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k,
-          key, unsigned long step, unsigned int stream, int n_threads):
-    """Visible samples after ``k`` Gibbs steps v -> h -> v started at each row of X."""
+          key, unsigned long step, unsigned int stream, int n_threads, bint gaussian=False):
+    """Visible samples after ``k`` Gibbs steps v -> h -> v started at each row of X
+    (``gaussian``: unit-variance Gaussian visible units)."""
     cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
@@ -800,7 +844,8 @@ def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k
     key_words[1] = key[1]
     with nogil:
         gibbs_rows(&source.src, n, &W[0, 0], &vbias[0], &hbias[0], &out[0, 0],
-                   &scratch[0], D, H, k, <uint32_t>step, stream, key_words, n_threads)
+                   &scratch[0], D, H, k, <uint32_t>step, stream, key_words, n_threads,
+                   gaussian)
     return out_arr
 
 
@@ -840,6 +885,26 @@ def bernoulli_sample(floating[:, ::1] activation, floating[::1] bias, key,
             bernoulli(&proba[r, 0], &bias[0], 1, &sample[r, 0], <int>m, 0, r,
                       <uint32_t>step, counter_word3(stream, phase), key_words)
     return proba_arr, sample_arr
+
+
+def gaussian_sample(floating[:, ::1] activation, floating[::1] bias, key,
+                    unsigned long step, unsigned int stream, unsigned int phase):
+    """The Gaussian visible draw alone: activation + bias + z, z ~ N(0, 1) by
+    Box-Muller on column pairs (_kernels.h); row r drawn with counter row r."""
+    cdef Py_ssize_t n = activation.shape[0], m = activation.shape[1], r
+    cdef uint32_t key_words[2]
+    dtype = np.float32 if floating is float else np.float64
+    out_arr = np.array(activation, dtype=dtype, copy=True)
+    if n == 0 or m == 0:
+        return out_arr
+    cdef floating[:, ::1] out = out_arr
+    key_words[0] = key[0]
+    key_words[1] = key[1]
+    with nogil:
+        for r in range(n):
+            gaussian(&out[r, 0], &bias[0], <int>m, 0, r, <uint32_t>step,
+                     counter_word3(stream, phase), key_words)
+    return out_arr
 
 
 def uniforms(key, rows, Py_ssize_t n_cols, unsigned long step, unsigned int stream,
@@ -905,7 +970,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                      const floating *base_vbias, const double *dvb, const double *betas,
                      Py_ssize_t K, Py_ssize_t n, int D, int H, floating *v, floating *h,
                      floating *hb_s, floating *vb_s, double *partial, double *logw,
-                     const uint32_t *key, int n_threads) noexcept nogil:
+                     const uint32_t *key, int n_threads, bint gauss) noexcept nogil:
     """All temperatures for all n chains (see _reference.ais_log_weights).
 
     W is never copied: the temperature enters as the GEMM alpha and as scaled
@@ -922,8 +987,8 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
         for r in prange(n, schedule='static'):
             for i in range(D):
                 v[r * D + i] = 0
-            bernoulli(v + r * D, base_vbias, 1, v + r * D, D, 0, r, 0,
-                      counter_word3(AIS_STREAM, 1), key)
+            visible_draw(gauss, v + r * D, base_vbias, D, 0, r, 0,
+                         counter_word3(AIS_STREAM, 1), key)
             logw[r] = 0
         for k in range(1, K + 1):
             bk = betas[k]
@@ -977,17 +1042,19 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                          v + i0, D)
                     for r in range(n):
                         row_ptr = v + r * D + i0
-                        bernoulli(row_ptr, vb_s + i0, 1, row_ptr, <int>nv, i0, r, <uint32_t>k,
-                                  counter_word3(AIS_STREAM, 1), key)
+                        visible_draw(gauss, row_ptr, vb_s + i0, <int>nv, i0, r, <uint32_t>k,
+                                     counter_word3(AIS_STREAM, 1), key)
 
 
 def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
                     floating[::1] base_vbias, betas, Py_ssize_t n_chains, key,
-                    int n_threads):
+                    int n_threads, bint gaussian=False):
     """AIS log weights (float64, one per chain) from the base-rate model with
     visible biases ``base_vbias`` to (W, vbias, hbias) along ``betas``
     (betas[0] = 0, last = 1).  Same draws and meaning as
-    ``_reference.ais_log_weights``; bit-identical for any ``n_threads``."""
+    ``_reference.ais_log_weights``; bit-identical for any ``n_threads``.
+    ``gaussian``: unit-variance Gaussian visible units (the weights then
+    omit the constant -(||b||^2 - ||b_A||^2) / 2, see the reference)."""
     cdef int H = W.shape[0], D = W.shape[1]
     cdef double[::1] betas_v = np.ascontiguousarray(betas, dtype=np.float64)
     cdef Py_ssize_t K = betas_v.shape[0] - 1
@@ -1009,5 +1076,5 @@ def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias
     with nogil:
         ais_chains(&W[0, 0], &vbias[0], &hbias[0], &base_vbias[0], &dvb[0], &betas_v[0], K,
                    n_chains, D, H, &v[0], &h[0], &hb_s[0], &vb_s[0], &partial[0], &logw[0],
-                   key_words, n_threads)
+                   key_words, n_threads, gaussian)
     return logw_arr

@@ -5,7 +5,8 @@
  *    easy as 1, 2, 3", SC 2011), the counter-based generator of Random123,
  *    cuRAND and PyTorch's CUDA generator.
  * 2. The fused "sigmoid + Bernoulli draw" tile kernel used for every Gibbs
- *    half-step.
+ *    half-step, and the Gaussian visible draw (Box-Muller) of
+ *    GaussianBernoulliRBM.
  *
  * Counter layout (the same in _reference.py and every other engine):
  *   key     = (k0, k1)         two 32-bit words from the model's SeedSequence
@@ -24,6 +25,17 @@
  * A uniform is u = (x >> 8) * 2^-24 in float32 (24 bits) and u = x * 2^-32 in
  * float64 (32 bits); a unit is on when u < p.  Every uniform therefore has a
  * fixed address: results do not depend on thread count or chunking.
+ *
+ * Gaussian visible units (GaussianBernoulliRBM) use the same addresses: the
+ * visible draw v = mean + z takes z ~ N(0, 1) by Box-Muller from the uniforms
+ * of the column pair (2m, 2m+1) of the same row/step/phase:
+ *     u1 = 1 - u(2m)  (in (0, 1], so log u1 is finite),  u2 = u(2m+1)
+ *     z(2m)   = sqrt(-2 ln u1) cos(2 pi u2)
+ *     z(2m+1) = sqrt(-2 ln u1) sin(2 pi u2)
+ * An odd last column uses the cos draw (its pair's second uniform is the word
+ * of column D, which the Philox block computes anyway).  u1 and u2 are taken
+ * in the model's precision as above; the transcendental part is evaluated in
+ * float64 and z rounded to the model's precision before the addition.
  *
  * The tile kernels have an AVX2 path and a scalar path, chosen at import by
  * CPU features: wheels must run on CPUs without AVX2, and -march=native is
@@ -325,6 +337,40 @@ static void fr_bernoulli_f32(float *act, const float *bias, float scale, float *
 #endif
     fr_bernoulli_f32_scalar(act, bias, scale, sample, n, col0, row, step, c3, key0, key1);
 }
+
+/*
+ * Gaussian visible draw over n consecutive columns of one row starting at
+ * column col0 (even; training blocks start at multiples of 4, so column pairs
+ * never straddle two calls):  act[j] = (act[j] + bias[j]) + z(row, col0 + j),
+ * z from Box-Muller on column pairs (counter layout above).  Scalar only: the
+ * cost is in log/sqrt/sincos, which a portable SIMD path would not beat by
+ * much, and this keeps one definition.
+ */
+#define FR_TWO_PI 6.283185307179586476925286766559
+
+#define FR_DEFINE_GAUSSIAN(NAME, T, UNIFORM)                                        \
+static void NAME(T *act, const T *bias, int n, uint32_t col0, uint32_t row,         \
+                 uint32_t step, uint32_t c3, uint32_t key0, uint32_t key1)           \
+{                                                                                   \
+    uint32_t u[FR_TILE];                                                            \
+    for (int t0 = 0; t0 < n; t0 += FR_TILE) {                                       \
+        int m = n - t0 < FR_TILE ? n - t0 : FR_TILE;                                \
+        T *a = act + t0;                                                            \
+        const T *bb = bias + t0;                                                    \
+        fr_philox_tile(u, (col0 + (uint32_t)t0) >> 2, row, step, c3, key0, key1);   \
+        for (int j = 0; j < m; j += 2) {                                            \
+            T u1 = (T)1 - UNIFORM(u[j]);                                            \
+            T u2 = UNIFORM(u[j + 1]);                                               \
+            double r = sqrt(-2.0 * log((double)u1));                                \
+            double th = FR_TWO_PI * (double)u2;                                     \
+            a[j] = (a[j] + bb[j]) + (T)(r * cos(th));                               \
+            if (j + 1 < m) a[j + 1] = (a[j + 1] + bb[j + 1]) + (T)(r * sin(th));     \
+        }                                                                           \
+    }                                                                               \
+}
+
+FR_DEFINE_GAUSSIAN(fr_gaussian_f32, float, FR_UNIFORM_F32)
+FR_DEFINE_GAUSSIAN(fr_gaussian_f64, double, FR_UNIFORM_F64)
 
 /* Tests force the scalar path to check that both paths agree bit for bit. */
 static int fr_set_simd(int enable)

@@ -67,6 +67,41 @@ def bernoulli_sample(activation, bias, key, step, stream, phase):
     return proba, (u < proba).astype(proba.dtype)
 
 
+def standard_normals(key, rows, n_cols, step, stream, phase, dtype):
+    """N(0, 1) draws z(row, column) by Box-Muller on column pairs (see _kernels.h).
+
+    Columns (2m, 2m+1) use u1 = 1 - u(2m) (in (0, 1]) and u2 = u(2m+1):
+    z(2m) = sqrt(-2 ln u1) cos(2 pi u2), z(2m+1) = sqrt(-2 ln u1) sin(2 pi u2);
+    an odd last column uses the cos draw.  Uniforms in ``dtype``, the rest in
+    float64, z rounded to ``dtype``.
+    """
+    n_pairs = (n_cols + 1) // 2
+    u = uniforms(key, rows, 2 * n_pairs, step, stream, phase, dtype)
+    u1 = (np.asarray(1, dtype=u.dtype) - u[:, 0::2]).astype(np.float64)
+    u2 = u[:, 1::2].astype(np.float64)
+    r = np.sqrt(-2.0 * np.log(u1))
+    theta = 2 * np.pi * u2
+    z = np.empty((u.shape[0], 2 * n_pairs))
+    z[:, 0::2] = r * np.cos(theta)
+    z[:, 1::2] = r * np.sin(theta)
+    return z[:, :n_cols].astype(dtype)
+
+
+def gaussian_sample(activation, bias, key, step, stream, phase):
+    """activation + bias + z with z ~ N(0, 1) (Box-Muller); row r uses counter row r."""
+    mean = activation + bias
+    return mean + standard_normals(key, np.arange(len(mean)), mean.shape[1], step, stream,
+                                   phase, mean.dtype)
+
+
+def _visible_draw(mean_input, rows, key, step, stream, phase, gaussian):
+    """The visible half-step: Bernoulli(sigmoid(x)) or x + N(0, 1) (Gaussian units)."""
+    if gaussian:
+        return mean_input + standard_normals(key, rows, mean_input.shape[1], step, stream,
+                                             phase, mean_input.dtype)
+    return _draw(sigmoid(mean_input), rows, key, step, stream, phase)
+
+
 def _draw(proba, rows, key, step, stream, phase):
     u = uniforms(key, rows, proba.shape[1], step, stream, phase, proba.dtype)
     return (u < proba).astype(proba.dtype)
@@ -108,6 +143,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     dtype = W.dtype
     lr = dtype.type(config.learning_rate)
     mom = dtype.type(config.momentum)
+    gaussian = bool(getattr(config, "gaussian", False))
     for t, start in enumerate(range(0, len(order), batch_size)):
         rows = order[start:start + batch_size]
         step = step0 + t
@@ -120,7 +156,8 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
             h = _draw(hidden_data, np.arange(n_pos), key, step, STREAM_TRAIN, 0)
         n_neg = len(h)
         for s in range(1, config.k + 1):
-            v = _draw(sigmoid(h @ W + vbias), np.arange(n_neg), key, step, STREAM_TRAIN, 2 * s - 1)
+            v = _visible_draw(h @ W + vbias, np.arange(n_neg), key, step, STREAM_TRAIN,
+                              2 * s - 1, gaussian)
             hidden_model = sigmoid(v @ W.T + hbias)
             if s < config.k or config.persistent:
                 h = _draw(hidden_model, np.arange(n_neg), key, step, STREAM_TRAIN, 2 * s)
@@ -152,31 +189,39 @@ def hidden_proba(X, W, hbias, n_threads):
     return sigmoid(to_dense(X, slice(None), W.dtype) @ W.T + hbias)
 
 
-def visible_proba(hidden, W, vbias, n_threads):
-    """P(v = 1 | h) for every row of ``hidden``."""
-    return sigmoid(hidden @ W + vbias)
+def visible_proba(hidden, W, vbias, n_threads, gaussian=False):
+    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = hW + b)."""
+    return hidden @ W + vbias if gaussian else sigmoid(hidden @ W + vbias)
 
 
-def free_energy(X, W, vbias, hbias, n_threads, flip=None):
-    """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first."""
+def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False):
+    """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first.
+
+    ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / 2 - sum_j softplus(c_j + W_j.v).
+    """
     v = to_dense(X, slice(None), W.dtype)
+    if gaussian:
+        if flip is not None:
+            raise ValueError("flip has no meaning for Gaussian visible units")
+        return ((v - vbias) ** 2 / 2).sum(axis=1) - np.logaddexp(0, v @ W.T + hbias).sum(axis=1)
     if flip is not None:
         idx = (np.arange(len(v)), np.asarray(flip))
         v[idx] = 1 - v[idx]
     return -(v @ vbias) - np.logaddexp(0, v @ W.T + hbias).sum(axis=1)
 
 
-def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads):
+def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False):
     """Visible samples after k Gibbs steps v -> h -> v from every row of X."""
     v = to_dense(X, slice(None), W.dtype)
     rows = np.arange(len(v))
     for s in range(1, k + 1):
         h = _draw(sigmoid(v @ W.T + hbias), rows, key, step, stream, 2 * s - 2)
-        v = _draw(sigmoid(h @ W + vbias), rows, key, step, stream, 2 * s - 1)
+        v = _visible_draw(h @ W + vbias, rows, key, step, stream, 2 * s - 1, gaussian)
     return v
 
 
-def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1):
+def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
+                    gaussian=False):
     """Annealed importance sampling log weights, one per chain (float64).
 
     Intermediate model k has hidden input ``beta_k * (W v + c)`` and visible
@@ -190,14 +235,22 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     relative to the (tiny) increment itself, unlike a difference of softplus.
     Draws: stream STREAM_AIS, step = temperature index, row = chain index,
     phase 0 hidden, 1 visible (the base draw is step 0, phase 1).
+
+    ``gaussian`` (unit-variance Gaussian visible units): the base model is
+    N(base_vbias, I) and model k's visible conditional is N((1 - beta_k)
+    base_vbias + beta_k (W^T h + b), I); since -E_k(v) = -||v||^2 / 2 +
+    v.((1 - beta_k) b_A + beta_k b) - ((1 - beta_k) ||b_A||^2 + beta_k ||b||^2) / 2
+    + (hidden part), the increments are those of the Bernoulli case plus
+    -(beta_k - beta_{k-1}) (||b||^2 - ||b_A||^2) / 2, a constant that sums to
+    -(||b||^2 - ||b_A||^2) / 2 over the schedule and is left to the caller.
     """
     dtype = W.dtype
     betas = np.asarray(betas, dtype=np.float64)
     rows = np.arange(n_chains)
     D = W.shape[1]
     dvb = vbias.astype(np.float64) - base_vbias.astype(np.float64)
-    v = _draw(sigmoid(np.zeros((n_chains, D), dtype) + base_vbias.astype(dtype)), rows, key, 0,
-              STREAM_AIS, 1)
+    v = _visible_draw(np.zeros((n_chains, D), dtype) + base_vbias.astype(dtype), rows, key, 0,
+                      STREAM_AIS, 1, gaussian)
     logw = np.zeros(n_chains)
     K = len(betas) - 1
     for k in range(1, K + 1):
@@ -214,5 +267,6 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
         if k == K:
             break
         h = _draw(p, rows, key, k, STREAM_AIS, 0)
-        v = _draw(sigmoid(dtype.type(bk) * (h @ W) + vb_s), rows, key, k, STREAM_AIS, 1)
+        v = _visible_draw(dtype.type(bk) * (h @ W) + vb_s, rows, key, k, STREAM_AIS, 1,
+                          gaussian)
     return logw

@@ -53,6 +53,15 @@ DEFAULTS = {
 }
 
 
+# learning rate of --model gaussian-rbm unless given (GaussianBernoulliRBM's default)
+GAUSSIAN_LEARNING_RATE = 0.01
+
+
+def _given_options(args):
+    """The RBM options given on the command line."""
+    return {k for k in RBM_OPTIONS if getattr(args, k) is not None}
+
+
 class CLIError(Exception):
     """An error to report as one line, without a traceback."""
 
@@ -182,11 +191,15 @@ def _available(model_type):
 def _metrics(model, X, y=None):
     """Reconstruction error, pseudo-likelihood, free energy (and accuracy)."""
     out = {"n_samples": int(X.shape[0])}
-    data = X / 255.0 if X.dtype == np.uint8 else X
+    # a Gaussian RBM reads raw numbers (uint8 too) and reconstructs on that scale
+    gaussian = type(model).__name__ == "GaussianBernoulliRBM"
+    data = X / 255.0 if X.dtype == np.uint8 and not gaussian else X
     if hasattr(model, "reconstruct"):
         out["reconstruction_error"] = float(np.mean((data - model.reconstruct(X)) ** 2))
     if hasattr(model, "score_samples"):
-        out["pseudo_likelihood"] = float(np.mean(model.score_samples(X)))
+        # GaussianBernoulliRBM.score_samples is log p(x) + log Z, not a pseudo-likelihood
+        key = "unnormalised_log_density" if gaussian else "pseudo_likelihood"
+        out[key] = float(np.mean(model.score_samples(X)))
     if hasattr(model, "free_energy"):
         out["mean_free_energy"] = float(np.mean(model.free_energy(X)))
     if y is not None and hasattr(model, "predict"):
@@ -270,6 +283,9 @@ def cmd_train(args):
     if args.model == "rbm" or args.model == "gaussian-rbm":
         # the RBM gets the data set's defaults; a DBN keeps its own per-layer defaults
         explicit = {**DEFAULTS["digits" if args.data == "digits" else "images"], **explicit}
+        if args.model == "gaussian-rbm" and "learning_rate" not in _given_options(args):
+            # unbounded visible units: 0.05 diverges on digits (0.01 does not)
+            explicit["learning_rate"] = GAUSSIAN_LEARNING_RATE
     common = {"random_state": args.seed, "verbose": 0 if args.quiet else 1,
               "n_jobs": args.n_jobs}
     params = MODEL_TYPES[args.model][2](explicit, common, args.hidden_layer_sizes)

@@ -11,8 +11,10 @@
   estimators' ``score_samples`` is scikit-learn's one-bit estimate of it).
 
 Every function takes a fitted fastrbm RBM.  The model type is resolved in one
-place (:func:`_model_parts`), so that other unit types can plug in later; only
-Bernoulli-Bernoulli RBMs are implemented now.
+place (:func:`_model_parts`).  Bernoulli-Bernoulli RBMs support everything;
+GaussianBernoulliRBM supports :func:`log_partition_exact`,
+:func:`log_partition_ais` and :func:`log_likelihood` (the pseudo-likelihood
+raises NotImplementedError for it).
 """
 import numbers
 from dataclasses import dataclass
@@ -44,14 +46,18 @@ def _model_parts(model):
     The single place that dispatches on the model type.
     """
     names = [cls.__name__ for cls in type(model).__mro__]
-    if "GaussianBernoulliRBM" in names:
-        raise NotImplementedError(
-            "evaluation of GaussianBernoulliRBM is not implemented yet; only "
-            "BernoulliRBM models are supported")
     if "BernoulliRBM" not in names or not hasattr(model, "_params"):
         raise TypeError(f"expected a fitted fastrbm RBM, got {type(model).__name__}")
     check_is_fitted(model, "components_")
-    return "bernoulli", model._params()
+    kind = "gaussian" if "GaussianBernoulliRBM" in names else "bernoulli"
+    return kind, model._params()
+
+
+def _bernoulli_only(kind, what):
+    if kind != "bernoulli":
+        raise NotImplementedError(
+            f"{what} is not implemented for GaussianBernoulliRBM (real-valued data); "
+            f"use log_likelihood")
 
 
 def _dense_rows(model, X, start, stop):
@@ -83,20 +89,31 @@ def log_partition_exact(model):
         A :class:`~fastrbm.BernoulliRBM` whose smaller layer has at most
         ``MAX_EXACT_UNITS`` (25) units.
 
+    For a :class:`~fastrbm.GaussianBernoulliRBM` the visibles are integrated
+    out analytically (unit variances, on the standardised scale): with
+    m(h) = b + W^T h, -E(v, h) = -||v - m(h)||^2 / 2 + ||m(h)||^2 / 2
+    - ||b||^2 / 2 + c.h, so
+    log Z = log sum_h exp(c.h + ||m(h)||^2 / 2 - ||b||^2 / 2) + (D / 2) log(2 pi),
+    summed over the 2^H hidden states (H at most 25).
+
     Returns
     -------
     log_z : float
-        log Z = log sum_{v,h} exp(v.b + h.c + h.W.v).
+        log Z = log sum_{v,h} exp(v.b + h.c + h.W.v) (Bernoulli), or
+        log sum_h integral exp(-E(v, h)) dv (Gaussian, standardised scale).
 
     Raises
     ------
     ValueError
-        If both layers have more than 25 units (use :func:`log_partition_ais`).
+        If both layers have more than 25 units (use :func:`log_partition_ais`),
+        or, for a Gaussian model, the hidden layer has.
     """
-    _, (W, vbias, hbias) = _model_parts(model)
+    kind, (W, vbias, hbias) = _model_parts(model)
     W = W.astype(np.float64)
     b, c = vbias.astype(np.float64), hbias.astype(np.float64)
     H, D = W.shape
+    if kind == "gaussian":
+        return _log_partition_exact_gaussian(W, b, c)
     if min(H, D) > MAX_EXACT_UNITS:
         raise ValueError(
             f"log_partition_exact enumerates the smaller layer, which has {min(H, D)} "
@@ -113,6 +130,22 @@ def log_partition_exact(model):
         s = _state_bits(start, min(n_states, start + chunk), n_bits)
         parts.append(logsumexp(s @ own + np.logaddexp(0, s @ weights + other).sum(axis=1)))
     return float(logsumexp(parts))
+
+
+def _log_partition_exact_gaussian(W, b, c):
+    H, D = W.shape
+    if H > MAX_EXACT_UNITS:
+        raise ValueError(
+            f"log_partition_exact enumerates the hidden layer of a GaussianBernoulliRBM, "
+            f"which has {H} units here (more than {MAX_EXACT_UNITS})")
+    n_states = 1 << H
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, D))
+    parts = []
+    for start in range(0, n_states, chunk):
+        h = _state_bits(start, min(n_states, start + chunk), H)
+        m = h @ W + b
+        parts.append(logsumexp(h @ c + 0.5 * np.einsum("ij,ij->i", m, m)))
+    return float(logsumexp(parts) - 0.5 * (b @ b) + 0.5 * D * np.log(2 * np.pi))
 
 
 # --------------------------------------------------------------------------- AIS
@@ -161,9 +194,11 @@ class AISResult:
     log_weights : ndarray of shape (n_chains,)
         Per-chain log importance weights, float64 (without log Z of the base).
     log_z_base : float
-        Exact log Z of the base-rate model.
+        Exact log Z of the base-rate model (GaussianBernoulliRBM: plus the
+        constant -(||b||^2 - ||b_A||^2) / 2 that its log weights leave out).
     base_visible_bias : ndarray of shape (n_features,)
-        Visible biases of the base-rate model.
+        Visible biases of the base-rate model (GaussianBernoulliRBM: the
+        means b_A of its N(b_A, I) visible units, on the standardised scale).
     n_temperatures : int
         Length of the schedule.
     """
@@ -180,8 +215,9 @@ class AISResult:
         return float(self.log_z)
 
 
-def _base_visible_bias(model, data):
-    """Visible biases of the base-rate model: logit of the data's feature means."""
+def _base_visible_bias(model, data, gaussian=False):
+    """Visible biases of the base-rate model: logit of the data's feature means
+    (Gaussian visible units: the means themselves, on the standardised scale)."""
     if data is not None:
         data = model._validate(data, reset=False)
         means = model._column_means(data)
@@ -190,7 +226,9 @@ def _base_visible_bias(model, data):
         if means is None:
             # no record of the training data (e.g. parameters assigned by hand):
             # the uniform base model, valid but slower to anneal
-            means = np.full(model.components_.shape[1], 0.5)
+            means = np.full(model.components_.shape[1], 0.0 if gaussian else 0.5)
+    if gaussian:
+        return np.asarray(means, dtype=np.float64)
     p = np.clip(np.asarray(means, dtype=np.float64), BASE_RATE_CLIP, 1 - BASE_RATE_CLIP)
     return np.log(p) - np.log1p(-p)
 
@@ -233,11 +271,12 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         ``log_z``, ``log_z_low``, ``log_z_high`` and the per-chain
         ``log_weights``.
     """
-    _, (W, vbias, hbias) = _model_parts(model)
+    kind, (W, vbias, hbias) = _model_parts(model)
+    gaussian = kind == "gaussian"
     if not isinstance(n_chains, numbers.Integral) or isinstance(n_chains, bool) or n_chains < 1:
         raise ValueError(f"n_chains must be a positive integer, got {n_chains!r}")
     schedule = ais_schedule(betas)
-    base = _base_visible_bias(model, data)
+    base = _base_visible_bias(model, data, gaussian)
     key = _ais_key(random_state)
     engine = get_engine()
     # three barriers per temperature: tiny models run faster on one thread
@@ -245,10 +284,18 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     threads = threads_for_work(model.n_jobs, n_chains * W.shape[0] * W.shape[1])
     with kernel_threads():
         logw = engine.ais_log_weights(W, vbias, hbias, base.astype(W.dtype), schedule,
-                                      int(n_chains), key, threads)
+                                      int(n_chains), key, threads, **model._visible_kwargs)
     # the chains started from the base model with the biases as the engine saw them
     base_used = base.astype(W.dtype).astype(np.float64)
-    log_z_base = W.shape[0] * np.log(2.0) + float(np.logaddexp(0, base_used).sum())
+    if gaussian:
+        # base model N(b_A, I) x uniform hidden units; the weights leave out
+        # the constant -(||b||^2 - ||b_A||^2) / 2 (_reference.ais_log_weights),
+        # added here to log Z_base
+        b64 = vbias.astype(np.float64)
+        log_z_base = (W.shape[0] * np.log(2.0) + 0.5 * W.shape[1] * np.log(2 * np.pi)
+                      - 0.5 * (b64 @ b64 - base_used @ base_used))
+    else:
+        log_z_base = W.shape[0] * np.log(2.0) + float(np.logaddexp(0, base_used).sum())
     top = float(np.max(logw))
     w = np.exp(logw - top)
     mean = float(np.mean(w))
@@ -272,7 +319,7 @@ def _free_energy64(model, X):
     with kernel_threads():
         return engine.free_energy(model._source(X), W.astype(np.float64),
                                   vbias.astype(np.float64), hbias.astype(np.float64),
-                                  resolve_n_threads(model.n_jobs))
+                                  resolve_n_threads(model.n_jobs), **model._visible_kwargs)
 
 
 def log_likelihood(model, X, log_z=None, *, random_state=None):
@@ -294,16 +341,30 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
     Returns
     -------
     log_p : ndarray of shape (n_samples,)
-        float64 log-probabilities in nats.
+        float64 log-probabilities in nats.  For a GaussianBernoulliRBM this is
+        the density of x on the original scale: -F(v) - log Z - sum(log
+        scale_) with v the standardised row and log Z on the standardised
+        scale (as :func:`log_partition_exact` returns it).
     """
     _model_parts(model)
     X = model._validate(X, reset=False)
     if log_z is None:
         log_z = log_partition_ais(model, random_state=random_state)
+    return _log_likelihood_validated(model, X, log_z)
+
+
+def _log_likelihood_validated(model, X, log_z):
+    """log_likelihood of X already validated by the model (for a Gaussian
+    model: already standardised, so it must not go through _validate again)."""
+    kind, _ = _model_parts(model)
     log_z = float(log_z.log_z if isinstance(log_z, AISResult) else log_z)
     if not np.isfinite(log_z):
         raise ValueError(f"log_z must be finite, got {log_z}")
-    return -_free_energy64(model, X) - log_z
+    log_p = -_free_energy64(model, X) - log_z
+    if kind == "gaussian":
+        # density of x = scale * v + mean: the Jacobian of the standardisation
+        log_p = log_p - float(np.sum(np.log(np.asarray(model.scale_, dtype=np.float64))))
+    return log_p
 
 
 def pseudo_likelihood(model, X, *, normalize=False):
@@ -328,7 +389,8 @@ def pseudo_likelihood(model, X, *, normalize=False):
     pl : ndarray of shape (n_samples,)
         Pseudo-log-likelihood of each row, float64.
     """
-    _, (W, vbias, hbias) = _model_parts(model)
+    kind, (W, vbias, hbias) = _model_parts(model)
+    _bernoulli_only(kind, "pseudo_likelihood")
     X = model._validate(X, reset=False)
     W = W.astype(np.float64)
     b, c = vbias.astype(np.float64), hbias.astype(np.float64)

@@ -51,7 +51,7 @@ METADATA_KEY = "__fastrbm__"
 # model files is one entry here (its state is discovered generically)
 MODEL_CLASSES = {
     "BernoulliRBM": "fastrbm.rbm:BernoulliRBM",
-    "GaussianBernoulliRBM": "fastrbm.rbm:GaussianBernoulliRBM",
+    "GaussianBernoulliRBM": "fastrbm.gaussian:GaussianBernoulliRBM",
     "DBN": "fastrbm.dbn:DBN",
     "DBNClassifier": "fastrbm.dbn:DBNClassifier",
 }

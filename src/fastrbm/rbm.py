@@ -39,6 +39,8 @@ class TrainConfig:
     sparsity_target: float
     sparsity_cost: float
     sparsity_decay: float = 0.9
+    #: visible units: False Bernoulli, True Gaussian of unit variance
+    gaussian: bool = False
 
 
 def _seed_sequence(random_state):
@@ -172,6 +174,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     instead of making one update with all of it; the model keeps float32 for
     float32/uint8/bool input.
     """
+
+    # Engine keyword arguments that select the visible unit type (none: the
+    # engines' Bernoulli default); GaussianBernoulliRBM overrides this.
+    _visible_kwargs = {}
 
     def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
@@ -393,7 +399,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             learning_rate=float(self.learning_rate), momentum=momentum,
             weight_decay=float(self.weight_decay), l1=float(self.l1),
             sparsity_target=float(self.sparsity_target),
-            sparsity_cost=float(self.sparsity_cost))
+            sparsity_cost=float(self.sparsity_cost), **self._visible_kwargs)
         step0 = self.n_updates_
         threads = threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1])
         try:
@@ -581,17 +587,17 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         entry = {
             "epoch": epoch + 1,
             "reconstruction_error": self._reconstruction_error(X_monitor),
-            "pseudo_likelihood": float(np.mean(self._pseudo_likelihood(X_monitor, epoch))),
+            "pseudo_likelihood": self._mean_pseudo_likelihood(X_monitor, epoch),
             "seconds": seconds,
         }
         if X_valid is not None:
             entry["val_reconstruction_error"] = self._reconstruction_error(X_valid)
-            entry["val_pseudo_likelihood"] = float(np.mean(self._pseudo_likelihood(X_valid,
-                                                                                   epoch)))
+            entry["val_pseudo_likelihood"] = self._mean_pseudo_likelihood(X_valid, epoch)
             W, vbias, hbias = self._params()
             with kernel_threads():
                 fe = [get_engine(part).free_energy(self._source(part), W, vbias, hbias,
-                                                   resolve_n_threads(self.n_jobs))
+                                                   resolve_n_threads(self.n_jobs),
+                                                   **self._visible_kwargs)
                       for part in (X_valid, X_monitor)]
             entry["free_energy_gap"] = float(np.mean(fe[0], dtype=np.float64)
                                              - np.mean(fe[1], dtype=np.float64))
@@ -601,11 +607,13 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             result = evaluation.log_partition_ais(self, n_chains=100, betas=1000,
                                                   random_state=int(self._seed_words[0]) + epoch)
             entry["log_z"] = float(result.log_z)
+            # X_monitor and X_valid are validated already (and, for a Gaussian
+            # model, standardised: validating them again would do it twice)
             entry["log_likelihood"] = float(np.mean(
-                evaluation.log_likelihood(self, X_monitor, log_z=result)))
+                evaluation._log_likelihood_validated(self, X_monitor, result)))
             if X_valid is not None:
                 entry["val_log_likelihood"] = float(np.mean(
-                    evaluation.log_likelihood(self, X_valid, log_z=result)))
+                    evaluation._log_likelihood_validated(self, X_valid, result)))
         self.history_.append(entry)
         if progress is not None:
             progress.update(1)
@@ -648,7 +656,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         hidden = np.ascontiguousarray(hidden, dtype=W.dtype)
         with kernel_threads():
             return get_engine(hidden).visible_proba(hidden, W, vbias,
-                                                    resolve_n_threads(self.n_jobs))
+                                                    resolve_n_threads(self.n_jobs),
+                                                    **self._visible_kwargs)
 
     def reconstruct(self, X):
         """Mean-field reconstruction P(v=1 | h=P(h=1 | X)).
@@ -690,7 +699,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._sample_calls += 1
         with kernel_threads():
             return get_engine(v).gibbs(self._source(v), W, vbias, hbias, int(k), self._key, step,
-                                       STREAM_SAMPLE, resolve_n_threads(self.n_jobs))
+                                       STREAM_SAMPLE, resolve_n_threads(self.n_jobs),
+                                       **self._visible_kwargs)
 
     def sample(self, n_samples=100, *, n_steps=1000, start=None):
         """Draw visible samples from the model by running Gibbs chains.
@@ -735,7 +745,12 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         W, vbias, hbias = self._params()
         with kernel_threads():
             return get_engine(X).free_energy(self._source(X), W, vbias, hbias,
-                                             resolve_n_threads(self.n_jobs))
+                                             resolve_n_threads(self.n_jobs),
+                                             **self._visible_kwargs)
+
+    def _mean_pseudo_likelihood(self, X, step):
+        """Mean one-bit pseudo-likelihood of the rows of X (history_ entries)."""
+        return float(np.mean(self._pseudo_likelihood(X, step)))
 
     def _pseudo_likelihood(self, X, step):
         W, vbias, hbias = self._params()
