@@ -110,7 +110,7 @@ extensions = [
         ["src/fastrbm/_gibbs.pyx"],
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        depends=["src/fastrbm/_kernels.h"],
+        depends=["src/fastrbm/_kernels.h", "src/fastrbm/_blas.pxd"],
     ),
     # backpropagation kernels of DBNClassifier (same flags, via BuildExt)
     Extension(
@@ -118,13 +118,14 @@ extensions = [
         ["src/fastrbm/_mlp.pyx"],
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        depends=["src/fastrbm/_kernels.h"],
+        depends=["src/fastrbm/_kernels.h", "src/fastrbm/_blas.pxd"],
     ),
 ]
 
 setup(
     ext_modules=cythonize(
         extensions,
+        include_path=["src"],
         compiler_directives={"boundscheck": debug, "wraparound": debug,
                              "language_level": 3},
         annotate=False,

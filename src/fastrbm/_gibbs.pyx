@@ -20,7 +20,7 @@ from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport uint32_t, int32_t, int64_t, uint8_t
 from libc.string cimport memset
 from libc.math cimport log1p, exp, fabs, expm1, expm1f, log1pf
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from fastrbm._blas cimport gemm
 
 cnp.import_array()
 fr_init_dispatch()
@@ -296,22 +296,6 @@ def find_invalid(DataSource source):
     if bad_row < 0:
         return None
     return (bad_row, bad_col, None if bad_index else x)
-
-
-cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
-                      const floating *a, int lda, const floating *b, int ldb,
-                      floating beta, floating *c, int ldc) noexcept nogil:
-    """Column-major GEMM (BLAS convention) for either precision."""
-    cdef char transa = 84 if trans_a else 78  # 'T' / 'N'
-    cdef char transb = 84 if trans_b else 78
-    if m == 0 or n == 0:
-        return
-    if floating is float:
-        sgemm(&transa, &transb, &m, &n, &k, &alpha, <float *>a, &lda,
-              <float *>b, &ldb, &beta, c, &ldc)
-    else:
-        dgemm(&transa, &transb, &m, &n, &k, &alpha, <double *>a, &lda,
-              <double *>b, &ldb, &beta, c, &ldc)
 
 
 cdef inline void bernoulli(floating *act, const floating *bias, floating scale,

@@ -30,7 +30,7 @@ from libc.math cimport exp, log
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport uint32_t
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from fastrbm._blas cimport gemm
 
 cnp.import_array()
 
@@ -66,22 +66,6 @@ cdef inline Py_ssize_t unit_block(Py_ssize_t dim) noexcept nogil:
 def _unit_block(Py_ssize_t dim):
     """Block width for a layer of ``dim`` units (exposed for the reference)."""
     return unit_block(dim)
-
-
-cdef inline void gemm(bint trans_a, bint trans_b, int m, int n, int k, floating alpha,
-                      const floating *a, int lda, const floating *b, int ldb,
-                      floating beta, floating *c, int ldc) noexcept nogil:
-    """Column-major GEMM (BLAS convention) for either precision."""
-    cdef char transa = 84 if trans_a else 78  # 'T' / 'N'
-    cdef char transb = 84 if trans_b else 78
-    if m == 0 or n == 0:
-        return
-    if floating is float:
-        sgemm(&transa, &transb, &m, &n, &k, &alpha, <float *>a, &lda,
-              <float *>b, &ldb, &beta, c, &ldc)
-    else:
-        dgemm(&transa, &transb, &m, &n, &k, &alpha, <double *>a, &lda,
-              <double *>b, &ldb, &beta, c, &ldc)
 
 
 cdef inline floating sigmoid(floating a) noexcept nogil:
