@@ -3,8 +3,9 @@
 OpenMP flags are chosen per compiler.  A compiler without OpenMP still builds
 a working (single-threaded) extension, unless FASTRBM_REQUIRE_OPENMP=1, which
 CI sets, turns that into a build error; FASTRBM_NO_OPENMP=1 skips OpenMP on
-purpose (the serial build CI tests).  Wheels never get -march=native or
--ffast-math: the SIMD paths in _kernels.h are chosen at run time by CPU features.
+purpose (the serial build CI tests).  No machine-specific or fast-math
+compiler flags are ever added (wheels run on any CPU of their platform): the
+SIMD paths in _kernels.h are chosen at run time by CPU features.
 """
 import os
 import subprocess
