@@ -23,6 +23,14 @@ from ._backend import is_cupy_array
 NATIVE_DTYPES = (np.float32, np.float64, np.uint8, np.bool_)
 
 
+def clips_out_of_range(out_of_range):
+    """Whether an ``out_of_range`` setting clamps values outside [0, 1]
+    ('clip') or rejects them ('raise'); anything else is a ValueError."""
+    if out_of_range not in ("raise", "clip"):
+        raise ValueError(f"out_of_range must be 'raise' or 'clip', got {out_of_range!r}")
+    return out_of_range == "clip"
+
+
 def _first_invalid(X, clip):
     return _gibbs.find_invalid(_gibbs.DataSource(X, clip))
 

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _mlp
 from ._backend import kernel_threads, resolve_n_threads, threads_for_work
-from ._validation import check_X, model_dtype_for
+from ._validation import check_X, clips_out_of_range, model_dtype_for
 from .rbm import BernoulliRBM, _seed_sequence
 
 # rows converted to the model's dense dtype at a time at prediction time
@@ -173,9 +173,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.out_of_range = out_of_range
 
     def _clipping(self):
-        if self.out_of_range not in ("raise", "clip"):
-            raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
-        return self.out_of_range == "clip"
+        return clips_out_of_range(self.out_of_range)
 
     def _check_params(self):
         sizes = _check_hidden_sizes(self.hidden_layer_sizes)
@@ -433,9 +431,7 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ checks
     def _clipping(self):
-        if self.out_of_range not in ("raise", "clip"):
-            raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
-        return self.out_of_range == "clip"
+        return clips_out_of_range(self.out_of_range)
 
     def _check_params(self):
         sizes = _check_hidden_sizes(self.hidden_layer_sizes)

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import get_engine, kernel_threads, resolve_n_threads, threads_for_work
-from ._validation import check_X, model_dtype_for
+from ._validation import check_X, clips_out_of_range, model_dtype_for
 
 STREAM_SAMPLE = 1
 STREAM_MONITOR = 2
@@ -306,9 +306,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _clipping(self):
         """Whether input values outside [0, 1] are clamped (else rejected)."""
-        if self.out_of_range not in ("raise", "clip"):
-            raise ValueError(f"out_of_range must be 'raise' or 'clip', got {self.out_of_range!r}")
-        return self.out_of_range == "clip"
+        return clips_out_of_range(self.out_of_range)
 
     def _source(self, X):
         """The engine's view of validated X (clamping values when asked)."""
