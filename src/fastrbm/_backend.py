@@ -1,15 +1,21 @@
-"""Engine selection and the threading rules every engine call runs under.
+"""Engine selection, device placement and the threading rules every engine
+call runs under.
 
 An engine is a module offering the same small set of operations
 (``cd_update``, ``hidden_proba``, ``visible_proba``, ``free_energy``,
-``gibbs``, ``bernoulli_sample``, ``gaussian_sample``, ``make_workspace``).  NumPy and SciPy sparse
-input goes to the compiled CPU engine (``_gibbs``).  ``_reference`` is the
-NumPy definition used by tests and benchmarks; users never get it silently.
+``gibbs``, ``uniforms``, ``bernoulli_sample``, ``gaussian_sample``,
+``make_workspace``, ``ais_log_weights``).  NumPy and SciPy sparse input goes
+to the compiled CPU engine (``_gibbs``), CuPy arrays (dense and cupyx CSR) to
+the GPU engine (``_cupy``, which imports CuPy only then).  ``_reference`` is
+the NumPy definition used by tests and benchmarks; users never get it
+silently.
 """
 import os
 from contextlib import contextmanager
 
-from . import _gibbs
+import numpy as np
+
+from . import _cupy, _gibbs
 
 _controller = None
 
@@ -25,18 +31,105 @@ def _threadpool_controller():
 
 def is_cupy_array(X):
     """Whether X is a CuPy (dense or cupyx sparse) array, without importing CuPy."""
-    module = type(X).__module__ or ""
-    return module.split(".")[0] in {"cupy", "cupyx"}
+    return _cupy.is_engine_array(X)
 
 
 def get_engine(X=None):
     """The engine for the input's array type."""
     if X is not None and is_cupy_array(X):
-        raise TypeError(
-            "CuPy arrays are not supported by this version of fastrbm (the GPU "
-            "engine is not implemented yet); pass a NumPy array or SciPy CSR matrix."
-        )
+        return _cupy
     return _gibbs
+
+
+def array_module(X):
+    """CuPy for CuPy arrays, NumPy for everything else."""
+    return _cupy.device().xp if is_cupy_array(X) else np
+
+
+def to_host(X):
+    """X as a NumPy array (a copy from the GPU; X itself when it is one)."""
+    return _cupy.device().to_host(X) if is_cupy_array(X) else X
+
+
+def to_device(X):
+    """X as a CuPy array (a copy to the current GPU; X itself when it is one)."""
+    return X if is_cupy_array(X) else _cupy.device().to_device(X)
+
+
+def check_same_device(on_gpu, X, owner, name="X"):
+    """Raise a TypeError when X is not on the device the fitted ``owner`` is."""
+    if is_cupy_array(X) == bool(on_gpu):
+        return
+    kind = type(owner).__name__
+    if on_gpu:
+        raise TypeError(
+            f"{kind} was fitted on the GPU (its parameters are CuPy arrays), but {name} "
+            f"is a {type(X).__name__}: pass a CuPy array, or call model.to_numpy() "
+            f"first to use the model on the CPU.")
+    raise TypeError(
+        f"{kind} was fitted on the CPU (its parameters are NumPy arrays), but {name} is a "
+        f"CuPy array: pass a NumPy array or SciPy matrix, or call model.to_cupy() first "
+        f"to use the model on the GPU.")
+
+
+class DeviceMovable:
+    """``to_numpy`` / ``to_cupy`` for an estimator whose array attributes
+    (named in ``_device_attributes``; tuples of arrays allowed) live on one
+    device, and pickles that always hold NumPy arrays, so a model fitted on a
+    GPU loads on a machine without one (as a CPU model)."""
+
+    _device_attributes = ()
+
+    def _move(self, convert):
+        for name in self._device_attributes:
+            value = self.__dict__.get(name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                setattr(self, name, tuple(None if v is None else convert(v) for v in value))
+            elif isinstance(value, list):
+                setattr(self, name, [convert(v) for v in value])
+            else:
+                setattr(self, name, convert(value))
+        for child in self._device_children():
+            child._move(convert)
+        return self
+
+    def _device_children(self):
+        """Fitted sub-estimators that move with this one."""
+        return ()
+
+    def to_numpy(self):
+        """Move the fitted model to the CPU (NumPy arrays), in place.
+
+        Returns
+        -------
+        self : estimator
+            The same model, now using the CPU engine.
+        """
+        return self._move(to_host)
+
+    def to_cupy(self):
+        """Move the fitted model to the current GPU (CuPy arrays), in place.
+
+        Returns
+        -------
+        self : estimator
+            The same model, now using the GPU engine (needs CuPy).
+        """
+        return self._move(to_device)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for name in self._device_attributes:
+            value = state.get(name)
+            if isinstance(value, tuple):
+                state[name] = tuple(None if v is None else to_host(v) for v in value)
+            elif isinstance(value, list):
+                state[name] = [to_host(v) for v in value]
+            elif value is not None:
+                state[name] = to_host(value)
+        return state
 
 
 def resolve_n_threads(n_jobs):

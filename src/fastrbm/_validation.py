@@ -11,13 +11,15 @@
 - values outside [0, 1] raise unless the estimator has out_of_range='clip'
   (then the engines clamp them while reading: no copy);
 - NaN / inf, complex, non-numeric, empty, wrong ndim
-  and a wrong feature count raise ValueError or TypeError saying what and where.
+  and a wrong feature count raise ValueError or TypeError saying what and where;
+- CuPy arrays (dense, or cupyx CSR) follow the same rules, checked on the GPU
+  by the GPU engine's kernels.
 """
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
-from . import _gibbs
+from . import _cupy, _gibbs
 from ._backend import is_cupy_array
 
 NATIVE_DTYPES = (np.float32, np.float64, np.uint8, np.bool_)
@@ -56,10 +58,7 @@ def check_X(estimator, X, *, reset, dtype=None, clip=False, name="X"):
     inputs that must be converted anyway.
     """
     if is_cupy_array(X):
-        raise TypeError(
-            "CuPy arrays are not supported by this version of fastrbm (the GPU "
-            "engine is not implemented yet); pass a NumPy array or SciPy CSR matrix."
-        )
+        return _check_device_X(estimator, X, reset=reset, dtype=dtype, clip=clip, name=name)
     if isinstance(X, np.ndarray) and X.dtype.kind == "c" or (
         sp.issparse(X) and X.dtype.kind == "c"
     ):
@@ -86,7 +85,12 @@ def check_X(estimator, X, *, reset, dtype=None, clip=False, name="X"):
         # canonicalise a copy, never the caller's matrix
         X = X.copy()
         X.sum_duplicates()
-    bad = _first_invalid(X, clip)
+    _raise_invalid(_first_invalid(X, clip), X, clip, name)
+    return X
+
+
+def _raise_invalid(bad, X, clip, name):
+    """The error for ``find_invalid``'s (row, col, value), if there is one."""
     if bad is not None:
         row, col, value = bad
         if value is None:
@@ -100,4 +104,38 @@ def check_X(estimator, X, *, reset, dtype=None, clip=False, name="X"):
             f"bool); found {value!r} at row {row}, column {col}.  Scale the data (e.g. "
             f"MinMaxScaler) or pass out_of_range='clip' to clamp it."
         )
+
+
+def _check_device_X(estimator, X, *, reset, dtype, clip, name):
+    """check_X for CuPy input: the same rules, checked on the GPU."""
+    device = _cupy.device()
+    if device.is_sparse(X):
+        if X.format != "csr":
+            X = X.tocsr()
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+    elif X.ndim != 2:
+        raise ValueError(f"Expected a 2D array for {name}, got a {X.ndim}D CuPy array of "
+                         f"shape {X.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
+                         f"single feature or X.reshape(1, -1) for a single sample.")
+    n_samples, n_features = X.shape
+    if n_samples < 1 or n_features < 1:
+        raise ValueError(f"Found array with {n_samples} sample(s) and {n_features} "
+                         f"feature(s) (shape={X.shape}) while a minimum of 1 of each is "
+                         f"required.")
+    kind = np.dtype(X.dtype).kind
+    if kind == "c":
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}.")
+    if np.dtype(X.dtype) not in NATIVE_DTYPES:
+        if kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {X.dtype}.")
+        X = X.astype(dtype or np.float64)
+    if reset:
+        estimator.n_features_in_ = n_features
+        estimator.__dict__.pop("feature_names_in_", None)
+    elif n_features != estimator.n_features_in_:
+        raise ValueError(f"{name} has {n_features} features, but {type(estimator).__name__} "
+                         f"is expecting {estimator.n_features_in_} features as input.")
+    _raise_invalid(_cupy.find_invalid(X, clip), X, clip, name)
     return X

@@ -6,11 +6,12 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import get_engine, kernel_threads, resolve_n_threads, threads_for_work
+from ._backend import (DeviceMovable, array_module, check_same_device, get_engine,
+                       is_cupy_array, kernel_threads, resolve_n_threads, threads_for_work,
+                       to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 
 STREAM_SAMPLE = 1
@@ -57,7 +58,8 @@ def _seed_sequence(random_state):
                      f"got {random_state!r}")
 
 
-class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                   BaseEstimator):
     """Bernoulli Restricted Boltzmann Machine trained with CD-k or PCD-k.
 
     A drop-in replacement for :class:`sklearn.neural_network.BernoulliRBM`:
@@ -66,6 +68,12 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     shuffling, multithreading and a per-epoch history.  Training runs whole
     epochs in compiled, OpenMP-parallel kernels; results are bit-identical for
     a given ``random_state`` whatever ``n_jobs`` is.
+
+    Given CuPy arrays, the model trains and runs on the GPU (cuBLAS and fused
+    CUDA kernels drawing the same Philox random numbers as the CPU engine):
+    its fitted attributes are then CuPy arrays and every method takes and
+    returns CuPy arrays.  :meth:`to_numpy` and :meth:`to_cupy` move a fitted
+    model; a pickled model always holds NumPy arrays (it loads as a CPU model).
 
     Parameters
     ----------
@@ -178,6 +186,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     # Engine keyword arguments that select the visible unit type (none: the
     # engines' Bernoulli default); GaussianBernoulliRBM overrides this.
     _visible_kwargs = {}
+    # fitted arrays that live on the model's device (see DeviceMovable)
+    _device_attributes = ("components_", "intercept_hidden_", "intercept_visible_",
+                          "h_samples_", "_velocity", "_hidden_activity")
 
     def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
@@ -272,9 +283,20 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         check_is_fitted(self, "components_")
         dtype = self._dtype
+        on_gpu = self._on_gpu
+        xp = array_module(self.components_)
         params = []
         for name in ("components_", "intercept_visible_", "intercept_hidden_"):
             value = getattr(self, name)
+            if on_gpu:
+                # assigned host arrays follow the model to its device
+                arr = xp.asarray(value)
+                if arr.dtype != dtype or not arr.flags.c_contiguous:
+                    arr = xp.array(arr, dtype=dtype, order="C")
+                if arr is not value:
+                    setattr(self, name, arr)
+                params.append(arr)
+                continue
             arr = np.asarray(value)
             if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
                 arr = np.array(arr, dtype=dtype, order="C")
@@ -295,12 +317,19 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     @property
     def _dtype(self):
-        return np.asarray(self.components_).dtype if np.asarray(
-            self.components_).dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        W = self.components_
+        dtype = np.dtype(W.dtype) if hasattr(W, "dtype") else np.asarray(W).dtype
+        return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+    @property
+    def _on_gpu(self):
+        """Whether the fitted parameters are CuPy arrays (the model is on the GPU)."""
+        return is_cupy_array(self.components_)
 
     def _validate(self, X, reset):
         if not reset:
             check_is_fitted(self, "components_")
+            check_same_device(self._on_gpu, X, self)
         dtype = self.dtype if reset else self._dtype
         return check_X(self, X, reset=reset, dtype=dtype, clip=self._clipping())
 
@@ -322,6 +351,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._seed_words = seq.generate_state(4, np.uint32)
         self._key = self._seed_words[:2].copy()
         init_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words, spawn_key=(0,)))
+        # drawn on the host either way: a GPU model starts from the same
+        # parameters as a CPU model with the same random_state
         self.components_ = np.ascontiguousarray(
             init_rng.normal(0, 0.01, (self.n_components, n_features)).astype(dtype))
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
@@ -337,52 +368,61 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._velocity = None
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
+        if is_cupy_array(X):
+            self.to_cupy()
 
     def _column_means(self, X, rows=None):
         """Mean of each feature as the engines read it (uint8 / 255, clamped
         when clipping), in chunks of rows: never a whole copy of X.  ``rows``
         (optional) restricts it to those rows."""
         n_samples, n_features = X.shape
+        xp = array_module(X)
         if rows is not None:
             n_samples = len(rows)
+            rows = xp.asarray(rows)
         chunk = max(1, (1 << 16) // n_features)
-        total = np.zeros(n_features)
+        total = xp.zeros(n_features)
         for start in range(0, n_samples, chunk):
             part = X[start:start + chunk] if rows is None else X[rows[start:start + chunk]]
-            part = part.toarray() if sp.issparse(part) else np.asarray(part)
+            part = part.toarray() if hasattr(part, "toarray") else xp.asarray(part)
             part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
             if self._clipping():
-                np.clip(part, 0, 1, out=part)
+                xp.clip(part, 0, 1, out=part)
             total += part.sum(axis=0)
-        return total / n_samples
+        return to_host(total / n_samples)
 
     def _train_state(self, W, momentum):
         """Momentum buffers, chains and sparsity state matching the parameters."""
         dtype, (H, D) = W.dtype, W.shape
+        xp = array_module(W)
+
         def writable(arr, shape):
-            # state arrays may come back read-only (e.g. unpickled from a memmap)
-            # or no longer match the parameters after the user assigned them
+            # state arrays may come back read-only (e.g. unpickled from a memmap),
+            # no longer match the parameters after the user assigned them, or
+            # sit on the other device
             if arr is None or arr.shape != shape:
                 return None
-            if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
-                arr = np.array(arr, dtype=dtype, order="C")
+            arr = xp.asarray(arr)
+            if (arr.dtype != dtype or not arr.flags.c_contiguous
+                    or not getattr(arr.flags, "writeable", True)):
+                arr = xp.array(arr, dtype=dtype, order="C")
             return arr
 
         if momentum > 0:
             velocity = self._velocity or (None, None, None)
             velocity = tuple(writable(v, shape) for v, shape in zip(velocity, (W.shape, (D,), (H,))))
             if any(v is None for v in velocity):
-                velocity = (np.zeros_like(W), np.zeros(D, dtype), np.zeros(H, dtype))
+                velocity = (xp.zeros_like(W), xp.zeros(D, dtype), xp.zeros(H, dtype))
             self._velocity = velocity
         chains = None
         if self.method == "pcd":
-            chains = writable(np.asarray(self.h_samples_), (self.batch_size, H))
+            chains = writable(self.h_samples_, (self.batch_size, H))
             if chains is None:
-                chains = np.zeros((self.batch_size, H), dtype=dtype)
+                chains = xp.zeros((self.batch_size, H), dtype=dtype)
             self.h_samples_ = chains
         activity = writable(self._hidden_activity, (H,))
         if activity is None:
-            activity = np.full(H, self.sparsity_target, dtype=dtype)
+            activity = xp.full(H, self.sparsity_target, dtype=dtype)
         self._hidden_activity = activity
         return chains, activity
 
@@ -460,20 +500,21 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 spawn_key=(4,)))
             perm = split_rng.permutation(n_samples)
             train_rows = np.sort(perm[n_valid:]).astype(np.intp)
-            X_valid = X[np.sort(perm[:n_valid][:MONITOR_VALID_ROWS])]
+            X_valid = X[self._rows_index(X, np.sort(perm[:n_valid][:MONITOR_VALID_ROWS]))]
         # initialised from the training rows only (visible biases = their means)
         self._initialize(X, None if len(train_rows) == n_samples else train_rows)
         if validation_data is not None:
+            check_same_device(self._on_gpu, validation_data, self, "validation_data")
             X_valid = self._validate(validation_data, reset=False)
             if X_valid.shape[0] > MONITOR_VALID_ROWS:
                 valid_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
                                                                          spawn_key=(4,)))
-                X_valid = X_valid[np.sort(valid_rng.permutation(X_valid.shape[0])
-                                          [:MONITOR_VALID_ROWS])]
+                X_valid = X_valid[self._rows_index(X_valid, np.sort(
+                    valid_rng.permutation(X_valid.shape[0])[:MONITOR_VALID_ROWS]))]
         monitor_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
                                                                    spawn_key=(1,)))
         monitor = np.sort(train_rows[monitor_rng.permutation(len(train_rows))[:MONITOR_ROWS]])
-        X_monitor = X[monitor]
+        X_monitor = X[self._rows_index(X, monitor)]
         workspace = self._workspace(X)
         self.stop_reason_ = None
         best, waited = None, 0
@@ -573,13 +614,19 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._run_updates(X, order, self._workspace(X), self.n_epochs_)
         return self
 
+    @staticmethod
+    def _rows_index(X, rows):
+        """Row indices for X, on X's device."""
+        return array_module(X).asarray(rows) if is_cupy_array(X) else rows
+
     def _reconstruction_error(self, X_part):
         recon = self._visible_proba(self._hidden_proba(X_part))
-        dense = X_part.toarray() if sp.issparse(X_part) else np.asarray(X_part)
+        xp = array_module(X_part)
+        dense = X_part.toarray() if hasattr(X_part, "toarray") else xp.asarray(X_part)
         dense = dense / 255.0 if dense.dtype == np.uint8 else dense
         if self._clipping():
-            dense = np.clip(dense, 0, 1)
-        return float(np.mean((dense - recon) ** 2))
+            dense = xp.clip(dense, 0, 1)
+        return float(xp.mean((dense - recon) ** 2))
 
     def _record_epoch(self, X_monitor, epoch, seconds, X_valid=None, progress=None):
         entry = {
@@ -597,8 +644,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                                                    resolve_n_threads(self.n_jobs),
                                                    **self._visible_kwargs)
                       for part in (X_valid, X_monitor)]
-            entry["free_energy_gap"] = float(np.mean(fe[0], dtype=np.float64)
-                                             - np.mean(fe[1], dtype=np.float64))
+            xp = array_module(fe[0])
+            entry["free_energy_gap"] = float(xp.mean(fe[0], dtype=np.float64)
+                                             - xp.mean(fe[1], dtype=np.float64))
         if self.ais_every and (epoch + 1) % self.ais_every == 0:
             from . import evaluation
 
@@ -607,10 +655,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             entry["log_z"] = float(result.log_z)
             # X_monitor and X_valid are validated already (and, for a Gaussian
             # model, standardised: validating them again would do it twice)
-            entry["log_likelihood"] = float(np.mean(
+            entry["log_likelihood"] = float(array_module(X_monitor).mean(
                 evaluation._log_likelihood_validated(self, X_monitor, result)))
             if X_valid is not None:
-                entry["val_log_likelihood"] = float(np.mean(
+                entry["val_log_likelihood"] = float(array_module(X_valid).mean(
                     evaluation._log_likelihood_validated(self, X_valid, result)))
         self.history_.append(entry)
         if progress is not None:
@@ -651,7 +699,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _visible_proba(self, hidden):
         W, vbias, _ = self._params()
-        hidden = np.ascontiguousarray(hidden, dtype=W.dtype)
+        hidden = array_module(W).ascontiguousarray(hidden, dtype=W.dtype)
         with kernel_threads():
             return get_engine(hidden).visible_proba(hidden, W, vbias,
                                                     resolve_n_threads(self.n_jobs),
@@ -724,6 +772,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             rng = np.random.default_rng(np.random.SeedSequence(
                 self._seed_words, spawn_key=(3, self._sample_calls)))
             start = rng.random((n_samples, self.components_.shape[1])) < 0.5
+            if self._on_gpu:
+                start = to_device(start)
         return self.gibbs(start, k=n_steps)
 
     def free_energy(self, X):
@@ -748,21 +798,22 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _mean_pseudo_likelihood(self, X, step):
         """Mean one-bit pseudo-likelihood of the rows of X (history_ entries)."""
-        return float(np.mean(self._pseudo_likelihood(X, step)))
+        return float(array_module(X).mean(self._pseudo_likelihood(X, step)))
 
     def _pseudo_likelihood(self, X, step):
         W, vbias, hbias = self._params()
         n, d = X.shape
         engine = get_engine(X)
         # which bit each row flips: Philox uniforms of the monitor stream, scaled to [0, d)
+        xp = array_module(X)
         u = engine.uniforms(self._key, np.arange(n), 1, step, STREAM_MONITOR, 0, np.float64)
-        flip = np.minimum((u[:, 0] * d).astype(np.intp), d - 1)
+        flip = xp.minimum((u[:, 0] * d).astype(np.intp), d - 1)
         source = self._source(X)
         threads = resolve_n_threads(self.n_jobs)
         with kernel_threads():
             fe = engine.free_energy(source, W, vbias, hbias, threads)
             fe_flip = engine.free_energy(source, W, vbias, hbias, threads, flip=flip)
-        return -d * np.logaddexp(0, -(fe_flip - fe))
+        return -d * xp.logaddexp(0, -(fe_flip - fe))
 
     def score_samples(self, X):
         """Pseudo-likelihood of each row, as scikit-learn computes it.
