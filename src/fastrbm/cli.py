@@ -265,9 +265,9 @@ def _prepare_out(out):
 # ----------------------------------------------------------------- commands
 def cmd_train(args):
     cls, needs_labels = _model_class(args.model)
-    if args.device == "gpu" and importlib.util.find_spec("fastrbm._cupy") is None:
-        raise CLIError("--device gpu: the GPU engine is not available in this version of "
-                       f"fastrbm ({__version__}); use --device cpu")
+    if args.device == "gpu" and importlib.util.find_spec("cupy") is None:
+        raise CLIError("--device gpu needs CuPy (pip install 'fastrbm[gpu]') and an NVIDIA "
+                       "GPU; use --device cpu")
     _prepare_out(args.out)
     print(f"loading data: {args.data}", flush=True)
     X, y, desc, shape = load_data(args.data, "train")
@@ -297,7 +297,7 @@ def cmd_train(args):
     print(f"training {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})\n"
           f"  on {desc}: {X.shape[0]} rows x {X.shape[1]} features", flush=True)
     if args.device == "gpu":
-        import cupy  # the GPU engine exists (checked above); CuPy input selects it
+        import cupy  # installed (checked above); CuPy input selects the GPU engine
 
         X = cupy.asarray(X)
     start = time.perf_counter()
@@ -533,8 +533,8 @@ def build_parser():
     train.add_argument("--n-jobs", type=int,
                        help="CPU threads (default: what OpenMP allows; -1 all cores)")
     train.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
-                       help="cpu, or gpu (NVIDIA, via CuPy) when this version has the GPU "
-                            "engine (default: cpu)")
+                       help="cpu, or gpu (NVIDIA, needs CuPy; BernoulliRBM only in this "
+                            "version) (default: cpu)")
     train.add_argument("--out", default="fastrbm-out", metavar="DIR",
                        help="output folder, created if missing (default: ./fastrbm-out)")
     train.add_argument("--n-steps", type=_positive_int, default=1000,
