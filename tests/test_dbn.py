@@ -6,11 +6,13 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from scipy.special import expit
 
 import fastrbm
 from fastrbm import _mlp
@@ -269,6 +271,72 @@ def test_classifier_pickle_roundtrip():
     np.testing.assert_array_equal(again.predict_proba(Xte), clf.predict_proba(Xte))
 
 
+# --------------------------------------------------------------- Gaussian input
+def breast_cancer_split():
+    X, y = load_breast_cancer(return_X_y=True)
+    return train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+
+
+def test_gaussian_first_layer_classifies_real_valued_data():
+    """Raw breast_cancer features (scales from 1e-3 to 1e3) through a Gaussian
+    first layer: well above the majority-class rate; the Bernoulli default
+    still rejects the same data."""
+    Xtr, Xte, ytr, yte = breast_cancer_split()
+    clf = DBNClassifier((32,), visible_units="gaussian",
+                        rbm_params={"n_iter": 20, "batch_size": 16}, max_iter=30,
+                        random_state=0).fit(Xtr, ytr)
+    chance = max(np.mean(yte), 1 - np.mean(yte))       # 0.63
+    assert type(clf.dbn_.rbms_[0]) is fastrbm.GaussianBernoulliRBM
+    assert clf.score(Xte, yte) > 0.9 > chance + 0.25      # measured 0.96
+    np.testing.assert_allclose(clf.input_mean_, clf.dbn_.rbms_[0].mean_)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        DBNClassifier((8,), max_iter=1).fit(Xtr, ytr)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        DBN((8,)).fit(Xtr)
+    with pytest.raises(ValueError, match="visible_units"):
+        DBNClassifier((8,), visible_units="real").fit(Xtr, ytr)
+    bad = Xtr.copy()
+    bad[2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.predict(bad)
+
+
+@pytest.mark.parametrize("sigma", ["fixed", "learn"])
+def test_gaussian_first_layer_weights_act_on_standardised_input(sigma):
+    """Before fine-tuning, the network's first layer is the Gaussian RBM:
+    sigmoid(coefs_[0] u + intercepts_[0]) with u = (x - input_mean_) /
+    input_scale_ equals the RBM's P(h | x), learned s included."""
+    Xtr, Xte, ytr, _ = breast_cancer_split()
+    clf = DBNClassifier((16, 8), visible_units="gaussian", max_iter=0, random_state=1,
+                        rbm_params=[{"n_iter": 10, "batch_size": 16, "sigma": sigma},
+                                    {"n_iter": 2}], dtype=np.float64).fit(Xtr, ytr)
+    rbm = clf.dbn_.rbms_[0]
+    if sigma == "learn":
+        assert np.max(np.abs(rbm.sigma_ - 1)) > 0.01
+    u = (Xte - clf.input_mean_) / clf.input_scale_
+    np.testing.assert_allclose(expit(u @ clf.coefs_[0].T + clf.intercepts_[0]),
+                               rbm.transform(Xte), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(clf.dbn_.transform(Xte),
+                               clf.dbn_.rbms_[1].transform(rbm.transform(Xte)))
+
+
+def test_gaussian_dbn_transform_and_sample():
+    X = load_digits().data[:300]        # raw intensities 0-16
+    dbn = DBN((24, 8), visible_units="gaussian", rbm_params={"n_iter": 3},
+              random_state=0).fit(X)
+    assert dbn.transform(X).shape == (300, 8)
+    mean = dbn.sample(50, n_steps=20)
+    assert mean.shape == (50, 64) and np.all(np.isfinite(mean))
+    # downward means come back on the data's scale (mean 4.9, sd 6.0), not
+    # the standardised one (mean 0)
+    assert abs(mean.mean() - X.mean()) < 0.5 * X.std()
+    drawn = dbn.sample(50, n_steps=20, downward="sample")
+    assert drawn.std() > mean.std()
+    one = DBN((6,), visible_units="gaussian", rbm_params={"n_iter": 2},
+              random_state=0).fit(X)
+    assert one.sample(5, n_steps=3).shape == (5, 64)
+
+
 # --------------------------------------------------------------- scikit-learn
 # The checks feed generic data (negative values, values up to ~100) that
 # Bernoulli units reject by default (DESIGN.md input rules), so, as for
@@ -278,6 +346,8 @@ def test_classifier_pickle_roundtrip():
     [fastrbm.DBN((8, 6), rbm_params={"n_iter": 3, "batch_size": 10}, out_of_range="clip",
                  n_jobs=1),
      fastrbm.DBNClassifier((16,), rbm_params={"n_iter": 3, "batch_size": 10}, max_iter=30,
-                           batch_size=16, out_of_range="clip", n_jobs=1)])
+                           batch_size=16, out_of_range="clip", n_jobs=1),
+     fastrbm.DBNClassifier((16,), rbm_params={"n_iter": 3, "batch_size": 10}, max_iter=30,
+                           batch_size=16, visible_units="gaussian", n_jobs=1)])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)

@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastrbm import GaussianBernoulliRBM, _gibbs, evaluation
 from fastrbm import _reference as ref
+from fastrbm.rbm import TrainConfig as GaussianTrainConfig
 from fastrbm.rbm import TrainConfig
 
 DTYPES = [np.float32, np.float64]
@@ -79,17 +80,25 @@ def test_gaussian_sample_goodness_of_fit(dtype):
 
 
 # --------------------------------------------------------------- training kernel
+def init_log_var(D, dtype, seed=6):
+    """Log-variances of s between about 0.5 and 2."""
+    return np.random.default_rng(seed).normal(0, 0.5, D).astype(dtype)
+
+
 def train(engine, X, dtype, *, method="cd", k=1, extras=None, H=13, batch_size=10, epochs=2,
-          n_threads=1, gaussian=True):
+          n_threads=1, gaussian=True, sigma=None):
+    """``sigma``: None (s = 1), 'fixed' or 'learn' (s from init_log_var)."""
     n, D = X.shape
     W, vbias, hbias = init_params(D, H, dtype)
     chains = np.zeros((batch_size, H), dtype) if method == "pcd" else None
     extras = extras or {}
-    cfg = TrainConfig(k=k, persistent=method == "pcd", learning_rate=0.01,
-                      momentum=extras.get("momentum", 0.0),
-                      weight_decay=extras.get("weight_decay", 0.0), l1=extras.get("l1", 0.0),
-                      sparsity_target=0.1, sparsity_cost=extras.get("sparsity_cost", 0.0),
-                      gaussian=gaussian)
+    log_var = None if sigma is None else init_log_var(D, dtype)
+    cfg = GaussianTrainConfig(k=k, persistent=method == "pcd", learning_rate=0.01,
+                              momentum=extras.get("momentum", 0.0),
+                              weight_decay=extras.get("weight_decay", 0.0),
+                              l1=extras.get("l1", 0.0), sparsity_target=0.1,
+                              sparsity_cost=extras.get("sparsity_cost", 0.0),
+                              gaussian=gaussian, learn_sigma=sigma == "learn")
     vel = ((np.zeros_like(W), np.zeros(D, dtype), np.zeros(H, dtype))
            if cfg.momentum > 0 else (None, None, None))
     activity = np.full(H, 0.1, dtype)
@@ -98,9 +107,10 @@ def train(engine, X, dtype, *, method="cd", k=1, extras=None, H=13, batch_size=1
     for epoch in range(epochs):
         order = np.random.default_rng(epoch).permutation(n).astype(np.intp)
         engine.cd_update(X, order, batch_size, W, vbias, hbias, chains, *vel, activity, ws,
-                         cfg, KEY, step, n_threads)
+                         cfg, KEY, step, n_threads,
+                         **({} if log_var is None else {"log_var": log_var}))
         step += -(-n // batch_size)
-    return {"W": W, "vbias": vbias, "hbias": hbias, "chains": chains}
+    return {"W": W, "vbias": vbias, "hbias": hbias, "chains": chains, "log_var": log_var}
 
 
 ALL_EXTRAS = dict(momentum=0.5, weight_decay=1e-3, l1=1e-4, sparsity_cost=0.5)
@@ -130,14 +140,66 @@ def test_cd_update_gaussian_matches_reference(dtype, method, k, shape):
     assert not np.array_equal(bern["W"], gauss01["W"])
 
 
+@pytest.mark.parametrize("sigma", [None, "learn"])
 @pytest.mark.parametrize("method", ["cd", "pcd"])
-def test_cd_update_gaussian_thread_count_invariant(method):
+def test_cd_update_gaussian_thread_count_invariant(method, sigma):
+    # H = 300: several blocks of hidden units, so the log-variance step adds
+    # per-block partial sums (in block order, whatever thread made them)
     X = real_data(60, 301).astype(np.float32)
-    one = train(_gibbs, X, np.float32, method=method, k=2, n_threads=1)
-    two = train(_gibbs, X, np.float32, method=method, k=2, n_threads=2)
+    one = train(_gibbs, X, np.float32, method=method, k=2, n_threads=1, H=300, sigma=sigma,
+                extras=ALL_EXTRAS)
+    two = train(_gibbs, X, np.float32, method=method, k=2, n_threads=2, H=300, sigma=sigma,
+                extras=ALL_EXTRAS)
     for name in one:
         if one[name] is not None:
             assert np.array_equal(one[name], two[name]), name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", ["cd", "pcd"])
+@pytest.mark.parametrize("k,extras", [(1, None), (3, ALL_EXTRAS)])
+@pytest.mark.parametrize("shape,H", [((45, 9), 13), ((25, 301), 300)])
+@pytest.mark.parametrize("sigma", ["fixed", "learn"])
+def test_cd_update_sigma_matches_reference(dtype, method, k, extras, shape, H, sigma):
+    """Per-feature s (fixed or learned through log s^2): the kernel's u = v / s
+    formulation against the reference's direct v-space formulas."""
+    X = (real_data(*shape) * np.linspace(0.3, 3, shape[1])).astype(dtype)
+    a = train(_gibbs, X, dtype, method=method, k=k, extras=extras, H=H, sigma=sigma)
+    b = train(ref, X, dtype, method=method, k=k, extras=extras, H=H, sigma=sigma)
+    for name in a:
+        if a[name] is None:
+            continue
+        assert a[name].dtype == dtype
+        if name == "chains":
+            assert np.array_equal(a[name], b[name])
+        else:
+            np.testing.assert_allclose(a[name], b[name], rtol=0, atol=ATOL[dtype], err_msg=name)
+    start = init_log_var(shape[1], dtype)
+    if sigma == "learn":
+        # the log-variances moved by far more than the tolerance
+        assert np.max(np.abs(a["log_var"] - start)) > 1e3 * ATOL[dtype]
+        # and s matters: the unit-variance run from the same start differs
+        unit = train(_gibbs, X, dtype, method=method, k=k, extras=extras, H=H)
+        assert np.max(np.abs(unit["W"] - a["W"])) > 1e3 * ATOL[dtype]
+    else:
+        assert np.array_equal(a["log_var"], start)
+
+
+def test_cd_update_sigma_argument_checks():
+    X = real_data(20, 5)
+    W, vb, hb = init_params(5, 3, np.float64)
+    ws = _gibbs.make_workspace(5, 3, 10, np.float64)
+    order = np.arange(20, dtype=np.intp)
+    args = (X, order, 10, W, vb, hb, None, None, None, None, np.full(3, 0.1), ws)
+    base = dict(k=1, persistent=False, learning_rate=0.01, momentum=0.0, weight_decay=0.0,
+                l1=0.0, sparsity_target=0.1, sparsity_cost=0.0)
+    for engine in (_gibbs, ref):
+        with pytest.raises(ValueError, match="Gaussian"):
+            engine.cd_update(*args, GaussianTrainConfig(**base), KEY, 0, 1,
+                             log_var=np.zeros(5))
+        with pytest.raises(ValueError, match="log_var"):
+            engine.cd_update(*args, GaussianTrainConfig(**base, gaussian=True,
+                                                        learn_sigma=True), KEY, 0, 1)
 
 
 # ------------------------------------------------------- row kernels (inference)
@@ -165,6 +227,64 @@ def test_row_kernels_gaussian_match_reference(dtype):
         _gibbs.free_energy(X, W, vb, hb, 1, flip=np.zeros(70, np.intp), gaussian=True)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_row_kernels_sigma_match_reference(dtype):
+    """free energy, P(h | v), E[v | h] and Gibbs chains with per-feature s."""
+    X = (real_data(70, 11) * np.linspace(0.2, 4, 11)).astype(dtype)
+    W, vb, hb = init_params(11, 6, dtype)
+    W *= 10
+    sigma = np.exp(0.5 * init_log_var(11, np.float64)).astype(dtype)
+    s64 = sigma.astype(np.float64)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    fe = _gibbs.free_energy(X, W, vb, hb, 2, gaussian=True, sigma=sigma)
+    x64, W64 = X.astype(np.float64), W.astype(np.float64)
+    direct = ((((x64 - vb) / s64) ** 2).sum(1) / 2
+              - np.logaddexp(0, (x64 / s64) @ W64.T + hb).sum(1))
+    np.testing.assert_allclose(fe, direct, **tol)
+    np.testing.assert_allclose(fe, ref.free_energy(X, W, vb, hb, 1, gaussian=True, sigma=sigma),
+                               **tol)
+    assert np.max(np.abs(fe - _gibbs.free_energy(X, W, vb, hb, 2, gaussian=True))) > 1
+    hidden = _gibbs.hidden_proba(X, W, hb, 2, sigma=sigma)
+    np.testing.assert_allclose(hidden, 1 / (1 + np.exp(-((x64 / s64) @ W64.T + hb))), **tol)
+    np.testing.assert_allclose(hidden, ref.hidden_proba(X, W, hb, 1, sigma=sigma), **tol)
+    mean = _gibbs.visible_proba(hidden, W, vb, 2, gaussian=True, sigma=sigma)
+    np.testing.assert_allclose(mean, vb + s64 * (hidden @ W64), **tol)
+    np.testing.assert_allclose(mean, ref.visible_proba(hidden, W, vb, 1, gaussian=True,
+                                                       sigma=sigma), **tol)
+    for k in (1, 3):
+        g = _gibbs.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True, sigma=sigma)
+        np.testing.assert_allclose(g, ref.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True,
+                                                sigma=sigma), **tol)
+        assert np.array_equal(g, _gibbs.gibbs(X, W, vb, hb, k, KEY, 5, 1, 2, gaussian=True,
+                                              sigma=sigma))
+    for bad in (np.zeros(11), np.ones(10), np.full(11, np.nan)):
+        with pytest.raises(ValueError, match="sigma"):
+            _gibbs.hidden_proba(X, W, hb, 1, sigma=bad)
+    with pytest.raises(ValueError, match="Gaussian"):
+        _gibbs.free_energy(X, W, vb, hb, 1, sigma=sigma)
+
+
+def test_gibbs_one_step_sigma_conditional():
+    """With s: v' | h ~ N(b + s W^T h, s^2), so E[v'] = b + s (W^T P(h | v))
+    and the covariance is diag(s) (W^T diag(p(1-p)) W + I) diag(s)."""
+    D, H, n = 3, 4, 4000
+    W, vb, hb = init_params(D, H, np.float64, seed=2)
+    W *= 10
+    sigma = np.array([0.1, 1.0, 5.0])
+    v0 = np.tile(np.array([[0.05, -1.0, 10.0]]), (n, 1))
+    v1 = _gibbs.gibbs(v0, W, vb, hb, 1, KEY, 0, 1, 1, gaussian=True, sigma=sigma)
+    p = _gibbs.hidden_proba(v0[:1], W, hb, 1, sigma=sigma)[0]
+    expected_mean = vb + sigma * (p @ W)
+    cov = np.diag(sigma) @ (W.T @ np.diag(p * (1 - p)) @ W + np.eye(D)) @ np.diag(sigma)
+    diff = v1.mean(0) - expected_mean
+    stat = n * diff @ np.linalg.solve(cov, diff)
+    assert stats.chi2.sf(stat, D) > ALPHA
+    # per-feature spread: sample variances against the exact ones (chi2, n - 1 dof)
+    for i in range(D):
+        ratio = (n - 1) * v1[:, i].var(ddof=1) / cov[i, i]
+        assert ALPHA / 2 < stats.chi2.cdf(ratio, n - 1) < 1 - ALPHA / 2
+
+
 def test_gibbs_one_step_gaussian_conditional():
     """One Gibbs step from a fixed v: v' - E[v' | h] is N(0, 1) given h, and
     E[v'] = b + W^T P(h | v) (exact: the mean of a Bernoulli mixture)."""
@@ -187,14 +307,17 @@ def set_params(model, W, b, c):
     model.components_, model.intercept_visible_, model.intercept_hidden_ = W, b, c
 
 
-def numeric_log_z(W, b, c):
-    """log of the integral of exp(-F(v)) over R^D by adaptive quadrature (D = 1, 2)."""
+def numeric_log_z(W, b, c, s=None):
+    """log of the integral of exp(-F(v)) over R^D by adaptive quadrature (D = 1, 2),
+    F(v) = sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j softplus(c_j + W_j.(v / s))."""
+    D = W.shape[1]
+    s = np.ones(D) if s is None else s
+
     def unnormalised(*v):
         v = np.array(v)
-        return np.exp(-((v - b) ** 2).sum() / 2 + np.logaddexp(0, c + W @ v).sum())
+        return np.exp(-(((v - b) / s) ** 2).sum() / 2 + np.logaddexp(0, c + W @ (v / s)).sum())
 
-    D = W.shape[1]
-    lim = 12 + np.abs(b).max() + np.abs(W).sum()
+    lim = (12 + np.abs(b).max() + np.abs(W).sum()) * s.max()
     if D == 1:
         value, err = integrate.quad(unnormalised, -lim, lim, epsabs=0, epsrel=1e-11,
                                     limit=200)
@@ -213,6 +336,24 @@ def test_log_partition_exact_gaussian_equals_integration(D, H, seed):
     set_params(model, W, b, c)
     got = evaluation.log_partition_exact(model)
     assert got == pytest.approx(numeric_log_z(W, b, c), abs=1e-8)
+
+
+@pytest.mark.parametrize("D,H,seed", [(1, 1, 0), (1, 4, 1), (2, 3, 2), (2, 5, 3)])
+def test_log_partition_exact_sigma_equals_integration(D, H, seed):
+    """Non-unit s (one feature narrow, one wide), assigned as sigma_."""
+    rng = np.random.default_rng(seed)
+    model = GaussianBernoulliRBM(n_components=H, n_iter=0, random_state=0).fit(
+        rng.normal(size=(5, D)))
+    W, b, c = rng.normal(0, 1.5, (H, D)), rng.normal(0, 1, D), rng.normal(0, 1, H)
+    s = np.array([0.3, 2.5])[:D]
+    set_params(model, W, b, c)
+    model.sigma_ = s
+    np.testing.assert_allclose(model.sigma_, s, rtol=1e-15)
+    got = evaluation.log_partition_exact(model)
+    expected = numeric_log_z(W, b, c, s)
+    assert got == pytest.approx(expected, abs=1e-8)
+    # s matters (by more than log s alone: it also scales the coupling)
+    assert abs(got - numeric_log_z(W, b, c)) > 0.1
 
 
 def test_log_likelihood_gaussian_normalised_on_original_scale():
@@ -238,7 +379,9 @@ def test_log_partition_exact_gaussian_too_many_hidden():
 
 
 # ------------------------------------------------------------------- estimator
-@parametrize_with_checks([GaussianBernoulliRBM(n_components=8, n_iter=5, batch_size=10)])
+@parametrize_with_checks([GaussianBernoulliRBM(n_components=8, n_iter=5, batch_size=10),
+                          GaussianBernoulliRBM(n_components=8, n_iter=5, batch_size=10,
+                                               sigma="learn")])
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -320,6 +463,119 @@ def test_learning_reduces_reconstruction_error_and_raises_likelihood():
     ll = [np.mean(evaluation.log_likelihood(m, X, log_z=evaluation.log_partition_exact(m)))
           for m in (untrained, model)]
     assert ll[1] > ll[0] + 1
+
+
+# ---------------------------------------------------------------- learned sigma
+def gb_rbm_samples(n, true_s, seed=0):
+    """Exact samples of a Gaussian-Bernoulli RBM with 2 hidden units and
+    per-feature noise s: W has orthogonal rows of norm 6 and b / s = -(sum of
+    the rows) / 2, which makes ||b / s + W^T h|| the same for all four hidden
+    states, so p(h) is uniform (c = 0) and v = 10 + s (b / s + W^T h + z)."""
+    rng = np.random.default_rng(seed)
+    D = len(true_s)
+    Q, _ = np.linalg.qr(rng.normal(size=(D, 2)))
+    W = 6 * Q.T
+    h = rng.integers(0, 2, (n, 2)).astype(np.float64)
+    return 10 + true_s * (-W.sum(0) / 2 + h @ W + rng.standard_normal((n, D)))
+
+
+# feature noise over two orders of magnitude on the original scale
+TRUE_S = np.array([0.05, 0.2, 0.5, 1.0, 2.0, 5.0])
+# learned s within 10% of the truth (measured: within 3-7% at 30 and at 150
+# epochs; the RBM has more hidden units than the generator, so CD's bias and
+# some overfitting keep it a little low)
+SIGMA_RTOL = 0.10
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_learned_sigma_recovers_feature_noise(dtype):
+    X = gb_rbm_samples(2000, TRUE_S).astype(dtype)
+    model = GaussianBernoulliRBM(n_components=8, sigma="learn", n_iter=30, learning_rate=0.01,
+                                 batch_size=20, momentum=0.5, random_state=0).fit(X)
+    assert model.sigma_.dtype == dtype
+    recovered = model.sigma_.astype(np.float64) * model.scale_
+    np.testing.assert_allclose(recovered, TRUE_S, rtol=SIGMA_RTOL)
+    # not a property of the data alone: the marginal spread (what s = 1 on the
+    # standardised scale says) misses the noise level by 13% to 150% here
+    fixed = GaussianBernoulliRBM(n_components=8, n_iter=2, random_state=0).fit(X)
+    assert np.all(np.abs(fixed.sigma_ * fixed.scale_ / TRUE_S - 1) > SIGMA_RTOL)
+    # and it is a better model: higher likelihood than the same RBM with s = 1
+    # (by 0.8 nats per row, measured)
+    same = GaussianBernoulliRBM(n_components=8, n_iter=30, learning_rate=0.01, batch_size=20,
+                                momentum=0.5, random_state=0, dtype=np.float64).fit(X)
+    ll = [np.mean(evaluation.log_likelihood(m, X, log_z=evaluation.log_partition_exact(m)))
+          for m in (model, same)]
+    assert ll[0] > ll[1] + 0.5
+
+
+def test_learned_sigma_estimator_plumbing():
+    """transform, reconstruct, inverse_transform, sample, free energy and
+    score_samples use s; determinism over n_jobs; a file round trip keeps s."""
+    X = gb_rbm_samples(300, TRUE_S, seed=1)
+    kw = dict(n_components=6, sigma="learn", n_iter=10, learning_rate=0.05, momentum=0.5,
+              batch_size=16, random_state=2, method="pcd", k=2)
+    m1 = GaussianBernoulliRBM(n_jobs=1, **kw).fit(X)
+    m2 = GaussianBernoulliRBM(n_jobs=2, **kw).fit(X)
+    assert np.array_equal(m1.sigma_, m2.sigma_) and np.array_equal(m1.components_,
+                                                                   m2.components_)
+    s = m1.sigma_
+    assert np.min(s) < 0.9
+    v = (X - m1.mean_) / m1.scale_
+    W, b, c = m1.components_, m1.intercept_visible_, m1.intercept_hidden_
+    H = m1.transform(X)
+    np.testing.assert_allclose(H, 1 / (1 + np.exp(-((v / s) @ W.T + c))), rtol=1e-10)
+    back = m1.inverse_transform(H)
+    np.testing.assert_allclose(back, (b + s * (H @ W)) * m1.scale_ + m1.mean_, rtol=1e-10)
+    np.testing.assert_allclose(m1.reconstruct(X), back)
+    F = (((v - b) / s) ** 2).sum(1) / 2 - np.logaddexp(0, (v / s) @ W.T + c).sum(1)
+    np.testing.assert_allclose(m1.free_energy(X), F, rtol=1e-10)
+    np.testing.assert_allclose(m1.score_samples(X), -F - np.log(m1.scale_).sum(), rtol=1e-10)
+    assert np.array_equal(m1.gibbs(X[:20], k=2), m2.gibbs(X[:20], k=2))
+    samples = m1.sample(500, n_steps=50)
+    # the model's samples have about the data's per-feature spread (factor 1.5)
+    ratio = samples.std(0) / X.std(0)
+    assert np.all((ratio > 1 / 1.5) & (ratio < 1.5)), ratio
+
+    from fastrbm import load_model, save_model
+    import tempfile
+    import os
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = load_model(save_model(m1, os.path.join(tmp, "g.npz")))
+    assert np.array_equal(loaded.sigma_, m1.sigma_)
+    m1.partial_fit(X)
+    loaded.partial_fit(X)     # training (of s too) resumes identically
+    assert np.array_equal(loaded.sigma_, m1.sigma_)
+    assert np.array_equal(loaded.components_, m1.components_)
+    # sigma='fixed' keeps a learned (or assigned) s as it is
+    m1.set_params(sigma="fixed").partial_fit(X)
+    assert np.array_equal(m1.sigma_, loaded.sigma_)
+    assert not np.array_equal(m1.components_, loaded.components_)
+    with pytest.raises(ValueError, match="sigma"):
+        GaussianBernoulliRBM(sigma=2.0).fit(X)
+    with pytest.raises(ValueError, match="sigma_"):
+        m1.sigma_ = -np.ones(6)
+
+
+def test_learned_sigma_ais_and_normalisation():
+    """AIS brackets exact log Z for a model with learned s, and exp(log p(x))
+    integrates to 1 on the original scale."""
+    X = gb_rbm_samples(2000, TRUE_S, seed=3)
+    model = GaussianBernoulliRBM(n_components=8, sigma="learn", n_iter=30, learning_rate=0.01,
+                                 batch_size=20, momentum=0.5, random_state=0,
+                                 dtype=np.float64).fit(X)
+    assert np.min(model.sigma_) < 0.5
+    exact = evaluation.log_partition_exact(model)
+    result = evaluation.log_partition_ais(model, n_chains=100, betas=3000, random_state=0)
+    assert abs(result.log_z - exact) < 0.1, (result.log_z, exact)
+    assert result.log_z_low <= exact <= result.log_z_high
+    one = GaussianBernoulliRBM(n_components=3, n_iter=5, random_state=0,
+                               dtype=np.float64).fit(X[:, :1])
+    one.sigma_ = [0.6]
+    log_z = evaluation.log_partition_exact(one)
+    lo, hi = one.mean_[0] - 15 * one.scale_[0], one.mean_[0] + 15 * one.scale_[0]
+    xs = np.linspace(lo, hi, 20001)
+    density = np.exp(evaluation.log_likelihood(one, xs[:, None], log_z=log_z))
+    assert integrate.simpson(density, x=xs) == pytest.approx(1, abs=1e-8)
 
 
 # ------------------------------------------------------------ model files, CLI

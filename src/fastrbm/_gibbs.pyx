@@ -19,7 +19,7 @@ from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport uint32_t, int32_t, int64_t, uint8_t
 from libc.string cimport memset
-from libc.math cimport log1p, exp, fabs, expm1, expm1f, log1pf
+from libc.math cimport log1p, exp, log, fabs, expm1, expm1f, log1pf
 from fastrbm._blas cimport gemm
 
 cnp.import_array()
@@ -347,7 +347,15 @@ cdef struct TrainConfig:
     double sparsity_target
     double sparsity_cost
     double sparsity_decay
-    int gaussian      # visible units: 0 Bernoulli, 1 Gaussian (unit variance)
+    int gaussian      # visible units: 0 Bernoulli, 1 Gaussian
+    int has_sigma     # Gaussian units with per-feature s = exp(log_var / 2) (else s = 1)
+    int learn_sigma   # also update log_var (learned s, Cho, Ilin & Raiko 2011)
+
+
+# Bounds of learned log-variances, as _reference.LOG_VAR_MIN / LOG_VAR_MAX
+# (s in [1e-2, 1e2] on the standardised scale; see the reference for why)
+cdef double LOG_VAR_MIN = 2 * log(1e-2)
+cdef double LOG_VAR_MAX = 2 * log(1e2)
 
 
 cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
@@ -355,7 +363,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                          floating *chains, floating *W_vel, floating *vbias_vel,
                          floating *hbias_vel, floating *activity,
                          floating *V, floating *A, floating *Hs, floating *vbar,
-                         floating *sums,
+                         floating *sums, floating *log_var, floating *sig, floating *G,
+                         floating *zpart,
                          int D, int H, TrainConfig cfg, uint32_t step0,
                          const uint32_t *key, int n_threads) noexcept nogil:
     """Run ceil(n_order / batch_size) CD-k or PCD-k updates, in place.
@@ -367,6 +376,22 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
       Hs (B, H)   hidden samples of the chain (CD only; PCD uses `chains`)
       vbar (D)    batch mean of the data (sparsity penalty only)
       sums (H+2D) per-unit sums for the bias gradients
+    With cfg.has_sigma (Gaussian units of per-feature s = exp(log_var / 2)):
+      sig (4D)    1/s, b/s, and the per-unit sums of (u - b/s)^2 over the
+                  data and the negative rows (learn_sigma)
+    The kernel works on u = v / s: the data rows are scaled as they are
+    gathered, the negative samples are drawn as u = (W^T h + b/s) + z, so
+    V holds u and W += A^T V is the gradient of the energy's (v_i / s_i)
+    W_ji h_j term; the visible bias step is (mean u_data - mean u_neg) / s.
+    With cfg.learn_sigma also:
+      G (H, D)    the statistics part of the weight step, A^T V, kept apart
+                  because the log-variance gradient needs sum_j W_ji G_ji
+                  with W before its update
+      zpart (n_hblocks, D)  that sum per block of hidden units; the blocks
+                  are added in block order (no dependence on thread count)
+    and after the parameter updates (a barrier later)
+      log_var += lr (ss_data / 2B - ss_neg / 2n) - (1/2) sum_j W_ji G_ji,
+    clipped to [LOG_VAR_MIN, LOG_VAR_MAX] (see _reference.cd_update).
     """
     cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
     cdef Py_ssize_t hblock = unit_block(H, batch_size), vblock = unit_block(D, batch_size)
@@ -383,9 +408,11 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
     cdef floating sp_decay = <floating>cfg.sparsity_decay
     cdef int sparse_on = cfg.sparsity_cost > 0
     cdef int elementwise = cfg.weight_decay != 0 or cfg.l1 != 0 or sparse_on
-    cdef floating pos_scale, neg_scale, acc, acc2, pen, w, sgn
+    cdef floating pos_scale, neg_scale, acc, acc2, pen, w, sgn, g, sv
     cdef floating *hchain
     cdef floating *row_ptr
+    cdef const floating *vdraw_bias = sig + D if cfg.has_sigma else vbias
+    cdef double zval
 
     with parallel(num_threads=n_threads):
         for batch in range(n_batches):
@@ -399,8 +426,18 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
             neg_scale = -lr / nneg
             hchain = chains if cfg.persistent else Hs
 
+            if cfg.has_sigma:
+                # s of this minibatch (log_var changes after every update)
+                for i in prange(D, schedule='static'):
+                    sv = <floating>exp(0.5 * <double>log_var[i])
+                    sig[i] = 1 / sv
+                    sig[D + i] = vbias[i] * sig[i]
+
             for r in prange(bsz, schedule='static'):
                 gather_row(src, order[start + r], V + r * D)
+                if cfg.has_sigma:
+                    for i in range(D):
+                        V[r * D + i] = V[r * D + i] * sig[i]
 
             # positive phase: hidden probabilities of the data (+ the first
             # hidden draw for CD), block of hidden units by block
@@ -434,8 +471,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                          V + bsz * D + i0, D)
                     for r in range(nneg):
                         row_ptr = V + (bsz + r) * D + i0
-                        visible_draw(cfg.gaussian, row_ptr, vbias + i0, <int>nv, i0, r, step,
-                                     counter_word3(0, 2 * s - 1), key)
+                        visible_draw(cfg.gaussian, row_ptr, vdraw_bias + i0, <int>nv, i0, r,
+                                     step, counter_word3(0, 2 * s - 1), key)
                     if sparse_on and s == 1:
                         for i in range(i0, i0 + nv):
                             acc = 0
@@ -471,7 +508,30 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     nh = H - j0
                     if nh > hblock:
                         nh = hblock
-                    if W_vel == NULL:
+                    if cfg.learn_sigma:
+                        # statistics apart (G), their overlap with the old W
+                        # for the log-variance step, then the update from G
+                        gemm(False, True, D, <int>nh, <int>K, 1, V, D, A + j0, H, 0,
+                             G + j0 * D, D)
+                        for i in range(D):
+                            zpart[blk * D + i] = 0
+                        for j in range(j0, j0 + nh):
+                            for i in range(D):
+                                zpart[blk * D + i] = zpart[blk * D + i] + W[j * D + i] * G[j * D + i]
+                        for j in range(j0, j0 + nh):
+                            pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+                            for i in range(D):
+                                w = W[j * D + i]
+                                g = G[j * D + i]
+                                if elementwise:
+                                    sgn = (w > 0) - (w < 0)
+                                    g = g - lr * (wd * w + l1 * sgn) + (pen * vbar[i] if sparse_on else 0)
+                                if W_vel == NULL:
+                                    W[j * D + i] = w + g
+                                else:
+                                    W_vel[j * D + i] = mom * W_vel[j * D + i] + g
+                                    W[j * D + i] = w + W_vel[j * D + i]
+                    elif W_vel == NULL:
                         if elementwise:
                             for j in range(j0, j0 + nh):
                                 pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
@@ -522,13 +582,45 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         row_ptr = V + r * D
                         for i in range(i0, i0 + nv):
                             sums[H + D + i] = sums[H + D + i] + row_ptr[i]
+                    if cfg.learn_sigma:
+                        for i in range(i0, i0 + nv):
+                            sig[2 * D + i] = 0
+                            sig[3 * D + i] = 0
+                        for r in range(bsz):
+                            row_ptr = V + r * D
+                            for i in range(i0, i0 + nv):
+                                g = row_ptr[i] - sig[D + i]
+                                sig[2 * D + i] = sig[2 * D + i] + g * g
+                        for r in range(bsz, K):
+                            row_ptr = V + r * D
+                            for i in range(i0, i0 + nv):
+                                g = row_ptr[i] - sig[D + i]
+                                sig[3 * D + i] = sig[3 * D + i] + g * g
                     for i in range(i0, i0 + nv):
                         acc = lr * (sums[H + i] / bsz - sums[H + D + i] / nneg)
+                        if cfg.has_sigma:
+                            # dE/db_i = -(v_i - b_i) / s_i^2 = -(u_i - b_i / s_i) / s_i
+                            acc = acc * sig[i]
                         if vbias_vel == NULL:
                             vbias[i] = vbias[i] + acc
                         else:
                             vbias_vel[i] = mom * vbias_vel[i] + acc
                             vbias[i] = vbias[i] + vbias_vel[i]
+
+            if cfg.learn_sigma:
+                # log-variance step: needs every hidden block's zpart (the
+                # barrier at the end of the update loop), blocks added in order
+                for i in prange(D, schedule='static'):
+                    acc = lr * (sig[2 * D + i] / (2 * bsz) - sig[3 * D + i] / (2 * nneg))
+                    acc2 = 0
+                    for blk in range(n_hblocks):
+                        acc2 = acc2 + zpart[blk * D + i]
+                    zval = <double>(log_var[i] + (acc - acc2 / 2))
+                    if zval < LOG_VAR_MIN:
+                        zval = LOG_VAR_MIN
+                    elif zval > LOG_VAR_MAX:
+                        zval = LOG_VAR_MAX
+                    log_var[i] = <floating>zval
 
 
 def _ptr_or_null(arr):
@@ -538,7 +630,7 @@ def _ptr_or_null(arr):
 def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
               floating[::1] vbias, floating[::1] hbias, chains, W_vel, vbias_vel,
               hbias_vel, floating[::1] activity, workspace, config, key,
-              unsigned long step0, int n_threads):
+              unsigned long step0, int n_threads, log_var=None):
     """Run CD-k / PCD-k minibatch updates over ``X[order]`` in place.
 
     Parameters
@@ -562,14 +654,20 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     config : object
         Has k, persistent, learning_rate, momentum, weight_decay, l1,
         sparsity_target, sparsity_cost, sparsity_decay, and optionally
-        ``gaussian`` (True: Gaussian visible units of unit variance, drawn as
-        mean + N(0, 1); default False: Bernoulli).
+        ``gaussian`` (True: Gaussian visible units, drawn as mean + s * N(0, 1);
+        default False: Bernoulli) and ``learn_sigma`` (True: update
+        ``log_var`` too; default False).
     key : ndarray of uint32, shape (2,)
         Philox key.
     step0 : int
         Update index of the first minibatch (counter word c2).
     n_threads : int
         OpenMP threads.
+    log_var : ndarray (n_features,) of the model dtype, optional
+        Gaussian units only: log-variances z = log s^2 of the visible units
+        (energy sum_i (v_i - b_i)^2 / (2 s_i^2) - c.h - sum_ij (v_i / s_i) W_ji h_j),
+        updated in place when ``config.learn_sigma``.  None: s = 1.  The
+        extra buffers it needs are added to ``workspace`` on first use.
     """
     cdef DataSource source = as_source(X)
     cdef TrainConfig cfg
@@ -588,6 +686,13 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cdef floating *W_vel_p = NULL
     cdef floating *vb_vel_p = NULL
     cdef floating *hb_vel_p = NULL
+    cdef floating[::1] log_var_v, sig_v
+    cdef floating[:, ::1] G_v, zpart_v
+    cdef floating *log_var_p = NULL
+    cdef floating *sig_p = NULL
+    cdef floating *G_p = NULL
+    cdef floating *zpart_p = NULL
+    cdef Py_ssize_t n_hblocks
     if (V.shape[0] < 2 * batch_size or V.shape[1] != D or A.shape[1] != H
             or sums.shape[0] != H + 2 * D):
         raise ValueError("workspace does not match the model and batch size")
@@ -603,6 +708,34 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     # Gaussian visible units: the gradient has the same form (unit variance on
     # the standardised scale), only the visible draw differs
     cfg.gaussian = bool(getattr(config, "gaussian", False))
+    cfg.learn_sigma = bool(getattr(config, "learn_sigma", False))
+    cfg.has_sigma = log_var is not None
+    if cfg.has_sigma and not cfg.gaussian:
+        raise ValueError("log_var needs Gaussian visible units (config.gaussian)")
+    if cfg.learn_sigma and not cfg.has_sigma:
+        raise ValueError("config.learn_sigma needs the log_var array to update")
+    if cfg.has_sigma:
+        log_var_v = log_var
+        if log_var_v.shape[0] != D:
+            raise ValueError(f"log_var must have shape ({D},), got {log_var.shape}")
+        log_var_p = &log_var_v[0]
+        dtype = np.float32 if floating is float else np.float64
+        # buffers allocated once per fit: they live in the caller's workspace
+        if workspace.get("sig") is None or workspace["sig"].shape != (4 * D,):
+            workspace["sig"] = np.zeros(4 * D, dtype=dtype)
+        sig_v = workspace["sig"]
+        sig_p = &sig_v[0]
+        if cfg.learn_sigma:
+            n_hblocks = (H + unit_block(H, batch_size) - 1) // unit_block(H, batch_size)
+            if workspace.get("G") is None or workspace["G"].shape != (H, D):
+                workspace["G"] = np.empty((H, D), dtype=dtype)
+            if (workspace.get("zpart") is None
+                    or workspace["zpart"].shape != (n_hblocks, D)):
+                workspace["zpart"] = np.empty((n_hblocks, D), dtype=dtype)
+            G_v = workspace["G"]
+            zpart_v = workspace["zpart"]
+            G_p = &G_v[0, 0]
+            zpart_p = &zpart_v[0, 0]
     if cfg.persistent:
         chains_v = chains
         if chains_v.shape[0] != batch_size or chains_v.shape[1] != H:
@@ -623,7 +756,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         cd_minibatches(&source.src, &order_view[0], order_view.shape[0], batch_size,
                        &W[0, 0], &vbias[0], &hbias[0], chains_p, W_vel_p, vb_vel_p,
                        hb_vel_p, &activity[0], &V[0, 0], &A[0, 0], &Hs[0, 0], &vbar[0],
-                       &sums[0],
+                       &sums[0], log_var_p, sig_p, G_p, zpart_p,
                        D, H, cfg, <uint32_t>step0, key_words, n_threads)
 
 
@@ -645,12 +778,15 @@ def make_workspace(int n_features, int n_components, int batch_size, dtype):
 cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                       const floating *hbias, const floating *vbias, floating *out,
                       floating *scratch, const Py_ssize_t *flip, int D, int H,
-                      int mode, int n_threads) noexcept nogil:
+                      int mode, int n_threads, const floating *inv_s) noexcept nogil:
     """Per block of ROW_BLOCK rows: gather, one GEMM, then per mode
     0: out (n, H) = sigmoid(v W^T + c)
     1: out (n,)   = free energy  -v.b - sum_j softplus(c_j + W_j.v)
     2: out (n,)   = Gaussian free energy sum_i (v_i - b_i)^2 / 2 - sum_j softplus(.)
     flip (may be NULL): column whose bit is flipped in each row first.
+    inv_s (may be NULL; Gaussian units of per-feature s): rows are scaled to
+    u = v / s as they are gathered, and mode 2 is
+    sum_i (u_i - b_i / s_i)^2 / 2 - sum_j softplus(c_j + W_j.u).
     """
     cdef Py_ssize_t n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
     cdef Py_ssize_t blk, r0, nr, r, j, i
@@ -670,6 +806,9 @@ cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
             gather_row(src, r0 + r, v + r * D)
             if flip != NULL:
                 v[r * D + flip[r0 + r]] = 1 - v[r * D + flip[r0 + r]]
+            if inv_s != NULL:
+                for i in range(D):
+                    v[r * D + i] = v[r * D + i] * inv_s[i]
         if mode == 0:
             gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, out + r0 * H, H)
             for r in range(nr):
@@ -684,7 +823,10 @@ cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                 acc = 0
                 if mode == 2:
                     for i in range(D):
-                        x = v[r * D + i] - vbias[i]
+                        if inv_s != NULL:
+                            x = v[r * D + i] - vbias[i] * inv_s[i]
+                        else:
+                            x = v[r * D + i] - vbias[i]
                         acc = acc + x * x / 2
                 else:
                     for i in range(D):
@@ -700,12 +842,29 @@ def _scratch(n_threads, D, H, dtype):
     return np.empty(max(n_threads, 1) * ROW_BLOCK * (D + H), dtype=dtype)
 
 
-def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads):
-    """P(h = 1 | v) for every row of X, shape (n_samples, n_components)."""
+def _inverse_sigma(sigma, Py_ssize_t D, dtype):
+    """1 / sigma in ``dtype`` (None stays None), checked: shape (D,), finite, > 0."""
+    if sigma is None:
+        return None
+    s = np.ascontiguousarray(sigma, dtype=dtype)
+    if s.shape != (D,) or not np.all(np.isfinite(s)) or not np.all(s > 0):
+        raise ValueError(f"sigma must be {D} finite positive values, got shape {s.shape}")
+    return np.ascontiguousarray(1 / s, dtype=dtype)
+
+
+def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads, sigma=None):
+    """P(h = 1 | v) for every row of X, shape (n_samples, n_components)
+    (``sigma``: Gaussian units of per-feature s, P(h = 1 | v) = sigmoid(c + W (v / s)))."""
     cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
     dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] inv_s
+    cdef const floating *inv_p = NULL
+    inv = _inverse_sigma(sigma, D, dtype)
+    if inv is not None:
+        inv_s = inv
+        inv_p = &inv_s[0]
     out_arr = np.empty((n, H), dtype=dtype)
     if n == 0:
         return out_arr
@@ -713,21 +872,25 @@ def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads):
     cdef floating[::1] scratch = _scratch(n_threads, D, H, dtype)
     with nogil:
         hidden_rows(&source.src, n, &W[0, 0], &hbias[0], NULL, &out[0, 0], &scratch[0],
-                    NULL, D, H, 0, n_threads)
+                    NULL, D, H, 0, n_threads, inv_p)
     return out_arr
 
 
 def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
-                int n_threads, flip=None, bint gaussian=False):
+                int n_threads, flip=None, bint gaussian=False, sigma=None):
     """Free energy F(v) = -v.b - sum_j softplus(c_j + W_j.v) of every row.
 
     ``flip`` (intp array, one column per row) flips that bit of each row first:
     the pseudo-likelihood needs F of the flipped rows without copying X.
     With ``gaussian`` (unit-variance Gaussian visible units) F(v) =
     sum_i (v_i - b_i)^2 / 2 - sum_j softplus(c_j + W_j.v); ``flip`` must be None.
+    ``sigma`` (Gaussian units of per-feature s): F(v) =
+    sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j softplus(c_j + W_j.(v / s)).
     """
     if gaussian and flip is not None:
         raise ValueError("flip has no meaning for Gaussian visible units")
+    if sigma is not None and not gaussian:
+        raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
     cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
@@ -739,20 +902,34 @@ def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
         return out_arr
     cdef floating[::1] out = out_arr
     cdef floating[::1] scratch = _scratch(n_threads, D, H, dtype)
+    cdef floating[::1] inv_s
+    cdef const floating *inv_p = NULL
+    inv = _inverse_sigma(sigma, D, dtype)
+    if inv is not None:
+        inv_s = inv
+        inv_p = &inv_s[0]
     if flip is not None:
         flip_v = np.ascontiguousarray(flip, dtype=np.intp)
         flip_p = &flip_v[0]
     with nogil:
         hidden_rows(&source.src, n, &W[0, 0], &hbias[0], &vbias[0], &out[0], &scratch[0],
-                    flip_p, D, H, 2 if gaussian else 1, n_threads)
+                    flip_p, D, H, 2 if gaussian else 1, n_threads, inv_p)
     return out_arr
 
 
 def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbias,
-                  int n_threads, bint gaussian=False):
+                  int n_threads, bint gaussian=False, sigma=None):
     """P(v = 1 | h) for every row of ``hidden``, shape (n_samples, n_features);
-    with ``gaussian`` the conditional mean E[v | h] = W^T h + b instead."""
+    with ``gaussian`` the conditional mean E[v | h] = W^T h + b instead
+    (``sigma``: b + s * (W^T h))."""
     cdef int H = W.shape[0], D = W.shape[1]
+    cdef floating[::1] s_v
+    cdef bint scaled = sigma is not None
+    if scaled:
+        if not gaussian:
+            raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
+        _inverse_sigma(sigma, D, np.float64)      # the checks
+        s_v = np.ascontiguousarray(sigma, dtype=np.float32 if floating is float else np.float64)
     cdef Py_ssize_t n = hidden.shape[0]
     cdef Py_ssize_t n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
     cdef Py_ssize_t blk, r0, nr, r, i
@@ -769,7 +946,9 @@ def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbi
         gemm(False, False, D, <int>nr, H, 1, &W[0, 0], D, &hidden[r0, 0], H, 0, &out[r0, 0], D)
         for r in range(r0, r0 + nr):
             for i in range(D):
-                if gaussian:
+                if scaled:
+                    out[r, i] = vbias[i] + s_v[i] * out[r, i]
+                elif gaussian:
                     out[r, i] = out[r, i] + vbias[i]
                 elif floating is float:
                     out[r, i] = fr_sigmoidf(out[r, i] + vbias[i])
@@ -781,11 +960,15 @@ def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbi
 cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                      const floating *vbias, const floating *hbias, floating *out,
                      floating *scratch, int D, int H, int k, uint32_t step, uint32_t stream,
-                     const uint32_t *key, int n_threads, bint gauss) noexcept nogil:
+                     const uint32_t *key, int n_threads, bint gauss,
+                     const floating *sig) noexcept nogil:
     """k steps v -> h -> v of Gibbs sampling from every row; the final visible
-    samples go to out (n, D).  Row r of the input uses counter row r."""
+    samples go to out (n, D).  Row r of the input uses counter row r.
+    sig (may be NULL; Gaussian units of per-feature s): (1/s, b/s, s); the
+    chain runs on u = v / s (drawn as u = (W^T h + b/s) + z) and the result
+    is v = s * u."""
     cdef Py_ssize_t n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
-    cdef Py_ssize_t blk, r0, nr, r
+    cdef Py_ssize_t blk, r0, nr, r, i
     cdef int s, tid
     cdef floating *v
     cdef floating *h
@@ -799,6 +982,9 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
         v = out + r0 * D
         for r in range(nr):
             gather_row(src, r0 + r, v + r * D)
+            if sig != NULL:
+                for i in range(D):
+                    v[r * D + i] = v[r * D + i] * sig[i]
         for s in range(1, k + 1):
             gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, h, H)
             for r in range(nr):
@@ -806,14 +992,20 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                           counter_word3(stream, 2 * s - 2), key)
             gemm(False, False, D, <int>nr, H, 1, W, D, h, H, 0, v, D)
             for r in range(nr):
-                visible_draw(gauss, v + r * D, vbias, D, 0, r0 + r, step,
-                             counter_word3(stream, 2 * s - 1), key)
+                visible_draw(gauss, v + r * D, vbias if sig == NULL else sig + D, D, 0,
+                             r0 + r, step, counter_word3(stream, 2 * s - 1), key)
+        if sig != NULL:
+            for r in range(nr):
+                for i in range(D):
+                    v[r * D + i] = sig[2 * D + i] * v[r * D + i]
 
 
 def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k,
-          key, unsigned long step, unsigned int stream, int n_threads, bint gaussian=False):
+          key, unsigned long step, unsigned int stream, int n_threads, bint gaussian=False,
+          sigma=None):
     """Visible samples after ``k`` Gibbs steps v -> h -> v started at each row of X
-    (``gaussian``: unit-variance Gaussian visible units)."""
+    (``gaussian``: Gaussian visible units of unit variance, or of per-feature
+    standard deviation ``sigma``)."""
     cdef DataSource source = as_source(X)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
@@ -824,12 +1016,22 @@ def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k
         return out_arr
     cdef floating[:, ::1] out = out_arr
     cdef floating[::1] scratch = _scratch(n_threads, D, H, dtype)
+    cdef floating[::1] sig_v
+    cdef const floating *sig_p = NULL
+    if sigma is not None:
+        if not gaussian:
+            raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
+        inv = _inverse_sigma(sigma, D, dtype)
+        # the same 1/s and b/s as the training kernel computes
+        sig_v = np.concatenate([inv, np.asarray(vbias) * inv,
+                                np.ascontiguousarray(sigma, dtype=dtype)]).astype(dtype)
+        sig_p = &sig_v[0]
     key_words[0] = key[0]
     key_words[1] = key[1]
     with nogil:
         gibbs_rows(&source.src, n, &W[0, 0], &vbias[0], &hbias[0], &out[0, 0],
                    &scratch[0], D, H, k, <uint32_t>step, stream, key_words, n_threads,
-                   gaussian)
+                   gaussian, sig_p)
     return out_arr
 
 

@@ -36,6 +36,9 @@
  * of column D, which the Philox block computes anyway).  u1 and u2 are taken
  * in the model's precision as above; the transcendental part is evaluated in
  * float64 and z rounded to the model's precision before the addition.
+ * Visible units with per-feature standard deviation s (GaussianBernoulliRBM
+ * with learned or assigned sigma_) use the same z at the same addresses: the
+ * kernels draw u = v / s = (W^T h + b / s) + z and return v = s * u.
  *
  * The tile kernels have an AVX2 path and a scalar path, chosen at import by
  * CPU features: wheels must run on CPUs without AVX2, and -march=native is

@@ -137,42 +137,91 @@ def make_workspace(n_features, n_components, batch_size, dtype):
     return {}
 
 
+# Learned standard deviations: the log-variances z = log s^2 stay within
+# s in [SIGMA_MIN, SIGMA_MAX] (on the standardised scale, where the data have
+# unit variance).  As s -> 0 the hidden input W (v / s) and every gradient
+# blow up (Cho, Ilin & Raiko 2011 and Hinton's guide, 13.2, on the instability
+# of learned variances); the bounds only stop a run-away, a fitted s sits
+# far inside them.
+SIGMA_MIN = 1e-2
+SIGMA_MAX = 1e2
+LOG_VAR_MIN = 2 * np.log(SIGMA_MIN)
+LOG_VAR_MAX = 2 * np.log(SIGMA_MAX)
+
+
+def sigma_of(log_var, dtype):
+    """s = exp(z / 2) of the log-variances z, evaluated in float64, rounded to ``dtype``."""
+    return np.exp(0.5 * np.asarray(log_var, dtype=np.float64)).astype(dtype)
+
+
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
-              activity, workspace, config, key, step0, n_threads):
-    """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see _gibbs.cd_update)."""
+              activity, workspace, config, key, step0, n_threads, log_var=None):
+    """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see _gibbs.cd_update).
+
+    ``log_var`` (Gaussian visible units only): per-feature log-variances
+    z = log s^2 of the model with energy
+    E(v, h) = sum_i (v_i - b_i)^2 / (2 s_i^2) - c.h - sum_ij (v_i / s_i) W_ji h_j,
+    so P(h_j = 1 | v) = sigmoid(c_j + W_j.(v / s)) and
+    v | h ~ N(b + s * (W^T h), s^2).  With ``config.learn_sigma`` z is
+    learned too, from the same chains: -dE/dz_i = (v_i - b_i)^2 / (2 s_i^2)
+    - (v_i / s_i) (W^T h)_i / 2, averaged with h replaced by P(h | v) (the
+    term is linear in h), data minus model; plain gradient ascent (no
+    momentum, no decay), all gradients from the parameters before the update,
+    z clipped to [LOG_VAR_MIN, LOG_VAR_MAX].  None: s = 1 (unit variance).
+    """
     dtype = W.dtype
     lr = dtype.type(config.learning_rate)
     mom = dtype.type(config.momentum)
     gaussian = bool(getattr(config, "gaussian", False))
+    learn_sigma = bool(getattr(config, "learn_sigma", False))
+    if (log_var is not None or learn_sigma) and not gaussian:
+        raise ValueError("log_var / learn_sigma need Gaussian visible units")
+    if learn_sigma and log_var is None:
+        raise ValueError("learn_sigma needs the log_var array to update")
     for t, start in enumerate(range(0, len(order), batch_size)):
         rows = order[start:start + batch_size]
         step = step0 + t
+        # s of this minibatch (ones: the unit-variance model, exactly)
+        s = np.ones(W.shape[1], dtype) if log_var is None else sigma_of(log_var, dtype)
         v_data = to_dense(X, rows, dtype)
+        u_data = v_data / s          # what the hidden units see
         n_pos = len(rows)
-        hidden_data = sigmoid(v_data @ W.T + hbias)
+        hidden_data = sigmoid(u_data @ W.T + hbias)
         if config.persistent:
             h = chains.copy()
         else:
             h = _draw(hidden_data, np.arange(n_pos), key, step, STREAM_TRAIN, 0)
         n_neg = len(h)
-        for s in range(1, config.k + 1):
-            v = _visible_draw(h @ W + vbias, np.arange(n_neg), key, step, STREAM_TRAIN,
-                              2 * s - 1, gaussian)
-            hidden_model = sigmoid(v @ W.T + hbias)
-            if s < config.k or config.persistent:
-                h = _draw(hidden_model, np.arange(n_neg), key, step, STREAM_TRAIN, 2 * s)
+        for step_k in range(1, config.k + 1):
+            if gaussian:
+                z = standard_normals(key, np.arange(n_neg), W.shape[1], step, STREAM_TRAIN,
+                                     2 * step_k - 1, dtype)
+                v = vbias + s * (h @ W) + s * z
+            else:
+                v = _draw(sigmoid(h @ W + vbias), np.arange(n_neg), key, step, STREAM_TRAIN,
+                          2 * step_k - 1)
+            u = v / s
+            hidden_model = sigmoid(u @ W.T + hbias)
+            if step_k < config.k or config.persistent:
+                h = _draw(hidden_model, np.arange(n_neg), key, step, STREAM_TRAIN, 2 * step_k)
         if config.persistent:
             chains[...] = h
 
-        grad_W = lr * (hidden_data.T @ v_data / n_pos - hidden_model.T @ v / n_neg)
+        grad_W = lr * (hidden_data.T @ u_data / n_pos - hidden_model.T @ u / n_neg)
+        if learn_sigma:
+            def minus_dE_dz(v_, u_, p_):
+                return ((v_ - vbias) ** 2 / (2 * s ** 2) - u_ * (p_ @ W) / 2).mean(0)
+
+            grad_z = lr * (minus_dE_dz(v_data, u_data, hidden_data)
+                           - minus_dE_dz(v, u, hidden_model))
         grad_W -= lr * (config.weight_decay * W + config.l1 * np.sign(W))
         grad_h = lr * (hidden_data.mean(0) - hidden_model.mean(0))
-        grad_v = lr * (v_data.mean(0) - v.mean(0))
+        grad_v = lr * (v_data.mean(0) - v.mean(0)) / s ** 2
         if config.sparsity_cost > 0:
             decay = config.sparsity_decay
             activity[...] = decay * activity + (1 - decay) * hidden_data.mean(0)
             penalty = lr * config.sparsity_cost * (config.sparsity_target - activity)
-            grad_W += np.outer(penalty, v_data.mean(0))
+            grad_W += np.outer(penalty, u_data.mean(0))
             grad_h += penalty
         for param, velocity, grad in ((W, W_vel, grad_W), (hbias, hbias_vel, grad_h),
                                       (vbias, vbias_vel, grad_v)):
@@ -182,41 +231,65 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
                 velocity *= mom
                 velocity += grad.astype(dtype)
                 param += velocity
+        if learn_sigma:
+            log_var[...] = np.clip(log_var + grad_z.astype(dtype), LOG_VAR_MIN, LOG_VAR_MAX)
 
 
-def hidden_proba(X, W, hbias, n_threads):
-    """P(h = 1 | v) for every row of X."""
-    return sigmoid(to_dense(X, slice(None), W.dtype) @ W.T + hbias)
+def hidden_proba(X, W, hbias, n_threads, sigma=None):
+    """P(h = 1 | v) for every row of X (``sigma``: of v / sigma, Gaussian units)."""
+    v = to_dense(X, slice(None), W.dtype)
+    if sigma is not None:
+        v = v / sigma
+    return sigmoid(v @ W.T + hbias)
 
 
-def visible_proba(hidden, W, vbias, n_threads, gaussian=False):
-    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = hW + b)."""
-    return hidden @ W + vbias if gaussian else sigmoid(hidden @ W + vbias)
+def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
+    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = b + sigma * hW)."""
+    if not gaussian:
+        return sigmoid(hidden @ W + vbias)
+    return vbias + (hidden @ W if sigma is None else sigma * (hidden @ W))
 
 
-def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False):
+def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=None):
     """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first.
 
-    ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / 2 - sum_j softplus(c_j + W_j.v).
+    ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j softplus(c_j + W_j.(v / s))
+    with s = ``sigma`` (None: ones).
     """
     v = to_dense(X, slice(None), W.dtype)
     if gaussian:
         if flip is not None:
             raise ValueError("flip has no meaning for Gaussian visible units")
-        return ((v - vbias) ** 2 / 2).sum(axis=1) - np.logaddexp(0, v @ W.T + hbias).sum(axis=1)
+        if sigma is None:
+            return ((v - vbias) ** 2 / 2).sum(axis=1) - np.logaddexp(0, v @ W.T + hbias).sum(
+                axis=1)
+        return (((v - vbias) / sigma) ** 2 / 2).sum(axis=1) - np.logaddexp(
+            0, (v / sigma) @ W.T + hbias).sum(axis=1)
     if flip is not None:
         idx = (np.arange(len(v)), np.asarray(flip))
         v[idx] = 1 - v[idx]
     return -(v @ vbias) - np.logaddexp(0, v @ W.T + hbias).sum(axis=1)
 
 
-def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False):
-    """Visible samples after k Gibbs steps v -> h -> v from every row of X."""
+def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, sigma=None):
+    """Visible samples after k Gibbs steps v -> h -> v from every row of X.
+
+    ``sigma`` (Gaussian units): hidden input W (v / s) + c, visible draw
+    v = b + s * (hW) + s * z.
+    """
+    if sigma is not None and not gaussian:
+        raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
     v = to_dense(X, slice(None), W.dtype)
     rows = np.arange(len(v))
-    for s in range(1, k + 1):
-        h = _draw(sigmoid(v @ W.T + hbias), rows, key, step, stream, 2 * s - 2)
-        v = _visible_draw(h @ W + vbias, rows, key, step, stream, 2 * s - 1, gaussian)
+    s = None if sigma is None else np.asarray(sigma, dtype=W.dtype)
+    for step_k in range(1, k + 1):
+        h = _draw(sigmoid((v if s is None else v / s) @ W.T + hbias), rows, key, step, stream,
+                  2 * step_k - 2)
+        if s is None:
+            v = _visible_draw(h @ W + vbias, rows, key, step, stream, 2 * step_k - 1, gaussian)
+        else:
+            z = standard_normals(key, rows, W.shape[1], step, stream, 2 * step_k - 1, W.dtype)
+            v = vbias + s * (h @ W) + s * z
     return v
 
 
@@ -243,6 +316,9 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     + (hidden part), the increments are those of the Bernoulli case plus
     -(beta_k - beta_{k-1}) (||b||^2 - ||b_A||^2) / 2, a constant that sums to
     -(||b||^2 - ||b_A||^2) / 2 over the schedule and is left to the caller.
+    Visible standard deviations s != 1 need no support here: the caller runs
+    the unit-variance model of u = v / s (biases b / s, b_A / s) and adds
+    sum(log s) to log Z (evaluation.log_partition_ais).
     """
     dtype = W.dtype
     betas = np.asarray(betas, dtype=np.float64)

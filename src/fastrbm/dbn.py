@@ -1,5 +1,8 @@
-"""Deep Belief Networks: greedy layer-wise stacks of BernoulliRBMs (``DBN``)
-and a classifier fine-tuned by backpropagation (``DBNClassifier``).
+"""Deep Belief Networks: greedy layer-wise stacks of RBMs (``DBN``) and a
+classifier fine-tuned by backpropagation (``DBNClassifier``).  The first
+layer is a BernoulliRBM (data in [0, 1]) or, with
+``visible_units='gaussian'``, a GaussianBernoulliRBM (any real data); the
+layers above are BernoulliRBMs.
 
 The RBMs are used only through their public API (``fit``, ``transform``,
 ``sample``, ``components_``, ``intercept_*``); the fine-tuning kernels live
@@ -17,8 +20,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _mlp
-from ._backend import kernel_threads, resolve_n_threads, threads_for_work
+from ._backend import kernel_threads, reject_gpu, resolve_n_threads, threads_for_work
 from ._validation import check_X, clips_out_of_range, model_dtype_for
+from .gaussian import GaussianBernoulliRBM
 from .rbm import BernoulliRBM, _seed_sequence
 
 # rows converted to the model's dense dtype at a time at prediction time
@@ -57,6 +61,20 @@ DEFAULT_RBM_PARAMS = {
 }
 
 
+# The Gaussian first layer's defaults differ only in the step size: Gaussian
+# visible units have unbounded activations and diverge at BernoulliRBM's
+# rates (GaussianBernoulliRBM's own default, Hinton's guide 13.2).
+DEFAULT_GAUSSIAN_RBM_PARAMS = dict(DEFAULT_RBM_PARAMS, learning_rate=0.01)
+
+VISIBLE_UNITS = ("bernoulli", "gaussian")
+
+
+def _check_visible_units(value):
+    if not isinstance(value, str) or value not in VISIBLE_UNITS:
+        raise ValueError(f"visible_units must be 'bernoulli' or 'gaussian', got {value!r}")
+    return value == "gaussian"
+
+
 def _check_hidden_sizes(sizes):
     if isinstance(sizes, numbers.Integral):
         sizes = (sizes,)
@@ -72,8 +90,9 @@ def _check_hidden_sizes(sizes):
     return tuple(int(s) for s in sizes)
 
 
-def _layer_params(rbm_params, n_layers):
-    """One dict of BernoulliRBM arguments per layer (defaults, then the user's)."""
+def _layer_params(rbm_params, n_layers, gaussian=False):
+    """One dict of RBM arguments per layer (defaults, then the user's);
+    ``gaussian``: layer 0 is a GaussianBernoulliRBM (its own defaults)."""
     if rbm_params is None:
         per_layer = [{}] * n_layers
     elif isinstance(rbm_params, dict):
@@ -89,7 +108,8 @@ def _layer_params(rbm_params, n_layers):
             if key in params:
                 raise ValueError(f"rbm_params may not set {key!r} (layer {i}); it is set by "
                                  f"the DBN's own parameters")
-        merged = dict(DEFAULT_RBM_PARAMS)
+        merged = dict(DEFAULT_GAUSSIAN_RBM_PARAMS if gaussian and i == 0
+                      else DEFAULT_RBM_PARAMS)
         merged.update(params)
         out.append(merged)
     return out
@@ -114,13 +134,24 @@ def _dense_rows(X, start, stop, dtype, clip):
     return part
 
 
-class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Deep Belief Network: a stack of Bernoulli RBMs trained greedily.
+def _column_stats(X):
+    """Per-feature mean and standard deviation of validated X as float64 (as
+    GaussianBernoulliRBM standardises: uint8 as raw numbers, constant
+    features only centred).  Fine-tuning makes a dense copy of X anyway."""
+    data = (X.toarray() if sp.issparse(X) else np.asarray(X)).astype(np.float64)
+    std = data.std(axis=0)
+    return data.mean(axis=0), np.where(std < 1e-12, 1.0, std)
 
-    Layer 0 is a :class:`fastrbm.BernoulliRBM` trained on the data; layer i is
-    trained on layer i-1's hidden activation probabilities (or, with
-    ``layer_input='sample'``, on one Bernoulli sample of them) (Hinton,
-    Osindero & Teh 2006).
+
+class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Deep Belief Network: a stack of RBMs trained greedily.
+
+    Layer 0 is a :class:`fastrbm.BernoulliRBM` (or, with
+    ``visible_units='gaussian'``, a :class:`fastrbm.GaussianBernoulliRBM`)
+    trained on the data; layer i is a BernoulliRBM trained on layer i-1's
+    hidden activation probabilities (or, with ``layer_input='sample'``, on one
+    Bernoulli sample of them) (Hinton, Osindero & Teh 2006; real-valued input
+    through a Gaussian first layer as in Hinton & Salakhutdinov 2006).
 
     Parameters
     ----------
@@ -130,8 +161,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Arguments for :class:`fastrbm.BernoulliRBM`: one dict for all layers or
         one per layer, each merged over the defaults (``DEFAULT_RBM_PARAMS``:
         CD-1, learning rate 0.05, batch 64, 10 epochs, momentum 0.5 then 0.9,
-        weight decay 1e-4).  ``n_components``, ``random_state``, ``n_jobs``,
-        ``dtype`` and ``out_of_range`` come from the DBN.
+        weight decay 1e-4; a Gaussian first layer gets
+        ``DEFAULT_GAUSSIAN_RBM_PARAMS``, the same with learning rate 0.01, and
+        accepts GaussianBernoulliRBM's own arguments such as
+        ``sigma='learn'`` in its dict).  ``n_components``, ``random_state``,
+        ``n_jobs``, ``dtype`` and ``out_of_range`` come from the DBN.
     layer_input : {'proba', 'sample'}, default='proba'
         What each layer above the first learns from: the previous layer's
         hidden probabilities, or one Bernoulli sample of them drawn once.
@@ -147,12 +181,18 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         float32).
     out_of_range : {'raise', 'clip'}, default='raise'
         Input values outside [0, 1] raise a ValueError, or are clamped to
-        [0, 1] as they are read.
+        [0, 1] as they are read (Bernoulli visible units only).
+    visible_units : {'bernoulli', 'gaussian'}, default='bernoulli'
+        Unit type of the first layer's visible units: 'bernoulli' for data in
+        [0, 1] (uint8 means intensity / 255), 'gaussian' for any finite real
+        data (a :class:`fastrbm.GaussianBernoulliRBM`, which standardises
+        each feature itself; uint8 is then taken as raw numbers 0-255).
 
     Attributes
     ----------
     rbms_ : list of BernoulliRBM
-        The fitted layers, bottom first.
+        The fitted layers, bottom first (the first one a
+        GaussianBernoulliRBM with ``visible_units='gaussian'``).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str
@@ -162,7 +202,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes=(256,), *, rbm_params=None, layer_input="proba",
-                 verbose=0, random_state=None, n_jobs=None, dtype=None, out_of_range="raise"):
+                 verbose=0, random_state=None, n_jobs=None, dtype=None, out_of_range="raise",
+                 visible_units="bernoulli"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.rbm_params = rbm_params
         self.layer_input = layer_input
@@ -171,9 +212,20 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.dtype = dtype
         self.out_of_range = out_of_range
+        self.visible_units = visible_units
 
     def _clipping(self):
         return clips_out_of_range(self.out_of_range)
+
+    def _gaussian(self):
+        return _check_visible_units(self.visible_units)
+
+    def _check_input(self, X, reset, dtype):
+        # clip=True makes check_X test finiteness only: any finite real is
+        # valid for Gaussian visible units
+        reject_gpu(X, type(self).__name__)
+        return check_X(self, X, reset=reset, dtype=dtype,
+                       clip=True if self._gaussian() else self._clipping())
 
     def _check_params(self):
         sizes = _check_hidden_sizes(self.hidden_layer_sizes)
@@ -181,9 +233,13 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"layer_input must be 'proba' or 'sample', got {self.layer_input!r}")
         resolve_n_threads(self.n_jobs)
         self._clipping()
-        return sizes, _layer_params(self.rbm_params, len(sizes))
+        return sizes, _layer_params(self.rbm_params, len(sizes), self._gaussian())
 
     def _make_rbm(self, size, params, seed, dtype, first):
+        if first and self._gaussian():
+            return GaussianBernoulliRBM(n_components=size, random_state=seed,
+                                        n_jobs=self.n_jobs, dtype=dtype, verbose=self.verbose,
+                                        **params)
         return BernoulliRBM(
             n_components=size, random_state=seed, n_jobs=self.n_jobs, dtype=dtype,
             # only the first layer sees user data; the layers above get
@@ -197,8 +253,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data: floats in [0, 1], uint8 intensities or bool; SciPy
-            CSR accepted.
+            Training data: floats in [0, 1], uint8 intensities or bool (any
+            finite reals with ``visible_units='gaussian'``); SciPy CSR
+            accepted.
         y : None
             Ignored.
 
@@ -208,7 +265,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             The fitted model.
         """
         sizes, params = self._check_params()
-        X = check_X(self, X, reset=True, dtype=self.dtype, clip=self._clipping())
+        X = self._check_input(X, reset=True, dtype=self.dtype)
         dtype = model_dtype_for(X, self.dtype)
         self._seed_words = _seed_sequence(self.random_state).generate_state(4, np.uint32)
         self._sample_calls = 0
@@ -244,7 +301,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Features, in the model's dtype.
         """
         check_is_fitted(self, "rbms_")
-        X = check_X(self, X, reset=False, dtype=self.rbms_[0]._dtype, clip=self._clipping())
+        X = self._check_input(X, reset=False, dtype=self.rbms_[0]._dtype)
         for rbm in self.rbms_:
             X = rbm.transform(X)
         return X
@@ -265,9 +322,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Gibbs steps in the top RBM (from random starts).
         downward : {'mean', 'sample'}, default='mean'
             Downward pass: each layer's visible probabilities given the
-            layer above (deterministic), or Bernoulli samples of them.  With
-            one layer there is no downward pass: the top RBM's visible
-            samples (0/1) are returned.
+            layer above (deterministic), or Bernoulli samples of them (a
+            Gaussian first layer: its conditional means E[v | h] on the
+            data's scale, or draws from N(E[v | h], s^2)).  With one layer
+            there is no downward pass: the top RBM's visible samples are
+            returned.
 
         Returns
         -------
@@ -285,6 +344,13 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._sample_calls += 1
         for rbm in reversed(self.rbms_[:-1]):
             W = np.asarray(rbm.components_)
+            if isinstance(rbm, GaussianBernoulliRBM):
+                mean = rbm.inverse_transform(v)
+                if downward == "sample":
+                    noise = rbm.sigma_.astype(np.float64) * rbm.scale_
+                    mean = (mean + rng.standard_normal(mean.shape) * noise).astype(W.dtype)
+                v = mean
+                continue
             p = expit(v @ W + rbm.intercept_visible_).astype(W.dtype)
             v = (rng.random(p.shape) < p).astype(W.dtype) if downward == "sample" else p
         return v
@@ -362,7 +428,18 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         Floating type of the model (None: float64 for float64 input, else
         float32).
     out_of_range : {'raise', 'clip'}, default='raise'
-        Input values outside [0, 1] raise a ValueError, or are clamped.
+        Input values outside [0, 1] raise a ValueError, or are clamped
+        (Bernoulli visible units only).
+    visible_units : {'bernoulli', 'gaussian'}, default='bernoulli'
+        Input layer, as in :class:`DBN`: 'gaussian' takes any finite real
+        data through a GaussianBernoulliRBM first layer.  The network then
+        reads the standardised input u = (x - ``input_mean_``) /
+        ``input_scale_``, with the first RBM's ``mean_`` and
+        ``scale_ * sigma_``, so that ``coefs_[0]`` starts as that RBM's
+        weights acting exactly as in the RBM (P(h | v) =
+        sigmoid(W (v / s) + c)) and fine-tuning sees well-scaled inputs.
+        Without pretraining the training rows' mean and standard deviation
+        are used.
 
     Attributes
     ----------
@@ -389,6 +466,9 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         Fine-tuning minibatch updates made (the dropout masks' step counter).
     pretrain_seconds_ : float
         Wall time of pretraining.
+    input_mean_, input_scale_ : ndarray of shape (n_features,) or None
+        The input standardisation of ``visible_units='gaussian'`` (float64);
+        None for Bernoulli input.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str
@@ -406,7 +486,8 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
                  layer_input="proba", learning_rate=0.1, learning_rate_schedule="linear",
                  momentum=0.9, weight_decay=1e-5, dropout=0.0, batch_size=32, max_iter=20,
                  shuffle=True, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, verbose=0,
-                 random_state=None, n_jobs=None, dtype=None, out_of_range="raise"):
+                 random_state=None, n_jobs=None, dtype=None, out_of_range="raise",
+                 visible_units="bernoulli"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.pretrain = pretrain
         self.rbm_params = rbm_params
@@ -428,14 +509,35 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.dtype = dtype
         self.out_of_range = out_of_range
+        self.visible_units = visible_units
 
     # ------------------------------------------------------------ checks
     def _clipping(self):
         return clips_out_of_range(self.out_of_range)
 
+    def _gaussian(self):
+        return _check_visible_units(self.visible_units)
+
+    def _check_input(self, X, reset, dtype):
+        # clip=True: finiteness only (any finite real for Gaussian input)
+        reject_gpu(X, type(self).__name__)
+        return check_X(self, X, reset=reset, dtype=dtype,
+                       clip=True if self._gaussian() else self._clipping())
+
+    def _input_rows(self, X, start, stop, dtype):
+        """Rows [start, stop) of validated X as the network reads them: dense,
+        C-contiguous, ``dtype``; Gaussian input standardised (uint8 as raw
+        numbers), Bernoulli input as the RBM engines read it."""
+        if self.input_mean_ is None:
+            return _dense_rows(X, start, stop, dtype, self._clipping())
+        part = X[start:stop]
+        part = part.toarray() if sp.issparse(part) else np.asarray(part)
+        part = (part.astype(np.float64) - self.input_mean_) / self.input_scale_
+        return np.ascontiguousarray(part, dtype=dtype)
+
     def _check_params(self):
         sizes = _check_hidden_sizes(self.hidden_layer_sizes)
-        _layer_params(self.rbm_params, len(sizes))
+        _layer_params(self.rbm_params, len(sizes), self._gaussian())
         if self.layer_input not in ("proba", "sample"):
             raise ValueError(f"layer_input must be 'proba' or 'sample', got {self.layer_input!r}")
         for name in ("batch_size", "n_iter_no_change"):
@@ -493,7 +595,7 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
             start = time.perf_counter()
             self.dbn_ = DBN(sizes, rbm_params=self.rbm_params, layer_input=self.layer_input,
                             verbose=self.verbose, n_jobs=self.n_jobs, dtype=dtype,
-                            out_of_range=self.out_of_range,
+                            out_of_range=self.out_of_range, visible_units=self.visible_units,
                             random_state=_layer_seed(self._seed_words, 99))
             self.dbn_.fit(X_train_view)
             self.pretrain_seconds_ = time.perf_counter() - start
@@ -502,6 +604,15 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
                 bs.append(np.array(rbm.intercept_hidden_, dtype=dtype))
         else:
             self.pretrain_seconds_ = 0.0
+        self.input_mean_ = self.input_scale_ = None
+        if self._gaussian():
+            if self.dbn_ is not None:
+                first = self.dbn_.rbms_[0]
+                self.input_mean_ = np.array(first.mean_, dtype=np.float64)
+                self.input_scale_ = (np.asarray(first.scale_, dtype=np.float64)
+                                     * first.sigma_.astype(np.float64))
+            else:
+                self.input_mean_, self.input_scale_ = _column_stats(X_train_view)
         full = [self.n_features_in_] + list(sizes) + [len(self.classes_)]
         for i in range(len(Ws), len(full) - 1):
             # Glorot-uniform for logistic units (as scikit-learn's MLP)
@@ -516,8 +627,9 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data: floats in [0, 1], uint8 intensities or bool; SciPy
-            CSR accepted.
+            Training data: floats in [0, 1], uint8 intensities or bool (any
+            finite reals with ``visible_units='gaussian'``); SciPy CSR
+            accepted.
         y : array-like of shape (n_samples,)
             Class labels (any type numpy.unique can sort, e.g. ints, strings).
 
@@ -527,7 +639,7 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
             The fitted model.
         """
         sizes = self._check_params()
-        X = check_X(self, X, reset=True, dtype=self.dtype, clip=self._clipping())
+        X = self._check_input(X, reset=True, dtype=self.dtype)
         if y is None:
             raise ValueError("DBNClassifier requires y to be passed, but the target y is None")
         y = column_or_1d(y, warn=True)
@@ -549,7 +661,7 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         self.coefs_, self.intercepts_ = Ws, bs
 
         # the kernels read a dense C-contiguous array of the model dtype
-        Xd = _dense_rows(X, 0, X.shape[0], dtype, self._clipping())
+        Xd = self._input_rows(X, 0, X.shape[0], dtype)
         y_train = y_enc[train]
         Xt = Xd if len(val) == 0 else np.ascontiguousarray(Xd[train])
         VWs = [np.zeros_like(W) for W in Ws]
@@ -649,13 +761,12 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
             Probabilities, columns in the order of ``classes_``.
         """
         dtype = self._params()[0][0].dtype
-        X = check_X(self, X, reset=False, dtype=dtype, clip=self._clipping())
+        X = self._check_input(X, reset=False, dtype=dtype)
         out = np.empty((X.shape[0], len(self.classes_)), dtype=dtype)
         # chunks: uint8 / bool / CSR input is never converted whole
         for start in range(0, X.shape[0], PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, X.shape[0])
-            out[start:stop] = self._proba_dense(
-                _dense_rows(X, start, stop, dtype, self._clipping()))
+            out[start:stop] = self._proba_dense(self._input_rows(X, start, stop, dtype))
         return out
 
     def predict_log_proba(self, X):

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import get_engine, kernel_threads, resolve_n_threads, threads_for_work
+from ._backend import (get_engine, kernel_threads, reject_gpu, resolve_n_threads,
+                       threads_for_work)
 
 __all__ = ["AISResult", "ais_schedule", "log_likelihood", "log_partition_ais",
            "log_partition_exact", "pseudo_likelihood"]
@@ -49,8 +50,17 @@ def _model_parts(model):
     if "BernoulliRBM" not in names or not hasattr(model, "_params"):
         raise TypeError(f"expected a fitted fastrbm RBM, got {type(model).__name__}")
     check_is_fitted(model, "components_")
+    reject_gpu(model.components_, "fastrbm.evaluation (for a GPU-fitted model)")
     kind = "gaussian" if "GaussianBernoulliRBM" in names else "bernoulli"
     return kind, model._params()
+
+
+def _visible_sigma(model):
+    """Per-feature standard deviations s of a GaussianBernoulliRBM's visible
+    units as float64 (exactly the values the engines are handed), or None
+    when s = 1."""
+    sigma = model._visible_kwargs.get("sigma")
+    return None if sigma is None else np.asarray(sigma, dtype=np.float64)
 
 
 def _bernoulli_only(kind, what):
@@ -90,10 +100,12 @@ def log_partition_exact(model):
         ``MAX_EXACT_UNITS`` (25) units.
 
     For a :class:`~fastrbm.GaussianBernoulliRBM` the visibles are integrated
-    out analytically (unit variances, on the standardised scale): with
-    m(h) = b + W^T h, -E(v, h) = -||v - m(h)||^2 / 2 + ||m(h)||^2 / 2
-    - ||b||^2 / 2 + c.h, so
-    log Z = log sum_h exp(c.h + ||m(h)||^2 / 2 - ||b||^2 / 2) + (D / 2) log(2 pi),
+    out analytically (on the standardised scale, visible standard deviations
+    s = ``sigma_``): with m_i(h) = b_i / s_i + (W^T h)_i,
+    -E(v, h) = -sum_i (v_i / s_i - m_i(h))^2 / 2 + ||m(h)||^2 / 2
+    - ||b / s||^2 / 2 + c.h, so
+    log Z = log sum_h exp(c.h + ||m(h)||^2 / 2 - ||b / s||^2 / 2)
+    + sum_i log s_i + (D / 2) log(2 pi),
     summed over the 2^H hidden states (H at most 25).
 
     Returns
@@ -113,7 +125,10 @@ def log_partition_exact(model):
     b, c = vbias.astype(np.float64), hbias.astype(np.float64)
     H, D = W.shape
     if kind == "gaussian":
-        return _log_partition_exact_gaussian(W, b, c)
+        sigma = _visible_sigma(model)
+        if sigma is None:
+            return _log_partition_exact_gaussian(W, b, c)
+        return _log_partition_exact_gaussian(W, b / sigma, c) + float(np.sum(np.log(sigma)))
     if min(H, D) > MAX_EXACT_UNITS:
         raise ValueError(
             f"log_partition_exact enumerates the smaller layer, which has {min(H, D)} "
@@ -184,6 +199,12 @@ def ais_schedule(betas=None):
 class AISResult:
     """Result of :func:`log_partition_ais`.
 
+    For a :class:`~fastrbm.GaussianBernoulliRBM` with visible standard
+    deviations s != 1 the chains run on u = v / s, a unit-variance model with
+    visible biases b / s (same W and c; p_v(v) = p_u(v / s) / prod(s)), so
+    every log-Z value here includes sum_i log s_i and the base model is
+    N(b_A, diag(s^2)) on the standardised scale.
+
     Attributes
     ----------
     log_z : float
@@ -195,10 +216,12 @@ class AISResult:
         Per-chain log importance weights, float64 (without log Z of the base).
     log_z_base : float
         Exact log Z of the base-rate model (GaussianBernoulliRBM: plus the
-        constant -(||b||^2 - ||b_A||^2) / 2 that its log weights leave out).
+        constant -(||b||^2 - ||b_A||^2) / 2 that its log weights leave out,
+        with b and b_A divided by s, and sum_i log s_i).
     base_visible_bias : ndarray of shape (n_features,)
         Visible biases of the base-rate model (GaussianBernoulliRBM: the
-        means b_A of its N(b_A, I) visible units, on the standardised scale).
+        means b_A of its N(b_A, diag(s^2)) visible units, on the standardised
+        scale).
     n_temperatures : int
         Length of the schedule.
     """
@@ -279,12 +302,19 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     base = _base_visible_bias(model, data, gaussian)
     key = _ais_key(random_state)
     engine = get_engine()
+    sigma = _visible_sigma(model) if gaussian else None
+    if sigma is not None:
+        # the unit-variance model of u = v / s (biases b / s), whose log Z is
+        # that of v minus sum(log s): the kernels need no notion of s
+        vbias = (vbias.astype(np.float64) / sigma).astype(W.dtype)
+        base = base / sigma
     # three barriers per temperature: tiny models run faster on one thread
     # (results do not depend on the thread count)
     threads = threads_for_work(model.n_jobs, n_chains * W.shape[0] * W.shape[1])
     with kernel_threads():
         logw = engine.ais_log_weights(W, vbias, hbias, base.astype(W.dtype), schedule,
-                                      int(n_chains), key, threads, **model._visible_kwargs)
+                                      int(n_chains), key, threads,
+                                      **({"gaussian": True} if gaussian else {}))
     # the chains started from the base model with the biases as the engine saw them
     base_used = base.astype(W.dtype).astype(np.float64)
     if gaussian:
@@ -294,6 +324,9 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         b64 = vbias.astype(np.float64)
         log_z_base = (W.shape[0] * np.log(2.0) + 0.5 * W.shape[1] * np.log(2 * np.pi)
                       - 0.5 * (b64 @ b64 - base_used @ base_used))
+        if sigma is not None:
+            log_z_base += float(np.sum(np.log(sigma)))
+            base_used = base_used * sigma
     else:
         log_z_base = W.shape[0] * np.log(2.0) + float(np.logaddexp(0, base_used).sum())
     top = float(np.max(logw))

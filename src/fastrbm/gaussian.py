@@ -5,6 +5,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
+from ._backend import get_engine, kernel_threads, reject_gpu, resolve_n_threads
+from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
 from ._validation import check_X, model_dtype_for
 from .rbm import BernoulliRBM
 
@@ -24,8 +26,13 @@ class GaussianBernoulliRBM(BernoulliRBM):
 
     The estimator standardises the data with the per-feature mean ``mean_``
     and standard deviation ``scale_`` learned by :meth:`fit` and models the
-    standardised data v = (x - mean_) / scale_ with fixed s = 1 (``sigma_`` is
-    all ones): P(h_j = 1 | v) = sigmoid(c_j + W_j.v) and v | h ~ N(b + W^T h, I).
+    standardised data v = (x - mean_) / scale_:
+    P(h_j = 1 | v) = sigmoid(c_j + W_j.(v / s)) and
+    v | h ~ N(b + s * (W^T h), diag(s^2)).  With ``sigma='fixed'`` (default)
+    s = 1 for every feature; with ``sigma='learn'`` s is learned per feature
+    (on the standardised scale: s_i < 1 means feature i is partly explained
+    by the hidden units; the noise standard deviation on the original scale
+    is ``sigma_ * scale_``).
     :meth:`transform`, :meth:`free_energy` and :meth:`score_samples` take data
     on the original scale; :meth:`gibbs`, :meth:`sample`, :meth:`reconstruct`
     and :meth:`inverse_transform` return it on the original scale.
@@ -35,6 +42,21 @@ class GaussianBernoulliRBM(BernoulliRBM):
     Box-Muller on column pairs (layout in ``_kernels.h`` and the README), so
     results are bit-identical for any ``n_jobs``.
 
+    Learned sigma (the log-variance parameterisation of Cho, Ilin & Raiko
+    2011, "Improved learning of Gaussian-Bernoulli restricted Boltzmann
+    machines", applied to the energy above; their energy couples v_i / s_i^2
+    rather than v_i / s_i to h): the parameters are the log-variances
+    z_i = log s_i^2, which keep s positive and make the steps scale-free.  Each update adds
+    ``learning_rate`` times the CD-k / PCD-k estimate of the gradient of the
+    log-likelihood, from the same chains and the same Philox draws as the
+    other parameters: <-dE/dz_i>_data - <-dE/dz_i>_model with
+    -dE/dz_i = (v_i - b_i)^2 / (2 s_i^2) - (v_i / s_i) (W^T h)_i / 2 and h
+    replaced by P(h | v).  z gets no momentum and no weight decay, and is
+    kept within s in [1e-2, 1e2] (a guard against the collapse s -> 0 that
+    makes learned variances unstable; a fitted s sits far inside).  The
+    kernel computes every gradient from the parameters before the update
+    (``_gibbs.cd_update``, ``_reference.cd_update``).
+
     Parameters
     ----------
     n_components : int, default=256
@@ -42,12 +64,18 @@ class GaussianBernoulliRBM(BernoulliRBM):
     learning_rate : float, default=0.01
         Step size (smaller than BernoulliRBM's: Gaussian visible units have
         unbounded activations, and 0.1 often diverges; Hinton's guide, 13.2).
+        With ``sigma='learn'`` also the step size of the log-variances.
     batch_size, n_iter, verbose, random_state, k, method, momentum, \
 weight_decay, l1, sparsity_target, sparsity_cost, shuffle, n_jobs, dtype, \
 validation_fraction, early_stopping, patience, tol, ais_every
         As for :class:`BernoulliRBM`.  ``early_stopping`` may be
         'reconstruction_error', 'free_energy_gap' or 'log_likelihood'
         ('pseudo_likelihood' has no meaning for real-valued data).
+    sigma : {'fixed', 'learn'}, default='fixed'
+        Standard deviations of the visible units on the standardised scale:
+        'fixed' keeps them as they are (ones after :meth:`fit`; a ``sigma_``
+        assigned by hand stays fixed), 'learn' learns them per feature
+        through their logarithms (see above).
 
     Attributes
     ----------
@@ -61,8 +89,10 @@ n_features_in_, history_, stop_reason_, n_updates_
     scale_ : ndarray of shape (n_features,)
         Per-feature standard deviation of that data (1 where it is 0), float64.
     sigma_ : ndarray of shape (n_features,)
-        Standard deviations s of the visible units on the standardised scale:
-        all ones (the data's own spread is in ``scale_``).
+        Standard deviations s of the visible units on the standardised scale
+        (all ones with ``sigma='fixed'``; the data's own spread is in
+        ``scale_``), in the model's dtype.  May be assigned (positive finite
+        values), which sets the log-variances the model uses.
 
     Notes
     -----
@@ -72,13 +102,11 @@ n_features_in_, history_, stop_reason_, n_updates_
     model's dtype.  NaN and infinity raise ValueError.
     """
 
-    _visible_kwargs = {"gaussian": True}
-
     def __init__(self, n_components=256, *, learning_rate=0.01, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
-                 early_stopping=None, patience=5, tol=0.0, ais_every=0):
+                 early_stopping=None, patience=5, tol=0.0, ais_every=0, sigma="fixed"):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -100,14 +128,23 @@ n_features_in_, history_, stop_reason_, n_updates_
         self.patience = patience
         self.tol = tol
         self.ais_every = ais_every
+        self.sigma = sigma
 
     # BernoulliRBM reads this; any finite real is valid here
     out_of_range = "raise"
+    # the log-variances are a fitted array like the weights (moved and
+    # pickled with them)
+    _device_attributes = tuple(getattr(BernoulliRBM, "_device_attributes", ())) + ("_log_var",)
 
     # ------------------------------------------------------------------ checks
     def _clipping(self):
         # any finite real is valid: never clamp, never range-check
         return False
+
+    def _check_params(self):
+        if not isinstance(self.sigma, str) or self.sigma not in ("fixed", "learn"):
+            raise ValueError(f"sigma must be 'fixed' or 'learn', got {self.sigma!r}")
+        super()._check_params()
 
     def _check_monitoring_params(self):
         if self.early_stopping == "pseudo_likelihood":
@@ -123,6 +160,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         if not reset:
             check_is_fitted(self, "components_")
         # clip=True makes check_X test finiteness only (no [0, 1] range check)
+        reject_gpu(X, type(self).__name__)
         X = check_X(self, X, reset=reset, dtype=self.dtype if reset else self._dtype,
                     clip=True)
         dense = X.toarray() if sp.issparse(X) else np.asarray(X)
@@ -150,11 +188,70 @@ n_features_in_, history_, stop_reason_, n_updates_
         super()._initialize(X, rows)
         # visible biases start at the (standardised) data means, ~0
         self.intercept_visible_ = self._visible_means.astype(self.components_.dtype)
+        # log-variances z = log s^2: None means s = 1 exactly (the engines'
+        # unit-variance path); learning starts from s = 1, the data's own
+        # standard deviation on the standardised scale
+        self._log_var = (np.zeros(X.shape[1], dtype=self.components_.dtype)
+                         if self.sigma == "learn" else None)
+
+    def _log_var_array(self, create=False):
+        """The log-variances as a writeable C-contiguous array of the model
+        dtype (stored back), or None for s = 1; ``create`` makes zeros then."""
+        check_is_fitted(self, "components_")
+        log_var = getattr(self, "_log_var", None)
+        if log_var is None:
+            if not create:
+                return None
+            log_var = np.zeros(self.components_.shape[1], dtype=self._dtype)
+        arr = np.asarray(log_var)
+        if arr.dtype != self._dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
+            arr = np.array(arr, dtype=self._dtype, order="C")
+        if arr.shape != (self.components_.shape[1],):
+            raise ValueError(f"inconsistent parameters: sigma_ has shape {arr.shape} for "
+                             f"{self.components_.shape[1]} features")
+        self._log_var = arr
+        return arr
+
+    def _sigma_array(self):
+        """s = exp(z / 2) in the model dtype (as the engines compute it), or None for s = 1."""
+        log_var = self._log_var_array()
+        if log_var is None:
+            return None
+        return np.exp(0.5 * log_var.astype(np.float64)).astype(self._dtype)
 
     @property
     def sigma_(self):
-        check_is_fitted(self, "components_")
-        return np.ones(self.components_.shape[1], dtype=self._dtype)
+        s = self._sigma_array()
+        return np.ones(self.components_.shape[1], dtype=self._dtype) if s is None else s
+
+    @sigma_.setter
+    def sigma_(self, value):
+        s = np.asarray(value, dtype=np.float64)
+        if s.ndim != 1 or not np.all(np.isfinite(s)) or not np.all(s > 0):
+            raise ValueError("sigma_ must be a 1-D array of finite positive values")
+        dtype = self._dtype if hasattr(self, "components_") else np.float64
+        self._log_var = (2 * np.log(s)).astype(dtype)
+
+    @property
+    def _visible_kwargs(self):
+        # the engines' keyword arguments for this model's visible units (read
+        # by BernoulliRBM's inference and monitoring code and by evaluation)
+        s = self._sigma_array() if hasattr(self, "components_") else None
+        return {"gaussian": True} if s is None else {"gaussian": True, "sigma": s}
+
+    def _hidden_proba(self, X):
+        W, _, hbias = self._params()
+        s = self._sigma_array()
+        with kernel_threads():
+            return get_engine(X).hidden_proba(self._source(X), W, hbias,
+                                              resolve_n_threads(self.n_jobs),
+                                              **({} if s is None else {"sigma": s}))
+
+    def _update_options(self):
+        # Gaussian draws, and the log-variances when they are not all 0
+        log_var = self._log_var_array(create=self.sigma == "learn")
+        return ({"gaussian": True, "learn_sigma": log_var is not None and self.sigma == "learn"},
+                {} if log_var is None else {"log_var": log_var})
 
     def _mean_pseudo_likelihood(self, X, step):
         # the one-bit pseudo-likelihood has no meaning for real-valued data
@@ -162,7 +259,7 @@ n_features_in_, history_, stop_reason_, n_updates_
 
     # ------------------------------------------------------------ inference
     def reconstruct(self, X):
-        """Mean-field reconstruction E[v | h = P(h=1 | X)] = b + W^T P(h | X).
+        """Mean-field reconstruction E[v | h = P(h=1 | X)] = b + s * (W^T P(h | X)).
 
         Parameters
         ----------
@@ -177,7 +274,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         return self._unstandardise(super().reconstruct(X))
 
     def inverse_transform(self, H):
-        """Visible means E[v | h] = b + W^T h on the original scale.
+        """Visible means E[v | h] = b + s * (W^T h) on the original scale.
 
         Parameters
         ----------
@@ -187,7 +284,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
-            ``(b + W^T h) * scale_ + mean_``, in the model's dtype.
+            ``(b + sigma_ * (W^T h)) * scale_ + mean_``, in the model's dtype.
         """
         W, _, _ = self._params()
         H = np.asarray(H)
@@ -249,8 +346,8 @@ n_features_in_, history_, stop_reason_, n_updates_
     def free_energy(self, X):
         """Free energy of the standardised rows v = (x - mean_) / scale_.
 
-        F(v) = sum_i (v_i - b_i)^2 / 2 - sum_j log(1 + exp(c_j + W_j.v)), so
-        p(v) = exp(-F(v)) / Z on the standardised scale.
+        F(v) = sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j log(1 + exp(c_j + W_j.(v / s))),
+        so p(v) = exp(-F(v)) / Z on the standardised scale.
 
         Parameters
         ----------
