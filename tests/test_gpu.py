@@ -311,3 +311,20 @@ def test_move_and_pickle(gpu):
     assert get_engine(model.components_) is _cupy
     model.partial_fit(gpu.put(X))  # training goes on, on the device
     assert get_engine(model.h_samples_) is _cupy
+
+
+def test_what_has_no_gpu_path_says_so(gpu):
+    from fastrbm import DBNClassifier, GaussianBernoulliRBM, evaluation
+
+    X = (np.random.default_rng(3).random((30, 6)) < 0.5).astype(np.float32)
+    with pytest.raises(TypeError, match="does not run on the GPU"):
+        GaussianBernoulliRBM(n_iter=1).fit(gpu.put(X))
+    with pytest.raises(TypeError, match="does not run on the GPU"):
+        DBNClassifier(hidden_layer_sizes=(4,)).fit(gpu.put(X), np.arange(30) % 2)
+    model = BernoulliRBM(n_components=3, n_iter=1).fit(gpu.put(X))
+    with pytest.raises(TypeError, match="does not run on the GPU"):
+        evaluation.log_partition_exact(model)
+    with pytest.raises(TypeError, match="ais_every"):
+        BernoulliRBM(n_iter=1, ais_every=1).fit(gpu.put(X))
+    # moved to the CPU, the same model is evaluated
+    assert np.isfinite(evaluation.log_partition_exact(model.to_numpy()))

@@ -72,6 +72,15 @@ def check_same_device(on_gpu, X, owner, name="X"):
         f"to use the model on the GPU.")
 
 
+def reject_gpu(X, owner):
+    """TypeError for CuPy input to what has no GPU path in this version."""
+    if is_cupy_array(X):
+        raise TypeError(
+            f"{owner} does not run on the GPU in this version of fastrbm: pass NumPy "
+            f"arrays or SciPy matrices (X.get() copies a CuPy array to the host; a "
+            f"GPU-fitted BernoulliRBM moves with model.to_numpy()).")
+
+
 class DeviceMovable:
     """``to_numpy`` / ``to_cupy`` for an estimator whose array attributes
     (named in ``_device_attributes``; tuples of arrays allowed) live on one

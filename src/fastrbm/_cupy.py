@@ -404,10 +404,17 @@ class _Epoch:
                  dtype.type(cfg.sparsity_target)), ops)
 
 
+def _unit_variance_only(sigma):
+    if sigma is not None:
+        raise NotImplementedError("the GPU engine has unit-variance Gaussian units only "
+                                  "(no per-feature sigma) in this version")
+
+
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
-              activity, workspace, config, key, step0, n_threads):
+              activity, workspace, config, key, step0, n_threads, log_var=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see
     ``_gibbs.cd_update``; ``n_threads`` is ignored)."""
+    _unit_variance_only(log_var)
     dev = device()
     xp = dev.xp
     source = as_source(X)
@@ -435,8 +442,9 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
         epoch.step(counter, last)
 
 
-def hidden_proba(X, W, hbias, n_threads):
+def hidden_proba(X, W, hbias, n_threads, sigma=None):
     """P(h = 1 | v) for every row of X."""
+    _unit_variance_only(sigma)
     source = as_source(X)
     xp = device().xp
     out = xp.empty((source.shape[0], W.shape[0]), dtype=W.dtype)
@@ -448,8 +456,9 @@ def hidden_proba(X, W, hbias, n_threads):
     return out
 
 
-def visible_proba(hidden, W, vbias, n_threads, gaussian=False):
+def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
     """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = hW + b)."""
+    _unit_variance_only(sigma)
     xp = device().xp
     hidden = xp.ascontiguousarray(hidden, dtype=W.dtype)
     out = xp.empty((hidden.shape[0], W.shape[1]), dtype=W.dtype)
@@ -461,11 +470,12 @@ def visible_proba(hidden, W, vbias, n_threads, gaussian=False):
     return out
 
 
-def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False):
+def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=None):
     """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first.
 
     ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / 2 - sum_j softplus(c_j + W_j.v).
     """
+    _unit_variance_only(sigma)
     if gaussian and flip is not None:
         raise ValueError("flip has no meaning for Gaussian visible units")
     dev = device()
@@ -490,8 +500,9 @@ def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False):
     return out
 
 
-def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False):
+def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, sigma=None):
     """Visible samples after k Gibbs steps v -> h -> v from every row of X."""
+    _unit_variance_only(sigma)
     dev = device()
     source = as_source(X)
     n = source.shape[0]

@@ -40,8 +40,10 @@ class TrainConfig:
     sparsity_target: float
     sparsity_cost: float
     sparsity_decay: float = 0.9
-    #: visible units: False Bernoulli, True Gaussian of unit variance
+    #: visible units: False Bernoulli, True Gaussian
     gaussian: bool = False
+    #: Gaussian units: learn the log-variances handed to ``cd_update(log_var=)``
+    learn_sigma: bool = False
 
 
 def _seed_sequence(random_state):
@@ -432,24 +434,30 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         momentum = self._momentum_at(epoch)
         chains, activity = self._train_state(W, momentum)
         velocity = self._velocity if momentum > 0 else (None, None, None)
+        config_options, update_options = self._update_options()
         config = TrainConfig(
             k=int(self.k), persistent=self.method == "pcd",
             learning_rate=float(self.learning_rate), momentum=momentum,
             weight_decay=float(self.weight_decay), l1=float(self.l1),
             sparsity_target=float(self.sparsity_target),
-            sparsity_cost=float(self.sparsity_cost), **self._visible_kwargs)
+            sparsity_cost=float(self.sparsity_cost), **config_options)
         step0 = self.n_updates_
         threads = threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1])
         try:
             with kernel_threads():
                 engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias,
                                  chains, *velocity, activity, workspace, config, self._key,
-                                 step0, threads)
+                                 step0, threads, **update_options)
         finally:
             # the kernel runs a whole epoch without the GIL, so Ctrl-C arrives
             # after it returns: count its updates even then, so the Philox
             # step counter never reuses the addresses of draws already made
             self.n_updates_ = step0 + -(-len(order) // self.batch_size)
+
+    def _update_options(self):
+        """(TrainConfig fields, cd_update keyword arguments) of this model's
+        visible units: none for Bernoulli units."""
+        return {}, {}
 
     def _workspace(self, X):
         W = self.components_
@@ -485,6 +493,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._check_params()
         callbacks = self._check_callbacks(callbacks)
         X = self._validate(X, reset=True)
+        if self.ais_every and is_cupy_array(X):
+            raise TypeError("ais_every needs fastrbm.evaluation, which does not run on the "
+                            "GPU in this version: use ais_every=0 with CuPy input")
         n_samples = X.shape[0]
         train_rows = np.arange(n_samples, dtype=np.intp)
         X_valid = None
