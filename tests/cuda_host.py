@@ -196,7 +196,7 @@ class HostDevice:
         return sp.issparse(X)
 
     def to_host(self, X):
-        return np.array(X)
+        return sp.csr_matrix(X) if sp.issparse(X) else np.array(X)
 
     def to_device(self, X):
         return to_device(np.asarray(X) if not sp.issparse(X) else X)

@@ -314,17 +314,66 @@ def test_move_and_pickle(gpu):
 
 
 def test_what_has_no_gpu_path_says_so(gpu):
-    from fastrbm import DBNClassifier, GaussianBernoulliRBM, evaluation
+    from fastrbm import DBNClassifier, GaussianBernoulliRBM
 
     X = (np.random.default_rng(3).random((30, 6)) < 0.5).astype(np.float32)
-    with pytest.raises(TypeError, match="does not run on the GPU"):
-        GaussianBernoulliRBM(n_iter=1).fit(gpu.put(X))
+    with pytest.raises(TypeError, match="sigma='fixed'"):
+        GaussianBernoulliRBM(n_iter=1, sigma="learn").fit(gpu.put(X))
     with pytest.raises(TypeError, match="does not run on the GPU"):
         DBNClassifier(hidden_layer_sizes=(4,)).fit(gpu.put(X), np.arange(30) % 2)
-    model = BernoulliRBM(n_components=3, n_iter=1).fit(gpu.put(X))
-    with pytest.raises(TypeError, match="does not run on the GPU"):
-        evaluation.log_partition_exact(model)
-    with pytest.raises(TypeError, match="ais_every"):
-        BernoulliRBM(n_iter=1, ais_every=1).fit(gpu.put(X))
-    # moved to the CPU, the same model is evaluated
-    assert np.isfinite(evaluation.log_partition_exact(model.to_numpy()))
+
+
+def test_gaussian_rbm_on_device_arrays_matches_cpu(gpu):
+    from fastrbm import GaussianBernoulliRBM, evaluation
+
+    rng = np.random.default_rng(9)
+    X = rng.normal(3, 2, (60, 7)) * rng.random(7)
+    params = dict(n_components=5, n_iter=3, batch_size=10, random_state=0, k=2)
+    cpu = GaussianBernoulliRBM(**params).fit(X)
+    dev = GaussianBernoulliRBM(**params).fit(gpu.put(X))
+    np.testing.assert_allclose(gpu.get(dev.components_), cpu.components_, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(dev.mean_, cpu.mean_)
+    Xd = gpu.put(X)
+    for name in ("transform", "reconstruct", "score_samples", "free_energy"):
+        np.testing.assert_allclose(gpu.get(getattr(dev, name)(Xd)), getattr(cpu, name)(X),
+                                   rtol=1e-10, atol=1e-10, err_msg=name)
+    H = cpu.transform(X)
+    np.testing.assert_allclose(gpu.get(dev.inverse_transform(gpu.put(H))),
+                               cpu.inverse_transform(H), rtol=1e-10)
+    np.testing.assert_allclose(gpu.get(dev.sample(4, n_steps=3)), cpu.sample(4, n_steps=3),
+                               rtol=1e-10, atol=1e-10)
+    assert evaluation.log_partition_exact(dev) == pytest.approx(
+        evaluation.log_partition_exact(cpu), rel=1e-12)
+    ais = [evaluation.log_partition_ais(m, n_chains=10, betas=200, random_state=2)
+           for m in (dev, cpu)]
+    np.testing.assert_allclose(ais[0].log_weights, ais[1].log_weights, rtol=0, atol=1e-9)
+    with pytest.raises(TypeError, match="fitted on the GPU"):
+        dev.transform(X)
+
+
+def test_evaluation_of_a_gpu_model_matches_the_cpu_model(gpu):
+    from fastrbm import evaluation
+
+    rng = np.random.default_rng(4)
+    X = (rng.random((80, 12)) < rng.random(12)).astype(np.float64)
+    params = dict(n_components=6, n_iter=2, batch_size=10, random_state=0)
+    cpu = BernoulliRBM(**params).fit(X)
+    dev = BernoulliRBM(**params).fit(gpu.put(X))
+    assert evaluation.log_partition_exact(dev) == pytest.approx(
+        evaluation.log_partition_exact(cpu), rel=1e-12)
+    ais_dev = evaluation.log_partition_ais(dev, n_chains=20, betas=300, random_state=1)
+    ais_cpu = evaluation.log_partition_ais(cpu, n_chains=20, betas=300, random_state=1)
+    np.testing.assert_allclose(ais_dev.log_weights, ais_cpu.log_weights, rtol=0, atol=1e-9)
+    ll = evaluation.log_likelihood(dev, gpu.put(X), log_z=ais_dev)
+    assert type(ll) is type(gpu.put(np.zeros(1)))  # on the model's device
+    np.testing.assert_allclose(gpu.get(ll), evaluation.log_likelihood(cpu, X, log_z=ais_cpu),
+                               rtol=1e-10)
+    pl = evaluation.pseudo_likelihood(dev, gpu.put(X), normalize=True)
+    np.testing.assert_allclose(gpu.get(pl), evaluation.pseudo_likelihood(cpu, X,
+                                                                           normalize=True),
+                               rtol=1e-12)
+    # AIS monitoring during fit runs on the device too
+    monitored = BernoulliRBM(**params, ais_every=1).fit(gpu.put(X))
+    reference = BernoulliRBM(**params, ais_every=1).fit(X)
+    assert monitored.history_[-1]["log_likelihood"] == pytest.approx(
+        reference.history_[-1]["log_likelihood"], rel=1e-9)

@@ -24,8 +24,8 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (get_engine, kernel_threads, reject_gpu, resolve_n_threads,
-                       threads_for_work)
+from ._backend import (get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
+                       threads_for_work, to_device, to_host)
 
 __all__ = ["AISResult", "ais_schedule", "log_likelihood", "log_partition_ais",
            "log_partition_exact", "pseudo_likelihood"]
@@ -41,8 +41,9 @@ _CHUNK_ELEMENTS = 1 << 22
 
 
 # --------------------------------------------------------------------------- model
-def _model_parts(model):
-    """(kind, (W, visible bias, hidden bias)) of a fitted fastrbm RBM.
+def _model_parts(model, host=False):
+    """(kind, (W, visible bias, hidden bias)) of a fitted fastrbm RBM, on the
+    model's device (``host``: NumPy copies for a GPU model).
 
     The single place that dispatches on the model type.
     """
@@ -50,9 +51,9 @@ def _model_parts(model):
     if "BernoulliRBM" not in names or not hasattr(model, "_params"):
         raise TypeError(f"expected a fitted fastrbm RBM, got {type(model).__name__}")
     check_is_fitted(model, "components_")
-    reject_gpu(model.components_, "fastrbm.evaluation (for a GPU-fitted model)")
     kind = "gaussian" if "GaussianBernoulliRBM" in names else "bernoulli"
-    return kind, model._params()
+    params = model._params()
+    return kind, tuple(to_host(p) for p in params) if host else params
 
 
 def _visible_sigma(model):
@@ -120,7 +121,8 @@ def log_partition_exact(model):
         If both layers have more than 25 units (use :func:`log_partition_ais`),
         or, for a Gaussian model, the hidden layer has.
     """
-    kind, (W, vbias, hbias) = _model_parts(model)
+    # small by construction: the enumeration runs on the host for any model
+    kind, (W, vbias, hbias) = _model_parts(model, host=True)
     W = W.astype(np.float64)
     b, c = vbias.astype(np.float64), hbias.astype(np.float64)
     H, D = W.shape
@@ -301,7 +303,8 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     schedule = ais_schedule(betas)
     base = _base_visible_bias(model, data, gaussian)
     key = _ais_key(random_state)
-    engine = get_engine()
+    # a GPU model's chains run on the GPU engine (base biases moved there)
+    engine = get_engine(W)
     sigma = _visible_sigma(model) if gaussian else None
     if sigma is not None:
         # the unit-variance model of u = v / s (biases b / s), whose log Z is
@@ -312,7 +315,10 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     # (results do not depend on the thread count)
     threads = threads_for_work(model.n_jobs, n_chains * W.shape[0] * W.shape[1])
     with kernel_threads():
-        logw = engine.ais_log_weights(W, vbias, hbias, base.astype(W.dtype), schedule,
+        base_model = base.astype(W.dtype)
+        logw = engine.ais_log_weights(W, vbias, hbias,
+                                      to_device(base_model) if is_cupy_array(W) else base_model,
+                                      schedule,
                                       int(n_chains), key, threads,
                                       **({"gaussian": True} if gaussian else {}))
     # the chains started from the base model with the biases as the engine saw them
@@ -321,7 +327,7 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         # base model N(b_A, I) x uniform hidden units; the weights leave out
         # the constant -(||b||^2 - ||b_A||^2) / 2 (_reference.ais_log_weights),
         # added here to log Z_base
-        b64 = vbias.astype(np.float64)
+        b64 = to_host(vbias).astype(np.float64)
         log_z_base = (W.shape[0] * np.log(2.0) + 0.5 * W.shape[1] * np.log(2 * np.pi)
                       - 0.5 * (b64 @ b64 - base_used @ base_used))
         if sigma is not None:
@@ -422,9 +428,13 @@ def pseudo_likelihood(model, X, *, normalize=False):
     pl : ndarray of shape (n_samples,)
         Pseudo-log-likelihood of each row, float64.
     """
-    kind, (W, vbias, hbias) = _model_parts(model)
+    kind, (W, vbias, hbias) = _model_parts(model, host=True)
     _bernoulli_only(kind, "pseudo_likelihood")
     X = model._validate(X, reset=False)
+    # vectorised over rows x bits x hidden units in NumPy: a GPU model's
+    # data are scored on the host and the result handed back on the GPU
+    on_gpu = is_cupy_array(X)
+    X = to_host(X)
     W = W.astype(np.float64)
     b, c = vbias.astype(np.float64), hbias.astype(np.float64)
     H, D = W.shape
@@ -441,4 +451,5 @@ def pseudo_likelihood(model, X, *, normalize=False):
         dF = -s * b - (flipped - sp_x[:, None, :]).sum(axis=2)
         # log P(v_i | v_-i) = log sigmoid(dF) = -softplus(-dF)
         out[start:start + len(v)] = -np.logaddexp(0, -dF).sum(axis=1)
-    return out / D if normalize else out
+    out = out / D if normalize else out
+    return to_device(out) if on_gpu else out

@@ -2,10 +2,10 @@
 import numbers
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import get_engine, kernel_threads, reject_gpu, resolve_n_threads
+from ._backend import (array_module, check_same_device, get_engine, is_cupy_array,
+                       kernel_threads, resolve_n_threads, to_device, to_host)
 from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
 from ._validation import check_X, model_dtype_for
 from .rbm import BernoulliRBM
@@ -159,20 +159,33 @@ n_features_in_, history_, stop_reason_, n_updates_
         in the model's dtype; on ``reset`` learn ``mean_`` and ``scale_`` first."""
         if not reset:
             check_is_fitted(self, "components_")
+            check_same_device(self._on_gpu, X, self)
+        if is_cupy_array(X):
+            self._check_gpu_sigma(reset)
         # clip=True makes check_X test finiteness only (no [0, 1] range check)
-        reject_gpu(X, type(self).__name__)
         X = check_X(self, X, reset=reset, dtype=self.dtype if reset else self._dtype,
                     clip=True)
-        dense = X.toarray() if sp.issparse(X) else np.asarray(X)
+        xp = array_module(X)
+        dense = X.toarray() if hasattr(X, "toarray") else xp.asarray(X)
         dtype = model_dtype_for(X, self.dtype) if reset else self._dtype
         data = dense.astype(np.float64)
         if reset:
-            self.mean_ = data.mean(axis=0)
-            scale = data.std(axis=0)
+            # NumPy arrays on either device (like a fitted StandardScaler's)
+            self.mean_ = to_host(data.mean(axis=0))
+            scale = to_host(data.std(axis=0))
             self.scale_ = np.where(scale < _MIN_SCALE, 1.0, scale)
-        data -= self.mean_
-        data /= self.scale_
-        return np.ascontiguousarray(data, dtype=dtype)
+        data -= xp.asarray(self.mean_)
+        data /= xp.asarray(self.scale_)
+        return xp.ascontiguousarray(data, dtype=dtype)
+
+    def _check_gpu_sigma(self, reset):
+        """The GPU engine has unit-variance visible units only."""
+        assigned = not reset and getattr(self, "_log_var", None) is not None
+        if self.sigma == "learn" or assigned:
+            raise TypeError(
+                f"{type(self).__name__} runs on the GPU with sigma='fixed' (unit variance on "
+                f"the standardised scale) only in this version; learned or assigned sigma_ "
+                f"needs NumPy input")
 
     def _standardised_params(self):
         check_is_fitted(self, "components_")
@@ -181,13 +194,15 @@ n_features_in_, history_, stop_reason_, n_updates_
 
     def _unstandardise(self, v):
         mean, scale = self._standardised_params()
-        return (v.astype(np.float64) * scale + mean).astype(v.dtype)
+        xp = array_module(v)
+        return (v.astype(np.float64) * xp.asarray(scale) + xp.asarray(mean)).astype(v.dtype)
 
     # ------------------------------------------------------------- training
     def _initialize(self, X, rows=None):
         super()._initialize(X, rows)
         # visible biases start at the (standardised) data means, ~0
-        self.intercept_visible_ = self._visible_means.astype(self.components_.dtype)
+        vbias = self._visible_means.astype(self.components_.dtype)
+        self.intercept_visible_ = to_device(vbias) if self._on_gpu else vbias
         # log-variances z = log s^2: None means s = 1 exactly (the engines'
         # unit-variance path); learning starts from s = 1, the data's own
         # standard deviation on the standardised scale
@@ -287,12 +302,14 @@ n_features_in_, history_, stop_reason_, n_updates_
             ``(b + sigma_ * (W^T h)) * scale_ + mean_``, in the model's dtype.
         """
         W, _, _ = self._params()
-        H = np.asarray(H)
+        check_same_device(self._on_gpu, H, self, "H")
+        xp = array_module(W)
+        H = xp.asarray(H)
         if H.ndim != 2 or H.shape[1] != W.shape[0]:
             raise ValueError(f"H must have shape (n_samples, {W.shape[0]}), got {H.shape}")
-        if H.dtype.kind not in "biuf":
+        if np.dtype(H.dtype).kind not in "biuf":
             raise TypeError(f"H must be numeric, got dtype {H.dtype}")
-        if not np.all(np.isfinite(H)):
+        if not bool(xp.all(xp.isfinite(H))):
             raise ValueError("H contains NaN or infinity")
         return self._unstandardise(self._visible_proba(H))
 
@@ -341,6 +358,8 @@ n_features_in_, history_, stop_reason_, n_updates_
                 self._seed_words, spawn_key=(3, self._sample_calls)))
             mean, scale = self._standardised_params()
             start = rng.standard_normal((n_samples, self.components_.shape[1])) * scale + mean
+            if self._on_gpu:
+                start = to_device(start)
         return self.gibbs(start, k=n_steps)
 
     def free_energy(self, X):

@@ -493,9 +493,6 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._check_params()
         callbacks = self._check_callbacks(callbacks)
         X = self._validate(X, reset=True)
-        if self.ais_every and is_cupy_array(X):
-            raise TypeError("ais_every needs fastrbm.evaluation, which does not run on the "
-                            "GPU in this version: use ais_every=0 with CuPy input")
         n_samples = X.shape[0]
         train_rows = np.arange(n_samples, dtype=np.intp)
         X_valid = None
