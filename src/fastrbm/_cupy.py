@@ -24,6 +24,9 @@ import threading
 
 import numpy as np
 
+# bounds of learned log-variances: the reference's and the CPU engine's
+from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
+
 STREAM_TRAIN = 0
 STREAM_SAMPLE = 1
 STREAM_MONITOR = 2
@@ -48,7 +51,8 @@ def kernel_names():
     for t in ("float", "double"):
         names += [f"fr_{name}<{t}>" for name in (
             "uniforms", "bernoulli", "gaussian", "sparsity_activity", "column_mean",
-            "weight_step", "bias_step", "ais_hidden", "ais_visible_bias")]
+            "weight_step", "bias_step", "ais_hidden", "ais_visible_bias", "sigma_prep",
+            "scale_columns", "log_var_step")]
         for tin in ("float", "double", "fr_u8"):
             names.append(f"fr_gather_dense<{tin}, {t}>")
             names += [f"fr_gather_csr<{tin}, {tidx}, {t}>" for tidx in ("int", "fr_i64")]
@@ -315,7 +319,8 @@ def _visible_draw(act, bias, gaussian, row0, tick, step0, c3, key, ops=None):
 # ---------------------------------------------------------------------------
 
 def make_workspace(n_features, n_components, batch_size, dtype):
-    """Training buffers, allocated once per fit on the device."""
+    """Training buffers, allocated once per fit on the device (those of
+    non-unit Gaussian variances on first use)."""
     xp, dtype = device().xp, np.dtype(dtype)
     B, D, H = int(batch_size), int(n_features), int(n_components)
     return {"V": xp.empty((2 * B, D), dtype), "A": xp.empty((2 * B, H), dtype),
@@ -323,11 +328,22 @@ def make_workspace(n_features, n_components, batch_size, dtype):
             "dummy": xp.zeros(1, dtype), "counter": xp.zeros(1, np.int64)}
 
 
+def _sigma_buffers(workspace, H, D, dtype, learn):
+    """(s, b / s, G) buffers for Gaussian units with log-variances."""
+    xp = device().xp
+    if "sigma" not in workspace:
+        workspace["sigma"] = xp.empty(D, dtype)
+        workspace["b_over_s"] = xp.empty(D, dtype)
+    if learn and "G" not in workspace:
+        workspace["G"] = xp.empty((H, D), dtype)
+    return workspace["sigma"], workspace["b_over_s"], workspace.get("G")
+
+
 class _Epoch:
     """One call's constants, and the minibatch step that uses them."""
 
     def __init__(self, source, order, batch_size, W, vbias, hbias, chains, W_vel,
-                 vbias_vel, hbias_vel, activity, workspace, config, key, step0):
+                 vbias_vel, hbias_vel, activity, workspace, config, key, step0, log_var):
         self.source, self.order, self.batch_size = source, order, batch_size
         self.W, self.vbias, self.hbias, self.chains = W, vbias, hbias, chains
         self.W_vel, self.vbias_vel, self.hbias_vel = W_vel, vbias_vel, hbias_vel
@@ -340,6 +356,11 @@ class _Epoch:
         self.sparse = config.sparsity_cost > 0
         self.elementwise = config.weight_decay != 0 or config.l1 != 0 or self.sparse
         self.use_velocity = W_vel is not None
+        self.log_var = log_var
+        self.learn_sigma = bool(getattr(config, "learn_sigma", False))
+        if log_var is not None:
+            self.sigma, self.b_over_s, self.G = _sigma_buffers(
+                workspace, self.H, self.D, self.dtype, self.learn_sigma)
 
     def step(self, tick, bsz, ops=None):
         """One minibatch update of ``bsz`` rows, run now or (``ops`` given)
@@ -356,8 +377,18 @@ class _Epoch:
         V, A, Hs = ws["V"], ws["A"], ws["Hs"]
         chain = self.chains if cfg.persistent else Hs
         step0 = self.step0
+        scaled = self.log_var is not None
+        # with log-variances the rows are u = v / s and the visible draw is
+        # u = (W^T h + b / s) + z (the CPU engine's arrangement)
+        visible_bias = self.b_over_s if scaled else self.vbias
 
+        if scaled:
+            _launch(f"fr_sigma_prep<{self.t}>", D,
+                    (self.log_var, self.vbias, self.sigma, self.b_over_s, _i64(D)), ops)
         _gather(self.source, self.order, tick, B, bsz, V[:bsz], ops)
+        if scaled:
+            _launch(f"fr_scale_columns<{self.t}>", bsz * D,
+                    (V, _i64(bsz), _i64(D), self.sigma), ops)
         _gemm(False, True, 1, V[:bsz], W, 0, A[:bsz], ops)
         _bernoulli(A[:bsz], self.hbias, 1 if self.sparse else pos_scale, Hs[:bsz],
                    not cfg.persistent, 0, tick, step0, _c3(STREAM_TRAIN, 0), key, ops)
@@ -368,7 +399,7 @@ class _Epoch:
         V_neg, A_neg = V[bsz:bsz + nneg], A[bsz:bsz + nneg]
         for s in range(1, cfg.k + 1):
             _gemm(False, False, 1, chain[:nneg], W, 0, V_neg, ops)
-            _visible_draw(V_neg, self.vbias, self.gaussian, 0, tick, step0,
+            _visible_draw(V_neg, visible_bias, self.gaussian, 0, tick, step0,
                           _c3(STREAM_TRAIN, 2 * s - 1), key, ops)
             if self.sparse and s == 1:
                 _launch(f"fr_column_mean<{self.t}>", D, (V, _i64(bsz), _i64(D), ws["vbar"]),
@@ -384,11 +415,22 @@ class _Epoch:
 
         K = bsz + nneg
         vel = self.W_vel if self.use_velocity else ws["dummy"]
+        mom = dtype.type(cfg.momentum)
+        learn = self.learn_sigma
         weight_args = (W, vel, _i32(self.use_velocity), _i32(self.elementwise),
                        _i32(self.sparse), self.activity, ws["vbar"], _i64(H), _i64(D), lr,
                        dtype.type(cfg.weight_decay), dtype.type(cfg.l1),
-                       dtype.type(cfg.sparsity_cost), dtype.type(cfg.sparsity_target))
-        if not self.use_velocity:
+                       dtype.type(cfg.sparsity_cost), dtype.type(cfg.sparsity_target),
+                       self.G if learn else ws["dummy"], _i32(learn), mom)
+        if learn:
+            # the statistics apart: the log-variance step reads them with
+            # the weights before the update
+            _gemm(True, False, 1, A[:K], V[:K], 0, self.G, ops)
+            _launch(f"fr_log_var_step<{self.t}>", D,
+                    (V, _i64(bsz), _i64(nneg), _i64(D), self.b_over_s, W, self.G, _i64(H),
+                     self.log_var, lr, dtype.type(LOG_VAR_MIN), dtype.type(LOG_VAR_MAX)), ops)
+            _launch(f"fr_weight_step<{self.t}>", H * D, weight_args, ops)
+        elif not self.use_velocity:
             if self.elementwise:
                 _launch(f"fr_weight_step<{self.t}>", H * D, weight_args, ops)
             _gemm(True, False, 1, A[:K], V[:K], 1, W, ops)
@@ -399,22 +441,23 @@ class _Epoch:
                 (A, V, _i64(bsz), _i64(nneg), _i64(H), _i64(D), self.hbias, self.vbias,
                  self.hbias_vel if self.use_velocity else ws["dummy"],
                  self.vbias_vel if self.use_velocity else ws["dummy"],
-                 _i32(self.use_velocity), dtype.type(cfg.momentum), lr, _i32(self.sparse),
+                 _i32(self.use_velocity), mom, lr, _i32(self.sparse),
                  self.activity, dtype.type(cfg.sparsity_cost),
-                 dtype.type(cfg.sparsity_target)), ops)
-
-
-def _unit_variance_only(sigma):
-    if sigma is not None:
-        raise NotImplementedError("the GPU engine has unit-variance Gaussian units only "
-                                  "(no per-feature sigma) in this version")
+                 dtype.type(cfg.sparsity_target), self.sigma if scaled else ws["dummy"],
+                 _i32(scaled)), ops)
 
 
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
               activity, workspace, config, key, step0, n_threads, log_var=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see
-    ``_gibbs.cd_update``; ``n_threads`` is ignored)."""
-    _unit_variance_only(log_var)
+    ``_gibbs.cd_update``; ``n_threads`` is ignored).  ``log_var``: per-feature
+    log-variances of Gaussian units (learned when ``config.learn_sigma``)."""
+    gaussian = bool(getattr(config, "gaussian", False))
+    learn_sigma = bool(getattr(config, "learn_sigma", False))
+    if (log_var is not None or learn_sigma) and not gaussian:
+        raise ValueError("log_var / learn_sigma need Gaussian visible units")
+    if learn_sigma and log_var is None:
+        raise ValueError("learn_sigma needs the log_var array to update")
     dev = device()
     xp = dev.xp
     source = as_source(X)
@@ -425,7 +468,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     if n_order == 0:
         return
     epoch = _Epoch(source, order, B, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
-                   activity, workspace, config, key, int(step0))
+                   activity, workspace, config, key, int(step0), log_var)
     counter = workspace["counter"]
     counter.fill(0)
     n_full, last = divmod(n_order, B)
@@ -443,29 +486,30 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
 
 
 def hidden_proba(X, W, hbias, n_threads, sigma=None):
-    """P(h = 1 | v) for every row of X."""
-    _unit_variance_only(sigma)
+    """P(h = 1 | v) for every row of X (``sigma``: of v / sigma, Gaussian units)."""
     source = as_source(X)
     xp = device().xp
     out = xp.empty((source.shape[0], W.shape[0]), dtype=W.dtype)
     tick = _zero_tick()
     for start, stop in _chunks(source):
         v = _rows_dense(source, start, stop, W.dtype)
+        if sigma is not None:
+            v = v / xp.asarray(sigma, dtype=W.dtype)
         _gemm(False, True, 1, v, W, 0, out[start:stop])
         _bernoulli(out[start:stop], hbias, 1, None, False, 0, tick, 0, _u32(0), _NO_KEY)
     return out
 
 
 def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
-    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = hW + b)."""
-    _unit_variance_only(sigma)
+    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = b + sigma * hW)."""
     xp = device().xp
     hidden = xp.ascontiguousarray(hidden, dtype=W.dtype)
     out = xp.empty((hidden.shape[0], W.shape[1]), dtype=W.dtype)
     _gemm(False, False, 1, hidden, W, 0, out)
     if gaussian:
-        out += vbias
-        return out
+        if sigma is not None:
+            out *= xp.asarray(sigma, dtype=W.dtype)
+        return vbias + out
     _bernoulli(out, vbias, 1, None, False, 0, _zero_tick(), 0, _u32(0), _NO_KEY)
     return out
 
@@ -473,9 +517,9 @@ def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
 def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=None):
     """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first.
 
-    ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / 2 - sum_j softplus(c_j + W_j.v).
+    ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j softplus(c_j + W_j.(v / s))
+    with s = ``sigma`` (None: ones).
     """
-    _unit_variance_only(sigma)
     if gaussian and flip is not None:
         raise ValueError("flip has no meaning for Gaussian visible units")
     dev = device()
@@ -489,11 +533,18 @@ def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=
         if flip is not None:
             rows = xp.arange(stop - start)
             v[rows, flip[start:stop]] = 1 - v[rows, flip[start:stop]]
+        if sigma is not None:
+            s = xp.asarray(sigma, dtype=W.dtype)
+            v_over_s = xp.ascontiguousarray(v / s)
+        else:
+            v_over_s = v
         act = xp.empty((stop - start, W.shape[0]), dtype=W.dtype)
-        _gemm(False, True, 1, v, W, 0, act)
+        _gemm(False, True, 1, v_over_s, W, 0, act)
         act += hbias
         softplus = xp.logaddexp(0, act).sum(axis=1)
-        if gaussian:
+        if gaussian and sigma is not None:
+            out[start:stop] = (((v - vbias) / s) ** 2 / 2).sum(axis=1) - softplus
+        elif gaussian:
             out[start:stop] = ((v - vbias) ** 2 / 2).sum(axis=1) - softplus
         else:
             out[start:stop] = -(v @ vbias) - softplus
@@ -501,20 +552,31 @@ def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=
 
 
 def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, sigma=None):
-    """Visible samples after k Gibbs steps v -> h -> v from every row of X."""
-    _unit_variance_only(sigma)
+    """Visible samples after k Gibbs steps v -> h -> v from every row of X.
+
+    ``sigma`` (Gaussian units): the chain runs on u = v / s (hidden input
+    W u + c, visible draw u = W^T h + b / s + z) and returns v = s u.
+    """
+    if sigma is not None and not gaussian:
+        raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
     dev = device()
+    xp = dev.xp
     source = as_source(X)
     n = source.shape[0]
     v = _rows_dense(source, 0, n, W.dtype, copy=True)
-    h = dev.xp.empty((n, W.shape[0]), dtype=W.dtype)
+    bias = vbias
+    if sigma is not None:
+        s = xp.asarray(sigma, dtype=W.dtype)
+        v /= s
+        bias = xp.ascontiguousarray(vbias / s)
+    h = xp.empty((n, W.shape[0]), dtype=W.dtype)
     key, tick = _key(key), _zero_tick()
-    for s in range(1, int(k) + 1):
+    for step_k in range(1, int(k) + 1):
         _gemm(False, True, 1, v, W, 0, h)
-        _bernoulli(h, hbias, 1, h, True, 0, tick, step, _c3(stream, 2 * s - 2), key)
+        _bernoulli(h, hbias, 1, h, True, 0, tick, step, _c3(stream, 2 * step_k - 2), key)
         _gemm(False, False, 1, h, W, 0, v)
-        _visible_draw(v, vbias, gaussian, 0, tick, step, _c3(stream, 2 * s - 1), key)
-    return v
+        _visible_draw(v, bias, gaussian, 0, tick, step, _c3(stream, 2 * step_k - 1), key)
+    return v if sigma is None else v * s
 
 
 def uniforms(key, rows, n_cols, step, stream, phase, dtype):

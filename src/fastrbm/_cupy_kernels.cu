@@ -266,17 +266,32 @@ __global__ void fr_column_mean(const T *V, fr_i64 n_rows, fr_i64 D, T *out)
  *   momentum (after the GEMM W_vel = mom W_vel + A^T V):
  *       W_vel = W_vel - lr (wd W + l1 sign W) + pen_j vbar_i;  W += W_vel
  * pen_j = lr sp_cost (sp_target - activity_j) when sparse, else 0.
+ * use_g (learned sigma: the GEMM wrote the statistics to G, since the
+ * log-variance step reads them with the weights before the update):
+ *       W += G - lr (...) + pen vbar,  or  W_vel = mom W_vel + G - ...; W += W_vel
  */
 template <typename T>
 __global__ void fr_weight_step(T *W, T *W_vel, int use_velocity, int elementwise, int sparse,
                                const T *activity, const T *vbar, fr_i64 H, fr_i64 D, T lr,
-                               T wd, T l1, T sp_cost, T sp_target)
+                               T wd, T l1, T sp_cost, T sp_target, const T *G, int use_g,
+                               T mom)
 {
     fr_i64 t = fr_thread_index();
     if (t >= H * D) return;
     fr_i64 j = t / D, i = t - j * D;
     T w = W[t];
     T pen = sparse ? lr * sp_cost * (sp_target - activity[j]) : (T)0;
+    if (use_g) {
+        T sgn = (T)((w > 0) - (w < 0));
+        T step = G[t] - lr * (wd * w + l1 * sgn) + (sparse ? pen * vbar[i] : (T)0);
+        if (use_velocity) {
+            W_vel[t] = mom * W_vel[t] + step;
+            W[t] = w + W_vel[t];
+        } else {
+            W[t] = w + step;
+        }
+        return;
+    }
     if (!use_velocity) {
         T sgn = (T)((w > 0) - (w < 0));
         W[t] = w - lr * (wd * w + l1 * sgn) + (sparse ? pen * vbar[i] : (T)0);
@@ -287,6 +302,59 @@ __global__ void fr_weight_step(T *W, T *W_vel, int use_velocity, int elementwise
         W_vel[t] = W_vel[t] - lr * (wd * w + l1 * sgn) + (sparse ? pen * vbar[i] : (T)0);
     }
     W[t] = w + W_vel[t];
+}
+
+/* ------------------------------------------- Gaussian units with sigma != 1 */
+
+/* s = exp(z / 2) (float64, rounded to T) and b / s, per feature. */
+template <typename T>
+__global__ void fr_sigma_prep(const T *log_var, const T *vbias, T *sigma, T *b_over_s,
+                              fr_i64 D)
+{
+    fr_i64 i = fr_thread_index();
+    if (i >= D) return;
+    T s = (T)exp(0.5 * (double)log_var[i]);
+    sigma[i] = s;
+    b_over_s[i] = vbias[i] / s;
+}
+
+/* V[r, i] = V[r, i] / s_i: the data rows as the hidden units see them. */
+template <typename T>
+__global__ void fr_scale_columns(T *V, fr_i64 n_rows, fr_i64 D, const T *sigma)
+{
+    fr_i64 t = fr_thread_index();
+    if (t >= n_rows * D) return;
+    V[t] = V[t] / sigma[t % D];
+}
+
+/*
+ * Learned log-variances z = log s^2, one thread per feature, from the stacked
+ * rows u = v / s (data rows first) and the weight statistics G (pre-scaled by
+ * lr / n, data minus model), with the parameters before the update:
+ *   -dE/dz_i = (u_i - b_i / s_i)^2 / 2 - u_i (W^T p)_i / 2
+ *   z_i += lr (mean_data - mean_model) of the first term - sum_j W_ji G_ji / 2,
+ * clipped to [lo, hi].
+ */
+template <typename T>
+__global__ void fr_log_var_step(const T *V, fr_i64 n_pos, fr_i64 n_neg, fr_i64 D,
+                                const T *b_over_s, const T *W, const T *G, fr_i64 H,
+                                T *log_var, T lr, T lo, T hi)
+{
+    fr_i64 i = fr_thread_index();
+    if (i >= D) return;
+    T pos = 0, neg = 0;
+    for (fr_i64 r = 0; r < n_pos; r++) {
+        T d = V[r * D + i] - b_over_s[i];
+        pos = pos + d * d;
+    }
+    for (fr_i64 r = n_pos; r < n_pos + n_neg; r++) {
+        T d = V[r * D + i] - b_over_s[i];
+        neg = neg + d * d;
+    }
+    T cross = 0;
+    for (fr_i64 j = 0; j < H; j++) cross = cross + W[j * D + i] * G[j * D + i];
+    T z = log_var[i] + (lr * (pos / (T)(2 * n_pos) - neg / (T)(2 * n_neg)) - cross / (T)2);
+    log_var[i] = z < lo ? lo : (z > hi ? hi : z);
 }
 
 /*
@@ -301,7 +369,7 @@ template <typename T>
 __global__ void fr_bias_step(const T *A, const T *V, fr_i64 n_pos, fr_i64 n_neg, fr_i64 H,
                              fr_i64 D, T *hbias, T *vbias, T *hbias_vel, T *vbias_vel,
                              int use_velocity, T mom, T lr, int sparse, const T *activity,
-                             T sp_cost, T sp_target)
+                             T sp_cost, T sp_target, const T *sigma, int scaled)
 {
     fr_i64 u = fr_thread_index();
     if (u >= H + D) return;
@@ -318,6 +386,8 @@ __global__ void fr_bias_step(const T *A, const T *V, fr_i64 n_pos, fr_i64 n_neg,
         for (fr_i64 r = 0; r < n_pos; r++) pos = pos + V[r * D + i];
         for (fr_i64 r = n_pos; r < n_pos + n_neg; r++) neg = neg + V[r * D + i];
         acc = lr * (pos / (T)n_pos - neg / (T)n_neg);
+        /* V holds u = v / s: lr (mean v_data - mean v) / s^2 = that / s */
+        if (scaled) acc = acc / sigma[i];
         bias = vbias + i;
         vel = vbias_vel + i;
     }

@@ -61,7 +61,7 @@ def _visible_sigma(model):
     units as float64 (exactly the values the engines are handed), or None
     when s = 1."""
     sigma = model._visible_kwargs.get("sigma")
-    return None if sigma is None else np.asarray(sigma, dtype=np.float64)
+    return None if sigma is None else np.asarray(to_host(sigma), dtype=np.float64)
 
 
 def _bernoulli_only(kind, what):
@@ -309,7 +309,9 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     if sigma is not None:
         # the unit-variance model of u = v / s (biases b / s), whose log Z is
         # that of v minus sum(log s): the kernels need no notion of s
-        vbias = (vbias.astype(np.float64) / sigma).astype(W.dtype)
+        vbias = (to_host(vbias).astype(np.float64) / sigma).astype(W.dtype)
+        if is_cupy_array(W):
+            vbias = to_device(vbias)
         base = base / sigma
     # three barriers per temperature: tiny models run faster on one thread
     # (results do not depend on the thread count)

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (array_module, check_same_device, get_engine, is_cupy_array,
+from ._backend import (array_module, check_same_device, get_engine,
                        kernel_threads, resolve_n_threads, to_device, to_host)
 from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
 from ._validation import check_X, model_dtype_for
@@ -160,8 +160,6 @@ n_features_in_, history_, stop_reason_, n_updates_
         if not reset:
             check_is_fitted(self, "components_")
             check_same_device(self._on_gpu, X, self)
-        if is_cupy_array(X):
-            self._check_gpu_sigma(reset)
         # clip=True makes check_X test finiteness only (no [0, 1] range check)
         X = check_X(self, X, reset=reset, dtype=self.dtype if reset else self._dtype,
                     clip=True)
@@ -177,15 +175,6 @@ n_features_in_, history_, stop_reason_, n_updates_
         data -= xp.asarray(self.mean_)
         data /= xp.asarray(self.scale_)
         return xp.ascontiguousarray(data, dtype=dtype)
-
-    def _check_gpu_sigma(self, reset):
-        """The GPU engine has unit-variance visible units only."""
-        assigned = not reset and getattr(self, "_log_var", None) is not None
-        if self.sigma == "learn" or assigned:
-            raise TypeError(
-                f"{type(self).__name__} runs on the GPU with sigma='fixed' (unit variance on "
-                f"the standardised scale) only in this version; learned or assigned sigma_ "
-                f"needs NumPy input")
 
     def _standardised_params(self):
         check_is_fitted(self, "components_")
@@ -206,21 +195,24 @@ n_features_in_, history_, stop_reason_, n_updates_
         # log-variances z = log s^2: None means s = 1 exactly (the engines'
         # unit-variance path); learning starts from s = 1, the data's own
         # standard deviation on the standardised scale
-        self._log_var = (np.zeros(X.shape[1], dtype=self.components_.dtype)
-                         if self.sigma == "learn" else None)
+        self._log_var = (array_module(self.components_).zeros(
+            X.shape[1], dtype=self.components_.dtype) if self.sigma == "learn" else None)
 
     def _log_var_array(self, create=False):
         """The log-variances as a writeable C-contiguous array of the model
         dtype (stored back), or None for s = 1; ``create`` makes zeros then."""
         check_is_fitted(self, "components_")
         log_var = getattr(self, "_log_var", None)
+        xp = array_module(self.components_)
         if log_var is None:
             if not create:
                 return None
-            log_var = np.zeros(self.components_.shape[1], dtype=self._dtype)
-        arr = np.asarray(log_var)
-        if arr.dtype != self._dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
-            arr = np.array(arr, dtype=self._dtype, order="C")
+            log_var = xp.zeros(self.components_.shape[1], dtype=self._dtype)
+        # on the model's device (an assigned sigma_ follows the model there)
+        arr = xp.asarray(log_var)
+        if (arr.dtype != self._dtype or not arr.flags.c_contiguous
+                or not getattr(arr.flags, "writeable", True)):
+            arr = xp.array(arr, dtype=self._dtype, order="C")
         if arr.shape != (self.components_.shape[1],):
             raise ValueError(f"inconsistent parameters: sigma_ has shape {arr.shape} for "
                              f"{self.components_.shape[1]} features")
@@ -232,16 +224,20 @@ n_features_in_, history_, stop_reason_, n_updates_
         log_var = self._log_var_array()
         if log_var is None:
             return None
-        return np.exp(0.5 * log_var.astype(np.float64)).astype(self._dtype)
+        xp = array_module(log_var)
+        return xp.exp(0.5 * log_var.astype(np.float64)).astype(self._dtype)
 
     @property
     def sigma_(self):
         s = self._sigma_array()
-        return np.ones(self.components_.shape[1], dtype=self._dtype) if s is None else s
+        if s is None:
+            return array_module(self.components_).ones(self.components_.shape[1],
+                                                         dtype=self._dtype)
+        return s
 
     @sigma_.setter
     def sigma_(self, value):
-        s = np.asarray(value, dtype=np.float64)
+        s = np.asarray(to_host(value), dtype=np.float64)
         if s.ndim != 1 or not np.all(np.isfinite(s)) or not np.all(s > 0):
             raise ValueError("sigma_ must be a 1-D array of finite positive values")
         dtype = self._dtype if hasattr(self, "components_") else np.float64
