@@ -75,18 +75,13 @@ class CupyDevice:
     def __init__(self):
         import cupy
         import cupyx.scipy.sparse
+        from cupy_backends.cuda.libs import cublas
 
         self.xp = cupy
         self._sparse = cupyx.scipy.sparse
+        self._cublas = cublas
         self._module = None
         self._lock = threading.Lock()
-        self._cublas = None
-        try:
-            from cupy_backends.cuda.libs import cublas
-
-            self._cublas = cublas
-        except ImportError:  # pragma: no cover - very old CuPy
-            pass
 
     def kernel(self, name):
         """The compiled kernel ``name`` (one of :func:`kernel_names`)."""
