@@ -333,6 +333,7 @@ def test_move_and_pickle(gpu):
     expected = gpu.get(model.transform(gpu.put(X)))
     loaded = pickle.loads(pickle.dumps(model))
     assert isinstance(loaded.components_, np.ndarray)
+    assert get_engine(model.components_) is _cupy  # pickling left the model on its device
     assert isinstance(loaded._velocity[0], np.ndarray)
     np.testing.assert_allclose(loaded.transform(X), expected, rtol=1e-6)
     model.to_numpy()

@@ -41,6 +41,19 @@ def get_engine(X=None):
     return _gibbs
 
 
+def get_mlp_engine(X=None):
+    """The fine-tuning (backpropagation) engine for the input's array type:
+    ``_cupy_mlp`` for CuPy arrays, the compiled ``_mlp`` otherwise (imported
+    here, on first use, so that importing this module loads neither)."""
+    if X is not None and is_cupy_array(X):
+        from . import _cupy_mlp
+
+        return _cupy_mlp
+    from . import _mlp
+
+    return _mlp
+
+
 def array_module(X):
     """CuPy for CuPy arrays, NumPy for everything else."""
     return _cupy.device().xp if is_cupy_array(X) else np
@@ -129,7 +142,8 @@ class DeviceMovable:
         return self._move(to_device)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: object.__getstate__ returns the live __dict__ (Python 3.11+)
+        state = dict(super().__getstate__())
         for name in self._device_attributes:
             value = state.get(name)
             if isinstance(value, tuple):

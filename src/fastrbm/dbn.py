@@ -6,7 +6,15 @@ layers above are BernoulliRBMs.
 
 The RBMs are used only through their public API (``fit``, ``transform``,
 ``sample``, ``components_``, ``intercept_*``); the fine-tuning kernels live
-in ``_mlp.pyx`` (NumPy twin: ``_mlp_reference.py``).
+in ``_mlp.pyx`` (NumPy twin: ``_mlp_reference.py``; GPU engine:
+``_cupy_mlp.py``, picked by ``_backend.get_mlp_engine`` for CuPy input).
+
+On the GPU (CuPy input, Bernoulli first layer) everything stays on the
+device: the RBMs train on device arrays, the data pass between layers as
+device arrays and fine-tuning runs in ``_cupy_mlp``.  What is drawn from a
+host generator (initial weights, ``layer_input='sample'`` and downward
+sampling uniforms, the row order) is drawn on the host exactly as on the CPU
+and copied over, so a GPU fit equals a CPU fit to rounding.
 """
 import numbers
 import time
@@ -19,8 +27,10 @@ from sklearn.base import (BaseEstimator, ClassifierMixin, ClassNamePrefixFeature
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from . import _mlp
-from ._backend import kernel_threads, reject_gpu, resolve_n_threads, threads_for_work
+from . import _cupy
+from ._backend import (DeviceMovable, array_module, check_same_device, get_mlp_engine,
+                       is_cupy_array, kernel_threads, reject_gpu, resolve_n_threads,
+                       threads_for_work, to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 from .gaussian import GaussianBernoulliRBM
 from .rbm import BernoulliRBM, _seed_sequence
@@ -123,7 +133,10 @@ def _layer_seed(seed_words, layer):
 def _dense_rows(X, start, stop, dtype, clip):
     """Rows [start, stop) of validated X as a dense C-contiguous array of
     ``dtype``, read as the engines read them (uint8 / 255, bool 0/1, clamped
-    to [0, 1] when clipping)."""
+    to [0, 1] when clipping).  Device input is read by the GPU engine's own
+    gather (no host round trip; X itself when it already is such an array)."""
+    if is_cupy_array(X):
+        return _cupy._rows_dense(_cupy.as_source(X, clip), start, stop, np.dtype(dtype))
     part = X[start:stop]
     part = part.toarray() if sp.issparse(part) else np.asarray(part)
     if part.dtype == np.uint8:
@@ -132,6 +145,31 @@ def _dense_rows(X, start, stop, dtype, clip):
     if clip:
         part = np.clip(part, 0, 1)
     return part
+
+
+def _like(host_array, X):
+    """A host array drawn from a NumPy generator, on X's device (the GPU
+    uses the CPU's draws, so both fits agree)."""
+    return to_device(host_array) if is_cupy_array(X) else host_array
+
+
+def _sigmoid(z):
+    """Logistic function: SciPy's on the host (as before), the GPU MLP
+    engine's on the device (in place on z, a temporary)."""
+    if is_cupy_array(z):
+        get_mlp_engine(z)._sigmoid_(z)
+        return z
+    return expit(z)
+
+
+def _check_device_input(model, X, reset):
+    """The device rules shared by DBN and DBNClassifier: no Gaussian first
+    layer on the GPU (yet), and a fitted model takes input from its own device
+    only."""
+    if model._gaussian():
+        reject_gpu(X, f"{type(model).__name__} with visible_units='gaussian'")
+    if not reset:
+        check_same_device(model._on_gpu, X, model)
 
 
 def _column_stats(X):
@@ -143,7 +181,7 @@ def _column_stats(X):
     return data.mean(axis=0), np.where(std < 1e-12, 1.0, std)
 
 
-class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Deep Belief Network: a stack of RBMs trained greedily.
 
     Layer 0 is a :class:`fastrbm.BernoulliRBM` (or, with
@@ -199,7 +237,19 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Feature names, when X had them.
     history_ : list of list of dict
         Each layer's per-epoch ``BernoulliRBM.history_``.
+
+    Notes
+    -----
+    CuPy input (Bernoulli first layer) trains every layer on the GPU: the
+    RBMs' parameters stay there, :meth:`transform` and :meth:`sample` return
+    CuPy arrays, NumPy input to a GPU model (or the reverse) raises a
+    TypeError, ``to_numpy()`` / ``to_cupy()`` move the whole stack, and a
+    pickle always holds NumPy arrays.  ``visible_units='gaussian'`` does not
+    run on the GPU in this version (TypeError).
     """
+
+    # the RBMs hold every array; they move with the stack (DeviceMovable)
+    _device_attributes = ()
 
     def __init__(self, hidden_layer_sizes=(256,), *, rbm_params=None, layer_input="proba",
                  verbose=0, random_state=None, n_jobs=None, dtype=None, out_of_range="raise",
@@ -220,10 +270,18 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _gaussian(self):
         return _check_visible_units(self.visible_units)
 
+    def _device_children(self):
+        return tuple(self.__dict__.get("rbms_", ()))
+
+    @property
+    def _on_gpu(self):
+        """Whether the fitted RBMs hold CuPy arrays."""
+        return is_cupy_array(self.rbms_[0].components_)
+
     def _check_input(self, X, reset, dtype):
         # clip=True makes check_X test finiteness only: any finite real is
         # valid for Gaussian visible units
-        reject_gpu(X, type(self).__name__)
+        _check_device_input(self, X, reset)
         return check_X(self, X, reset=reset, dtype=dtype,
                        clip=True if self._gaussian() else self._clipping())
 
@@ -283,7 +341,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 if self.layer_input == "sample":
                     rng = np.random.default_rng(np.random.SeedSequence(
                         self._seed_words, spawn_key=(11, i)))
-                    data = (rng.random(data.shape) < data).astype(dtype)
+                    # host uniforms on either device: the same sample as on the CPU
+                    data = (_like(rng.random(data.shape), data) < data).astype(dtype)
         self.history_ = [list(r.history_) for r in self.rbms_]
         return self
 
@@ -298,7 +357,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         h : ndarray of shape (n_samples, hidden_layer_sizes[-1])
-            Features, in the model's dtype.
+            Features, in the model's dtype (a CuPy array for a model on the
+            GPU, which takes CuPy input only).
         """
         check_is_fitted(self, "rbms_")
         X = self._check_input(X, reset=False, dtype=self.rbms_[0]._dtype)
@@ -331,7 +391,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         X : ndarray of shape (n_samples, n_features_in_)
-            Generated data, in the model's dtype.
+            Generated data, in the model's dtype (a CuPy array for a model on
+            the GPU).
         """
         check_is_fitted(self, "rbms_")
         if downward not in ("mean", "sample"):
@@ -343,16 +404,19 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             self._seed_words, spawn_key=(12, self._sample_calls)))
         self._sample_calls += 1
         for rbm in reversed(self.rbms_[:-1]):
-            W = np.asarray(rbm.components_)
+            W = rbm.components_ if is_cupy_array(rbm.components_) else np.asarray(
+                rbm.components_)
             if isinstance(rbm, GaussianBernoulliRBM):
                 mean = rbm.inverse_transform(v)
                 if downward == "sample":
                     noise = rbm.sigma_.astype(np.float64) * rbm.scale_
-                    mean = (mean + rng.standard_normal(mean.shape) * noise).astype(W.dtype)
+                    mean = (mean + _like(rng.standard_normal(mean.shape), mean)
+                            * noise).astype(W.dtype)
                 v = mean
                 continue
-            p = expit(v @ W + rbm.intercept_visible_).astype(W.dtype)
-            v = (rng.random(p.shape) < p).astype(W.dtype) if downward == "sample" else p
+            p = _sigmoid(v @ W + rbm.intercept_visible_).astype(W.dtype)
+            v = (_like(rng.random(p.shape), p) < p).astype(W.dtype) if downward == "sample" \
+                else p
         return v
 
     generate = sample
@@ -364,7 +428,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-class DBNClassifier(ClassifierMixin, BaseEstimator):
+class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     """Deep Belief Network classifier: greedy RBM pretraining, a softmax
     output layer, then fine-tuning of the whole network by backpropagation.
 
@@ -480,7 +544,23 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
     dtype: float32/float64 C-contiguous input of that dtype is used as it is;
     uint8, bool, CSR and other layouts are converted once per ``fit`` (a copy
     of the training data).
+
+    GPU: with CuPy ``X`` (Bernoulli first layer) pretraining and fine-tuning
+    run on the GPU (``fastrbm._cupy_mlp``, with the CPU's dropout masks and
+    initial weights: the fit equals a CPU fit to rounding) and ``coefs_``,
+    ``intercepts_`` and the RBMs of ``dbn_`` stay there; ``y`` may be NumPy or
+    CuPy (labels are encoded on the host, ``classes_`` is a NumPy array).
+    :meth:`predict_proba` returns a CuPy array; :meth:`predict` returns a
+    CuPy array when the labels are numbers or bools, else (strings, objects,
+    which CuPy cannot hold) a NumPy array of ``classes_``; :meth:`score`
+    returns a float.  NumPy input to a GPU model (or the reverse) raises a
+    TypeError; ``to_numpy()`` / ``to_cupy()`` move the model, and a pickle
+    always holds NumPy arrays.  ``visible_units='gaussian'`` does not run on
+    the GPU in this version (TypeError).
     """
+
+    # fitted arrays on the model's device (see DeviceMovable); dbn_ moves too
+    _device_attributes = ("coefs_", "intercepts_", "input_mean_", "input_scale_")
 
     def __init__(self, hidden_layer_sizes=(500, 500), *, pretrain=True, rbm_params=None,
                  layer_input="proba", learning_rate=0.1, learning_rate_schedule="linear",
@@ -518,9 +598,18 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
     def _gaussian(self):
         return _check_visible_units(self.visible_units)
 
+    def _device_children(self):
+        dbn = self.__dict__.get("dbn_")
+        return (dbn,) if dbn is not None else ()
+
+    @property
+    def _on_gpu(self):
+        """Whether the fitted weights are CuPy arrays."""
+        return is_cupy_array(self.coefs_[0])
+
     def _check_input(self, X, reset, dtype):
         # clip=True: finiteness only (any finite real for Gaussian input)
-        reject_gpu(X, type(self).__name__)
+        _check_device_input(self, X, reset)
         return check_X(self, X, reset=reset, dtype=dtype,
                        clip=True if self._gaussian() else self._clipping())
 
@@ -530,10 +619,11 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         numbers), Bernoulli input as the RBM engines read it."""
         if self.input_mean_ is None:
             return _dense_rows(X, start, stop, dtype, self._clipping())
+        xp = array_module(X)
         part = X[start:stop]
-        part = part.toarray() if sp.issparse(part) else np.asarray(part)
+        part = xp.asarray(part.toarray() if hasattr(part, "toarray") else part)
         part = (part.astype(np.float64) - self.input_mean_) / self.input_scale_
-        return np.ascontiguousarray(part, dtype=dtype)
+        return xp.ascontiguousarray(part, dtype=dtype)
 
     def _check_params(self):
         sizes = _check_hidden_sizes(self.hidden_layer_sizes)
@@ -600,8 +690,10 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
             self.dbn_.fit(X_train_view)
             self.pretrain_seconds_ = time.perf_counter() - start
             for rbm in self.dbn_.rbms_:
-                Ws.append(np.array(rbm.components_, dtype=dtype, order="C"))
-                bs.append(np.array(rbm.intercept_hidden_, dtype=dtype))
+                # copies: fine-tuning must leave the pretrained stack as it was
+                xp = array_module(rbm.components_)
+                Ws.append(xp.array(rbm.components_, dtype=dtype, order="C"))
+                bs.append(xp.array(rbm.intercept_hidden_, dtype=dtype))
         else:
             self.pretrain_seconds_ = 0.0
         self.input_mean_ = self.input_scale_ = None
@@ -617,8 +709,9 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         for i in range(len(Ws), len(full) - 1):
             # Glorot-uniform for logistic units (as scikit-learn's MLP)
             bound = np.sqrt(2.0 / (full[i] + full[i + 1]))
-            Ws.append(rng.uniform(-bound, bound, (full[i + 1], full[i])).astype(dtype))
-            bs.append(np.zeros(full[i + 1], dtype=dtype))
+            Ws.append(_like(rng.uniform(-bound, bound, (full[i + 1], full[i])).astype(dtype),
+                            X_train_view))
+            bs.append(_like(np.zeros(full[i + 1], dtype=dtype), X_train_view))
         return Ws, bs
 
     def fit(self, X, y):
@@ -631,18 +724,20 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
             finite reals with ``visible_units='gaussian'``); SciPy CSR
             accepted.
         y : array-like of shape (n_samples,)
-            Class labels (any type numpy.unique can sort, e.g. ints, strings).
+            Class labels (any type numpy.unique can sort, e.g. ints, strings);
+            a CuPy array is accepted too (labels are encoded on the host).
 
         Returns
         -------
         self : DBNClassifier
-            The fitted model.
+            The fitted model (on the GPU for CuPy ``X``).
         """
         sizes = self._check_params()
         X = self._check_input(X, reset=True, dtype=self.dtype)
         if y is None:
             raise ValueError("DBNClassifier requires y to be passed, but the target y is None")
-        y = column_or_1d(y, warn=True)
+        # labels are encoded on the host, once per fit (not in the epoch loop)
+        y = column_or_1d(to_host(y), warn=True)
         if len(y) != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {len(y)} entries")
         check_classification_targets(y)
@@ -656,16 +751,25 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
 
         train, val = self._split(y_enc, np.random.default_rng(
             np.random.SeedSequence(self._seed_words, spawn_key=(1,))))
-        X_train = X if len(val) == 0 else X[train]
+        xp = array_module(X)
+        # row indices on X's device (CuPy indexes with device arrays)
+        train_rows, val_rows = _like(train, X), _like(val, X)
+        X_train = X if len(val) == 0 else X[train_rows]
         Ws, bs = self._initial_weights(sizes, dtype, X_train)
         self.coefs_, self.intercepts_ = Ws, bs
+        engine = get_mlp_engine(X)
 
         # the kernels read a dense C-contiguous array of the model dtype
         Xd = self._input_rows(X, 0, X.shape[0], dtype)
-        y_train = y_enc[train]
-        Xt = Xd if len(val) == 0 else np.ascontiguousarray(Xd[train])
-        VWs = [np.zeros_like(W) for W in Ws]
-        Vbs = [np.zeros_like(b) for b in bs]
+        # labels as each engine reads them: C ints on the CPU, int64 (the
+        # index type of its gathers) on the GPU, moved there once
+        y_train = _like(y_enc[train].astype(np.int64), X) if is_cupy_array(X) \
+            else y_enc[train]
+        Xt = Xd if len(val) == 0 else xp.ascontiguousarray(Xd[train_rows])
+        if len(val):
+            X_val, y_val = Xd[val_rows], _like(y_enc[val], X)
+        VWs = [xp.zeros_like(W) for W in Ws]
+        Vbs = [xp.zeros_like(b) for b in bs]
         self.history_, self.loss_curve_ = [], []
         self.best_validation_score_ = None
         best, stall = None, 0
@@ -685,7 +789,7 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
             if self.learning_rate_schedule == "linear":
                 rate *= 1 - epoch / self.max_iter
             with kernel_threads():
-                total = _mlp.train_epoch(Xt, y_train, order, int(self.batch_size), Ws, bs,
+                total = engine.train_epoch(Xt, y_train, order, int(self.batch_size), Ws, bs,
                                          VWs, Vbs, rate,
                                          float(self.momentum), float(self.weight_decay),
                                          threads, float(self.dropout), key, self.n_updates_)
@@ -696,8 +800,8 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"fine-tuning diverged at epoch {epoch + 1} (loss "
                                  f"{entry['loss']}); lower learning_rate")
             if len(val):
-                acc = float(np.mean(np.argmax(self._proba_dense(Xd[val]), axis=1)
-                                    == y_enc[val]))
+                pred = xp.argmax(self._proba_dense(X_val), axis=1)
+                acc = float(xp.mean(pred == y_val))
                 entry["validation_accuracy"] = acc
             entry["seconds"] = time.perf_counter() - start
             self.history_.append(entry)
@@ -728,13 +832,23 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
     def _params(self):
         """coefs_ and intercepts_ as writeable C-contiguous arrays of one float
         dtype (they may come back read-only from a memmap pickle, or be
-        assigned by the user); converted once and stored back."""
+        assigned by the user); converted once and stored back.  The device is
+        that of ``coefs_[0]``: assigned host arrays follow a GPU model there."""
         check_is_fitted(self, "coefs_")
-        dtype = np.asarray(self.coefs_[0]).dtype
+        first = self.coefs_[0]
+        on_gpu = is_cupy_array(first)
+        xp = array_module(first)
+        dtype = np.dtype(first.dtype) if on_gpu else np.asarray(first).dtype
         dtype = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
         for name in ("coefs_", "intercepts_"):
             arrays = list(getattr(self, name))
             for i, arr in enumerate(arrays):
+                if on_gpu:
+                    arr = xp.asarray(arr)
+                    if arr.dtype != dtype or not arr.flags.c_contiguous:
+                        arr = xp.array(arr, dtype=dtype, order="C")
+                    arrays[i] = arr
+                    continue
                 arr = np.asarray(arr)
                 if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
                     arrays[i] = np.array(arr, dtype=dtype, order="C")
@@ -743,9 +857,11 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
 
     def _proba_dense(self, Xd):
         Ws, bs = self._params()
+        xp = array_module(Ws[0])
         with kernel_threads():
-            return _mlp.forward(np.ascontiguousarray(Xd, dtype=Ws[0].dtype), Ws, bs,
-                                self._threads(min(len(Xd), 512)))
+            return get_mlp_engine(Ws[0]).forward(
+                xp.ascontiguousarray(Xd, dtype=Ws[0].dtype), Ws, bs,
+                self._threads(min(len(Xd), 512)))
 
     def predict_proba(self, X):
         """Class probabilities (softmax output).
@@ -758,11 +874,12 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         P : ndarray of shape (n_samples, n_classes)
-            Probabilities, columns in the order of ``classes_``.
+            Probabilities, columns in the order of ``classes_`` (a CuPy array
+            for a model on the GPU, which takes CuPy input only).
         """
         dtype = self._params()[0][0].dtype
         X = self._check_input(X, reset=False, dtype=dtype)
-        out = np.empty((X.shape[0], len(self.classes_)), dtype=dtype)
+        out = array_module(X).empty((X.shape[0], len(self.classes_)), dtype=dtype)
         # chunks: uint8 / bool / CSR input is never converted whole
         for start in range(0, X.shape[0], PREDICT_CHUNK):
             stop = min(start + PREDICT_CHUNK, X.shape[0])
@@ -780,9 +897,11 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         log_P : ndarray of shape (n_samples, n_classes)
+            On the model's device, as :meth:`predict_proba`.
         """
+        proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            return array_module(proba).log(proba)
 
     def predict(self, X):
         """Most probable class of each row.
@@ -795,10 +914,40 @@ class DBNClassifier(ClassifierMixin, BaseEstimator):
         Returns
         -------
         y : ndarray of shape (n_samples,)
-            Labels from ``classes_``.
+            Labels from ``classes_``.  For a model on the GPU: a CuPy array
+            when the labels are numbers or bools, else (strings, objects:
+            what CuPy cannot hold) a NumPy array.
         """
         proba = self.predict_proba(X)   # first: raises NotFittedError when unfitted
-        return self.classes_[np.argmax(proba, axis=1)]
+        if not is_cupy_array(proba):
+            return self.classes_[np.argmax(proba, axis=1)]
+        xp = array_module(proba)
+        best = xp.argmax(proba, axis=1)
+        if self.classes_.dtype.kind in "biuf":
+            return xp.asarray(self.classes_)[best]
+        return self.classes_[to_host(best)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict` on X against y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data, as for :meth:`fit` (CuPy for a model on the GPU).
+        y : array-like of shape (n_samples,)
+            True labels (NumPy or CuPy).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows (NumPy or CuPy).
+
+        Returns
+        -------
+        score : float
+            Accuracy, computed on the host (labels may be strings).
+        """
+        from sklearn.metrics import accuracy_score
+
+        return float(accuracy_score(to_host(y), to_host(self.predict(X)),
+                                    sample_weight=to_host(sample_weight)))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
