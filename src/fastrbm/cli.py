@@ -533,8 +533,7 @@ def build_parser():
     train.add_argument("--n-jobs", type=int,
                        help="CPU threads (default: what OpenMP allows; -1 all cores)")
     train.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
-                       help="cpu, or gpu (NVIDIA, needs CuPy; BernoulliRBM only in this "
-                            "version) (default: cpu)")
+                       help="cpu, or gpu (NVIDIA, needs CuPy) (default: cpu)")
     train.add_argument("--out", default="fastrbm-out", metavar="DIR",
                        help="output folder, created if missing (default: ./fastrbm-out)")
     train.add_argument("--n-steps", type=_positive_int, default=1000,
