@@ -9,7 +9,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastrbm import GaussianBernoulliRBM, _gibbs, evaluation
 from fastrbm import _reference as ref
-from fastrbm.rbm import TrainConfig as GaussianTrainConfig
 from fastrbm.rbm import TrainConfig
 
 DTYPES = [np.float32, np.float64]
@@ -93,7 +92,7 @@ def train(engine, X, dtype, *, method="cd", k=1, extras=None, H=13, batch_size=1
     chains = np.zeros((batch_size, H), dtype) if method == "pcd" else None
     extras = extras or {}
     log_var = None if sigma is None else init_log_var(D, dtype)
-    cfg = GaussianTrainConfig(k=k, persistent=method == "pcd", learning_rate=0.01,
+    cfg = TrainConfig(k=k, persistent=method == "pcd", learning_rate=0.01,
                               momentum=extras.get("momentum", 0.0),
                               weight_decay=extras.get("weight_decay", 0.0),
                               l1=extras.get("l1", 0.0), sparsity_target=0.1,
@@ -195,10 +194,10 @@ def test_cd_update_sigma_argument_checks():
                 l1=0.0, sparsity_target=0.1, sparsity_cost=0.0)
     for engine in (_gibbs, ref):
         with pytest.raises(ValueError, match="Gaussian"):
-            engine.cd_update(*args, GaussianTrainConfig(**base), KEY, 0, 1,
+            engine.cd_update(*args, TrainConfig(**base), KEY, 0, 1,
                              log_var=np.zeros(5))
         with pytest.raises(ValueError, match="log_var"):
-            engine.cd_update(*args, GaussianTrainConfig(**base, gaussian=True,
+            engine.cd_update(*args, TrainConfig(**base, gaussian=True,
                                                         learn_sigma=True), KEY, 0, 1)
 
 

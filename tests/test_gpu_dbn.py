@@ -12,61 +12,12 @@ import pickle
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
-import cuda_host
 from fastrbm import DBN, DBNClassifier, _cupy, _cupy_mlp
 from fastrbm import _mlp_reference as ref
 from fastrbm._backend import get_mlp_engine, is_cupy_array
 
 KEY = np.array([5, 7], np.uint32)
-
-
-class Device:
-    """The device under test and how to put arrays on it."""
-
-    def __init__(self, name, dev, to_device):
-        self.name, self.dev, self._to_device = name, dev, to_device
-
-    def put(self, X):
-        return self._to_device(X)
-
-    def get(self, X):
-        return self.dev.to_host(X)
-
-
-def _cupy_device():
-    try:
-        import cupy
-        import cupyx.scipy.sparse as cusp
-    except ImportError:
-        pytest.skip("CuPy is not installed (pip install fastrbm[gpu])")
-    try:
-        n = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # noqa: BLE001 - no driver, no device, ...
-        pytest.skip(f"no CUDA device: {exc}")
-    if n == 0:
-        pytest.skip("no CUDA device")
-
-    def put(X):
-        return cusp.csr_matrix(X) if sp.issparse(X) else cupy.asarray(X)
-
-    _cupy._set_device(None)
-    return Device("cupy", _cupy.device(), put)
-
-
-@pytest.fixture(params=["host", "cupy"])
-def gpu(request):
-    """The fixture of tests/test_gpu.py (copied: that file changes on its own)."""
-    if request.param == "host":
-        if cuda_host.compiler() is None:
-            pytest.skip("no C++ compiler for the host stand-in of the CUDA kernels")
-        previous = _cupy._set_device(cuda_host.HostDevice())
-        yield Device("host", _cupy.device(), cuda_host.to_device)
-    else:
-        previous = _cupy._device
-        yield _cupy_device()
-    _cupy._set_device(previous)
 
 
 def network(dtype, sizes=(13, 70, 9, 4), seed=0, n=37):

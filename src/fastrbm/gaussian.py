@@ -6,7 +6,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._backend import (array_module, check_same_device, get_engine,
                        kernel_threads, resolve_n_threads, to_device, to_host)
-from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
 from ._validation import check_X, model_dtype_for
 from .rbm import BernoulliRBM
 
