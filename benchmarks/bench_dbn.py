@@ -16,6 +16,14 @@ seed; pretraining uses DBNClassifier's default RBM settings unless
 ``--pretrain-epochs`` is given.  Data: ``/usr/share/datasets/fashion-mnist``
 IDX files (Debian package ``dataset-fashion-mnist``), read with gzip + NumPy,
 scaled to [0, 1] as float32.  Prints a Markdown table.
+
+``--time-report`` adds, per model, the time of each phase (pretraining of
+each RBM layer, fine-tuning: total and per epoch, prediction on the test set)
+and the load average before and after it: the machines are shared, and a
+load above the number of cores means the times are upper bounds.  To plan a
+full run, time a short one (e.g. ``--epochs 1 --pretrain-epochs 1
+--time-report``) and scale the per-epoch costs; a 1-epoch run overstated
+MLPClassifier's per-epoch time on this machine (benchmarks/README.md).
 """
 import argparse
 import gzip
@@ -62,6 +70,8 @@ def main(argv=None):
                         choices=["pretrained", "random", "sklearn"])
     parser.add_argument("--data", default=ROOT)
     parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--time-report", action="store_true",
+                        help="print the time of each phase and the load average per model")
     args = parser.parse_args(argv)
 
     from sklearn.exceptions import ConvergenceWarning
@@ -92,17 +102,27 @@ def main(argv=None):
         models.append(("scikit-learn MLPClassifier (defaults: relu, adam)", MLPClassifier(
             tuple(args.layers), max_iter=epochs, random_state=args.seed,
             verbose=bool(args.verbose))))
+    run_start = time.perf_counter()
+    reports = []
     for name, model in models:
+        load_before = _loadavg()
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(Xtr, ytr)
         seconds = time.perf_counter() - start
+        start = time.perf_counter()
         acc = model.score(Xte, yte)
+        predict_seconds = time.perf_counter() - start
         pre = getattr(model, "pretrain_seconds_", 0.0)
         rows.append((name, acc, seconds, pre))
         print(f"{name}: test accuracy {acc:.4f}, fit {seconds:.1f} s "
               f"(pretraining {pre:.1f} s)", flush=True)
+        if args.time_report:
+            report = _phase_report(name, model, seconds, pre, predict_seconds, load_before,
+                                   _loadavg())
+            reports.append(report)
+            print(report, flush=True)
 
     print()
     print(f"| model ({arch}, {len(Xtr)} train, {epochs} epochs) | test accuracy | "
@@ -110,7 +130,48 @@ def main(argv=None):
     print("|---|---|---|---|")
     for name, acc, seconds, pre in rows:
         print(f"| {name} | {acc:.4f} | {seconds:.1f} | {pre:.1f} |")
+    print(f"\nwhole run (data loading excluded): {time.perf_counter() - run_start:.1f} s "
+          f"on {os.cpu_count()} logical CPUs")
+    if reports:
+        print()
+        print("\n".join(reports))
     return 0
+
+
+def _loadavg():
+    """The 1-minute load average, or None where the OS does not offer it."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def _phase_report(name, model, seconds, pre, predict_seconds, load_before, load_after):
+    """Time of each phase of one model's fit (Markdown list)."""
+    def load(x):
+        return "n/a" if x is None else f"{x:.2f}"
+
+    lines = [f"- {name}: fit {seconds:.1f} s, prediction on the test set "
+             f"{predict_seconds:.1f} s; load average {load(load_before)} before, "
+             f"{load(load_after)} after"]
+    dbn = getattr(model, "dbn_", None)
+    if dbn is not None:
+        for i, (rbm, hist) in enumerate(zip(dbn.rbms_, dbn.history_)):
+            epoch_s = [entry["seconds"] for entry in hist]
+            lines.append(f"  - pretraining layer {i + 1} ({rbm.components_.shape[1]}-"
+                         f"{rbm.components_.shape[0]}): {len(epoch_s)} epochs, "
+                         f"{sum(epoch_s):.1f} s in the epochs "
+                         f"({np.mean(epoch_s) if epoch_s else 0:.2f} s per epoch)")
+        lines.append(f"  - pretraining in all (with transforms between layers): {pre:.1f} s")
+    history = getattr(model, "history_", None)
+    if history:
+        epoch_s = [entry["seconds"] for entry in history]
+        lines.append(f"  - fine-tuning: {len(epoch_s)} epochs, {sum(epoch_s):.1f} s "
+                     f"({np.mean(epoch_s):.2f} s per epoch)")
+    elif hasattr(model, "n_iter_"):
+        lines.append(f"  - training: {model.n_iter_} epochs, "
+                     f"{seconds / max(model.n_iter_, 1):.2f} s per epoch")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
