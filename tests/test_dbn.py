@@ -2,6 +2,7 @@
 differences, thread-count determinism, greedy layer-wise training, the
 digits acceptance test, and scikit-learn's estimator checks."""
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -17,6 +18,11 @@ from scipy.special import expit
 import fastrbm
 from fastrbm import _mlp
 from fastrbm import _mlp_reference as ref
+
+# many fits here are on random labels or run a few epochs (equality, pickling
+# and scikit-learn's checks), where "learned nothing" is the expected result;
+# the warning itself is tested in test_classifier_warns_when_fine_tuning_learns_nothing
+pytestmark = pytest.mark.filterwarnings("ignore:DBNClassifier fine-tuning learned nothing")
 
 
 def DBN(*args, **kwargs):
@@ -210,6 +216,28 @@ def test_bad_parameters_raise():
         DBNClassifier((4,)).fit(X, np.zeros(20))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         DBNClassifier((4,)).fit(X * 3, np.arange(20) % 2)
+
+
+def test_classifier_warns_when_fine_tuning_learns_nothing():
+    """A wide random-init sigmoid stack under a large step saturates and ends
+    at the class-frequency loss (the Fashion-MNIST 784-500-500-2000-10 random
+    init of benchmarks/README.md): fit says so; a network that learns does not."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 60)) < 0.3).astype(np.float64)
+    y = (X[:, :30].sum(1) > X[:, 30:].sum(1)).astype(int) + 2 * (X[:, 0] > 0)
+    freq = np.bincount(y) / len(y)
+    with pytest.warns(ConvergenceWarning, match="class frequencies"):
+        dead = DBNClassifier((500, 500), pretrain=False, learning_rate=0.5, max_iter=10,
+                             random_state=0).fit(X, y)
+    # the independent check of the claim: chance-level loss, one class predicted
+    assert dead.history_[-1]["loss"] >= -np.sum(freq * np.log(freq)) * 0.99
+    assert len(np.unique(dead.predict(X))) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        alive = DBNClassifier((64,), pretrain=False, max_iter=10, random_state=0).fit(X, y)
+    assert alive.score(X, y) > 0.9
 
 
 # --------------------------------------------------------------- classifier

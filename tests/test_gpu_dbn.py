@@ -17,6 +17,11 @@ from fastrbm import DBN, DBNClassifier, _cupy, _cupy_mlp
 from fastrbm import _mlp_reference as ref
 from fastrbm._backend import get_mlp_engine, is_cupy_array
 
+# many fits here are on random labels or run a few epochs (equality, pickling
+# and scikit-learn's checks), where "learned nothing" is the expected result;
+# the warning itself is tested in test_dbn.py
+pytestmark = pytest.mark.filterwarnings("ignore:DBNClassifier fine-tuning learned nothing")
+
 KEY = np.array([5, 7], np.uint32)
 
 

@@ -18,12 +18,14 @@ and copied over, so a GPU fit equals a CPU fit to rounding.
 """
 import numbers
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 from sklearn.base import (BaseEstimator, ClassifierMixin, ClassNamePrefixFeaturesOutMixin,
                           TransformerMixin)
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -731,6 +733,15 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         -------
         self : DBNClassifier
             The fitted model (on the GPU for CuPy ``X``).
+
+        Warns
+        -----
+        ConvergenceWarning
+            When the last epoch's training loss is no better than predicting
+            the class frequencies: the network learned nothing.  It happens
+            with wide sigmoid layers from random initialisation under a
+            large step (their saturated units stay saturated); pretraining,
+            a lower ``learning_rate`` or narrower layers avoid it.
         """
         sizes = self._check_params()
         X = self._check_input(X, reset=True, dtype=self.dtype)
@@ -826,7 +837,28 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                         break
         if best is not None:
             self.coefs_, self.intercepts_ = best
+        self._warn_if_not_learning(y_enc[train])
         return self
+
+    def _warn_if_not_learning(self, y_train):
+        """ConvergenceWarning when the last epoch's loss is no better than
+        predicting the class frequencies: the network has not learned (a
+        wide sigmoid layer under a large step saturates and stays so)."""
+        if not self.history_:
+            return
+        freq = np.bincount(y_train) / len(y_train)
+        freq = freq[freq > 0]
+        baseline = float(-np.sum(freq * np.log(freq)))
+        loss = self.history_[-1]["loss"]
+        # 1%: a collapsed network sits at or just above the baseline
+        if loss >= 0.99 * baseline:
+            warnings.warn(
+                f"DBNClassifier fine-tuning learned nothing beyond the class frequencies: "
+                f"last epoch's training loss {loss:.4f} against {baseline:.4f} for "
+                f"predicting the frequencies.  If the labels are learnable, the sigmoid "
+                f"units have likely saturated: use pretrain=True, a lower learning_rate, "
+                f"or fewer or narrower layers.",
+                ConvergenceWarning, stacklevel=3)
 
     # ------------------------------------------------------------ predict
     def _params(self):
