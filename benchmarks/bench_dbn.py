@@ -11,8 +11,10 @@ Reduced size (what fits a shared machine; the default):
     python benchmarks/bench_dbn.py --layers 500 500 --n-train 10000
 
 Every model uses its own defaults except the architecture, the number of
-fine-tuning epochs (``--epochs``, also MLPClassifier's ``max_iter``) and the
-seed; pretraining uses DBNClassifier's default RBM settings unless
+fine-tuning epochs (``--epochs``, also MLPClassifier's ``max_iter``), the
+seed and the DBNClassifier fine-tuning settings given as options
+(``--batch-size``, ``--learning-rate``, ``--dropout``, ``--weight-decay``;
+chosen on a validation split by ``tune_dbn.py``, never on the test set); pretraining uses DBNClassifier's default RBM settings unless
 ``--pretrain-epochs`` is given.  Data: ``/usr/share/datasets/fashion-mnist``
 IDX files (Debian package ``dataset-fashion-mnist``), read with gzip + NumPy,
 scaled to [0, 1] as float32.  Prints a Markdown table.
@@ -64,6 +66,14 @@ def main(argv=None):
                         help="fine-tuning epochs (default: DBNClassifier's max_iter)")
     parser.add_argument("--pretrain-epochs", type=int, default=None,
                         help="RBM epochs per layer (default: DBNClassifier's)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="fine-tuning minibatch (default: DBNClassifier's)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="fine-tuning learning rate (default: DBNClassifier's)")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="fine-tuning dropout (default: DBNClassifier's)")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="fine-tuning weight decay (default: DBNClassifier's)")
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[],
@@ -83,9 +93,13 @@ def main(argv=None):
     Xtr, ytr, Xte, yte = load(args.data, args.n_train, args.n_test)
     epochs = args.epochs or DBNClassifier().max_iter
     rbm_params = None if args.pretrain_epochs is None else {"n_iter": args.pretrain_epochs}
+    # fine-tuning settings given on the command line (both DBNClassifiers)
+    tuned = {name: value for name, value in (
+        ("batch_size", args.batch_size), ("learning_rate", args.learning_rate),
+        ("dropout", args.dropout), ("weight_decay", args.weight_decay)) if value is not None}
     arch = "-".join(map(str, [Xtr.shape[1], *args.layers, 10]))
     print(f"Fashion-MNIST {len(Xtr)} train / {len(Xte)} test, {arch}, {epochs} fine-tuning "
-          f"epochs, seed {args.seed}", flush=True)
+          f"epochs, seed {args.seed}, DBNClassifier settings {tuned or 'defaults'}", flush=True)
     fastrbm.show_config()
 
     rows = []
@@ -93,11 +107,11 @@ def main(argv=None):
     if "pretrained" not in args.skip:
         models.append(("fastrbm DBNClassifier, pretrained", DBNClassifier(
             tuple(args.layers), pretrain=True, rbm_params=rbm_params, max_iter=epochs,
-            random_state=args.seed, n_jobs=args.n_jobs, verbose=args.verbose)))
+            random_state=args.seed, n_jobs=args.n_jobs, verbose=args.verbose, **tuned)))
     if "random" not in args.skip:
         models.append(("fastrbm DBNClassifier, random init", DBNClassifier(
             tuple(args.layers), pretrain=False, max_iter=epochs, random_state=args.seed,
-            n_jobs=args.n_jobs, verbose=args.verbose)))
+            n_jobs=args.n_jobs, verbose=args.verbose, **tuned)))
     if "sklearn" not in args.skip:
         models.append(("scikit-learn MLPClassifier (defaults: relu, adam)", MLPClassifier(
             tuple(args.layers), max_iter=epochs, random_state=args.seed,
@@ -108,7 +122,9 @@ def main(argv=None):
         load_before = _loadavg()
         start = time.perf_counter()
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+            # MLPClassifier's max_iter warning only; DBNClassifier's own
+            # ConvergenceWarning (a network that learned nothing) is shown
+            warnings.filterwarnings("ignore", category=ConvergenceWarning, module=r"sklearn\.")
             model.fit(Xtr, ytr)
         seconds = time.perf_counter() - start
         start = time.perf_counter()
