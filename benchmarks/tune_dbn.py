@@ -85,6 +85,8 @@ def main(argv=None):
             print(f"{name}: {params}")
         return 0
 
+    runs = [_parse_run(text) for text in args.runs]
+
     import fastrbm
     from fastrbm import DBNClassifier
 
@@ -99,7 +101,6 @@ def main(argv=None):
           f"{arch}, device {args.device}, seed {args.seed}", flush=True)
     fastrbm.show_config()
 
-    runs = [_parse_run(text) for text in args.runs]
     stacks = {}
     start_all = time.perf_counter()
     for stack_name, name, epochs in runs:
@@ -205,7 +206,9 @@ class _FromStack(_import_classifier()):
     def _initial_weights(self, sizes, dtype, X_train_view):
         self.dbn_ = self._stack.dbn_
         self.pretrain_seconds_ = self._stack.pretrain_seconds_
-        self.input_mean_ = self.input_scale_ = None
+        # the input standardisation of a Gaussian first layer comes with it
+        self.input_mean_ = self._stack.input_mean_
+        self.input_scale_ = self._stack.input_scale_
         return ([W.copy() for W in self._stack.coefs_],
                 [b.copy() for b in self._stack.intercepts_])
 
