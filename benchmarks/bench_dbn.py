@@ -17,7 +17,8 @@ Every model uses its own defaults except the architecture, the number of
 fine-tuning epochs (``--epochs``, also MLPClassifier's ``max_iter``), the
 seed and the DBNClassifier fine-tuning settings given as options
 (``--batch-size``, ``--learning-rate``, ``--dropout``, ``--weight-decay``;
-chosen on a validation split by ``tune_dbn.py``, never on the test set); pretraining uses DBNClassifier's default RBM settings unless
+chosen on a validation split by ``tune_dbn.py``, never on the test set);
+pretraining uses DBNClassifier's default RBM settings unless
 ``--pretrain-epochs`` is given.  Data: ``/usr/share/datasets/fashion-mnist``
 IDX files (Debian package ``dataset-fashion-mnist``), read with gzip + NumPy,
 scaled to [0, 1] as float32.  Prints a Markdown table.

@@ -25,7 +25,9 @@ import time
 
 import numpy as np
 
+import fastrbm
 from bench_dbn import ROOT, load
+from fastrbm import DBNClassifier
 
 # fine-tuning settings (DBNClassifier parameters) against the defaults
 VARIANTS = {
@@ -86,10 +88,6 @@ def main(argv=None):
         return 0
 
     runs = [_parse_run(text) for text in args.runs]
-
-    import fastrbm
-    from fastrbm import DBNClassifier
-
     X, y, _, _ = load(args.data, 60000, 1)
     X_fit, y_fit = X[:-args.n_val], y[:-args.n_val]
     X_val, y_val = X[-args.n_val:], y[-args.n_val:]
@@ -190,12 +188,7 @@ def _sync(device):
         cp.cuda.Device().synchronize()
 
 
-def _import_classifier():
-    from fastrbm import DBNClassifier
-    return DBNClassifier
-
-
-class _FromStack(_import_classifier()):
+class _FromStack(DBNClassifier):
     """A DBNClassifier whose fit starts from a copy of an already pretrained
     classifier's weights instead of pretraining again (study only)."""
 
