@@ -51,3 +51,35 @@ def test_get_config_types():
                     reason="set FASTRBM_REQUIRE_OPENMP=1 to require an OpenMP build")
 def test_openmp_required():
     assert fastrbm.get_config()["openmp"] is True, "fastrbm was built without OpenMP"
+
+
+def _config_in_new_process(env_changes):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    env.update(env_changes)
+    code = ("import json, os, fastrbm; "
+            "print(json.dumps([fastrbm.get_config()['wait_policy'], "
+            "os.environ.get('OMP_WAIT_POLICY')]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_wait_policy_passive_by_default_and_environment_restored():
+    # fastrbm's OpenMP runtime starts with passive waiting; the process's
+    # environment is left as it was for other libraries
+    assert _config_in_new_process({}) == ["passive", None]
+
+
+@pytest.mark.parametrize("name, value", [("OMP_WAIT_POLICY", "active"),
+                                         ("GOMP_SPINCOUNT", "100000"),
+                                         ("KMP_BLOCKTIME", "200")])
+def test_wait_policy_of_the_user_is_kept(name, value):
+    policy, omp = _config_in_new_process({name: value})
+    assert policy == "environment"
+    assert omp == (value if name == "OMP_WAIT_POLICY" else None)

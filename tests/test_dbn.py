@@ -215,7 +215,7 @@ def test_bad_parameters_raise():
     with pytest.raises(ValueError, match="at least 2 classes"):
         DBNClassifier((4,)).fit(X, np.zeros(20))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        DBNClassifier((4,)).fit(X * 3, np.arange(20) % 2)
+        DBNClassifier((4,), out_of_range="raise").fit(X * 3, np.arange(20) % 2)
 
 
 def test_classifier_warns_when_fine_tuning_learns_nothing():
@@ -307,8 +307,8 @@ def breast_cancer_split():
 
 def test_gaussian_first_layer_classifies_real_valued_data():
     """Raw breast_cancer features (scales from 1e-3 to 1e3) through a Gaussian
-    first layer: well above the majority-class rate; the Bernoulli default
-    still rejects the same data."""
+    first layer: well above the majority-class rate; a strict Bernoulli input
+    layer rejects the same data, and the default clamps it with a warning."""
     Xtr, Xte, ytr, yte = breast_cancer_split()
     clf = DBNClassifier((32,), visible_units="gaussian",
                         rbm_params={"n_iter": 20, "batch_size": 16}, max_iter=30,
@@ -318,9 +318,11 @@ def test_gaussian_first_layer_classifies_real_valued_data():
     assert clf.score(Xte, yte) > 0.9 > chance + 0.25      # measured 0.96
     np.testing.assert_allclose(clf.input_mean_, clf.dbn_.rbms_[0].mean_)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        DBNClassifier((8,), max_iter=1).fit(Xtr, ytr)
+        DBNClassifier((8,), max_iter=1, out_of_range="raise").fit(Xtr, ytr)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        DBN((8,)).fit(Xtr)
+        DBN((8,), out_of_range="raise").fit(Xtr)
+    with pytest.warns(fastrbm.OutOfRangeWarning):
+        DBN((8,), rbm_params={"n_iter": 1}).fit(Xtr)
     with pytest.raises(ValueError, match="visible_units"):
         DBNClassifier((8,), visible_units="real").fit(Xtr, ytr)
     bad = Xtr.copy()

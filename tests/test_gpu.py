@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import fastrbm
+
 from fastrbm import BernoulliRBM, _cupy, _gibbs
 from fastrbm import _reference as ref
 from fastrbm._backend import get_engine
@@ -270,6 +272,8 @@ def test_device_input_is_validated(gpu):
     X = np.full((6, 4), 0.5, dtype=np.float32)
     X[2, 3] = 7
     with pytest.raises(ValueError, match="row 2, column 3"):
+        BernoulliRBM(n_iter=1, out_of_range="raise").fit(gpu.put(X))
+    with pytest.warns(fastrbm.OutOfRangeWarning, match="1 value of X outside .* from 7 to 7"):
         BernoulliRBM(n_iter=1).fit(gpu.put(X))
     X[2, 3] = np.inf
     with pytest.raises(ValueError, match="NaN or infinity"):

@@ -24,14 +24,14 @@ def small(**kw):
 
 
 def test_validation_data_history_and_free_energy_gap():
-    X, V = data(), data(40, seed=1)
+    X, V = data(60), data(40, seed=1)
     model = small().fit(X, validation_data=V)
     assert len(model.history_) == 4
     last = model.history_[-1]
     for key in ("epoch", "reconstruction_error", "pseudo_likelihood", "seconds",
                 "val_reconstruction_error", "val_pseudo_likelihood", "free_energy_gap"):
         assert key in last
-    # training set <= 256 rows: the monitored training subset is all of X
+    # training set <= 64 rows: the monitored training subset is all of X
     expected = model.free_energy(V).mean() - model.free_energy(X).mean()
     assert last["free_energy_gap"] == pytest.approx(expected, abs=1e-9)
     recon = model.reconstruct(V)

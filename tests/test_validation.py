@@ -1,6 +1,7 @@
 """Input rules: bad input raises a ValueError/TypeError that says what and where;
 accepted input is used as it is and never modified."""
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -68,17 +69,21 @@ def test_non_finite_rejected_after_fit(fitted, name):
 # ------------------------------------------------------------- value range
 
 
-@pytest.mark.parametrize("value, row, col", [(1.5, 3, 2), (-0.25, 4, 1), (1.0000001, 19, 5),
-                                             (-1e-300, 0, 0)])
+def Strict(**kwargs):
+    return BernoulliRBM(out_of_range="raise", **kwargs)
+
+
+@pytest.mark.parametrize("value, row, col", [(1.5, 3, 2), (-0.25, 4, 1), (1.000002, 19, 5),
+                                             (-2e-6, 0, 0)])
 def test_out_of_range_names_value_row_column(value, row, col):
     X = data()
     X[row, col] = value
     X[row + 1:] = 2.0  # later rows are bad too: the first bad value is the one reported
     pattern = rf"{value!r}.*row {row}, column {col}"
     with pytest.raises(ValueError, match=pattern):
-        BernoulliRBM().fit(X)
+        Strict().fit(X)
     with pytest.raises(ValueError, match=pattern):
-        BernoulliRBM().fit(sp.csr_matrix(X))
+        Strict().fit(sp.csr_matrix(X))
 
 
 @pytest.mark.parametrize("layout", ["fortran", "strided", "reversed"])
@@ -94,23 +99,113 @@ def test_out_of_range_position_in_views(layout):
         X = base[::-1]
     X[7, 4] = 3.5
     with pytest.raises(ValueError, match=r"3\.5.*row 7, column 4"):
-        BernoulliRBM().fit(X)
+        Strict().fit(X)
 
 
-def test_out_of_range_after_fit(fitted):
+def test_out_of_range_after_fit():
+    strict = Strict().fit(data())
     X = data()
     X[2, 3] = 1.25
     for name in ("transform", "score_samples", "free_energy", "gibbs", "partial_fit"):
         with pytest.raises(ValueError, match=r"1\.25.*row 2, column 3"):
-            methods(fitted)[name](X)
+            methods(strict)[name](X)
 
 
 def test_integer_input_range_checked():
     X = (data() > 0.5).astype(np.int64)
-    BernoulliRBM().fit(X)  # 0/1 integers are fine
+    Strict().fit(X)  # 0/1 integers are fine
     X[5, 1] = 2
     with pytest.raises(ValueError, match=r"2\.0.*row 5, column 1"):
-        BernoulliRBM().fit(X)
+        Strict().fit(X)
+
+
+@pytest.mark.parametrize("mode", ["clip", "raise"])
+@pytest.mark.parametrize("kind", ["dense", "csr", "float32"])
+def test_rounding_accepted_silently(mode, kind):
+    # MinMaxScaler gives 1.0000000000000002; within 1e-6 of [0, 1] is rounding
+    X = data()
+    X[0, 0], X[1, 1], X[2, 2] = 1.0000000000000002, -1e-300, 1 + 9e-7
+    if kind == "csr":
+        X = sp.csr_matrix(X)
+    elif kind == "float32":
+        X = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = BernoulliRBM(out_of_range=mode).fit(X)
+        model.transform(X)
+        model.score_samples(X)
+
+
+def test_minmax_scaled_breast_cancer_accepted_silently():
+    # the case of the issue: MinMaxScaler output holds 1.0000000000000002
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import MinMaxScaler
+
+    X = MinMaxScaler().fit_transform(load_breast_cancer().data)
+    assert X.max() > 1  # the rounding this test is about is really there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BernoulliRBM(out_of_range="raise").fit(X).transform(X)
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr", "fortran"])
+def test_clip_warns_once_with_count_and_range(kind):
+    X = data()
+    X[1, 1], X[2, 2], X[3, 3] = 1.7, -0.4, 2.5
+    X[4, 4] = 1.0000000000000002  # rounding: not counted
+    if kind == "csr":
+        X = sp.csr_matrix(X)
+    elif kind == "fortran":
+        X = np.asfortranarray(X)
+    model = BernoulliRBM()
+    with pytest.warns(fastrbm.OutOfRangeWarning) as record:
+        model.fit(X)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "3 values of X outside [0, 1], from -0.4 to 2.5" in message
+    assert "row 1, column 1" in message
+    for name in ("transform", "score_samples", "free_energy", "reconstruct"):
+        with pytest.warns(fastrbm.OutOfRangeWarning) as record:
+            methods(model)[name](X)
+        assert len(record) == 1, name
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fastrbm.DBN((4, 3), rbm_params={"n_iter": 1}, random_state=0),
+    lambda: fastrbm.DBNClassifier((4,), max_iter=1, rbm_params={"n_iter": 1}, random_state=0),
+])
+def test_dbn_warns_once_per_call(make):
+    X = data()
+    X[1, 1] = 1.7
+    y = np.arange(len(X)) % 2
+    model = make()
+
+    def range_warnings(record):
+        return [w for w in record if issubclass(w.category, fastrbm.OutOfRangeWarning)]
+
+    with pytest.warns(fastrbm.OutOfRangeWarning) as record:
+        model.fit(X, y)
+    assert len(range_warnings(record)) == 1
+    method = model.transform if hasattr(model, "transform") else model.predict_proba
+    with pytest.warns(fastrbm.OutOfRangeWarning) as record:
+        method(X)
+    assert len(range_warnings(record)) == 1
+
+
+def test_test_rows_beyond_training_range_pipeline():
+    # a scaler fitted on training rows maps unseen rows outside [0, 1]: the
+    # default clamps them (as scikit-learn's BernoulliRBM accepts them)
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import MinMaxScaler
+
+    X = load_digits().data
+    scaler = MinMaxScaler().fit(X[:100])
+    X_test = scaler.transform(X[100:200])
+    assert X_test.max() > 1.5
+    model = BernoulliRBM(n_components=8).fit(scaler.transform(X[:100]))
+    with pytest.warns(fastrbm.OutOfRangeWarning):
+        h = model.transform(X_test)
+    np.testing.assert_array_equal(h, model.transform(np.clip(X_test, 0, 1)))
 
 
 def test_clip_mode_reads_clamped_values():
@@ -358,7 +453,7 @@ def test_csr_with_duplicates_summed_and_caller_untouched():
     Y = sp.csr_matrix((np.array([0.75, 0.75]), np.array([2, 2]), np.array([0, 2])),
                       shape=(1, 4))
     with pytest.raises(ValueError, match=r"1\.5.*row 0, column 2"):
-        BernoulliRBM().fit(Y)
+        Strict().fit(Y)
 
 
 def test_csr_unsorted_indices():

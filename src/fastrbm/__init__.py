@@ -2,13 +2,17 @@
 
 Public names only; see the README for a quick start.
 """
+# first: fastrbm's OpenMP runtime must start with its wait policy set
+from . import _wait_policy  # noqa: F401, I001
+
 from . import evaluation
 from ._config import get_config, show_config
+from ._validation import OutOfRangeWarning
 from ._version import __version__
 from .dbn import DBN, DBNClassifier
 from .gaussian import GaussianBernoulliRBM
 from .io import load_model, save_model
 from .rbm import BernoulliRBM
 
-__all__ = ["BernoulliRBM", "DBN", "DBNClassifier", "GaussianBernoulliRBM", "get_config", "load_model", "save_model",
+__all__ = ["BernoulliRBM", "DBN", "DBNClassifier", "GaussianBernoulliRBM", "OutOfRangeWarning", "get_config", "load_model", "save_model",
            "show_config", "__version__", "evaluation"]

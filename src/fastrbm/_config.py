@@ -1,7 +1,7 @@
 """Build and runtime configuration: ``fastrbm.show_config()``."""
 import sys
 
-from . import _gibbs
+from . import _gibbs, _wait_policy
 from ._version import __version__
 
 
@@ -12,9 +12,12 @@ def get_config():
     -------
     dict
         ``version``, ``openmp`` (compiled in), ``max_threads`` (what an
-        OpenMP region gets now), ``simd`` (how the sampling kernels were
-        compiled) and ``blas`` (threadpoolctl's view of the loaded BLAS
-        libraries: name, version, threads, CPU kernel).
+        OpenMP region gets now), ``wait_policy`` ('passive' when fastrbm set
+        it as its OpenMP runtime started, 'environment' when the user's
+        ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``/``KMP_BLOCKTIME`` decided),
+        ``simd`` (how the sampling kernels were compiled) and ``blas``
+        (threadpoolctl's view of the loaded BLAS libraries: name, version,
+        threads, CPU kernel).
     """
     from threadpoolctl import threadpool_info
 
@@ -31,6 +34,7 @@ def get_config():
         "python": sys.version.split()[0],
         "openmp": _gibbs.openmp_enabled(),
         "max_threads": _gibbs.max_threads(),
+        "wait_policy": _wait_policy.applied,
         "simd": _gibbs.simd_dispatch(),
         "blas": blas,
         "openmp_runtimes": openmp_runtimes,
@@ -51,6 +55,7 @@ def show_config(file=None):
     print(f"  OpenMP:      {'enabled' if cfg['openmp'] else 'DISABLED (single-threaded build)'}",
           file=out)
     print(f"  threads:     {cfg['max_threads']}", file=out)
+    print(f"  waiting:     {cfg['wait_policy']}", file=out)
     print(f"  sampling:    {cfg['simd']}", file=out)
     for path in cfg["openmp_runtimes"]:
         print(f"  OpenMP lib:  {path}", file=out)

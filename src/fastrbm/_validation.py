@@ -8,13 +8,20 @@
   converted to CSR;
 - other real dtypes (int64, float16, object arrays of numbers, ...) are
   converted to the model's float dtype (a copy) and then checked;
-- values outside [0, 1] raise unless the estimator has out_of_range='clip'
-  (then the engines clamp them while reading: no copy);
+- values within rounding of [0, 1] (``RANGE_TOLERANCE``) are accepted
+  silently; values further out (a scaler fitted on other rows) are clamped
+  by the engines while reading (no copy) with one ``OutOfRangeWarning`` per
+  call that gives their count and range (out_of_range='clip', the default),
+  or raise a ValueError (out_of_range='raise');
 - NaN / inf, complex, non-numeric, empty, wrong ndim
   and a wrong feature count raise ValueError or TypeError saying what and where;
 - CuPy arrays (dense, or cupyx CSR) follow the same rules, checked on the GPU
   by the GPU engine's kernels.
 """
+import threading
+import warnings
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
@@ -23,6 +30,38 @@ from . import _cupy, _gibbs
 from ._backend import is_cupy_array
 
 NATIVE_DTYPES = (np.float32, np.float64, np.uint8, np.bool_)
+
+#: Values in [-RANGE_TOLERANCE, 1 + RANGE_TOLERANCE] count as [0, 1] rounded
+#: (MinMaxScaler gives 1.0000000000000002); beyond it they warn or raise.
+RANGE_TOLERANCE = 1e-6
+
+# rows read at a time by the (rare) out-of-range summary: bounded temporaries
+_SUMMARY_CHUNK_ELEMENTS = 1 << 20
+
+
+class OutOfRangeWarning(UserWarning):
+    """Input values outside [0, 1] were clamped to [0, 1] as they were read.
+
+    Raised once per call (fit, transform, ...) with the count and range of
+    the values beyond rounding.  ``out_of_range='raise'`` turns them into a
+    ValueError; ``warnings.simplefilter('ignore', OutOfRangeWarning)``
+    silences it.
+    """
+
+
+_quiet = threading.local()
+
+
+@contextmanager
+def range_warning_given():
+    """Within: ``check_X`` gives no ``OutOfRangeWarning``, because the caller
+    (a DBN handing X to its first layer) already gave this call's one."""
+    before = getattr(_quiet, "on", False)
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = before
 
 
 def clips_out_of_range(out_of_range):
@@ -33,8 +72,9 @@ def clips_out_of_range(out_of_range):
     return out_of_range == "clip"
 
 
-def _first_invalid(X, clip):
-    return _gibbs.find_invalid(_gibbs.DataSource(X, clip))
+def _first_invalid(X, finite_only):
+    """First NaN/inf (and, unless ``finite_only``, value outside [0, 1])."""
+    return _gibbs.find_invalid(_gibbs.DataSource(X, finite_only))
 
 
 def model_dtype_for(X, dtype):
@@ -47,18 +87,22 @@ def model_dtype_for(X, dtype):
     return np.dtype(np.float64) if X.dtype == np.float64 else np.dtype(np.float32)
 
 
-def check_X(estimator, X, *, reset, dtype=None, clip=False, name="X"):
+def check_X(estimator, X, *, reset, dtype=None, clip=False, finite_only=False, name="X"):
     """Validate X for ``estimator`` (feature count, finiteness, range).
 
-    With ``clip`` values outside [0, 1] are allowed (the engines clamp them as
-    they read them); NaN and infinity are still errors.
+    Values within ``RANGE_TOLERANCE`` of [0, 1] always pass.  With ``clip``
+    values further outside [0, 1] pass too (the engines clamp them as they
+    read them) with one ``OutOfRangeWarning``; without it they raise.  With
+    ``finite_only`` any finite real passes (real-valued visible units).  NaN
+    and infinity are always errors.
 
     Returns X as a NumPy array or SciPy CSR matrix whose dtype the engine
     reads directly.  ``dtype`` is the model's float dtype, used only for
     inputs that must be converted anyway.
     """
     if is_cupy_array(X):
-        return _check_device_X(estimator, X, reset=reset, dtype=dtype, clip=clip, name=name)
+        return _check_device_X(estimator, X, reset=reset, dtype=dtype, clip=clip,
+                               finite_only=finite_only, name=name)
     if isinstance(X, np.ndarray) and X.dtype.kind == "c" or (
         sp.issparse(X) and X.dtype.kind == "c"
     ):
@@ -85,28 +129,87 @@ def check_X(estimator, X, *, reset, dtype=None, clip=False, name="X"):
         # canonicalise a copy, never the caller's matrix
         X = X.copy()
         X.sum_duplicates()
-    _raise_invalid(_first_invalid(X, clip), X, clip, name)
+    _check_values(X, _first_invalid, clip=clip, finite_only=finite_only, name=name)
     return X
 
 
-def _raise_invalid(bad, X, clip, name):
-    """The error for ``find_invalid``'s (row, col, value), if there is one."""
+def _check_values(X, first_invalid, *, clip, finite_only, name):
+    """The finiteness and range rules, given the engine's ``first_invalid(X,
+    finite_only)`` scan (one pass, no temporaries, on X's device)."""
+    if finite_only:
+        _raise_invalid(first_invalid(X, True), X, name)
+        return
+    bad = first_invalid(X, False)
+    if bad is None:
+        return
+    # the first value outside [0, 1] may hide a NaN further on: finiteness first
+    _raise_invalid(first_invalid(X, True), X, name)
+    count, low, high, first = _out_of_range_summary(X)
+    if count == 0:
+        return  # rounding only: the engines clamp it as they read
+    row, col, value = first
+    where = (f"{count} value{'s' if count != 1 else ''} of {name} outside [0, 1], from "
+             f"{low:.6g} to {high:.6g} (the first, {value!r}, at row {row}, column {col})")
+    if not clip:
+        raise ValueError(
+            f"{where}, and out_of_range='raise'.  Binary units read values in [0, 1] "
+            f"(or uint8 intensities 0-255, or bool); pass out_of_range='clip' (the "
+            f"default) to clamp them as they are read.")
+    if getattr(_quiet, "on", False):
+        return
+    warnings.warn(
+        f"{where} clamped to [0, 1] as read (out_of_range='clip').  A scaler fitted on "
+        f"other rows does this; rescale the data, or pass out_of_range='raise' to make "
+        f"it an error.", OutOfRangeWarning, stacklevel=4)
+
+
+def _out_of_range_summary(X):
+    """(count, min, max, (row, col, value) of the first) over the stored values
+    beyond ``RANGE_TOLERANCE`` of [0, 1]; read in bounded chunks, never a whole
+    copy.  Only called when a value outside [0, 1] was found."""
+    xp = _cupy.device().xp if is_cupy_array(X) else np
+    csr = hasattr(X, "indptr")
+    values = X.data if csr else X
+    n_rows = values.shape[0]
+    width = 1 if csr else max(1, X.shape[1])
+    step = max(1, _SUMMARY_CHUNK_ELEMENTS // width)
+    count, low, high, first = 0, np.inf, -np.inf, None
+    for start in range(0, n_rows, step):
+        part = values[start:start + step]
+        beyond = (part < -RANGE_TOLERANCE) | (part > 1 + RANGE_TOLERANCE)
+        n = int(beyond.sum())
+        if n == 0:
+            continue
+        count += n
+        clamped = part[beyond]
+        low = min(low, float(clamped.min()))
+        high = max(high, float(clamped.max()))
+        if first is None:
+            flat = int(beyond.ravel().argmax())
+            if csr:
+                position = start + flat
+                indptr = np.asarray(X.indptr.get() if hasattr(X.indptr, "get") else X.indptr)
+                row = int(np.searchsorted(indptr, position, side="right")) - 1
+                col = int(X.indices[position])
+                first = (row, col, float(values[position]))
+            else:
+                row, col = start + flat // width, flat % width
+                first = (row, col, float(values[row, col]))
+    return count, low, high, first
+
+
+def _raise_invalid(bad, X, name):
+    """The error for a finiteness scan's (row, col, value), if there is one."""
     if bad is not None:
         row, col, value = bad
         if value is None:
             raise ValueError(f"{name} is a malformed CSR matrix: row {row} has column "
                              f"index {col} outside [0, {X.shape[1]}).")
-        if clip:
-            raise ValueError(f"Input {name} contains NaN or infinity ({value!r}) at row "
-                             f"{row}, column {col}.")
-        raise ValueError(
-            f"{name} must contain values in [0, 1] (or be uint8 intensities 0-255, or "
-            f"bool); found {value!r} at row {row}, column {col}.  Scale the data (e.g. "
-            f"MinMaxScaler) or pass out_of_range='clip' to clamp it."
-        )
+        raise ValueError(f"Input {name} contains NaN or infinity ({value!r}) at row "
+                         f"{row}, column {col}.")
 
 
-def _check_device_X(estimator, X, *, reset, dtype, clip, name):
+def _check_device_X(estimator, X, *, reset, dtype, clip, finite_only, name):
     """check_X for CuPy input: the same rules, checked on the GPU."""
     device = _cupy.device()
     if device.is_sparse(X):
@@ -137,5 +240,5 @@ def _check_device_X(estimator, X, *, reset, dtype, clip, name):
     elif n_features != estimator.n_features_in_:
         raise ValueError(f"{name} has {n_features} features, but {type(estimator).__name__} "
                          f"is expecting {estimator.n_features_in_} features as input.")
-    _raise_invalid(_cupy.find_invalid(X, clip), X, clip, name)
+    _check_values(X, _cupy.find_invalid, clip=clip, finite_only=finite_only, name=name)
     return X

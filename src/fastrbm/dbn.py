@@ -33,7 +33,7 @@ from . import _cupy
 from ._backend import (DeviceMovable, array_module, check_same_device, get_mlp_engine,
                        is_cupy_array, kernel_threads, reject_gpu, resolve_n_threads,
                        threads_for_work, to_device, to_host)
-from ._validation import check_X, clips_out_of_range, model_dtype_for
+from ._validation import check_X, clips_out_of_range, model_dtype_for, range_warning_given
 from .gaussian import GaussianBernoulliRBM
 from .rbm import BernoulliRBM, _seed_sequence
 
@@ -219,9 +219,11 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model (None: float64 for float64 input, else
         float32).
-    out_of_range : {'raise', 'clip'}, default='raise'
-        Input values outside [0, 1] raise a ValueError, or are clamped to
-        [0, 1] as they are read (Bernoulli visible units only).
+    out_of_range : {'clip', 'raise'}, default='clip'
+        Input values beyond rounding of [0, 1] are clamped to [0, 1] as they
+        are read, with one ``fastrbm.OutOfRangeWarning`` per call, or raise a
+        ValueError (Bernoulli visible units only; see
+        :class:`fastrbm.BernoulliRBM`).
     visible_units : {'bernoulli', 'gaussian'}, default='bernoulli'
         Unit type of the first layer's visible units: 'bernoulli' for data in
         [0, 1] (uint8 means intensity / 255), 'gaussian' for any finite real
@@ -254,7 +256,7 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     _device_attributes = ()
 
     def __init__(self, hidden_layer_sizes=(256,), *, rbm_params=None, layer_input="proba",
-                 verbose=0, random_state=None, n_jobs=None, dtype=None, out_of_range="raise",
+                 verbose=0, random_state=None, n_jobs=None, dtype=None, out_of_range="clip",
                  visible_units="bernoulli"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.rbm_params = rbm_params
@@ -281,11 +283,9 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         return is_cupy_array(self.rbms_[0].components_)
 
     def _check_input(self, X, reset, dtype):
-        # clip=True makes check_X test finiteness only: any finite real is
-        # valid for Gaussian visible units
         _check_device_input(self, X, reset)
-        return check_X(self, X, reset=reset, dtype=dtype,
-                       clip=True if self._gaussian() else self._clipping())
+        return check_X(self, X, reset=reset, dtype=dtype, clip=self._clipping(),
+                       finite_only=self._gaussian())
 
     def _check_params(self):
         sizes = _check_hidden_sizes(self.hidden_layer_sizes)
@@ -336,10 +336,12 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                 print(f"[DBN] layer {i + 1}/{len(sizes)}: {data.shape[1]} -> {size} units",
                       flush=True)
             rbm = self._make_rbm(size, p, _layer_seed(self._seed_words, i), dtype, i == 0)
-            rbm.fit(data)
+            with range_warning_given():
+                rbm.fit(data)
             self.rbms_.append(rbm)
             if i + 1 < len(sizes):
-                data = rbm.transform(data)
+                with range_warning_given():
+                    data = rbm.transform(data)
                 if self.layer_input == "sample":
                     rng = np.random.default_rng(np.random.SeedSequence(
                         self._seed_words, spawn_key=(11, i)))
@@ -364,8 +366,9 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         """
         check_is_fitted(self, "rbms_")
         X = self._check_input(X, reset=False, dtype=self.rbms_[0]._dtype)
-        for rbm in self.rbms_:
-            X = rbm.transform(X)
+        with range_warning_given():
+            for rbm in self.rbms_:
+                X = rbm.transform(X)
         return X
 
     @property
@@ -493,9 +496,11 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model (None: float64 for float64 input, else
         float32).
-    out_of_range : {'raise', 'clip'}, default='raise'
-        Input values outside [0, 1] raise a ValueError, or are clamped
-        (Bernoulli visible units only).
+    out_of_range : {'clip', 'raise'}, default='clip'
+        Input values beyond rounding of [0, 1] are clamped as they are read,
+        with one ``fastrbm.OutOfRangeWarning`` per call, or raise a
+        ValueError (Bernoulli visible units only; see
+        :class:`fastrbm.BernoulliRBM`).
     visible_units : {'bernoulli', 'gaussian'}, default='bernoulli'
         Input layer, as in :class:`DBN`: 'gaussian' takes any finite real
         data through a GaussianBernoulliRBM first layer.  The network then
@@ -568,7 +573,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                  layer_input="proba", learning_rate=0.1, learning_rate_schedule="linear",
                  momentum=0.9, weight_decay=1e-5, dropout=0.0, batch_size=32, max_iter=20,
                  shuffle=True, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, verbose=0,
-                 random_state=None, n_jobs=None, dtype=None, out_of_range="raise",
+                 random_state=None, n_jobs=None, dtype=None, out_of_range="clip",
                  visible_units="bernoulli"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.pretrain = pretrain
@@ -610,10 +615,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         return is_cupy_array(self.coefs_[0])
 
     def _check_input(self, X, reset, dtype):
-        # clip=True: finiteness only (any finite real for Gaussian input)
         _check_device_input(self, X, reset)
-        return check_X(self, X, reset=reset, dtype=dtype,
-                       clip=True if self._gaussian() else self._clipping())
+        return check_X(self, X, reset=reset, dtype=dtype, clip=self._clipping(),
+                       finite_only=self._gaussian())
 
     def _input_rows(self, X, start, stop, dtype):
         """Rows [start, stop) of validated X as the network reads them: dense,
@@ -689,7 +693,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                             verbose=self.verbose, n_jobs=self.n_jobs, dtype=dtype,
                             out_of_range=self.out_of_range, visible_units=self.visible_units,
                             random_state=_layer_seed(self._seed_words, 99))
-            self.dbn_.fit(X_train_view)
+            with range_warning_given():
+                self.dbn_.fit(X_train_view)
             self.pretrain_seconds_ = time.perf_counter() - start
             for rbm in self.dbn_.rbms_:
                 # copies: fine-tuning must leave the pretrained stack as it was

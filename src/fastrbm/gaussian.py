@@ -159,9 +159,8 @@ n_features_in_, history_, stop_reason_, n_updates_
         if not reset:
             check_is_fitted(self, "components_")
             check_same_device(self._on_gpu, X, self)
-        # clip=True makes check_X test finiteness only (no [0, 1] range check)
         X = check_X(self, X, reset=reset, dtype=self.dtype if reset else self._dtype,
-                    clip=True)
+                    finite_only=True)
         xp = array_module(X)
         dense = X.toarray() if hasattr(X, "toarray") else xp.asarray(X)
         dtype = model_dtype_for(X, self.dtype) if reset else self._dtype

@@ -16,7 +16,13 @@ from ._validation import check_X, clips_out_of_range, model_dtype_for
 
 STREAM_SAMPLE = 1
 STREAM_MONITOR = 2
+# history_ is measured on a fixed subset of the training rows: 1 in
+# MONITOR_ONE_IN of them, at least MONITOR_MIN_ROWS and at most MONITOR_ROWS,
+# so that it costs a few percent of an epoch at any data size
+# (benchmarks/bench_monitoring.py)
 MONITOR_ROWS = 256
+MONITOR_MIN_ROWS = 64
+MONITOR_ONE_IN = 32
 # visible biases start at logit(p) with p clipped away from 0 and 1 (Hinton's
 # guide, section 8); unclipped, an always-off pixel would get bias -inf
 INIT_P_CLIP = 1e-3
@@ -119,11 +125,15 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model.  None means float64 for float64 input and
         float32 for everything else (float32, uint8, bool, CSR of those).
-    out_of_range : {'raise', 'clip'}, default='raise'
-        What to do with input values outside [0, 1]: raise a ValueError that
-        says where, or clamp them to [0, 1] as the data is read (no copy);
-        useful when, e.g., a MinMaxScaler fitted on training data maps test
-        data slightly outside [0, 1].  NaN and infinity always raise.
+    out_of_range : {'clip', 'raise'}, default='clip'
+        What to do with input values outside [0, 1], such as a MinMaxScaler
+        fitted on training rows gives for unseen rows.  Values within rounding
+        (1e-6) of [0, 1] are always accepted silently.  'clip' clamps the
+        others to [0, 1] as the data is read (no copy) and issues one
+        ``fastrbm.OutOfRangeWarning`` per call with their count and range
+        (scikit-learn's BernoulliRBM accepts such data silently); 'raise'
+        makes them a ValueError that says where.  NaN and infinity always
+        raise.
     validation_fraction : float in (0, 1) or None, default=None
         Hold out this fraction of the rows of X (a seeded random subset) from
         training and monitor on it every epoch.  ``fit(X, validation_data=V)``
@@ -161,8 +171,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     history_ : list of dict
         One entry per epoch: ``epoch``, ``reconstruction_error`` (mean squared
         error of the mean-field reconstruction), ``pseudo_likelihood`` (mean
-        of :meth:`score_samples`), both on a fixed subset of at most 256
-        training rows, and ``seconds`` (training time of the epoch).  With
+        of :meth:`score_samples`), both on a fixed random subset of the
+        training rows (1 in 32 of them, at least 64 and at most 256, so that
+        monitoring costs a few percent of an epoch), and ``seconds``
+        (training time of the epoch).  With
         validation data also ``val_reconstruction_error``,
         ``val_pseudo_likelihood`` and ``free_energy_gap`` (mean free energy of
         the validation rows minus that of the training subset: it grows when
@@ -195,7 +207,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
-                 shuffle=True, n_jobs=None, dtype=None, out_of_range="raise",
+                 shuffle=True, n_jobs=None, dtype=None, out_of_range="clip",
                  validation_fraction=None, early_stopping=None, patience=5, tol=0.0,
                  ais_every=0):
         self.n_components = n_components
@@ -521,7 +533,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                     valid_rng.permutation(X_valid.shape[0])[:MONITOR_VALID_ROWS]))]
         monitor_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
                                                                    spawn_key=(1,)))
-        monitor = np.sort(train_rows[monitor_rng.permutation(len(train_rows))[:MONITOR_ROWS]])
+        n_monitor = min(MONITOR_ROWS, max(MONITOR_MIN_ROWS, len(train_rows) // MONITOR_ONE_IN))
+        monitor = np.sort(train_rows[monitor_rng.permutation(len(train_rows))[:n_monitor]])
         X_monitor = X[self._rows_index(X, monitor)]
         workspace = self._workspace(X)
         self.stop_reason_ = None
