@@ -349,3 +349,21 @@ def test_filter_picture_counts_every_unit():
     assert fig.axes[0].get_title() == "weights of the first 100 of 200 hidden units"
     fig = plotting.plot_filters(weights[:30])
     assert fig.axes[0].get_title() == "weights of 30 hidden units"
+
+
+def test_model_file_with_disagreeing_shapes_as_subprocess(tmp_path):
+    """D1 through a file: n_features_in_ that disagrees with components_ used to
+    reach the kernels (exit 139); it is now refused at load, as one line."""
+    X = (np.random.default_rng(0).random((30, 6)) < 0.5).astype(np.float64)
+    path = io.save_model(fastrbm.BernoulliRBM(4, n_iter=1, random_state=0, n_jobs=1).fit(X),
+                         tmp_path / "evil.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays[io.METADATA_KEY][()]))
+    meta["state"]["n_features_in_"] = 600
+    arrays[io.METADATA_KEY] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    np.save(tmp_path / "x.npy", np.ones((20, 600)))
+    result = run("evaluate", str(path), "--data", str(tmp_path / "x.npy"))
+    assert result.returncode == 1
+    assert_one_line_error(result, "evil.npz", "n_features_in_")

@@ -259,6 +259,37 @@ def test_dbn_with_empty_or_short_rbms(dbn_file, tmp_path):
     assert_clear_error(changed(dbn_file, tmp_path, layer, "d2.npz"), "rbms_[1]", "n_updates_")
 
 
+def test_dbn_layers_that_do_not_chain(dbn_file, tmp_path):
+    def change(meta, arrays):
+        layer = meta["state"]["rbms_"]["__list__"][1]["__estimator__"]
+        key = layer["state"]["components_"]["__ndarray__"]
+        W = np.zeros((3, 9))  # layer 0 has 4 hidden units, so layer 1 must take 4 inputs
+        arrays[key] = W
+        meta["arrays"][key] = {"shape": [3, 9], "dtype": W.dtype.str}
+        layer["state"]["n_features_in_"] = 9
+        key = layer["state"]["intercept_visible_"]["__ndarray__"]
+        arrays[key] = np.zeros(9)
+        meta["arrays"][key] = {"shape": [9], "dtype": "<f8"}
+    assert_clear_error(changed(dbn_file, tmp_path, change), "rbms_[1].components_",
+                       "inputs of layer 0")
+
+
+def test_classifier_weights_that_do_not_chain(tmp_path):
+    X = binary()
+    clf = fastrbm.DBNClassifier((4,), max_iter=1, random_state=0, n_jobs=1,
+                                rbm_params=dict(n_iter=1))
+    with pytest.warns(Warning):
+        clf.fit(X, np.arange(len(X)) % 2)
+    src = io.save_model(clf, tmp_path / "clf.npz")
+    io.load_model(src)
+
+    def change(meta, arrays):
+        key = meta["state"]["coefs_"]["__list__"][1]["__ndarray__"]
+        arrays[key] = np.zeros((1, 5))  # (n_out, n_in): the hidden layer has 4 units
+        meta["arrays"][key] = {"shape": [1, 5], "dtype": "<f8"}
+    assert_clear_error(changed(src, tmp_path, change, "c2.npz"), "coefs_[1]")
+
+
 def test_flipped_compression_byte(rbm_file, tmp_path):
     meta, arrays = members(rbm_file)
     path = write(tmp_path / "c.npz", meta, arrays)

@@ -347,12 +347,31 @@ def _check_state(est, params, state, where):
         if isinstance(sizes, (list, tuple)) and len(sizes) != len(rbms):
             raise _CorruptField(f"{where}.rbms_", f"{len(rbms)} RBMs for "
                                                   f"{len(sizes)} hidden layers {tuple(sizes)}")
+        # each layer reads what the one below outputs
+        width = state.get("n_features_in_")
+        for i, rbm in enumerate(rbms):
+            W = getattr(rbm, "components_", None)
+            if W is not None and W.shape[1] != width:
+                raise _CorruptField(f"{where}.rbms_[{i}].components_",
+                                    f"shape {W.shape} does not take the {width} inputs of "
+                                    f"{'the data' if i == 0 else f'layer {i - 1}'}")
+            width = W.shape[0] if W is not None else None
     if "coefs_" in state:
         coefs, intercepts = state["coefs_"], state.get("intercepts_")
         if (not isinstance(coefs, list) or not coefs or not isinstance(intercepts, list)
                 or len(intercepts) != len(coefs)):
             raise _CorruptField(f"{where}.coefs_", "expected non-empty lists coefs_ and "
                                                    "intercepts_ of equal length")
+        width = state.get("n_features_in_")
+        # coefs_[i] is (n_out, n_in), as the classifier documents
+        for i, (W, b) in enumerate(zip(coefs, intercepts)):
+            if (not isinstance(W, np.ndarray) or W.ndim != 2 or W.shape[1] != width
+                    or 0 in W.shape or not isinstance(b, np.ndarray) or b.shape != W.shape[:1]):
+                raise _CorruptField(f"{where}.coefs_[{i}]",
+                                    f"expected an (n, {width}) array with intercepts_[{i}] of "
+                                    f"shape (n,), got {getattr(W, 'shape', W)!r} and "
+                                    f"{getattr(b, 'shape', b)!r}")
+            width = W.shape[0]
 
 
 def _build(spec, arrays, where="model", depth=0):
