@@ -754,7 +754,7 @@ def main(argv=None):
         return exc.status
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")
+            # the filters stay the user's (-W, PYTHONWARNINGS); only the format changes
             warnings.showwarning = _show_warning
             return args.func(args)
     except CLIError as exc:

@@ -30,10 +30,11 @@ nested estimator, e.g. the layers of a DBN).  A value of any other type
 saving raises a ``TypeError`` that names it, and pickle remains available for
 such models.
 
-Since fastrbm 0.1 files also carry ``"arrays": {key: {"shape": [...],
-"dtype": "<f8"}}`` beside ``class``: the shape and type of every stored
-array, checked against each ``.npy`` header before anything is allocated
-(older files without it are read the same way, minus that comparison).
+Files also carry ``"arrays": {key: {"shape": [...], "dtype": "<f8"}}``
+beside ``class``: the shape and type of every stored array, checked against
+each ``.npy`` header before anything is allocated.  Files written before this
+table existed are read the same way, minus that comparison; readers that
+predate it ignore it, so the format version stays 1.
 
 What a model file can and cannot do
 -----------------------------------
