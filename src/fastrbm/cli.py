@@ -702,7 +702,7 @@ def build_parser():
                         help=f"Gibbs steps per chain, at most {MAX_STEPS} (default: 1000)")
     sample.add_argument("--out", default="fastrbm-out", metavar="DIR",
                         help="output folder (default: ./fastrbm-out)")
-    sample.add_argument("--no-plots", action="store_true", help="write samples.npy only")
+    sample.add_argument("--no-plots", action="store_true", help="write the .npy file only")
     sample.set_defaults(func=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model on data",
