@@ -136,7 +136,7 @@ def test_sample_evaluate_info(tmp_path, capsys):
     model_path = str(tmp_path / "model.npz")
     assert cli.main(["sample", model_path, "--n-samples", "7", "--n-steps", "3",
                      "--no-plots", "--out", str(tmp_path / "s")]) == 0
-    samples = np.load(tmp_path / "s" / "samples.npy")
+    samples = np.load(tmp_path / "s" / "samples_7x3.npy")
     assert samples.shape == (7, 64) and set(np.unique(samples)) <= {0, 1}
     capsys.readouterr()
     assert cli.main(["evaluate", model_path, "--data", "digits", "--json",
@@ -198,5 +198,172 @@ def test_dbn_classifier_reports_its_accuracy(tmp_path, capsys):
     assert metrics["test"]["accuracy"] == pytest.approx(model.score(X_test, y_test))
     assert model.hidden_layer_sizes == (16,)
     assert cli.main(["train", "--model", "dbn", "--n-components", "5",
-                     "--out", str(tmp_path)]) == 1
+                     "--out", str(tmp_path)]) == 2
     assert "--hidden-layer-sizes" in capsys.readouterr().err
+
+
+
+# ------------------------------------------------------------------ issue 21 D5/D10, issue 14
+def one_line(capsys, argv, status, *words):
+    """``fastrbm argv`` fails with ``status`` and exactly one stderr line naming ``words``."""
+    assert cli.main(argv) == status
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("fastrbm: error:"), err
+    assert "Traceback" not in err
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("models")
+    X = np.random.default_rng(0).random((30, 200)) < 0.5
+    wide = fastrbm.BernoulliRBM(2, n_iter=1, random_state=0, n_jobs=1).fit(X)
+    dbn = fastrbm.DBN((3,), random_state=0, n_jobs=1, rbm_params=dict(n_iter=1)).fit(X)
+    return {"wide": io.save_model(wide, folder / "wide.npz"),
+            "unfitted": io.save_model(fastrbm.BernoulliRBM(4), folder / "unfitted.npz"),
+            "dbn": io.save_model(dbn, folder / "dbn.npz")}
+
+
+def test_huge_counts_are_one_line_usage_errors_as_subprocess(model_files):
+    for option, value in (("--n-samples", "1e11"), ("--n-steps", "1e13"),
+                          ("--n-samples", "100000000000")):
+        result = run("sample", model_files["wide"], option, value, "--no-plots")
+        assert result.returncode == 2
+        assert_one_line_error(result, option, value)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["sample", "{wide}", "--n-samples", "0"], ["--n-samples"]),
+    (["sample", "{wide}", "--n-steps", "2.5"], ["--n-steps", "2.5"]),
+    (["sample", "{wide}", "--n-samples", "nan"], ["--n-samples"]),
+    (["sample", "{wide}", "--n-samples", "1000000", "--no-plots"], ["200 features"]),
+    (["train", "--hidden-layer-sizes", "5"], ["--hidden-layer-sizes", "--n-components"]),
+    (["train", "--model", "dbn", "--ais"], ["--ais", "dbn"]),
+    (["train", "--ais-chains", "5"], ["--ais-chains", "--ais"]),
+    (["train", "--no-plots", "--n-steps", "5"], ["--n-steps", "--no-plots"]),
+    (["train", "--ais", "--ais-chains", "1e9"], ["--ais-chains"]),
+    (["evaluate", "{wide}", "--data", "{wide}", "--subset", "train"], ["--subset"]),
+    (["evaluate", "{wide}", "--data", "digits", "--seed", "3"], ["--seed", "--ais"]),
+    (["evaluate", "{dbn}", "--data", "digits", "--ais"], ["--ais", "DBN"]),
+    (["info"], ["MODEL"]),
+])
+def test_options_that_cannot_work_are_refused(tmp_path, capsys, model_files, argv, words):
+    argv = [a.format(**model_files) for a in argv] + ["--out", str(tmp_path)] * (
+        argv[0] in ("train", "sample"))
+    one_line(capsys, argv, 2, *words)
+
+
+def test_unfitted_model_files(capsys, model_files, tmp_path):
+    for argv in (["sample", model_files["unfitted"], "--out", str(tmp_path)],
+                 ["evaluate", model_files["unfitted"], "--data", "digits"]):
+        one_line(capsys, argv, 1, "unfitted BernoulliRBM", "unfitted.npz")
+    assert cli.main(["info", model_files["unfitted"]]) == 0
+    assert "not fitted" in capsys.readouterr().out
+
+
+def test_data_files_with_no_usable_rows(tmp_path, capsys):
+    datasets.write_idx(tmp_path / "zero-idx3-ubyte", np.zeros((0, 4, 4), dtype=np.uint8))
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("a,b,c\n")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    X = np.random.default_rng(0).random((6, 4))
+    X[3, 2] = np.nan
+    np.save(tmp_path / "nan.npy", X)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    cases = {"zero-idx3-ubyte": ["non-empty", "(0, 4, 4)"], "empty.csv": ["empty"],
+             "header.csv": ["no data"], "empty.npy": ["empty"],
+             "nan.npy": ["row 3, column 2", "nan"], "obj.npy": ["pickled"]}
+    for name, words in cases.items():
+        line = one_line(capsys, ["train", "--data", str(tmp_path / name), "--no-plots",
+                                 "--out", str(tmp_path / "o")], 1, name, *words)
+        assert "allow_pickle" not in line
+
+
+def test_integer_files_follow_the_input_rules(tmp_path, capsys):
+    """D5: 0/1 integers mean 0/1 (as in the Python API), never 0 and 1/255."""
+    X = np.random.default_rng(1).random((60, 16)) < 0.4
+    np.save(tmp_path / "float.npy", X.astype(np.float64))
+    np.save(tmp_path / "int64.npy", X.astype(np.int64))
+    np.savez(tmp_path / "int32.npz", X=X.astype(np.int32))
+    datasets.write_idx(tmp_path / "ints-idx2-ubyte", X.astype(np.int16))
+    np.save(tmp_path / "int255.npy", X.astype(np.int64) * 255)
+    weights = {}
+    for name in ("float.npy", "int64.npy", "int32.npz", "ints-idx2-ubyte", "int255.npy"):
+        assert quick(tmp_path / ("out_" + name), "--data", str(tmp_path / name)) == 0
+        err = capsys.readouterr().err
+        # a note, and only for the file whose whole numbers reach 255
+        assert ("0-255 intensities" in err) == (name == "int255.npy"), (name, err)
+        weights[name] = io.load_model(tmp_path / ("out_" + name) / "model.npz")
+    reference = weights.pop("float.npy")
+    X_f = X.astype(np.float64)
+    for name, model in weights.items():
+        np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(model.reconstruct(X_f), reference.reconstruct(X_f),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_sample_keeps_the_training_picture(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert cli.main(["train", "--n-iter", "1", "--n-components", "8", "--quiet", "--n-jobs",
+                     "1", "--n-steps", "2", "--out", str(tmp_path)]) == 0
+    before = (tmp_path / "samples.png").read_bytes()
+    capsys.readouterr()
+    argv = ["sample", str(tmp_path / "model.npz"), "--n-samples", "5", "--n-steps", "3",
+            "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert (tmp_path / "samples.png").read_bytes() == before
+    assert (tmp_path / "samples_5x3.npy").is_file() and (tmp_path / "samples_5x3.png").is_file()
+    assert "replaced" not in first
+    assert cli.main(argv) == 0
+    assert "replaced the earlier" in capsys.readouterr().out
+
+
+def test_warnings_are_one_line_each(tmp_path, capsys, monkeypatch, model_files):
+    real = cli.load_model
+
+    def warning_load(path):
+        import warnings
+
+        warnings.warn("first line\n  second line", RuntimeWarning)
+        warnings.warn("again", UserWarning)
+        return real(path)
+
+    monkeypatch.setattr(cli, "load_model", warning_load)
+    assert cli.main(["info", model_files["wide"]]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == ["fastrbm: warning: first line second line (RuntimeWarning)",
+                   "fastrbm: warning: again (UserWarning)"]
+
+
+def test_filter_picture_counts_every_unit():
+    pytest.importorskip("matplotlib")
+    from fastrbm import plotting
+
+    weights = np.random.default_rng(0).random((200, 16))
+    fig = plotting.plot_filters(weights, n_filters=100)
+    assert fig.axes[0].get_title() == "weights of the first 100 of 200 hidden units"
+    fig = plotting.plot_filters(weights[:30])
+    assert fig.axes[0].get_title() == "weights of 30 hidden units"
+
+
+def test_model_file_with_disagreeing_shapes_as_subprocess(tmp_path):
+    """D1 through a file: n_features_in_ that disagrees with components_ used to
+    reach the kernels (exit 139); it is now refused at load, as one line."""
+    X = (np.random.default_rng(0).random((30, 6)) < 0.5).astype(np.float64)
+    path = io.save_model(fastrbm.BernoulliRBM(4, n_iter=1, random_state=0, n_jobs=1).fit(X),
+                         tmp_path / "evil.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays[io.METADATA_KEY][()]))
+    meta["state"]["n_features_in_"] = 600
+    arrays[io.METADATA_KEY] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    np.save(tmp_path / "x.npy", np.ones((20, 600)))
+    result = run("evaluate", str(path), "--data", str(tmp_path / "x.npy"))
+    assert result.returncode == 1
+    assert_one_line_error(result, "evil.npz", "n_features_in_")

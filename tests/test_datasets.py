@@ -5,6 +5,7 @@ import hashlib
 import os
 import shutil
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -53,6 +54,38 @@ def test_idx_errors(tmp_path):
         datasets.write_idx(tmp_path / "c", np.zeros(3, dtype=np.complex64))
 
 
+def test_idx_header_bounds_the_read(tmp_path):
+    # a 16-byte header claim followed by 64 MiB of zeros (about 64 KiB gzipped)
+    path = tmp_path / "bomb.gz"
+    with gzip.open(path, "wb", compresslevel=1) as fh:
+        fh.write(bytes([0, 0, 8, 1]) + struct.pack(">I", 16))
+        block = bytes(1 << 20)
+        for _ in range(64):
+            fh.write(block)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"16 bytes of data.*holds more"):
+            datasets.read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
+    # a header claiming more than the file can hold is refused before any allocation
+    for name, opener in (("huge", open), ("huge.gz", gzip.open)):
+        with opener(tmp_path / name, "wb") as fh:
+            fh.write(bytes([0, 0, 0x0E, 3]) + struct.pack(">III", 2**32 - 1, 2**32 - 1, 9))
+            fh.write(bytes(100))
+        with pytest.raises(ValueError, match="can hold at most"):
+            datasets.read_idx(tmp_path / name)
+    (tmp_path / "long").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 3) + b"abcd")
+    with pytest.raises(ValueError, match="holds more"):
+        datasets.read_idx(tmp_path / "long")
+    # an empty first dimension is a valid (empty) IDX array
+    datasets.write_idx(tmp_path / "empty", np.zeros((0, 4, 4), dtype=np.uint8))
+    assert datasets.read_idx(tmp_path / "empty").shape == (0, 4, 4)
+
+
 def fake_set(folder, n_train=5, n_test=3, gz=True, seed=0):
     """Write the four MNIST-style IDX files; return the arrays written."""
     rng = np.random.default_rng(seed)
@@ -92,6 +125,24 @@ def test_lookup_order(isolated, monkeypatch):
     assert datasets.cache_dir() == isolated / "mine"
 
 
+def test_fastrbm_data_may_name_the_data_folder_or_its_parent(isolated, monkeypatch):
+    own = fake_set(isolated / "store" / "fashion-mnist", seed=5)
+    for value in (isolated / "store", isolated / "store" / "fashion-mnist"):
+        monkeypatch.setenv("FASTRBM_DATA", str(value))
+        X, y = datasets.load_fashion_mnist("test", download=False)
+        np.testing.assert_array_equal(y, own["t10k"][1])
+    # a folder of any name holding the files directly works too
+    plain = fake_set(isolated / "idx-files", seed=6)
+    monkeypatch.setenv("FASTRBM_DATA", str(isolated / "idx-files"))
+    np.testing.assert_array_equal(datasets.load_mnist("train", download=False)[1],
+                                  plain["train"][1])
+    # and downloads go into the data set's folder, not a nested copy of it
+    monkeypatch.setenv("FASTRBM_DATA", str(isolated / "dl" / "mnist"))
+    assert datasets._download_dir("mnist") == isolated / "dl" / "mnist"
+    monkeypatch.setenv("FASTRBM_DATA", str(isolated / "dl"))
+    assert datasets._download_dir("mnist") == isolated / "dl" / "mnist"
+
+
 def test_system_folder_is_searched_last(isolated, monkeypatch):
     system = fake_set(isolated / "usr-share" / "fashion-mnist", seed=3)
     mirrors, sums, _ = datasets.SOURCES["fashion-mnist"]
@@ -101,9 +152,16 @@ def test_system_folder_is_searched_last(isolated, monkeypatch):
     np.testing.assert_array_equal(y, system["train"][1])
 
 
-def test_missing_without_download(isolated):
-    with pytest.raises(FileNotFoundError, match="download=True"):
+def test_missing_without_download(isolated, monkeypatch):
+    monkeypatch.setenv("FASTRBM_DATA", str(isolated / "mine"))
+    with pytest.raises(FileNotFoundError, match="download=True") as info:
         datasets.load_mnist(download=False)
+    text = str(info.value)
+    assert "\n" not in text and "FASTRBM_DATA" in text
+    for folder in datasets._search_dirs("mnist"):
+        assert str(folder) in text
+    assert str(isolated / "mine" / "mnist") in text
+    assert not (isolated / "mine").exists() and not (isolated / "cache").exists()
     with pytest.raises(ValueError, match="subset"):
         datasets.load_mnist("validation")
 
@@ -133,7 +191,20 @@ def test_download_checks_sha256(isolated, monkeypatch):
     with pytest.raises(OSError, match="SHA-256 mismatch") as info:
         datasets.load_fashion_mnist("test")
     assert "a.example" in str(info.value) and "b.example" in str(info.value)
-    assert os.listdir(isolated / "cache" / "fastrbm" / "fashion-mnist") == []
+    # and the folder the failed download created is gone again
+    assert not (isolated / "cache" / "fastrbm" / "fashion-mnist").exists()
+    assert "\n" not in str(info.value) and "FASTRBM_DATA" in str(info.value)
+
+
+def test_failed_download_leaves_no_empty_folders(isolated, monkeypatch):
+    def offline(url, dest):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(datasets, "_fetch", offline)
+    monkeypatch.setenv("FASTRBM_DATA", str(isolated / "new" / "data"))
+    with pytest.raises(OSError, match="network unreachable"):
+        datasets.load_mnist("test")
+    assert not (isolated / "new").exists()
 
 
 def test_real_checksums_are_well_formed():

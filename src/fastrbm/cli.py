@@ -3,6 +3,18 @@
 ``fastrbm train`` with no arguments trains a BernoulliRBM on scikit-learn's
 8x8 digits and writes the model, its metrics and pictures into
 ``./fastrbm-out``.  Run ``fastrbm COMMAND --help`` for every option.
+
+Errors are one line on stderr, ``fastrbm: error: ...``, never a traceback:
+exit status 2 for a command line that cannot work (bad or too large option
+values, options that do not apply to the chosen model), 1 for a problem with
+a data or model file or with training.  Python warnings raised while a
+command runs (from the estimators or the evaluation) are printed as one line
+each, ``fastrbm: warning: ...``.
+
+Data files follow the Python API's input rules (floats in [0, 1], uint8 as
+intensity/255, bool and 0/1 integers as they are), with one convenience
+stated in a printed note: whole numbers that reach above 1 and stay within
+0-255 (integer arrays, CSV exports of images) are read as 0-255 intensities.
 """
 import argparse
 import importlib.util
@@ -10,8 +22,14 @@ import json
 import os
 import sys
 import time
+import warnings
+
+import zipfile
+import zlib
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from . import datasets
 from ._version import __version__
@@ -32,8 +50,8 @@ def _dbn_params(options, common, sizes):
     # a DBN passes the RBM hyperparameters on to every layer; its layer sizes
     # replace --n-components
     if "n_components" in options:
-        raise CLIError("--n-components is for --model rbm; use --hidden-layer-sizes")
-    return {"hidden_layer_sizes": sizes, "rbm_params": options, **common}
+        raise UsageError("--n-components is for --model rbm; use --hidden-layer-sizes")
+    return {"hidden_layer_sizes": sizes or DBN_LAYER_SIZES, "rbm_params": options, **common}
 
 
 MODEL_TYPES = {
@@ -53,6 +71,9 @@ DEFAULTS = {
 }
 
 
+# --hidden-layer-sizes of a dbn or dbn-classifier unless given
+DBN_LAYER_SIZES = (100, 50)
+
 # learning rate of --model gaussian-rbm unless given (GaussianBernoulliRBM's default)
 GAUSSIAN_LEARNING_RATE = 0.01
 
@@ -63,7 +84,32 @@ def _given_options(args):
 
 
 class CLIError(Exception):
-    """An error to report as one line, without a traceback."""
+    """An error to report as one line, without a traceback (exit status 1)."""
+
+    status = 1
+
+
+class UsageError(CLIError):
+    """A command line that cannot work: reported like CLIError, exit status 2."""
+
+    status = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (``fastrbm: error: ...``) and status 2."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# what a command may be asked for: far beyond real use, small enough that the
+# arrays fit in memory and the Gibbs step counter cannot wrap (issue 21, D10/D12)
+MAX_SAMPLES = 1_000_000
+MAX_SAMPLE_VALUES = 2**27  # samples x features: 1 GiB of float64
+MAX_STEPS = 1_000_000
+MAX_AIS_CHAINS = 100_000
+# pictures show at most this many samples
+MAX_SHOWN = 400
 
 
 # ----------------------------------------------------------------- data
@@ -77,6 +123,8 @@ def _load_path(path):
     lower = path.lower()
     y = None
     try:
+        if os.path.getsize(path) == 0:
+            raise CLIError(f"{path}: the file is empty")
         if lower.endswith(".npy"):
             X = np.load(path, allow_pickle=False)
         elif lower.endswith(".npz"):
@@ -100,26 +148,45 @@ def _load_path(path):
                            f"(e.g. train-images-idx3-ubyte[.gz])")
     except CLIError:
         raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise CLIError(f"{path}: cannot read data ({exc})") from None
+    except (ValueError, OSError, EOFError, MemoryError, NotImplementedError,
+            zipfile.BadZipFile, zlib.error) as exc:
+        if "allow_pickle" in str(exc) or "pickled" in str(exc):
+            # numpy's advice (allow_pickle=True) would run code from the file
+            raise CLIError(f"{path}: cannot read data: not a NumPy file of numbers (it is "
+                           f"corrupt or holds pickled Python objects, which fastrbm never "
+                           f"loads); save the data with numpy.save as a number array") from None
+        raise CLIError(f"{path}: cannot read data ({_first_line(exc)})") from None
     X = np.asarray(X)
+    if X.size == 0 or X.ndim not in (2, 3):
+        raise CLIError(f"{path}: expected a non-empty 2-D array (rows = samples) or a stack "
+                       f"of images, got shape {X.shape}")
     if X.ndim == 3:  # a stack of images, as in IDX image files
         X = X.reshape(len(X), -1)
-    if X.ndim != 2 or X.size == 0:
-        raise CLIError(f"{path}: expected a non-empty 2-D array (rows = samples), "
-                       f"got shape {X.shape}")
     if X.dtype.kind not in "biuf":
         raise CLIError(f"{path}: expected numbers, got dtype {X.dtype}")
-    if X.dtype.kind in "iu" and X.dtype != np.uint8:
-        if X.min() >= 0 and X.max() <= 255:
-            X = X.astype(np.uint8)
-    elif X.dtype.kind == "f" and np.isfinite(X).all() and X.max() > 1 and X.min() >= 0 \
-            and X.max() <= 255 and np.array_equal(X, np.round(X)):
-        # whole numbers 0-255 (CSV exports of images): read as uint8 intensities
-        print(f"note: {path} holds whole numbers up to {X.max():g}; "
-              f"reading them as 0-255 intensities", file=sys.stderr)
-        X = X.astype(np.uint8)
-    return X, y, path
+    if X.dtype.kind == "f":
+        bad = np.argwhere(~np.isfinite(X))
+        if len(bad):
+            row, col = bad[0]
+            raise CLIError(f"{path}: row {row}, column {col} (counting from 0) is "
+                           f"{X[row, col]}; remove or fill in such values")
+    return _intensities(X, path), y, path
+
+
+def _intensities(X, path):
+    """The one convenience beyond the Python API's input rules: whole numbers
+    above 1 and within 0-255 are 0-255 intensities (a printed note says so).
+    0/1 data is never touched, so it means 0/1 in every file format."""
+    if X.dtype == np.uint8 or X.dtype.kind == "b":
+        return X
+    if X.dtype.kind == "f" and not np.array_equal(X, np.round(X)):
+        return X
+    low, high = X.min(), X.max()
+    if low >= 0 and 1 < high <= 255:
+        print(f"note: {path} holds whole numbers from {low:g} to {high:g}; reading them as "
+              f"0-255 intensities (value / 255)", file=sys.stderr)
+        return X.astype(np.uint8)
+    return X
 
 
 def _is_idx(path):
@@ -134,6 +201,8 @@ def _is_idx(path):
 def _load_csv(path):
     with open(path) as fh:
         first = fh.readline()
+        if not first.strip() and not fh.read(1 << 16).strip():
+            raise CLIError(f"{path}: the CSV file holds no data")
     fields = [f.strip() for f in first.split(",")]
 
     def number(text):
@@ -145,7 +214,13 @@ def _load_csv(path):
 
     # one header line (no number in it) is skipped; any other text is an error
     header = bool(fields) and not any(number(f) for f in fields)
-    return np.loadtxt(path, delimiter=",", ndmin=2, skiprows=int(header))
+    with warnings.catch_warnings():
+        # a header-only file: reported below as empty, not as a numpy warning
+        warnings.simplefilter("ignore", UserWarning)
+        X = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=int(header))
+    if X.size == 0:
+        raise CLIError(f"{path}: the CSV file holds no data rows")
+    return X
 
 
 def load_data(spec, subset="train"):
@@ -263,7 +338,24 @@ def _prepare_out(out):
 
 
 # ----------------------------------------------------------------- commands
+def _refuse_inapplicable(args):
+    """Options given that the chosen model or command would silently ignore."""
+    rbm = args.model in ("rbm", "gaussian-rbm")
+    if args.hidden_layer_sizes is not None and rbm:
+        raise UsageError(f"--hidden-layer-sizes is for --model dbn or dbn-classifier; "
+                         f"--model {args.model} takes --n-components")
+    if args.ais and not rbm:
+        raise UsageError(f"--ais estimates an RBM's log-likelihood; --model {args.model} "
+                         f"has none (use --model rbm or gaussian-rbm)")
+    if args.ais_chains is not None and not args.ais:
+        raise UsageError("--ais-chains applies only with --ais")
+    if args.n_steps is not None and args.no_plots:
+        raise UsageError("--n-steps sets the Gibbs steps of samples.png, which --no-plots "
+                         "leaves out")
+
+
 def cmd_train(args):
+    _refuse_inapplicable(args)
     cls, needs_labels = _model_class(args.model)
     if args.device == "gpu" and importlib.util.find_spec("cupy") is None:
         raise CLIError("--device gpu needs CuPy (pip install 'fastrbm[gpu]') and an NVIDIA "
@@ -292,7 +384,7 @@ def cmd_train(args):
     accepted = set(cls().get_params(deep=False))
     for name in params:
         if name not in accepted:
-            raise CLIError(f"option for {name} does not apply to {cls.__name__}")
+            raise UsageError(f"option for {name} does not apply to {cls.__name__}")
     model = cls(**params)
     print(f"training {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})\n"
           f"  on {desc}: {X.shape[0]} rows x {X.shape[1]} features", flush=True)
@@ -319,7 +411,7 @@ def cmd_train(args):
     if args.ais:
         target = test[0] if test is not None else X
         metrics["test" if test is not None else "train"].update(
-            _ais(model, target, args.ais_chains, args.seed))
+            _ais(model, target, args.ais_chains or 100, args.seed))
     model_path = save_model(model, os.path.join(args.out, "model.npz"))
     _write_json(os.path.join(args.out, "metrics.json"), metrics)
     print(f"trained in {seconds:.2f} s")
@@ -330,7 +422,7 @@ def cmd_train(args):
     plotting = _plotting(not args.no_plots)
     if plotting is not None:
         shown = test[0] if test is not None else X
-        written += _pictures(plotting, model, shown, shape, args.out, args.n_steps)
+        written += _pictures(plotting, model, shown, shape, args.out, args.n_steps or 1000)
     print("wrote:\n  " + "\n  ".join(written))
     return 0
 
@@ -366,46 +458,76 @@ def _pictures(plotting, model, X, shape, out, n_steps):
     return files
 
 
-def _load(path):
+def _load(path, fitted=False):
+    """The model in ``path``; with ``fitted``, refuse an unfitted one."""
     try:
-        return load_model(path)
+        model = load_model(path)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    if fitted:
+        try:
+            check_is_fitted(model)
+        except NotFittedError:
+            raise CLIError(f"{path} holds an unfitted {type(model).__name__}; train one "
+                           f"first (fastrbm train)") from None
+    return model
+
+
+def _is_rbm(model):
+    return type(model).__name__ in ("BernoulliRBM", "GaussianBernoulliRBM")
 
 
 def cmd_sample(args):
-    model = _load(args.model_file)
+    model = _load(args.model_file, fitted=True)
     if not hasattr(model, "sample"):
         raise CLIError(f"{type(model).__name__} cannot draw samples")
-    if args.n_samples < 1 or args.n_steps < 1:
-        raise CLIError("--n-samples and --n-steps must be positive")
+    n_features = int(getattr(model, "n_features_in_", 1))
+    if args.n_samples * n_features > MAX_SAMPLE_VALUES:
+        raise UsageError(f"--n-samples {args.n_samples} x {n_features} features is more than "
+                         f"{MAX_SAMPLE_VALUES} values; draw at most "
+                         f"{MAX_SAMPLE_VALUES // n_features} samples per call")
     _prepare_out(args.out)
     samples = model.sample(args.n_samples, n_steps=args.n_steps)
-    npy = os.path.join(args.out, "samples.npy")
-    np.save(npy, samples)
-    written = [npy]
+    # a name of its own: never the samples.png that 'train' wrote into the same folder
+    stem = os.path.join(args.out, f"samples_{args.n_samples}x{args.n_steps}")
+    targets = [stem + ".npy"]
     plotting = _plotting(not args.no_plots)
     if plotting is not None:
-        png = os.path.join(args.out, "samples.png")
-        plotting.plot_samples(samples, title=f"{args.n_samples} Gibbs chains after "
-                                             f"{args.n_steps} steps", path=png)
-        written.append(png)
+        targets.append(stem + ".png")
+    replaced = [t for t in targets if os.path.exists(t)]
+    np.save(targets[0], samples)
+    if plotting is not None:
+        shown = samples[:MAX_SHOWN]
+        which = (f"{args.n_samples}" if len(shown) == args.n_samples
+                 else f"the first {len(shown)} of {args.n_samples}")
+        plotting.plot_samples(shown, title=f"{which} Gibbs chains after {args.n_steps} steps",
+                              path=targets[1])
     print(f"drew {args.n_samples} samples ({args.n_steps} Gibbs steps each); wrote:\n  "
-          + "\n  ".join(written))
+          + "\n  ".join(targets))
+    if replaced:
+        print("replaced the earlier " + ", ".join(replaced))
     return 0
 
 
 def cmd_evaluate(args):
-    model = _load(args.model_file)
-    subset = args.subset
-    X, y, desc, _ = load_data(args.data, subset)
+    named = args.data in ("digits", "fashion-mnist", "mnist")
+    if args.subset is not None and not named:
+        raise UsageError("--subset picks a split of digits, fashion-mnist or mnist; "
+                         f"{args.data} is a file")
+    if (args.ais_chains is not None or args.seed is not None) and not args.ais:
+        raise UsageError("--ais-chains and --seed apply only with --ais")
+    model = _load(args.model_file, fitted=True)
+    if args.ais and not _is_rbm(model):
+        raise UsageError(f"--ais estimates an RBM's log-likelihood; {args.model_file} holds a "
+                         f"{type(model).__name__}")
+    X, y, desc, _ = load_data(args.data, args.subset or "test")
     n_in = getattr(model, "n_features_in_", None)
     if n_in is not None and X.shape[1] != n_in:
         raise CLIError(f"{desc} has {X.shape[1]} features but the model was trained on {n_in}")
     try:
         metrics = _metrics(model, X, y)
         if args.ais:
-            metrics.update(_ais(model, X, args.ais_chains, args.seed))
+            metrics.update(_ais(model, X, args.ais_chains or 100, args.seed or 0))
     except (ValueError, TypeError) as exc:
         raise CLIError(f"cannot evaluate on {desc}: {exc}") from None
     metrics = {"model": type(model).__name__, "data": desc, **metrics}
@@ -457,6 +579,27 @@ def _positive_int(text):
     return value
 
 
+def _count(maximum):
+    """An argparse type: a positive integer up to ``maximum``; 1e6 notation is fine."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                number = float("nan")
+            if not (np.isfinite(number) and number == int(number)):
+                raise argparse.ArgumentTypeError(f"expected a positive integer, got "
+                                                 f"{text!r}") from None
+            value = int(number)
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected an integer from 1 to {maximum}, got "
+                                             f"{text!r}")
+        return value
+    return parse
+
+
 def _sizes(text):
     try:
         sizes = tuple(int(part) for part in text.split(","))
@@ -485,7 +628,7 @@ def build_parser():
     -------
     parser : argparse.ArgumentParser
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fastrbm",
         description="Train, sample, evaluate and inspect Restricted Boltzmann Machines. "
                     "'fastrbm train' with no arguments trains on scikit-learn's digits.")
@@ -496,7 +639,9 @@ def build_parser():
                  "mnist (looked up in $FASTRBM_DATA, the user cache and /usr/share/datasets, "
                  "else downloaded), or a file: .npy (2-D array), .npz (arrays X [and y]), "
                  ".csv (numbers, one row per sample, optional header line) or IDX "
-                 "(e.g. train-images-idx3-ubyte.gz). Values must be in [0, 1] or uint8 0-255")
+                 "(e.g. train-images-idx3-ubyte.gz). Values must be in [0, 1] (floats, 0/1 integers, bool) "
+                 "or 0-255 intensities (uint8; whole numbers above 1 in other types are read "
+                 "as 0-255 intensities, with a note)")
 
     train = sub.add_parser("train", help="train a model and write it with metrics and pictures",
                            description="Train a model; write model.npz, metrics.json and PNG "
@@ -513,7 +658,7 @@ def build_parser():
     train.add_argument("--n-components", type=_positive_int,
                        help="hidden units of an rbm (default: 100 for digits, 200 for 28x28 "
                             "images)")
-    train.add_argument("--hidden-layer-sizes", type=_sizes, default=(100, 50), metavar="N,N,...",
+    train.add_argument("--hidden-layer-sizes", type=_sizes, metavar="N,N,...",
                        help="hidden units of each layer of a dbn or dbn-classifier, bottom "
                             "first (default: 100,50); the RBM options below apply to every "
                             "layer's pretraining")
@@ -536,26 +681,28 @@ def build_parser():
                        help="cpu, or gpu (NVIDIA, needs CuPy) (default: cpu)")
     train.add_argument("--out", default="fastrbm-out", metavar="DIR",
                        help="output folder, created if missing (default: ./fastrbm-out)")
-    train.add_argument("--n-steps", type=_positive_int, default=1000,
+    train.add_argument("--n-steps", type=_count(MAX_STEPS),
                        help="Gibbs steps of the chains in samples.png (default: 1000)")
     train.add_argument("--ais", action="store_true",
                        help="also estimate the log-likelihood by annealed importance sampling")
-    train.add_argument("--ais-chains", type=_positive_int, default=100,
-                       help="AIS chains (default: 100)")
+    train.add_argument("--ais-chains", type=_count(MAX_AIS_CHAINS),
+                       help="AIS chains, with --ais (default: 100)")
     train.add_argument("--no-plots", action="store_true", help="write no pictures")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="draw samples from a saved model",
                             description="Run Gibbs chains of a saved model from random starts; "
-                                        "write samples.npy and samples.png into --out.")
+                                        "write samples_NxSTEPS.npy and .png into --out "
+                                        "(never over the samples.png of 'train').")
     sample.add_argument("model_file", metavar="MODEL", help="model file (.npz) from 'train'")
-    sample.add_argument("--n-samples", type=int, default=100, help="chains (default: 100)")
-    sample.add_argument("--n-steps", type=int, default=1000,
-                        help="Gibbs steps per chain (default: 1000)")
+    sample.add_argument("--n-samples", type=_count(MAX_SAMPLES), default=100,
+                        help=f"chains, at most {MAX_SAMPLES} (default: 100)")
+    sample.add_argument("--n-steps", type=_count(MAX_STEPS), default=1000,
+                        help=f"Gibbs steps per chain, at most {MAX_STEPS} (default: 1000)")
     sample.add_argument("--out", default="fastrbm-out", metavar="DIR",
                         help="output folder (default: ./fastrbm-out)")
-    sample.add_argument("--no-plots", action="store_true", help="write samples.npy only")
+    sample.add_argument("--no-plots", action="store_true", help="write the .npy file only")
     sample.set_defaults(func=cmd_sample)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a saved model on data",
@@ -564,13 +711,13 @@ def build_parser():
                                           "--ais, the AIS log-likelihood.")
     evaluate.add_argument("model_file", metavar="MODEL", help="model file (.npz) from 'train'")
     evaluate.add_argument("--data", required=True, metavar="DATA", help=data_help)
-    evaluate.add_argument("--subset", choices=["train", "test"], default="test",
-                          help="split of a named data set (default: test)")
+    evaluate.add_argument("--subset", choices=["train", "test"],
+                          help="split of digits, fashion-mnist or mnist (default: test)")
     evaluate.add_argument("--ais", action="store_true",
                           help="estimate the log-likelihood by annealed importance sampling")
-    evaluate.add_argument("--ais-chains", type=_positive_int, default=100,
-                          help="AIS chains (default: 100)")
-    evaluate.add_argument("--seed", type=int, default=0, help="AIS random seed (default: 0)")
+    evaluate.add_argument("--ais-chains", type=_count(MAX_AIS_CHAINS),
+                          help="AIS chains, with --ais (default: 100)")
+    evaluate.add_argument("--seed", type=int, help="AIS random seed, with --ais (default: 0)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 
@@ -593,25 +740,45 @@ def main(argv=None):
     Returns
     -------
     status : int
-        0 on success, 1 on an error (reported as one line on stderr), 2 on a
-        command-line usage error.
+        0 on success, 1 on an error with data, a model file or training, 2 on
+        a command line that cannot work (bad, too large or inapplicable
+        options); every error is one line on stderr.
     """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version and usage errors
+    except SystemExit as exc:  # --help and --version
         return exc.code if isinstance(exc.code, int) else 2
-    try:
-        return args.func(args)
     except CLIError as exc:
-        print(f"fastrbm: error: {exc}", file=sys.stderr)
-        return 1
-    except ImportError as exc:  # e.g. matplotlib or CuPy missing
-        print(f"fastrbm: error: {exc}", file=sys.stderr)
+        print(f"fastrbm: error: {_first_line(exc)}", file=sys.stderr)
+        return exc.status
+    try:
+        with warnings.catch_warnings():
+            # the filters stay the user's (-W, PYTHONWARNINGS); only the format changes
+            warnings.showwarning = _show_warning
+            return args.func(args)
+    except CLIError as exc:
+        print(f"fastrbm: error: {_first_line(exc)}", file=sys.stderr)
+        return exc.status
+    except (ImportError, ValueError, TypeError, OverflowError, MemoryError) as exc:
+        # e.g. matplotlib or CuPy missing, or an estimator's own error
+        print(f"fastrbm: error: {_first_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fastrbm: interrupted", file=sys.stderr)
         return 130
+
+
+def _first_line(exc):
+    """An exception's message as one line (its first non-empty line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """warnings.showwarning for the CLI: one line, no source location."""
+    text = " ".join(str(message).split())
+    print(f"fastrbm: warning: {text} ({category.__name__})", file=sys.stderr)
 
 
 if __name__ == "__main__":

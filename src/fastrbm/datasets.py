@@ -3,21 +3,29 @@
 ``load_mnist`` and ``load_fashion_mnist`` look for the four IDX files
 (``train-images-idx3-ubyte[.gz]``, ...) in this order:
 
-1. ``$FASTRBM_DATA/<name>/`` (``<name>`` is ``mnist`` or ``fashion-mnist``);
+1. ``$FASTRBM_DATA/<name>/`` (``<name>`` is ``mnist`` or ``fashion-mnist``),
+   then ``$FASTRBM_DATA`` itself: the variable may name the data folder or
+   its parent;
 2. the user cache folder ``$XDG_CACHE_HOME/fastrbm/<name>/`` (default
    ``~/.cache/fastrbm/<name>/``);
 3. where Debian packages install them (``/usr/share/datasets/<name>/``, from
    ``dataset-fashion-mnist``);
 4. a public mirror: the files are downloaded into the folder of step 1 (or
    2 when ``FASTRBM_DATA`` is unset) and checked against their SHA-256.
+   A failed download leaves no empty folders behind.
+
+Errors are one line: a missing data set names the folders searched and the
+variable to set.
 """
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import struct
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +75,23 @@ def _open_maybe_gzip(path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+# deflate expands at most 1032:1, so a gzip file of n bytes holds at most this
+# much data: a header claiming more is refused before anything is allocated
+def _most_bytes(path):
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        gzipped = fh.read(2) == b"\x1f\x8b"
+    return 1032 * size + 1024 if gzipped else size
+
+
 def read_idx(path):
     """Read an IDX file (plain or gzip-compressed) into a NumPy array.
+
+    The header is read first and bounds everything after it: a header that
+    claims more data than the file can hold is refused before memory is
+    allocated, and exactly the announced number of bytes is read (a stream
+    that ends early or goes on longer is an error, found without reading the
+    rest).
 
     Parameters
     ----------
@@ -86,7 +109,8 @@ def read_idx(path):
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If the file is not IDX (bad magic number or type) or is truncated.
+        If the file is not IDX (bad magic number or type), is truncated, or
+        holds more or less data than its header says.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -99,14 +123,30 @@ def read_idx(path):
             ndim = header[3]
             dims = struct.unpack(f">{ndim}I", fh.read(4 * ndim))
             dtype = np.dtype(_IDX_TYPES[header[2]])
-            data = fh.read()
-    except (OSError, EOFError, struct.error) as exc:
+            # Python integers: no overflow whatever the header claims
+            expected = math.prod(dims) * dtype.itemsize
+            limit = _most_bytes(path)
+            if expected > limit:
+                raise ValueError(f"{path}: IDX header says shape {dims} ({expected} bytes of "
+                                 f"data) but the file can hold at most {limit} bytes")
+            data = np.empty(expected, dtype=np.uint8)
+            view = memoryview(data)
+            got = 0
+            while got < expected:
+                n = fh.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            extra = len(fh.read(1)) if got == expected else 0
+    except (OSError, EOFError, struct.error, zlib.error) as exc:
         raise ValueError(f"{path}: unreadable or truncated IDX file ({exc})") from None
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
+    if got != expected:
         raise ValueError(f"{path}: IDX header says shape {dims} ({expected} bytes of data) "
-                         f"but the file holds {len(data)} bytes")
-    return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+                         f"but the file holds {got} bytes")
+    if extra:
+        raise ValueError(f"{path}: IDX header says shape {dims} ({expected} bytes of data) "
+                         f"but the file holds more")
+    return data.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
 def write_idx(path, array, compress=None):
@@ -157,10 +197,19 @@ def cache_dir():
     return Path(base) / "fastrbm"
 
 
+def _download_dir(name):
+    """Where ``name`` is downloaded to: ``$FASTRBM_DATA`` itself when it is the
+    data set's own folder (it ends in ``name``), else ``<cache_dir>/<name>``."""
+    root = cache_dir()
+    return root if os.environ.get("FASTRBM_DATA") and root.name == name else root / name
+
+
 def _search_dirs(name):
     dirs = []
     if os.environ.get("FASTRBM_DATA"):
-        dirs.append(Path(os.environ["FASTRBM_DATA"]) / name)
+        # either the data folder itself or its parent: users set both
+        root = Path(os.environ["FASTRBM_DATA"])
+        dirs += [root / name, root] if root.name != name else [root]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     dirs.append(Path(base) / "fastrbm" / name)
     dirs.extend(Path(p) for p in SOURCES[name][2])
@@ -192,30 +241,49 @@ def _fetch(url, dest):
 
 def _download(name, folder):
     mirrors, checksums, _ = SOURCES[name]
-    folder.mkdir(parents=True, exist_ok=True)
-    for filename, sha in checksums.items():
-        target = folder / filename
-        if target.is_file() and _sha256(target) == sha:
-            continue
-        errors = []
-        for mirror in mirrors:
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-            os.close(fd)
+    # folders this call creates are removed again if the download fails
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create the download folder {folder} for {name}: "
+                      f"{exc.strerror}; set FASTRBM_DATA to a writable folder") from None
+    try:
+        for filename, sha in checksums.items():
+            _download_file(name, folder, filename, sha, mirrors)
+    except BaseException:
+        for path in created:  # innermost first; a folder with files in it stays
             try:
-                _fetch(mirror + filename, tmp)
-                got = _sha256(tmp)
-                if got != sha:
-                    raise ValueError(f"SHA-256 mismatch: got {got}, expected {sha}")
-                os.replace(tmp, target)
+                path.rmdir()
+            except OSError:
                 break
-            except Exception as exc:  # try the next mirror; report all at the end
-                errors.append(f"{mirror}{filename}: {exc}")
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
-        else:
-            raise OSError(f"could not download {name} file {filename}:\n  " + "\n  ".join(errors))
+        raise
     return folder
+
+
+def _download_file(name, folder, filename, sha, mirrors):
+    target = folder / filename
+    if target.is_file() and _sha256(target) == sha:
+        return
+    errors = []
+    for mirror in mirrors:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        os.close(fd)
+        try:
+            _fetch(mirror + filename, tmp)
+            got = _sha256(tmp)
+            if got != sha:
+                raise ValueError(f"SHA-256 mismatch: got {got}, expected {sha}")
+            os.replace(tmp, target)
+            return
+        except Exception as exc:  # try the next mirror; report all at the end
+            errors.append(f"{mirror}{filename}: {exc}")
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    # one line: the CLI prints it as it is
+    raise OSError(f"could not download {name} file {filename} ({'; '.join(errors)}); "
+                  f"put the IDX files in a folder and set FASTRBM_DATA to it")
 
 
 def _load(name, subset, download):
@@ -231,9 +299,10 @@ def _load(name, subset, download):
     if folder is None:
         if not download:
             raise FileNotFoundError(
-                f"{name} not found in {', '.join(map(str, _search_dirs(name)))}; "
-                f"pass download=True or put the IDX files in one of those folders")
-        folder = _download(name, cache_dir() / name)
+                f"{name} ({subset}) not found in {', '.join(map(str, _search_dirs(name)))}; "
+                f"set FASTRBM_DATA to the folder holding its IDX files (or its parent), "
+                f"or pass download=True")
+        folder = _download(name, _download_dir(name))
     images = read_idx(_find(folder, stems[0]))
     labels = read_idx(_find(folder, stems[1]))
     if images.ndim != 3 or images.dtype != np.uint8 or labels.shape != images.shape[:1]:

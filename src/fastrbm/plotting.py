@@ -114,7 +114,8 @@ def plot_filters(model, n_filters=100, image_shape=None, path=None):
     model : fitted RBM or ndarray of shape (n_components, n_features)
         The model (its ``components_``) or a weight matrix.
     n_filters : int, default=100
-        How many hidden units to show.
+        How many hidden units to show (the first ones); the title says how
+        many the model has when that is more.
     image_shape : tuple of int, optional
         (height, width) of one input image.
     path : str, optional
@@ -124,9 +125,13 @@ def plot_filters(model, n_filters=100, image_shape=None, path=None):
     -------
     fig : matplotlib.figure.Figure
     """
-    W = np.asarray(getattr(model, "components_", model))[:n_filters]
+    weights = np.asarray(getattr(model, "components_", model))
+    W = weights[:n_filters]
     grid = tile_images(W, image_shape, normalize="each")
-    return _grid_figure(grid, f"weights of {len(W)} hidden units", path)
+    # the title counts the model's real units, not just the tiles shown
+    shown = (f"{len(W)} hidden units" if len(W) == len(weights)
+             else f"the first {len(W)} of {len(weights)} hidden units")
+    return _grid_figure(grid, f"weights of {shown}", path)
 
 
 def plot_reconstructions(model, X, n_images=20, image_shape=None, path=None):
