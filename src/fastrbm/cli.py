@@ -755,7 +755,7 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             # the filters stay the user's (-W, PYTHONWARNINGS); only the format changes
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _warning_printer()
             return args.func(args)
     except CLIError as exc:
         print(f"fastrbm: error: {_first_line(exc)}", file=sys.stderr)
@@ -775,10 +775,19 @@ def _first_line(exc):
     return lines[0] if lines else type(exc).__name__
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """warnings.showwarning for the CLI: one line, no source location."""
-    text = " ".join(str(message).split())
-    print(f"fastrbm: warning: {text} ({category.__name__})", file=sys.stderr)
+def _warning_printer():
+    """warnings.showwarning for one CLI command: one line, no source location,
+    and each distinct warning once (a command runs several estimator calls
+    that may each warn about the same data)."""
+    shown = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = f"fastrbm: warning: {' '.join(str(message).split())} ({category.__name__})"
+        if text not in shown:
+            shown.add(text)
+            print(text, file=sys.stderr)
+
+    return show
 
 
 if __name__ == "__main__":
