@@ -331,3 +331,35 @@ def test_log_likelihood_uses_exact_log_z_for_a_small_layer(monkeypatch):
     monkeypatch.setattr(evaluation, "log_partition_ais", no_ais)
     np.testing.assert_allclose(evaluation.log_likelihood(model, X),
                                -model.free_energy(X) - exact, rtol=1e-12)
+
+
+def test_cli_evaluate_ais_prints_the_sandwich_and_warnings(tmp_path, capsys, monkeypatch):
+    import json
+
+    from fastrbm import cli, io
+
+    assert cli.main(["train", "--n-iter", "2", "--n-components", "8", "--no-plots", "--quiet",
+                     "--n-jobs", "1", "--out", str(tmp_path)]) == 0
+    model_path = str(tmp_path / "model.npz")
+    capsys.readouterr()
+    # every gap counts as wide: the warning must reach stderr as one line
+    monkeypatch.setattr(evaluation, "MAX_GAP_NATS", -np.inf)
+    assert cli.main(["evaluate", model_path, "--data", "digits", "--ais", "--ais-chains", "10",
+                     "--json", str(tmp_path / "e.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "ais_ll_sandwich_low" in out and "ais_log_partition_reverse" in out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(line.startswith("warning: AIS") for line in lines)
+    assert any("sandwich is" in line for line in lines)
+    m = json.loads((tmp_path / "e.json").read_text())
+    model = io.load_model(model_path)
+    X_test, _, _, _ = cli.load_data("digits", "test")
+    neg_f = float(np.mean(-model.free_energy(X_test)))
+    assert m["ais_log_likelihood"] == pytest.approx(neg_f - m["ais_log_partition"])
+    assert m["ais_ll_sandwich_low"] == pytest.approx(neg_f - m["ais_log_partition_reverse"])
+    assert m["ais_log_likelihood_low"] == pytest.approx(neg_f - m["ais_log_partition_high"])
+    assert m["ais_log_likelihood_high"] == pytest.approx(neg_f - m["ais_log_partition_low"])
+    assert m["ais_reverse_start"] == "exact"
+    # an 8-unit hidden layer: exact log Z within the printed bracket
+    exact = evaluation.log_partition_exact(model)
+    assert m["ais_log_partition_low"] <= exact <= m["ais_log_partition_high"]
