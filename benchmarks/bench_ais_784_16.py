@@ -18,6 +18,8 @@ import argparse
 import time
 import warnings
 
+import numpy as np
+
 from fastrbm import BernoulliRBM, evaluation
 from fastrbm.datasets import load_fashion_mnist
 
@@ -29,7 +31,7 @@ def main():
     args = parser.parse_args()
     X, _ = load_fashion_mnist(download=False)
     X = X[:20000]
-    model = BernoulliRBM(n_components=16, n_iter=5, learning_rate=0.05, dtype="float64",
+    model = BernoulliRBM(n_components=16, n_iter=5, learning_rate=0.05, dtype=np.float64,
                          random_state=0, n_jobs=1).fit(X)
     t = time.perf_counter()
     exact = evaluation.log_partition_exact(model)
