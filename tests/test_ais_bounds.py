@@ -363,3 +363,21 @@ def test_cli_evaluate_ais_prints_the_sandwich_and_warnings(tmp_path, capsys, mon
     # an 8-unit hidden layer: exact log Z within the printed bracket
     exact = evaluation.log_partition_exact(model)
     assert m["ais_log_partition_low"] <= exact <= m["ais_log_partition_high"]
+
+
+@pytest.mark.parametrize("exact_units", [20, 2])            # exact / approximate reverse start
+def test_gpu_model_gives_the_cpu_result(gpu, monkeypatch, exact_units):
+    monkeypatch.setattr(evaluation, "EXACT_DEFAULT_UNITS", exact_units)
+    rng = np.random.default_rng(4)
+    X = (rng.random((80, 12)) < rng.random(12)).astype(np.float64)
+    params = dict(n_components=6, n_iter=2, batch_size=10, random_state=0, n_jobs=1)
+    cpu = BernoulliRBM(**params).fit(X)
+    dev = BernoulliRBM(**params).fit(gpu.put(X))
+    kwargs = dict(n_chains=10, betas=100, random_state=1, reverse_burn_in=20)
+    on_cpu = quiet_ais(cpu, data=X, **kwargs)
+    on_dev = quiet_ais(dev, data=gpu.put(X), **kwargs)
+    assert on_dev.reverse_exact == on_cpu.reverse_exact == (exact_units == 20)
+    np.testing.assert_allclose(on_dev.reverse_log_weights, on_cpu.reverse_log_weights,
+                               rtol=0, atol=1e-9)
+    for name in ("log_z", "log_z_reverse", "log_z_certified", "log_z_low", "log_z_high"):
+        assert getattr(on_dev, name) == pytest.approx(getattr(on_cpu, name), abs=1e-9), name
