@@ -647,9 +647,11 @@ def find_invalid(X, clip):
 
 
 def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
-                    gaussian=False):
+                    gaussian=False, start=None, return_states=False):
     """AIS log weights (float64 NumPy array, one per chain); the same draws and
-    meaning as ``_reference.ais_log_weights``."""
+    meaning as ``_reference.ais_log_weights`` (``start``: the chains' start
+    states, for reverse AIS; ``return_states``: also return the final states,
+    on the device)."""
     dev = device()
     xp = dev.xp
     dtype = W.dtype
@@ -657,8 +659,11 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     H, D = W.shape
     n_chains = int(n_chains)
     betas = np.asarray(betas, dtype=np.float64)
+    if np.any((betas[1:-1] == 0) & (betas[:-2] != 0)):
+        raise ValueError("betas may reach 0 after a positive temperature only at its end")
     if n_chains == 0:
-        return np.zeros(0)
+        empty = np.zeros(0)
+        return (empty, xp.zeros((0, D), dtype=dtype)) if return_states else empty
     key = _key(key)
     k0, k1 = key
     tick = _zero_tick()
@@ -672,16 +677,25 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     act = xp.empty((n_chains, H), dtype=dtype)
     vb_s = xp.empty(D, dtype=dtype)
     base = base64.astype(dtype)
-    _visible_draw(v, base, gaussian, 0, tick, 0, _c3(STREAM_AIS, 1), key)
+    if start is None:
+        _visible_draw(v, base, gaussian, 0, tick, 0, _c3(STREAM_AIS, 1), key)
+    else:
+        if tuple(start.shape) != (n_chains, D):
+            raise ValueError(f"start must have shape ({n_chains}, {D}), got {start.shape}")
+        v[...] = xp.asarray(start, dtype=dtype)
     K = len(betas) - 1
     for k in range(1, K + 1):
         bk, delta = float(betas[k]), float(betas[k] - betas[k - 1])
-        _gemm(False, True, dtype.type(bk), v, W, 0, act)
-        has_ratio = delta != 0 and bk > 0
-        ratio = dtype.type(delta / bk) if has_ratio else dtype.type(0)
+        # a step down to 0 (reverse AIS) takes its hidden input at beta_{k-1}
+        to_zero = bk == 0 and delta != 0
+        abeta = float(betas[k - 1]) if to_zero else bk
+        _gemm(False, True, dtype.type(abeta), v, W, 0, act)
+        has_ratio = -1 if to_zero else int(delta != 0 and bk > 0)
+        ratio = (dtype.type(1) if to_zero else
+                 dtype.type(delta / bk) if has_ratio else dtype.type(0))
         draw = k < K
         _launch(f"fr_ais_hidden<{t}>", n_chains,
-                (act, hbias64, np.float64(bk), v, dvb, logw, h, _i64(n_chains), _i64(H),
+                (act, hbias64, np.float64(abeta), v, dvb, logw, h, _i64(n_chains), _i64(H),
                  _i64(D), np.float64(delta), _i32(has_ratio), ratio, _i32(draw), _u32(k),
                  _c3(STREAM_AIS, 0), k0, k1))
         if not draw:
@@ -689,4 +703,4 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
         _launch(f"fr_ais_visible_bias<{t}>", D, (base64, vbias64, np.float64(bk), _i64(D), vb_s))
         _gemm(False, False, dtype.type(bk), h, W, 0, v)
         _visible_draw(v, vb_s, gaussian, 0, tick, k, _c3(STREAM_AIS, 1), key)
-    return dev.to_host(logw)
+    return (dev.to_host(logw), v) if return_states else dev.to_host(logw)

@@ -430,7 +430,9 @@ __global__ void fr_ais_hidden(const T *act, const double *hbias, double beta, co
             h[r * H + j] = fr_uniform(w[j & 3], (T)0) < p ? (T)1 : (T)0;
         }
     }
-    logw[r] = (logw[r] + delta * dot) - hidden;
+    /* has_ratio < 0: the step down to beta = 0 of a reverse run, whose hidden
+     * part log1p(p expm1(-a)) = softplus(0) - softplus(a) is added */
+    logw[r] = (logw[r] + delta * dot) - (has_ratio < 0 ? -hidden : hidden);
 }
 
 /* The tempered visible biases (T)((1 - beta) base_i + beta b_i). */

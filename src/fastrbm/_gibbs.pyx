@@ -1156,30 +1156,42 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                      const floating *base_vbias, const double *dvb, const double *betas,
                      Py_ssize_t K, Py_ssize_t n, int D, int H, floating *v, floating *h,
                      floating *hb_s, floating *vb_s, double *partial, double *logw,
-                     const uint32_t *key, int n_threads, bint gauss) noexcept nogil:
+                     const uint32_t *key, int n_threads, bint gauss,
+                     bint start_given) noexcept nogil:
     """All temperatures for all n chains (see _reference.ais_log_weights).
 
     W is never copied: the temperature enters as the GEMM alpha and as scaled
     bias vectors.  partial[blk * n + r] holds hidden block blk's share of row
-    r's log-weight increment; rows add them in block order (deterministic)."""
+    r's log-weight increment; rows add them in block order (deterministic).
+    ``start_given``: v already holds the chains' start states (no base draw).
+    A step down to beta = 0 (the end of a reverse run) takes its hidden input
+    at the previous temperature, the only one that carries W v + c."""
     cdef Py_ssize_t hblock = unit_block(H, n), vblock = unit_block(D, n)
     cdef Py_ssize_t n_hblocks = (H + hblock - 1) // hblock
     cdef Py_ssize_t n_vblocks = (D + vblock - 1) // vblock
     cdef Py_ssize_t k, r, i, j, blk, j0, i0, nh, nv
-    cdef double bk, delta, acc
+    cdef double bk, delta, acc, abeta
     cdef floating a, p, ratio
     cdef floating *row_ptr
+    cdef bint to_zero
     with parallel(num_threads=n_threads):
         for r in prange(n, schedule='static'):
-            for i in range(D):
-                v[r * D + i] = 0
-            visible_draw(gauss, v + r * D, base_vbias, D, 0, r, 0,
-                         counter_word3(AIS_STREAM, 1), key)
+            if not start_given:
+                for i in range(D):
+                    v[r * D + i] = 0
+                visible_draw(gauss, v + r * D, base_vbias, D, 0, r, 0,
+                             counter_word3(AIS_STREAM, 1), key)
             logw[r] = 0
         for k in range(1, K + 1):
             bk = betas[k]
             delta = bk - betas[k - 1]
-            ratio = <floating>(delta / bk) if (delta != 0 and bk > 0) else 0
+            # softplus(0) - softplus(a) = log1p(p expm1(-a)) with a at beta_{k-1}
+            to_zero = bk == 0 and delta != 0
+            abeta = betas[k - 1] if to_zero else bk
+            if to_zero:
+                ratio = 1
+            else:
+                ratio = <floating>(delta / bk) if (delta != 0 and bk > 0) else 0
             # hidden input beta_k (W v + c), the increment's hidden part, the draw
             for blk in prange(n_hblocks, schedule='dynamic'):
                 j0 = blk * hblock
@@ -1187,8 +1199,8 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                 if nh > hblock:
                     nh = hblock
                 for j in range(j0, j0 + nh):
-                    hb_s[j] = <floating>(bk * <double>hbias[j])
-                gemm(True, False, <int>nh, <int>n, D, <floating>bk, W + j0 * D, D, v, D, 0,
+                    hb_s[j] = <floating>(abeta * <double>hbias[j])
+                gemm(True, False, <int>nh, <int>n, D, <floating>abeta, W + j0 * D, D, v, D, 0,
                      h + j0, H)
                 for r in range(n):
                     row_ptr = h + r * H
@@ -1201,7 +1213,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                             else:
                                 p = fr_sigmoid(a)
                             acc = acc + <double>ais_increment(p, -ratio * a)
-                    partial[blk * n + r] = acc
+                    partial[blk * n + r] = -acc if to_zero else acc
                     if k < K:
                         bernoulli(row_ptr + j0, hb_s + j0, 1, row_ptr + j0, <int>nh, j0, r,
                                   <uint32_t>k, counter_word3(AIS_STREAM, 0), key)
@@ -1234,25 +1246,31 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
 
 def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
                     floating[::1] base_vbias, betas, Py_ssize_t n_chains, key,
-                    int n_threads, bint gaussian=False):
+                    int n_threads, bint gaussian=False, start=None, bint return_states=False):
     """AIS log weights (float64, one per chain) from the base-rate model with
     visible biases ``base_vbias`` to (W, vbias, hbias) along ``betas``
     (betas[0] = 0, last = 1).  Same draws and meaning as
     ``_reference.ais_log_weights``; bit-identical for any ``n_threads``.
     ``gaussian``: unit-variance Gaussian visible units (the weights then
-    omit the constant -(||b||^2 - ||b_A||^2) / 2, see the reference)."""
+    omit the constant -(||b||^2 - ||b_A||^2) / 2, see the reference).
+    ``start`` (n_chains, D): start states instead of base draws (reverse AIS:
+    ``betas`` from 1 down to 0); ``return_states``: also return the chains'
+    final states."""
     cdef int H = W.shape[0], D = W.shape[1]
-    cdef double[::1] betas_v = np.ascontiguousarray(betas, dtype=np.float64)
+    cdef double[::1] betas_v = _checked_betas(betas)
     cdef Py_ssize_t K = betas_v.shape[0] - 1
     cdef double[::1] dvb = (np.asarray(vbias, dtype=np.float64)
                             - np.asarray(base_vbias, dtype=np.float64))
     cdef uint32_t key_words[2]
     dtype = np.float32 if floating is float else np.float64
     logw_arr = np.zeros(n_chains, dtype=np.float64)
+    v_arr = np.empty((n_chains, D), dtype=dtype)
+    if start is not None:
+        v_arr[...] = _checked_start(start, n_chains, D)
     if n_chains == 0:
-        return logw_arr
+        return (logw_arr, v_arr) if return_states else logw_arr
     cdef double[::1] logw = logw_arr
-    cdef floating[::1] v = np.empty(n_chains * D, dtype=dtype)
+    cdef floating[::1] v = v_arr.reshape(-1)
     cdef floating[::1] h = np.empty(n_chains * H, dtype=dtype)
     cdef floating[::1] hb_s = np.empty(H, dtype=dtype)
     cdef floating[::1] vb_s = np.empty(D, dtype=dtype)
@@ -1262,5 +1280,25 @@ def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias
     with nogil:
         ais_chains(&W[0, 0], &vbias[0], &hbias[0], &base_vbias[0], &dvb[0], &betas_v[0], K,
                    n_chains, D, H, &v[0], &h[0], &hb_s[0], &vb_s[0], &partial[0], &logw[0],
-                   key_words, n_threads, gaussian)
-    return logw_arr
+                   key_words, n_threads, gaussian, start is not None)
+    return (logw_arr, v_arr) if return_states else logw_arr
+
+
+def _checked_betas(betas):
+    """betas as float64; a run may end at 0 (reverse AIS) but not pass it:
+    a step to 0 takes its hidden input at the previous temperature, which is
+    right for the increment but not for a transition after it."""
+    arr = np.ascontiguousarray(betas, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] < 1:
+        raise ValueError(f"betas must be a 1-D array of temperatures, got shape {arr.shape}")
+    last = arr.shape[0] - 1     # (no negative indices: wraparound is off)
+    if last > 1 and np.any((arr[1:last] == 0) & (arr[0:last - 1] != 0)):
+        raise ValueError("betas may reach 0 after a positive temperature only at its end")
+    return arr
+
+
+def _checked_start(start, n_chains, D):
+    arr = np.asarray(start)
+    if arr.shape != (n_chains, D):
+        raise ValueError(f"start must have shape ({n_chains}, {D}), got {arr.shape}")
+    return arr

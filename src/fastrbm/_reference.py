@@ -294,7 +294,7 @@ def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, s
 
 
 def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
-                    gaussian=False):
+                    gaussian=False, start=None, return_states=False):
     """Annealed importance sampling log weights, one per chain (float64).
 
     Intermediate model k has hidden input ``beta_k * (W v + c)`` and visible
@@ -319,25 +319,43 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     Visible standard deviations s != 1 need no support here: the caller runs
     the unit-variance model of u = v / s (biases b / s, b_A / s) and adds
     sum(log s) to log Z (evaluation.log_partition_ais).
+
+    Reverse AIS (``start`` given, ``betas`` from 1 down to 0): the chains
+    start at ``start`` (n_chains, D) instead of a base draw, and the same
+    loop adds ``log p*_k(v) - log p*_{k-1}(v)`` with beta_k < beta_{k-1}.
+    The last step, down to beta = 0, takes its hidden input at beta_{k-1}
+    (at 0 it carries no W v + c): its hidden part is ``softplus(0) -
+    softplus(a) = log1p(p * expm1(-a))`` with ``a = beta_{k-1} x``.  0 may
+    follow a positive temperature only at the end.  ``return_states``: also
+    return the final states (n_chains, D).
     """
     dtype = W.dtype
     betas = np.asarray(betas, dtype=np.float64)
+    if np.any((betas[1:-1] == 0) & (betas[:-2] != 0)):
+        raise ValueError("betas may reach 0 after a positive temperature only at its end")
     rows = np.arange(n_chains)
     D = W.shape[1]
     dvb = vbias.astype(np.float64) - base_vbias.astype(np.float64)
-    v = _visible_draw(np.zeros((n_chains, D), dtype) + base_vbias.astype(dtype), rows, key, 0,
-                      STREAM_AIS, 1, gaussian)
+    if start is None:
+        v = _visible_draw(np.zeros((n_chains, D), dtype) + base_vbias.astype(dtype), rows, key,
+                          0, STREAM_AIS, 1, gaussian)
+    else:
+        v = np.array(start, dtype=dtype).reshape(n_chains, D)
     logw = np.zeros(n_chains)
     K = len(betas) - 1
     for k in range(1, K + 1):
         bk, delta = betas[k], betas[k] - betas[k - 1]
-        hb_s = (bk * hbias.astype(np.float64)).astype(dtype)
+        to_zero = bk == 0 and delta != 0
+        abeta = betas[k - 1] if to_zero else bk
+        hb_s = (abeta * hbias.astype(np.float64)).astype(dtype)
         vb_s = ((1 - bk) * base_vbias.astype(np.float64)
                 + bk * vbias.astype(np.float64)).astype(dtype)
-        a = dtype.type(bk) * (v @ W.T) + hb_s
+        a = dtype.type(abeta) * (v @ W.T) + hb_s
         p = sigmoid(a)
         logw += delta * (v.astype(np.float64) @ dvb)
-        if delta != 0 and bk > 0:
+        if to_zero:
+            logw += np.log1p(p * np.expm1(-a)).astype(np.float64).sum(axis=1)
+        elif delta != 0 and bk > 0:
             ratio = dtype.type(delta / bk)
             logw -= np.log1p(p * np.expm1(-ratio * a)).astype(np.float64).sum(axis=1)
         if k == K:
@@ -345,4 +363,4 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
         h = _draw(p, rows, key, k, STREAM_AIS, 0)
         v = _visible_draw(dtype.type(bk) * (h @ W) + vb_s, rows, key, k, STREAM_AIS, 1,
                           gaussian)
-    return logw
+    return (logw, v) if return_states else logw

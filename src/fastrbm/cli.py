@@ -288,18 +288,41 @@ def _metrics(model, X, y=None):
 
 
 def _ais(model, X, n_chains, seed):
-    """AIS estimate of log Z and the mean log-likelihood of X (fastrbm.evaluation)."""
+    """AIS estimate of log Z and the mean log-likelihood of X (fastrbm.evaluation),
+    with the forward-reverse sandwich and the 95% bracket; AISWarnings are
+    printed as one line each on stderr."""
+    import warnings
+
     try:
         from . import evaluation
     except ImportError:
         raise CLIError("AIS needs fastrbm.evaluation, which is not in this version") from None
-    result = evaluation.log_partition_ais(model, n_chains=n_chains, random_state=seed)
-    log_p = evaluation.log_likelihood(model, X, log_z=result)
-    return {"ais_log_likelihood": float(np.mean(log_p)),
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", evaluation.AISWarning)
+        result = evaluation.log_partition_ais(model, n_chains=n_chains, random_state=seed,
+                                              data=X)
+    for item in caught:
+        if issubclass(item.category, evaluation.AISWarning):
+            print(f"warning: {item.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    # mean -F(x): every log-likelihood below is it minus one value of log Z
+    neg_f = float(np.mean(evaluation.log_likelihood(model, X, log_z=0.0)))
+    sandwich_low_z = max(result.log_z, result.log_z_certified)
+    return {"ais_log_likelihood": neg_f - float(result.log_z),
+            # stochastic bounds: reverse AIS (upper on log Z) and forward AIS
+            "ais_ll_sandwich_low": neg_f - float(result.log_z_reverse),
+            "ais_ll_sandwich_high": neg_f - float(sandwich_low_z),
+            # holds with probability >= 95% (exact reverse start; see AISResult)
+            "ais_log_likelihood_low": neg_f - float(result.log_z_high),
+            "ais_log_likelihood_high": neg_f - float(result.log_z_low),
             "ais_log_partition": float(result.log_z),
-            # +-3 standard errors of the mean importance weight, mapped to log Z
             "ais_log_partition_low": float(result.log_z_low),
             "ais_log_partition_high": float(result.log_z_high),
+            "ais_log_partition_reverse": float(result.log_z_reverse),
+            "ais_log_partition_certified": float(result.log_z_certified),
+            "ais_reverse_start": "exact" if result.reverse_exact else "approximate",
+            "ais_effective_sample_size": float(result.ess),
             "ais_chains": n_chains}
 
 

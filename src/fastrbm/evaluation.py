@@ -5,8 +5,13 @@
 - :func:`log_partition_ais`: log Z estimated with Annealed Importance Sampling
   from a base-rate model (Salakhutdinov & Murray, "On the quantitative analysis
   of deep belief networks", ICML 2008), with the chains run in the engine's
-  OpenMP kernel (``_gibbs.ais_log_weights``).
-- :func:`log_likelihood`: per-sample log p(x) = -F(x) - log Z.
+  OpenMP kernel (``_gibbs.ais_log_weights``), and reverse AIS from model
+  samples (bidirectional Monte Carlo, Grosse, Ghahramani & Adams 2015) for a
+  stochastic upper bound; the result carries a confidence bracket, a certified
+  lower bound, the effective sample size and :class:`AISWarning` when the
+  estimate cannot be trusted.
+- :func:`log_likelihood`: per-sample log p(x) = -F(x) - log Z (exact log Z by
+  default when a layer has at most ``EXACT_DEFAULT_UNITS`` units).
 - :func:`pseudo_likelihood`: the exact pseudo-likelihood over all bits (the
   estimators' ``score_samples`` is scikit-learn's one-bit estimate of it).
 
@@ -17,7 +22,8 @@ GaussianBernoulliRBM supports :func:`log_partition_exact`,
 raises NotImplementedError for it).
 """
 import numbers
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,11 +33,25 @@ from sklearn.utils.validation import check_is_fitted
 from ._backend import (get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
                        threads_for_work, to_device, to_host)
 
-__all__ = ["AISResult", "ais_schedule", "log_likelihood", "log_partition_ais",
+__all__ = ["AISResult", "AISWarning", "ais_schedule", "log_likelihood", "log_partition_ais",
            "log_partition_exact", "pseudo_likelihood"]
 
 #: Largest layer that :func:`log_partition_exact` enumerates (2**25 states).
 MAX_EXACT_UNITS = 25
+#: Smaller layer up to which :func:`log_likelihood` uses exact log Z by default
+#: and :func:`log_partition_ais` starts its reverse chains from exact samples
+#: (2**20 states: a few seconds for 784 visible units).
+EXACT_DEFAULT_UNITS = 20
+#: A forward-reverse gap (nats) above which :func:`log_partition_ais` warns.
+MAX_GAP_NATS = 1.0
+#: Effective sample size, as a fraction of the chains, below which the
+#: importance weights are called degenerate.
+MIN_ESS_FRACTION = 0.1
+# distinct visited states the mean-field bound starts from, and its sweeps
+_MEAN_FIELD_STARTS = 32
+_MEAN_FIELD_SWEEPS = 50
+# data rows used as visited states and approximate reverse starts
+_MAX_DATA_STATES = 10000
 #: Base-rate probabilities are clipped to [p, 1 - p] so that a pixel that is
 #: never (or always) on in the data gets a finite bias.
 BASE_RATE_CLIP = 1e-3
@@ -136,33 +156,84 @@ def log_partition_exact(model):
             f"log_partition_exact enumerates the smaller layer, which has {min(H, D)} "
             f"units here (more than {MAX_EXACT_UNITS}: 2**{min(H, D)} states); use "
             f"log_partition_ais for models this large")
-    if H <= D:   # sum over h: log Z = logsumexp_h [h.c + sum_i softplus(b_i + (h W)_i)]
-        n_bits, own, other, weights = H, c, b, W
-    else:        # sum over v: log Z = logsumexp_v [v.b + sum_j softplus(c_j + (W v)_j)]
-        n_bits, own, other, weights = D, b, c, W.T
-    n_states = 1 << n_bits
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, weights.shape[1]))
-    parts = []
-    for start in range(0, n_states, chunk):
-        s = _state_bits(start, min(n_states, start + chunk), n_bits)
-        parts.append(logsumexp(s @ own + np.logaddexp(0, s @ weights + other).sum(axis=1)))
-    return float(logsumexp(parts))
+    return float(logsumexp([logsumexp(part) for part in _enumerated_log_weights(kind, W, b, c)])
+                 + _enumeration_constant(kind, W, b))
 
 
 def _log_partition_exact_gaussian(W, b, c):
+    return float(logsumexp([logsumexp(part) for part in
+                            _enumerated_log_weights("gaussian", W, b, c)])
+                 + _enumeration_constant("gaussian", W, b))
+
+
+def _enumerated_side(kind, W):
+    """The layer that the exact sums enumerate: 'hidden' or 'visible'."""
     H, D = W.shape
-    if H > MAX_EXACT_UNITS:
-        raise ValueError(
-            f"log_partition_exact enumerates the hidden layer of a GaussianBernoulliRBM, "
-            f"which has {H} units here (more than {MAX_EXACT_UNITS})")
-    n_states = 1 << H
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, D))
-    parts = []
+    return "hidden" if kind == "gaussian" or H <= D else "visible"
+
+
+def _enumerated_log_weights(kind, W, b, c):
+    """Unnormalised log-probabilities of every state of the enumerated layer
+    (state index = its bits, least significant first), in chunks, float64.
+
+    Bernoulli, hidden side: h.c + sum_i softplus(b_i + (h W)_i); visible side:
+    v.b + sum_j softplus(c_j + (W v)_j).  Gaussian (unit variance; b already
+    divided by s): c.h + ||h W + b||^2 / 2, which leaves out the constant of
+    :func:`_enumeration_constant`."""
+    H, D = W.shape
+    if kind == "gaussian":
+        if H > MAX_EXACT_UNITS:
+            raise ValueError(
+                f"log_partition_exact enumerates the hidden layer of a GaussianBernoulliRBM, "
+                f"which has {H} units here (more than {MAX_EXACT_UNITS})")
+        n_states = 1 << H
+        chunk = max(1, _CHUNK_ELEMENTS // max(1, D))
+        for start in range(0, n_states, chunk):
+            h = _state_bits(start, min(n_states, start + chunk), H)
+            m = h @ W + b
+            yield h @ c + 0.5 * np.einsum("ij,ij->i", m, m)
+        return
+    if _enumerated_side(kind, W) == "hidden":
+        n_bits, own, other, weights = H, c, b, W
+    else:
+        n_bits, own, other, weights = D, b, c, W.T
+    n_states = 1 << n_bits
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, weights.shape[1]))
     for start in range(0, n_states, chunk):
-        h = _state_bits(start, min(n_states, start + chunk), H)
-        m = h @ W + b
-        parts.append(logsumexp(h @ c + 0.5 * np.einsum("ij,ij->i", m, m)))
-    return float(logsumexp(parts) - 0.5 * (b @ b) + 0.5 * D * np.log(2 * np.pi))
+        s = _state_bits(start, min(n_states, start + chunk), n_bits)
+        yield s @ own + np.logaddexp(0, s @ weights + other).sum(axis=1)
+
+
+def _enumeration_constant(kind, W, b):
+    """What log Z adds to the log-sum-exp of :func:`_enumerated_log_weights`."""
+    if kind == "gaussian":
+        return float(-0.5 * (b @ b) + 0.5 * W.shape[1] * np.log(2 * np.pi))
+    return 0.0
+
+
+def _exact_samples(kind, W, b, c, n, rng):
+    """n exact visible samples of a model with a small layer, and its exact log Z.
+
+    The enumerated layer is drawn from its exact marginal (all its states'
+    probabilities), the other one from its conditional; W, b, c are float64
+    host arrays (Gaussian: unit-variance scale, b divided by s).  Returns
+    (samples of shape (n, D), log Z without any sum(log s))."""
+    H, D = W.shape
+    log_w = np.concatenate(list(_enumerated_log_weights(kind, W, b, c)))
+    log_z = float(logsumexp(log_w))
+    prob = np.exp(log_w - log_z)
+    index = rng.choice(len(prob), size=n, p=prob / prob.sum())
+    side = _enumerated_side(kind, W)
+    states = ((index[:, None] >> np.arange(H if side == "hidden" else D, dtype=np.int64))
+              & 1).astype(np.float64)
+    if side == "visible":
+        return states, log_z
+    mean = states @ W + b
+    if kind == "gaussian":
+        visible = mean + rng.standard_normal(mean.shape)
+    else:
+        visible = (rng.random(mean.shape) < 1 / (1 + np.exp(-mean))).astype(np.float64)
+    return visible, log_z + _enumeration_constant(kind, W, b)
 
 
 # --------------------------------------------------------------------------- AIS
@@ -197,6 +268,15 @@ def ais_schedule(betas=None):
     return arr
 
 
+class AISWarning(UserWarning):
+    """An AIS estimate of log Z that its own diagnostics do not support.
+
+    Raised (as a warning) by :func:`log_partition_ais` when the forward and
+    reverse estimates are further apart than ``MAX_GAP_NATS``, when a
+    certified lower bound lies above an estimate or an upper bound, or when
+    the importance weights are degenerate; the message says which."""
+
+
 @dataclass
 class AISResult:
     """Result of :func:`log_partition_ais`.
@@ -207,15 +287,46 @@ class AISResult:
     every log-Z value here includes sum_i log s_i and the base model is
     N(b_A, diag(s^2)) on the standardised scale.
 
+    The statistics (Z-hat is the mean forward weight times Z of the base, and
+    t = log(2 / (1 - confidence)), or log(1 / (1 - confidence)) without a
+    reverse run):
+
+    - Z-hat is unbiased, E[Z-hat] = Z, so by Markov's inequality
+      P(log Z-hat > log Z + t) <= e^-t: ``log_z - t`` is a lower confidence
+      bound.  By Jensen E[log Z-hat] <= log Z: ``log_z`` itself is a
+      stochastic lower bound (it errs low on average).
+    - Reverse AIS from exact model samples gives an unbiased estimate of
+      1 / Z (times Z of the base), so ``log_z_reverse`` is a stochastic upper
+      bound and ``log_z_reverse + t`` an upper confidence bound, by the same
+      argument.  From approximate samples (``reverse_exact`` False) neither
+      statement is guaranteed.
+    - ``log_z_certified`` holds with no sampling assumption at all: Z is a
+      sum of positive terms, so log Z >= log of the sum over any set of
+      distinct states (every visible state the chains or the data visited:
+      log sum exp(-F(v))); and for any factorised q(v, h), log Z >=
+      E_q[-E] + H(q) (mean field, coordinate ascent from the best visited
+      states).
+    - [``log_z_low``, ``log_z_high``] = [max(certified, log_z - t),
+      log_z_reverse + t] therefore contains log Z with probability at least
+      ``confidence`` (union bound over the two sides) when the reverse start
+      is exact.  It is wide (2 t is 7.4 nats at 0.95): the sandwich
+      [``log_z``, ``log_z_reverse``] is the useful measure of accuracy; when
+      both runs work it is a small fraction of a nat (Grosse et al. 2015).
+    - ``ess`` = (sum w)^2 / sum w^2 of the forward weights; below
+      ``MIN_ESS_FRACTION`` of the chains the weights are degenerate and a
+      standard error of their mean means little.
+
     Attributes
     ----------
     log_z : float
-        log Z estimate: log of the mean importance weight (times Z of the base).
+        log Z estimate: log of the mean forward importance weight (times Z of
+        the base).  A stochastic lower bound.
     log_z_low, log_z_high : float
-        log of (mean weight -/+ 3 standard errors of the mean); the lower end
-        uses a tiny positive value when mean - 3 se <= 0.
+        The confidence bracket described above (``log_z_high`` is inf when
+        no reverse run was made).
     log_weights : ndarray of shape (n_chains,)
-        Per-chain log importance weights, float64 (without log Z of the base).
+        Per-chain forward log importance weights, float64 (without log Z of
+        the base).
     log_z_base : float
         Exact log Z of the base-rate model (GaussianBernoulliRBM: plus the
         constant -(||b||^2 - ||b_A||^2) / 2 that its log weights leave out,
@@ -226,6 +337,30 @@ class AISResult:
         scale).
     n_temperatures : int
         Length of the schedule.
+    log_z_reverse : float
+        Reverse-AIS estimate, log Z of the base minus the log mean reverse
+        weight; nan without a reverse run.
+    reverse_log_weights : ndarray of shape (n_chains,) or None
+        Per-chain reverse log weights.
+    reverse_exact : bool
+        Whether the reverse chains started from exact model samples (a layer
+        of at most ``EXACT_DEFAULT_UNITS`` units); otherwise from data rows
+        or the forward chains' final states after Gibbs steps (approximate).
+    log_z_certified : float
+        Certified lower bound on log Z (no sampling assumption).
+    log_z_mean_field : float
+        The mean-field part of it (-inf for a GaussianBernoulliRBM, for which
+        only the visited-state sum is used).
+    ess : float
+        Effective sample size of the forward weights.
+    confidence : float
+        Coverage of the bracket.
+    log_z_exact : float or None
+        Exact log Z, when the reverse start enumerated a small layer (then
+        known for free); None otherwise.
+    problems : list of str
+        Why the estimate cannot be trusted (empty when nothing was found);
+        each was also issued as an :class:`AISWarning`.
     """
 
     log_z: float
@@ -235,9 +370,29 @@ class AISResult:
     log_z_base: float
     base_visible_bias: np.ndarray
     n_temperatures: int
+    log_z_reverse: float = np.nan
+    reverse_log_weights: np.ndarray = None
+    reverse_exact: bool = False
+    log_z_certified: float = -np.inf
+    log_z_mean_field: float = -np.inf
+    ess: float = np.nan
+    confidence: float = 0.95
+    log_z_exact: float = None
+    problems: list = field(default_factory=list)
 
     def __float__(self):
         return float(self.log_z)
+
+    @property
+    def gap(self):
+        """Width of the sandwich: ``log_z_reverse`` minus the larger of
+        ``log_z`` and ``log_z_certified`` (nan without a reverse run)."""
+        return float(self.log_z_reverse - max(self.log_z, self.log_z_certified))
+
+    @property
+    def reliable(self):
+        """True when no problem was found (see ``problems``)."""
+        return not self.problems
 
 
 def _base_visible_bias(model, data, gaussian=False):
@@ -258,71 +413,114 @@ def _base_visible_bias(model, data, gaussian=False):
     return np.log(p) - np.log1p(-p)
 
 
-def _ais_key(random_state):
+def _ais_keys(random_state):
+    """Philox keys (forward, reverse, reverse burn-in) and a NumPy seed for
+    exact sampling, all from one seed (the forward key is the one earlier
+    versions used: SeedSequence words are a prefix-stable stream)."""
     from .rbm import _seed_sequence
 
-    return _seed_sequence(random_state).generate_state(2, np.uint32)
+    words = _seed_sequence(random_state).generate_state(8, np.uint32)
+    return words[0:2], words[2:4], words[4:6], [int(w) for w in words[6:8]]
 
 
-def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, data=None):
-    """Estimate log Z with Annealed Importance Sampling.
+def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, data=None,
+                      reverse=True, reverse_burn_in=1000, confidence=0.95):
+    """Estimate log Z with Annealed Importance Sampling, with bounds that hold.
 
-    Chains start with exact draws from a base-rate model (no weights, visible
-    biases fitted to the data) and are annealed through the models with
-    energy ``(1 - beta) E_base + beta E_model``; each temperature adds the
-    log ratio of unnormalised probabilities (float64) and makes one Gibbs
-    transition (Salakhutdinov & Murray, ICML 2008).  The chains run in the
-    engine's fused, OpenMP-parallel kernel; results are deterministic for a
-    given ``random_state`` and identical for any ``n_jobs`` of the model.
+    Forward: chains start with exact draws from a base-rate model (no weights,
+    visible biases fitted to the data) and are annealed through the models
+    with energy ``(1 - beta) E_base + beta E_model``; each temperature adds
+    the log ratio of unnormalised probabilities (float64) and makes one Gibbs
+    transition (Salakhutdinov & Murray, ICML 2008).  Reverse (bidirectional
+    Monte Carlo, Grosse, Ghahramani & Adams 2015): as many chains start from
+    model samples and run the same schedule from 1 back to 0; their weights
+    estimate 1 / Z, which makes ``log_z_reverse`` a stochastic upper bound.
+    The samples are exact when a layer has at most ``EXACT_DEFAULT_UNITS``
+    units (that layer enumerated); otherwise they are ``data`` rows (else the
+    forward chains' final states) after ``reverse_burn_in`` Gibbs steps, and
+    the upper bound is approximate (``reverse_exact`` False).  A certified
+    lower bound (visited states, mean field) needs no sampling assumption.
+    See :class:`AISResult` for the statistics.
+
+    The chains run in the engine's fused, OpenMP-parallel kernel; results are
+    deterministic for a given ``random_state`` and identical for any
+    ``n_jobs`` of the model.  An :class:`AISWarning` is issued when the
+    forward-reverse gap exceeds ``MAX_GAP_NATS``, when the certified bound
+    lies above the estimate or the reverse bound, or when the forward weights
+    are degenerate (effective sample size below ``MIN_ESS_FRACTION`` of the
+    chains).
+
+    Models that remain hard: those whose mass sits in a few sharp modes far
+    from the base-rate model (few strong hidden units, long training at large
+    weights).  The forward chains then miss modes and err low by many nats
+    with a tight spread; the reverse run and the certified bound expose it
+    (wide gap, warning) but do not repair it.  With a small layer, use
+    :func:`log_partition_exact` (:func:`log_likelihood` does by default).
 
     Parameters
     ----------
     model : fitted fastrbm RBM
         The model whose partition function is estimated.
     n_chains : int, default=100
-        Number of independent AIS runs.
+        Number of independent forward runs (and of reverse runs).
     betas : None, int or array-like, default=None
         Inverse temperatures, see :func:`ais_schedule` (None: the
         Salakhutdinov-Murray schedule of 14,501 temperatures).
     random_state : int, RandomState, Generator or None, default=None
-        Seeds the Philox key of the chains' draws.
+        Seeds the Philox keys of the chains' draws (and the exact samples).
     data : array-like or sparse matrix, optional
-        Data for the base-rate biases; default the feature means of the data
-        the model was first fitted on (uniform when unknown).
+        Data for the base-rate biases (default the feature means of the data
+        the model was first fitted on, uniform when unknown), the start of
+        approximate reverse chains, and states for the certified bound.
+    reverse : bool, default=True
+        Run the reverse chains (twice the work); False gives no upper bound
+        (``log_z_high`` = inf).
+    reverse_burn_in : int, default=1000
+        Gibbs steps before approximate reverse starts (unused when exact).
+    confidence : float, default=0.95
+        Coverage of [``log_z_low``, ``log_z_high``], in (0, 1).
 
     Returns
     -------
     result : AISResult
-        ``log_z``, ``log_z_low``, ``log_z_high`` and the per-chain
-        ``log_weights``.
+        ``log_z`` and its bracket, ``log_z_reverse``, ``log_z_certified``,
+        ``ess``, ``problems`` and the per-chain weights.
     """
     kind, (W, vbias, hbias) = _model_parts(model)
     gaussian = kind == "gaussian"
     if not isinstance(n_chains, numbers.Integral) or isinstance(n_chains, bool) or n_chains < 1:
         raise ValueError(f"n_chains must be a positive integer, got {n_chains!r}")
+    if not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
+    if (not isinstance(reverse_burn_in, numbers.Integral) or isinstance(reverse_burn_in, bool)
+            or reverse_burn_in < 0):
+        raise ValueError(f"reverse_burn_in must be an integer >= 0, got {reverse_burn_in!r}")
     schedule = ais_schedule(betas)
+    if data is not None:
+        data = model._validate(data, reset=False)
     base = _base_visible_bias(model, data, gaussian)
-    key = _ais_key(random_state)
+    key, reverse_key, burn_in_key, numpy_seed = _ais_keys(random_state)
     # a GPU model's chains run on the GPU engine (base biases moved there)
     engine = get_engine(W)
+    on_gpu = is_cupy_array(W)
     sigma = _visible_sigma(model) if gaussian else None
     if sigma is not None:
         # the unit-variance model of u = v / s (biases b / s), whose log Z is
         # that of v minus sum(log s): the kernels need no notion of s
         vbias = (to_host(vbias).astype(np.float64) / sigma).astype(W.dtype)
-        if is_cupy_array(W):
+        if on_gpu:
             vbias = to_device(vbias)
         base = base / sigma
     # three barriers per temperature: tiny models run faster on one thread
     # (results do not depend on the thread count)
     threads = threads_for_work(model.n_jobs, n_chains * W.shape[0] * W.shape[1])
+    extra = {"gaussian": True} if gaussian else {}
+    base_model = base.astype(W.dtype)
+    base_model = to_device(base_model) if on_gpu else base_model
     with kernel_threads():
-        base_model = base.astype(W.dtype)
-        logw = engine.ais_log_weights(W, vbias, hbias,
-                                      to_device(base_model) if is_cupy_array(W) else base_model,
-                                      schedule,
-                                      int(n_chains), key, threads,
-                                      **({"gaussian": True} if gaussian else {}))
+        logw, final = engine.ais_log_weights(W, vbias, hbias, base_model, schedule,
+                                             int(n_chains), key, threads, return_states=True,
+                                             **extra)
     # the chains started from the base model with the biases as the engine saw them
     base_used = base.astype(W.dtype).astype(np.float64)
     if gaussian:
@@ -338,17 +536,160 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     else:
         log_z_base = W.shape[0] * np.log(2.0) + float(np.logaddexp(0, base_used).sum())
     top = float(np.max(logw))
-    w = np.exp(logw - top)
-    mean = float(np.mean(w))
-    se = float(np.std(w, ddof=1) / np.sqrt(n_chains)) if n_chains > 1 else np.inf
-    tiny = np.finfo(np.float64).tiny
-    offset = log_z_base + top
-    return AISResult(
-        log_z=offset + np.log(mean),
-        log_z_low=offset + np.log(max(mean - 3 * se, tiny)),
-        log_z_high=offset + np.log(mean + 3 * se),
+    log_z = log_z_base + top + float(np.log(np.mean(np.exp(logw - top))))
+    ess = _effective_sample_size(logw)
+
+    # host float64 copies of the chains' model (unit-variance scale)
+    W64 = to_host(W).astype(np.float64)
+    b64, c64 = to_host(vbias).astype(np.float64), to_host(hbias).astype(np.float64)
+    log_s = float(np.sum(np.log(sigma))) if sigma is not None else 0.0
+    visited = [to_host(final).astype(np.float64)]
+    if data is not None:
+        # any set of states gives a certified bound: a bounded subset keeps memory small
+        rows = _dense_rows(model, to_host(data), 0, min(data.shape[0], _MAX_DATA_STATES))
+        visited.append(rows / sigma if sigma is not None else rows)
+
+    log_z_reverse, reverse_logw, reverse_exact, log_z_exact = np.nan, None, False, None
+    if reverse:
+        rng = np.random.default_rng(numpy_seed)
+        if (W.shape[0] if gaussian else min(W.shape)) <= EXACT_DEFAULT_UNITS:
+            start, log_z_exact = _exact_samples(kind, W64, b64, c64, int(n_chains), rng)
+            log_z_exact += log_s
+            reverse_exact = True
+        else:
+            start = _approximate_samples(engine, W, vbias, hbias, visited, int(n_chains),
+                                         reverse_burn_in, burn_in_key, threads, gaussian, rng)
+        start = start.astype(W.dtype)
+        visited.append(start)
+        # strictly decreasing from 1 to 0: the kernels step down to 0 only at the end
+        backwards = np.unique(schedule)[::-1].copy()
+        with kernel_threads():
+            reverse_logw = engine.ais_log_weights(W, vbias, hbias, base_model, backwards,
+                                                  int(n_chains), reverse_key, threads,
+                                                  start=to_device(start) if on_gpu else start,
+                                                  **extra)
+        log_z_reverse = log_z_base - float(logsumexp(reverse_logw) - np.log(n_chains))
+
+    certified, mean_field = _certified_lower_bound(kind, W64, b64, c64, visited)
+    certified, mean_field = certified + log_s, mean_field + log_s
+    t = np.log((2.0 if reverse else 1.0) / (1.0 - confidence))
+    result = AISResult(
+        log_z=log_z, log_z_low=max(certified, log_z - t),
+        log_z_high=log_z_reverse + t if reverse else np.inf,
         log_weights=logw, log_z_base=log_z_base, base_visible_bias=base_used,
-        n_temperatures=len(schedule))
+        n_temperatures=len(schedule), log_z_reverse=log_z_reverse,
+        reverse_log_weights=reverse_logw, reverse_exact=reverse_exact,
+        log_z_certified=certified, log_z_mean_field=mean_field, ess=ess,
+        confidence=float(confidence), log_z_exact=log_z_exact)
+    result.problems = _ais_problems(result, n_chains)
+    for problem in result.problems:
+        warnings.warn(problem, AISWarning, stacklevel=2)
+    return result
+
+
+def _effective_sample_size(log_weights):
+    """(sum w)^2 / sum w^2 of importance weights given as logs."""
+    return float(np.exp(2 * logsumexp(log_weights) - logsumexp(2 * log_weights)))
+
+
+def _approximate_samples(engine, W, vbias, hbias, visited, n, burn_in, key, threads, gaussian,
+                         rng):
+    """n approximate model samples: data rows (binarised by a draw) when
+    given, else the forward chains' final states, after ``burn_in`` Gibbs
+    steps of the model (unit-variance scale for Gaussian units)."""
+    pool = visited[-1] if len(visited) > 1 else visited[0]
+    pick = rng.choice(len(pool), size=n, replace=len(pool) < n)
+    start = pool[pick]
+    if not gaussian:
+        start = (rng.random(start.shape) < start).astype(np.float64)
+    start = start.astype(W.dtype)
+    if burn_in == 0:
+        return start
+    if is_cupy_array(W):
+        start = to_device(start)
+    with kernel_threads():
+        out = engine.gibbs(engine.as_source(start), W, vbias, hbias, int(burn_in), key, 0,
+                           STREAM_AIS, threads, **({"gaussian": True} if gaussian else {}))
+    return to_host(out).astype(np.float64)
+
+
+def _certified_lower_bound(kind, W, b, c, visited):
+    """(certified lower bound on log Z, its mean-field part), float64 host
+    parameters of the unit-variance model.
+
+    Bernoulli: log Z >= log sum over distinct visited binary v of exp(-F(v))
+    (fractional rows are rounded to the nearest state), and log Z >= the
+    mean-field value b.mu + c.nu + nu.W.mu + H(mu) + H(nu) of any (mu, nu);
+    coordinate ascent (each layer's exact update given the other, so the
+    value never decreases) from the best visited states, whose starting
+    value is -F(v).  Gaussian: log Z >= log sum over distinct hidden states
+    (the most probable h given each visited row) of their exactly
+    integrated terms."""
+    states = np.unique(np.concatenate(visited), axis=0)
+    if kind == "gaussian":
+        h = np.unique((states @ W.T + c > 0).astype(np.float64), axis=0)
+        m = h @ W + b
+        terms = h @ c + 0.5 * np.einsum("ij,ij->i", m, m)
+        return float(logsumexp(terms) + _enumeration_constant(kind, W, b)), -np.inf
+    states = np.unique((states > 0.5).astype(np.float64), axis=0)
+    neg_f = np.empty(len(states))
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, W.shape[0]))
+    for start in range(0, len(states), chunk):
+        part = states[start:start + chunk]
+        neg_f[start:start + chunk] = part @ b + np.logaddexp(0, part @ W.T + c).sum(axis=1)
+    best = states[np.argsort(neg_f)[::-1][:_MEAN_FIELD_STARTS]]
+    mu = best
+    for _ in range(_MEAN_FIELD_SWEEPS):
+        nu = _sigmoid(mu @ W.T + c)
+        mu = _sigmoid(nu @ W + b)
+    nu = _sigmoid(mu @ W.T + c)
+    value = (mu @ b + nu @ c + np.einsum("ij,ij->i", nu @ W, mu)
+             + _entropy(mu) + _entropy(nu))
+    mean_field = float(np.max(value))
+    return max(float(logsumexp(neg_f)), mean_field), mean_field
+
+
+def _sigmoid(x):
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+def _entropy(p):
+    """Entropy of independent Bernoulli(p) units, summed over each row."""
+    from scipy.special import xlogy
+
+    return -(xlogy(p, p) + xlogy(1 - p, 1 - p)).sum(axis=1)
+
+
+def _ais_problems(result, n_chains):
+    """Why ``result`` cannot be trusted, one sentence each."""
+    problems = []
+    certified = result.log_z_certified
+    # log_z errs low by chance too: only a shortfall beyond MAX_GAP_NATS is news
+    if certified > result.log_z + MAX_GAP_NATS:
+        problems.append(
+            f"AIS estimate log Z = {result.log_z:.3f} lies {certified - result.log_z:.2f} "
+            f"nats below the certified lower bound {certified:.3f}: the forward chains "
+            f"missed probability mass")
+    if np.isfinite(result.log_z_reverse):
+        if certified > result.log_z_high:
+            problems.append(
+                f"the upper confidence bound {result.log_z_high:.3f} (reverse AIS) lies "
+                f"below the certified lower bound {certified:.3f}: "
+                + ("a chance below 1 - confidence" if result.reverse_exact else
+                   "its approximate start samples do not represent the model"))
+        if result.gap > MAX_GAP_NATS:
+            problems.append(
+                f"AIS sandwich is {result.gap:.2f} nats wide (log Z between "
+                f"{max(result.log_z, certified):.3f} and {result.log_z_reverse:.3f}"
+                f"{'' if result.reverse_exact else ', upper side approximate'}): "
+                f"use more temperatures or chains"
+                + (", or log_partition_exact (a layer is small enough)"
+                   if result.log_z_exact is not None else ""))
+    if result.ess < MIN_ESS_FRACTION * n_chains:
+        problems.append(
+            f"AIS importance weights are degenerate (effective sample size {result.ess:.1f} "
+            f"of {n_chains} chains): their spread does not support a bracket")
+    return problems
 
 
 # --------------------------------------------------------------------------- likelihoods
@@ -374,10 +715,13 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
         Data, as for the model's ``fit`` (binary data for a proper
         likelihood; fractional values give -F(x) - log Z all the same).
     log_z : float, AISResult or None, default=None
-        log Z of the model.  None runs :func:`log_partition_ais` with its
-        defaults (100 chains, the Salakhutdinov-Murray schedule).
+        log Z of the model (an AISResult: its ``log_z``).  None: exact
+        (:func:`log_partition_exact`) when the smaller layer (the hidden
+        layer of a GaussianBernoulliRBM) has at most ``EXACT_DEFAULT_UNITS``
+        units, else :func:`log_partition_ais` with its defaults (100 chains,
+        the Salakhutdinov-Murray schedule, reverse run and warnings).
     random_state : int, RandomState, Generator or None, default=None
-        Seed of that AIS run (ignored when ``log_z`` is given).
+        Seed of that AIS run (ignored when ``log_z`` is given or exact).
 
     Returns
     -------
@@ -387,10 +731,14 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
         scale_) with v the standardised row and log Z on the standardised
         scale (as :func:`log_partition_exact` returns it).
     """
-    _model_parts(model)
+    kind, (W, _, _) = _model_parts(model)
     X = model._validate(X, reset=False)
     if log_z is None:
-        log_z = log_partition_ais(model, random_state=random_state)
+        H, D = W.shape
+        if (H if kind == "gaussian" else min(H, D)) <= EXACT_DEFAULT_UNITS:
+            log_z = log_partition_exact(model)
+        else:
+            log_z = log_partition_ais(model, random_state=random_state)
     return _log_likelihood_validated(model, X, log_z)
 
 
