@@ -1,8 +1,10 @@
-"""Log-likelihood of an RBM by Annealed Importance Sampling (AIS).
+"""
+Log-likelihood by Annealed Importance Sampling (AIS)
+====================================================
 
 Reconstruction error says little about how good a generative model is; the
 log-likelihood does, but needs log Z.  For a tiny model log Z is exact; for
-real ones AIS estimates it (Salakhutdinov & Murray, 2008).  Run
+real ones AIS estimates it (Salakhutdinov & Murray, 2008).  Run::
 
     python examples/ais_evaluation.py
 
@@ -13,12 +15,7 @@ command-line equivalent is ``fastrbm evaluate MODEL --data digits --ais``.
 import numpy as np
 from sklearn.datasets import load_digits
 
-from fastrbm import BernoulliRBM
-
-try:
-    from fastrbm import evaluation
-except ImportError:
-    raise SystemExit("this version of fastrbm has no fastrbm.evaluation") from None
+from fastrbm import BernoulliRBM, evaluation
 
 X, _ = load_digits(return_X_y=True)
 X = (X / 16.0 > 0.5).astype(np.float64)  # binary data: a proper likelihood

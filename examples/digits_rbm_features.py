@@ -1,7 +1,9 @@
-"""RBM features + logistic regression on scikit-learn's digits.
+"""
+RBM features + logistic regression, beside scikit-learn
+=======================================================
 
 The scikit-learn example "Restricted Boltzmann Machine features for digit
-classification" with fastrbm as a one-line drop-in: run
+classification" with fastrbm as a one-line drop-in: run::
 
     python examples/digits_rbm_features.py
 

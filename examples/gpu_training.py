@@ -1,6 +1,10 @@
-"""Training on an NVIDIA GPU: hand the estimator a CuPy array.
+"""
+Training on an NVIDIA GPU
+=========================
 
-Run
+Hand the estimator a CuPy array.
+
+Run::
 
     python examples/gpu_training.py
 
