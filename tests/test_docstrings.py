@@ -14,7 +14,9 @@ numpydoc's own validation on top):
   documents its ``__init__`` parameters; a dataclass may list its fields as
   Attributes), and no name that is not one;
 * a ``Returns`` section when the code returns a value, ``Yields`` when it yields;
-* only section titles that numpydoc knows.
+* only section titles that numpydoc knows;
+* no plain-text word ending in ``_`` (``mean_``): reStructuredText reads it as
+  a link to a target that does not exist, and the docs build fails.
 """
 import ast
 import dataclasses
@@ -133,6 +135,45 @@ def returns_or_yields(func):
     return returns, yields
 
 
+# a word ending in "_" is an rST hyperlink reference ("Unknown target name"
+# in the docs build) unless it is inside ``literal`` or `role` markup
+# (docutils: the "_" must be followed by whitespace, the end, or closing
+# punctuation; literals and roles may span lines)
+_REFERENCE_RE = re.compile(r"(?<![\w.])[A-Za-z]\w*_(?=[\s\-.,:;!?\\/'\")\]}>]|$)")
+_MARKUP_RE = re.compile(r"``.*?``|:\w+:`[^`]*`|`[^`]*`_?", re.DOTALL)
+_ENTRY_SECTIONS = {"Parameters", "Returns", "Yields", "Receives", "Raises", "Warns",
+                   "Other Parameters", "Attributes", "Methods", "See Also"}
+
+
+def stray_references(doc):
+    """Plain-text words like ``mean_`` that reStructuredText reads as links."""
+    found = []
+    section = ""
+    literal_indent = None
+    # blank out markup first, keeping the line breaks inside it
+    doc = _MARKUP_RE.sub(lambda m: "\n" * m.group().count("\n"), doc)
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None:
+            if not line.strip() or indent > literal_indent:
+                continue
+            literal_indent = None
+        if i + 1 < len(lines) and re.fullmatch(r"-{3,}", lines[i + 1].strip()):
+            section = line.strip()
+            continue
+        text = line.strip()
+        if re.fullmatch(r"-{3,}", text) or text.startswith((">>>", "...")):
+            continue
+        if section in _ENTRY_SECTIONS and indent == 0:
+            # "name : type": numpydoc reads the names itself, the type is rST text
+            text = text.partition(" : ")[2]
+        if text.endswith("::"):
+            literal_indent = indent
+        found += _REFERENCE_RE.findall(text.removesuffix("::"))
+    return found
+
+
 def problems_of(name, obj):
     """What is wrong with one object's docstring (an empty list if nothing)."""
     doc = inspect.getdoc(obj.fget if isinstance(obj, property) else obj)
@@ -145,6 +186,10 @@ def problems_of(name, obj):
     for title in titles:
         if title not in KNOWN_SECTIONS:
             out.append(f"unknown section {title!r}")
+    stray = stray_references(doc)
+    if stray:
+        out.append(f"plain-text {', '.join(stray)} would be rST link targets: "
+                   "write ``name_``")
     if isinstance(obj, property):
         return out  # a property is documented like an attribute: summary only
     func = getattr(obj, "__func__", obj)
@@ -269,6 +314,18 @@ def _nested_return_only(a):
         return 1
 
 
+def _stray_reference(a):
+    """Scale by ``scale_``, not by scale_.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n, n_features_in_)
+        Entry names may be fitted attributes (numpydoc parses them), types not.
+    components_ : ndarray
+        Fine.
+    """
+
+
 @pytest.mark.parametrize("func, expected", [
     (_good, []),
     (_nested_return_only, []),
@@ -277,6 +334,8 @@ def _nested_return_only(a):
     (_misspelt_section, ["unknown section 'Parameter'", "no Parameters section (parameters: a)"]),
     (_generator, ["yields but has no Yields section"]),
     (lambda x: x, ["no docstring"]),
+    (_stray_reference, ["plain-text scale_, n_features_in_ would be rST link targets: "
+                        "write ``name_``", "Parameters names components_, not in the signature"]),
 ])
 def test_checker_catches_defects(func, expected):
     assert problems_of(func.__name__, func) == expected
