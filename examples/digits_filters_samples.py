@@ -41,6 +41,7 @@ fig = plotting.plot_history(rbm)
 # Each tile is the weight vector of one hidden unit, drawn as an 8x8 image
 # (every tile scaled to its own range): strokes and blobs that the unit
 # responds to.
+# sphinx_gallery_thumbnail_number = 2
 fig = plotting.plot_filters(rbm, n_filters=100)
 
 # %%
