@@ -1,11 +1,15 @@
-"""A Deep Belief Network classifier: greedy RBM pretraining, then fine-tuning.
+"""
+A Deep Belief Network classifier
+================================
 
-Run
+Greedy RBM pretraining, then fine-tuning by backpropagation.
+
+Run::
 
     python examples/dbn_classifier.py
 
 It trains ``fastrbm.DBNClassifier`` on scikit-learn's digits and prints the
-test accuracy; the same model from the command line is
+test accuracy; the same model from the command line is::
 
     fastrbm train --model dbn-classifier --hidden-layer-sizes 100,50
 """
@@ -13,9 +17,6 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import fastrbm
-
-if not hasattr(fastrbm, "DBNClassifier"):
-    raise SystemExit("this version of fastrbm has no DBNClassifier")
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X / 16.0, y, test_size=0.2,

@@ -1,6 +1,10 @@
-"""Training on an NVIDIA GPU: hand the estimator a CuPy array.
+"""
+Training on an NVIDIA GPU
+=========================
 
-Run
+Hand the estimator a CuPy array.
+
+Run::
 
     python examples/gpu_training.py
 
@@ -8,6 +12,10 @@ With CuPy installed (``pip install "fastrbm[gpu]"``) and an NVIDIA GPU, the
 RBM trains on the GPU and is compared with the CPU model trained from the same
 seed (the two engines draw the same random numbers, so the models agree to
 float32 rounding).  Otherwise it says what is missing and exits.
+
+Not run during the documentation build: the build machine has no GPU, and no
+stored output is shown here.  ``benchmarks/gpu_check.py`` and the
+:doc:`GPU page of the guide <../guide/gpu>` give measured GPU timings.
 """
 import time
 

@@ -1,7 +1,11 @@
-"""fastrbm.BernoulliRBM as a drop-in for scikit-learn's BernoulliRBM.
+"""
+A drop-in for scikit-learn's BernoulliRBM
+=========================================
+
+``fastrbm.BernoulliRBM`` in place of ``sklearn.neural_network.BernoulliRBM``.
 
 Change one import and everything else stays: the same constructor arguments
-and fitted attributes, inside a scikit-learn Pipeline.  Run
+and fitted attributes, inside a scikit-learn Pipeline.  Run::
 
     python examples/sklearn_drop_in.py
 

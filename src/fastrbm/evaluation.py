@@ -120,14 +120,14 @@ def log_partition_exact(model):
         A :class:`~fastrbm.BernoulliRBM` whose smaller layer has at most
         ``MAX_EXACT_UNITS`` (25) units.
 
-    For a :class:`~fastrbm.GaussianBernoulliRBM` the visibles are integrated
-    out analytically (on the standardised scale, visible standard deviations
-    s = ``sigma_``): with m_i(h) = b_i / s_i + (W^T h)_i,
-    -E(v, h) = -sum_i (v_i / s_i - m_i(h))^2 / 2 + ||m(h)||^2 / 2
-    - ||b / s||^2 / 2 + c.h, so
-    log Z = log sum_h exp(c.h + ||m(h)||^2 / 2 - ||b / s||^2 / 2)
-    + sum_i log s_i + (D / 2) log(2 pi),
-    summed over the 2^H hidden states (H at most 25).
+        For a :class:`~fastrbm.GaussianBernoulliRBM` the visibles are integrated
+        out analytically (on the standardised scale, visible standard deviations
+        s = ``sigma_``): with m_i(h) = b_i / s_i + (W^T h)_i,
+        -E(v, h) = -sum_i (v_i / s_i - m_i(h))^2 / 2 + ||m(h)||^2 / 2
+        - ||b / s||^2 / 2 + c.h, so
+        log Z = log sum_h exp(c.h + ||m(h)||^2 / 2 - ||b / s||^2 / 2)
+        + sum_i log s_i + (D / 2) log(2 pi),
+        summed over the 2^H hidden states (H at most 25).
 
     Returns
     -------
@@ -727,8 +727,8 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
     -------
     log_p : ndarray of shape (n_samples,)
         float64 log-probabilities in nats.  For a GaussianBernoulliRBM this is
-        the density of x on the original scale: -F(v) - log Z - sum(log
-        scale_) with v the standardised row and log Z on the standardised
+        the density of x on the original scale: ``-F(v) - log Z - sum(log
+        scale_)`` with v the standardised row and log Z on the standardised
         scale (as :func:`log_partition_exact` returns it).
     """
     kind, (W, _, _) = _model_parts(model)
@@ -757,7 +757,7 @@ def _log_likelihood_validated(model, X, log_z):
 
 
 def pseudo_likelihood(model, X, *, normalize=False):
-    """Exact pseudo-likelihood over all bits: sum_i log P(x_i | x_-i).
+    """Exact pseudo-likelihood over all bits: ``sum_i log P(x_i | x_-i)``.
 
     scikit-learn's ``score_samples`` estimates this sum from one random bit
     per row (times n_features); this is the full sum, computed exactly

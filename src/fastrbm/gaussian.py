@@ -25,7 +25,7 @@ class GaussianBernoulliRBM(BernoulliRBM):
 
     The estimator standardises the data with the per-feature mean ``mean_``
     and standard deviation ``scale_`` learned by :meth:`fit` and models the
-    standardised data v = (x - mean_) / scale_:
+    standardised data ``v = (x - mean_) / scale_``:
     P(h_j = 1 | v) = sigmoid(c_j + W_j.(v / s)) and
     v | h ~ N(b + s * (W^T h), diag(s^2)).  With ``sigma='fixed'`` (default)
     s = 1 for every feature; with ``sigma='learn'`` s is learned per feature
@@ -357,7 +357,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         return self.gibbs(start, k=n_steps)
 
     def free_energy(self, X):
-        """Free energy of the standardised rows v = (x - mean_) / scale_.
+        """Free energy of the standardised rows ``v = (x - mean_) / scale_``.
 
         F(v) = sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j log(1 + exp(c_j + W_j.(v / s))),
         so p(v) = exp(-F(v)) / Z on the standardised scale.
