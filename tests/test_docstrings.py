@@ -194,7 +194,8 @@ def problems_of(name, obj):
         return out  # a property is documented like an attribute: summary only
     func = getattr(obj, "__func__", obj)
     if inspect.isclass(obj):
-        if obj.__init__ is object.__init__:
+        # warnings and errors take the built-in exception arguments
+        if obj.__init__ is object.__init__ or issubclass(obj, BaseException):
             return out
         func = obj.__init__
     wanted = signature_names(func)
