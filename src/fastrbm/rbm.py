@@ -570,6 +570,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         with deferred_interrupt() as interrupt, \
                 progress if progress is not None else nullcontext():
             for _ in range(self.n_iter):
+                if interrupt:       # Ctrl-C during the last epoch: it is complete
+                    break
                 start = time.perf_counter()
                 epoch = self.n_epochs_
                 if self.shuffle:
@@ -584,9 +586,6 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 self.n_epochs_ += 1
                 entry = self._record_epoch(X_monitor, epoch, time.perf_counter() - start,
                                            X_valid, progress)
-                if interrupt:
-                    self._stop_interrupted(interrupt)
-                    break
                 rising_warned = rising_warned or self._warn_if_rising()
                 if any(callback(self, entry) is False for callback in callbacks):
                     self.stop_reason_ = "callback"
@@ -603,6 +602,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                             if waited >= self.patience:
                                 self.stop_reason_ = "early_stopping"
                                 break
+            if interrupt:
+                self._stop_interrupted(interrupt)
         return self
 
     def _stop_interrupted(self, interrupt):
@@ -612,9 +613,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.stop_reason_ = "interrupted"
         if interrupt.nested:
             return
-        warnings.warn(f"{type(self).__name__}.fit interrupted (Ctrl-C) after "
-                      f"{self.n_epochs_} epochs: the model, n_updates_ and history_ "
-                      f"hold every epoch completed so far", stacklevel=3)
+        warnings.warn(f"{type(self).__name__}.fit interrupted after {self.n_epochs_} "
+                      f"epochs (Ctrl-C): the model, n_updates_ and history_ hold every "
+                      f"epoch completed so far", stacklevel=3)
 
     # ----------------------------------------------------------- divergence
     def _snapshot(self):
