@@ -14,7 +14,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
-from fastrbm import DBN, BernoulliRBM, GaussianBernoulliRBM, _gibbs
+from fastrbm import DBN, BernoulliRBM, GaussianBernoulliRBM, _cupy, _gibbs
 from fastrbm import _reference as ref
 from fastrbm.rbm import DivergenceError, TrainConfig
 
@@ -108,23 +108,34 @@ def test_rising_reconstruction_error_warns(digits):
     assert all(b > a for a, b in zip(errors[-4:], errors[-3:]))
 
 
-@pytest.mark.parametrize("engine", [_gibbs, ref], ids=["cython", "reference"])
-def test_nan_step_does_not_pass_the_log_variance_clamp(engine):
-    """A NaN gradient (here from a NaN weight) leaves the log-variances as
-    they were instead of writing NaN into them."""
+def _nan_step(engine, put=lambda a: a, get=lambda a: a):
+    """Log-variances before and after one epoch whose gradient is NaN (from a
+    NaN weight row: every feature's step involves it)."""
     D, H, B = 6, 4, 5
     rng = np.random.default_rng(0)
     X = rng.normal(0, 1, (10, D))
     W = rng.normal(0, 0.1, (H, D))
     W[0, :] = np.nan
-    vb, hb = np.zeros(D), np.zeros(H)
     log_var = np.linspace(-0.5, 0.5, D)
-    before = log_var.copy()
     config = TrainConfig(k=1, persistent=False, learning_rate=0.1, momentum=0.0,
                          weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                          gaussian=True, learn_sigma=True)
-    engine.cd_update(X, np.arange(10, dtype=np.intp), B, W, vb, hb, None, None, None, None,
-                     np.full(H, 0.1), engine.make_workspace(D, H, B, np.float64), config, KEY,
-                     0, 1, log_var=log_var)
-    # W[0, i] is NaN for every feature i, so every step is NaN: all are skipped
-    np.testing.assert_array_equal(log_var, before)
+    lv = put(log_var.copy())
+    engine.cd_update(put(X), np.arange(10, dtype=np.intp), B, put(W), put(np.zeros(D)),
+                     put(np.zeros(H)), None, None, None, None, put(np.full(H, 0.1)),
+                     engine.make_workspace(D, H, B, np.float64), config, KEY, 0, 1,
+                     log_var=lv)
+    return log_var, get(lv)
+
+
+@pytest.mark.parametrize("engine", [_gibbs, ref], ids=["cython", "reference"])
+def test_nan_step_does_not_pass_the_log_variance_clamp(engine):
+    """A NaN step leaves the log-variances as they were instead of writing
+    NaN into them (the fit's divergence check then reports the NaN weights)."""
+    before, after = _nan_step(engine)
+    np.testing.assert_array_equal(after, before)
+
+
+def test_nan_step_does_not_pass_the_log_variance_clamp_gpu_engine(gpu):
+    before, after = _nan_step(_cupy, gpu.put, gpu.get)
+    np.testing.assert_array_equal(after, before)
