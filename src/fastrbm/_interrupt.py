@@ -86,8 +86,9 @@ class deferred_interrupt:
             self._shared.depth -= 1
         if not self._owner:
             return False
-        pending, _active = _active, None
+        # the handler first: a signal in between must still find the flag
         signal.signal(signal.SIGINT, self._previous)
+        pending, _active = _active, None
         if exc_type is None and pending and not pending.handled:
             raise KeyboardInterrupt
         return False
