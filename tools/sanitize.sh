@@ -10,7 +10,8 @@
 # Environment: PYTHON (default python3; needs numpy, scipy, Cython,
 # scikit-learn, threadpoolctl, pytest, hypothesis), CC (default gcc: the
 # sanitizer runtimes are taken from it), FASTRBM_SANITIZE_DIR (build folder,
-# default a fresh temporary one; kept for inspection).  Linux + gcc or clang.
+# default a fresh temporary one; kept for inspection; one built from the same
+# setup.py, .pyx/.pxd/.h files and flags is reused).  Linux + gcc or clang.
 #
 # Any sanitizer report aborts the test process (halt_on_error), so a clean
 # run ends with pytest's "passed" line and exit status 0.  Leak detection is
@@ -23,26 +24,44 @@ OUT="${FASTRBM_SANITIZE_DIR:-$(mktemp -d)/fastrbm-sanitize}"
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 
 mkdir -p "$OUT"
-echo "sanitize: building in $OUT" >&2
-rm -rf "$OUT/src" "$OUT/build"
-cp -r "$ROOT/src" "$OUT/src"
-find "$OUT/src" \( -name '*.so' -o -name '*.c' -o -name '__pycache__' \) -prune -exec rm -rf {} +
-# setup.py alone: the build needs no packaging metadata from pyproject.toml
-cp "$ROOT/setup.py" "$OUT/setup.py"
+# the compiled sources and flags: a folder built from the same ones is reused
+# (its Python files refreshed), since the build is the slow part
+stamp="$(cd "$ROOT" && cat setup.py src/fastrbm/*.pyx src/fastrbm/*.pxd src/fastrbm/*.h \
+         | sha256sum | cut -d' ' -f1) $CC_BASE $SAN"
+if [[ -f "$OUT/stamp" && "$(cat "$OUT/stamp")" == "$stamp" ]] \
+        && compgen -G "$OUT/src/fastrbm/*.so" > /dev/null; then
+    echo "sanitize: reusing the build in $OUT (compiled sources unchanged)" >&2
+    cp "$ROOT"/src/fastrbm/*.py "$ROOT"/src/fastrbm/*.cu "$OUT/src/fastrbm/"
+    rebuild=0
+else
+    echo "sanitize: building in $OUT" >&2
+    rm -rf "$OUT/src" "$OUT/build" "$OUT/stamp"
+    cp -r "$ROOT/src" "$OUT/src"
+    find "$OUT/src" \( -name '*.so' -o -name '*.c' -o -name '__pycache__' \) -prune \
+        -exec rm -rf {} +
+    # setup.py alone: the build needs no packaging metadata from pyproject.toml
+    cp "$ROOT/setup.py" "$OUT/setup.py"
+    rebuild=1
+fi
 
-start=$(date +%s)
-(
-    cd "$OUT"
-    # the flags go into CC itself so that setup.py's OpenMP probe (compile +
-    # link of a small program) and the extension's link use them too
-    CC="$CC_BASE $SAN" LDSHARED="$CC_BASE $SAN -shared" FASTRBM_REQUIRE_OPENMP=1 \
-        "$PYTHON" setup.py build_ext > build.log 2>&1 \
-        || { tail -n 40 build.log >&2; echo "sanitize: build failed (log: $OUT/build.log)" >&2; exit 1; }
-    for so in build/lib.*/fastrbm/*.so; do
-        cp "$so" src/fastrbm/
-    done
-)
-echo "sanitize: build took $(( $(date +%s) - start )) s" >&2
+if [[ $rebuild == 1 ]]; then
+    start=$(date +%s)
+    (
+        cd "$OUT"
+        # the flags go into CC itself so that setup.py's OpenMP probe (compile +
+        # link of a small program) and the extension's link use them too
+        CC="$CC_BASE $SAN" LDSHARED="$CC_BASE $SAN -shared" FASTRBM_REQUIRE_OPENMP=1 \
+            "$PYTHON" setup.py build_ext > build.log 2>&1 \
+            || { tail -n 40 build.log >&2
+                 echo "sanitize: build failed (log: $OUT/build.log)" >&2
+                 exit 1; }
+        for so in build/lib.*/fastrbm/*.so; do
+            cp "$so" src/fastrbm/
+        done
+        echo "$stamp" > stamp
+    )
+    echo "sanitize: build took $(( $(date +%s) - start )) s" >&2
+fi
 
 for so in "$OUT"/src/fastrbm/*.so; do
     if ! ldd "$so" | grep -q libasan; then
