@@ -64,7 +64,8 @@ if [[ $rebuild == 1 ]]; then
 fi
 
 for so in "$OUT"/src/fastrbm/*.so; do
-    if ! ldd "$so" | grep -q libasan; then
+    # (not "ldd | grep -q": with pipefail, grep's early exit can fail ldd)
+    if [[ "$(ldd "$so")" != *libasan* ]]; then
         echo "sanitize: $so is not linked against libasan" >&2
         exit 1
     fi
@@ -98,6 +99,10 @@ if [[ $# -eq 0 ]]; then
     for extra in tests/test_property*.py tests/test_hardening*.py; do
         [[ -e "$extra" ]] && set -- "$@" "$extra"
     done
+    # a bound on tracemalloc's peak (memory accounting, not memory safety):
+    # under the ASan runtime fit's traced peak on its uint8 case is 2.15 MB
+    # against 1.80 MB in the normal build, over the test's 2.0 MB limit
+    set -- "$@" --deselect "tests/test_validation.py::test_no_whole_copy_of_input[uint8]"
 fi
 start=$(date +%s)
 status=0
