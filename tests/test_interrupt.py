@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 
 from fastrbm import DBN, BernoulliRBM, DBNClassifier, GaussianBernoulliRBM, _gibbs, evaluation
 from fastrbm import _reference as ref
+from fastrbm import _interrupt
 from fastrbm._interrupt import deferred_interrupt
 
 # the signal is sent this long after the call starts
@@ -32,23 +33,35 @@ def digits():
     return (data.data / 16).astype(np.float32), data.target
 
 
-def _send_sigint_after(delay):
-    timer = threading.Timer(delay, signal.pthread_kill,
-                            (threading.main_thread().ident, signal.SIGINT))
-    timer.start()
-    return timer
+def _interrupted(call, delay=DELAY, in_fit=False):
+    """(result, seconds from the signal to the end of the call).
 
+    ``in_fit``: the delay counts from when the fit's epoch loop takes over
+    SIGINT (so a slow start on a loaded machine cannot make the signal land
+    before training began, where Ctrl-C is an ordinary KeyboardInterrupt).
+    """
+    sent = []
+    started = threading.Event()
 
-def _interrupted(call, delay=DELAY):
-    """(result, seconds from the signal to the end of the call)."""
-    timer = _send_sigint_after(delay)
-    start = time.perf_counter()
+    def send():
+        if in_fit:
+            deadline = time.perf_counter() + 60
+            while _interrupt._active is None and time.perf_counter() < deadline:
+                time.sleep(0.005)
+        if not started.wait(delay):
+            sent.append(time.perf_counter())
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    thread = threading.Thread(target=send)
+    thread.start()
     try:
         result = call()
     finally:
-        timer.cancel()
-        timer.join()
-    return result, time.perf_counter() - start - delay
+        end = time.perf_counter()
+        started.set()       # a call that ended before the signal: none is sent
+        thread.join()
+    assert sent, "the call ended before the signal was sent"
+    return result, end - sent[0]
 
 
 # --------------------------------------------------------- the deferral itself
@@ -113,7 +126,7 @@ def test_rbm_fit_interrupt_keeps_counters_consistent(digits, cls):
                   learning_rate=0.01)
     model = cls(n_iter=100_000, **params)
     with pytest.warns(UserWarning, match="interrupted"):
-        _, reaction = _interrupted(lambda: model.fit(X))
+        _, reaction = _interrupted(lambda: model.fit(X), in_fit=True)
     assert reaction < REACTION
     assert model.stop_reason_ == "interrupted"
     assert 1 <= model.n_epochs_ < 100_000
@@ -133,7 +146,7 @@ def test_dbn_interrupt_stops_the_whole_stack(digits):
     dbn = DBN((64, 32, 16), rbm_params=[{"n_iter": 100_000}, {"n_iter": 2}, {"n_iter": 2}],
               random_state=0, n_jobs=1)
     with pytest.warns(UserWarning, match="DBN.fit interrupted"):
-        _, reaction = _interrupted(lambda: dbn.fit(X))
+        _, reaction = _interrupted(lambda: dbn.fit(X), in_fit=True)
     assert reaction < REACTION
     assert dbn.stop_reason_ == "interrupted"
     # the layers above the interrupted one were not trained
@@ -150,7 +163,7 @@ def test_dbn_classifier_interrupt_in_pretraining_skips_fine_tuning(digits):
     clf = DBNClassifier((64, 32), rbm_params=[{"n_iter": 100_000}, {"n_iter": 2}],
                         max_iter=3, random_state=0, n_jobs=1)
     with pytest.warns(UserWarning, match="in pretraining"):
-        _, reaction = _interrupted(lambda: clf.fit(X, y))
+        _, reaction = _interrupted(lambda: clf.fit(X, y), in_fit=True)
     assert reaction < REACTION
     assert clf.stop_reason_ == "interrupted"
     assert clf.n_iter_ == 0 and clf.history_ == [] and clf.n_updates_ == 0
@@ -167,7 +180,7 @@ def test_dbn_classifier_interrupt_in_fine_tuning(digits):
                   batch_size=32, random_state=0, n_jobs=1)
     clf = DBNClassifier(max_iter=100_000, **params)
     with pytest.warns(UserWarning, match="fine-tuning epochs"):
-        _, reaction = _interrupted(lambda: clf.fit(X, y))
+        _, reaction = _interrupted(lambda: clf.fit(X, y), in_fit=True)
     assert reaction < REACTION
     assert clf.stop_reason_ == "interrupted"
     assert 1 <= clf.n_iter_ < 100_000 and len(clf.history_) == clf.n_iter_
