@@ -12,7 +12,7 @@ from ._version import __version__
 from .dbn import DBN, DBNClassifier
 from .gaussian import GaussianBernoulliRBM
 from .io import load_model, save_model
-from .rbm import BernoulliRBM
+from .rbm import BernoulliRBM, DivergenceError
 
-__all__ = ["BernoulliRBM", "DBN", "DBNClassifier", "GaussianBernoulliRBM", "OutOfRangeWarning", "get_config", "load_model", "save_model",
+__all__ = ["BernoulliRBM", "DBN", "DBNClassifier", "DivergenceError", "GaussianBernoulliRBM", "OutOfRangeWarning", "get_config", "load_model", "save_model",
            "show_config", "__version__", "evaluation"]

@@ -354,7 +354,8 @@ __global__ void fr_log_var_step(const T *V, fr_i64 n_pos, fr_i64 n_neg, fr_i64 D
     T cross = 0;
     for (fr_i64 j = 0; j < H; j++) cross = cross + W[j * D + i] * G[j * D + i];
     T z = log_var[i] + (lr * (pos / (T)(2 * n_pos) - neg / (T)(2 * n_neg)) - cross / (T)2);
-    log_var[i] = z < lo ? lo : (z > hi ? hi : z);
+    // a NaN step (a diverging fit) does not pass the clamp: no step
+    log_var[i] = z < lo ? lo : (z > hi ? hi : (z == z ? z : log_var[i]));
 }
 
 /*

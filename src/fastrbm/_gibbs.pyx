@@ -13,6 +13,8 @@ So a block's result is the same whichever thread computes it, and results are
 bit-identical for any ``n_threads``.  BLAS must be single-threaded while these
 kernels run (the caller, ``_backend``, arranges that): one party owns the cores.
 """
+from time import perf_counter
+
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
@@ -20,6 +22,7 @@ from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport uint32_t, int32_t, int64_t, uint8_t
 from libc.string cimport memset
 from libc.math cimport log1p, exp, log, fabs, expm1, expm1f, log1pf
+from cpython.exc cimport PyErr_CheckSignals
 from fastrbm._blas cimport gemm
 
 cnp.import_array()
@@ -64,6 +67,39 @@ def _set_block_span(Py_ssize_t span):
     previous = _block_span_override
     _block_span_override = span
     return previous
+
+
+# Long kernels (gibbs, AIS) run in chunks of Gibbs steps or temperatures and
+# take the GIL between chunks to look for pending signals, so that Ctrl-C
+# stops them within about a second.  Chunks are sized by the time they take
+# (doubling from one step while a chunk takes under CHUNK_SECONDS / 2,
+# halving above 2 * CHUNK_SECONDS), so a busy machine does not make them
+# slow to react.  A chunk continues the previous one's Philox counters and
+# states exactly: the result does not depend on the chunking.
+CHUNK_SECONDS = 0.05
+cdef Py_ssize_t _fixed_chunk = 0
+
+
+def _set_chunk_steps(Py_ssize_t steps):
+    """Fix the steps (temperatures) per chunk of ``gibbs`` / ``ais_log_weights``
+    (tests; 0: sized by time, the default); returns the previous setting."""
+    global _fixed_chunk
+    if steps < 0:
+        raise ValueError("steps must be >= 0")
+    previous = _fixed_chunk
+    _fixed_chunk = steps
+    return previous
+
+
+cdef Py_ssize_t next_chunk(Py_ssize_t chunk, double seconds):
+    """The next chunk's length after one of ``chunk`` steps took ``seconds``."""
+    if _fixed_chunk:
+        return _fixed_chunk
+    if seconds < CHUNK_SECONDS / 2 and chunk < (1 << 30):
+        return 2 * chunk
+    if seconds > 2 * CHUNK_SECONDS and chunk > 1:
+        return chunk // 2
+    return chunk
 
 
 cdef inline Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil:
@@ -620,6 +656,10 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         zval = LOG_VAR_MIN
                     elif zval > LOG_VAR_MAX:
                         zval = LOG_VAR_MAX
+                    elif zval != zval:
+                        # a NaN step (a diverging fit) must not pass the clamp:
+                        # no step; the fit's divergence check reports it
+                        zval = <double>log_var[i]
                     log_var[i] = <floating>zval
 
 
@@ -961,12 +1001,15 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                      const floating *vbias, const floating *hbias, floating *out,
                      floating *scratch, int D, int H, int k, uint32_t step, uint32_t stream,
                      const uint32_t *key, int n_threads, bint gauss,
-                     const floating *sig) noexcept nogil:
-    """k steps v -> h -> v of Gibbs sampling from every row; the final visible
-    samples go to out (n, D).  Row r of the input uses counter row r.
+                     const floating *sig, int s_first, int s_last) noexcept nogil:
+    """Steps s_first..s_last (of 1..k) v -> h -> v of Gibbs sampling from every
+    row; the visible samples go to out (n, D).  Row r of the input uses counter
+    row r.  s_first == 1 reads the rows from src; a later s_first continues
+    from the states in out (the previous chunk's), so any split of 1..k into
+    chunks gives the same result.
     sig (may be NULL; Gaussian units of per-feature s): (1/s, b/s, s); the
     chain runs on u = v / s (drawn as u = (W^T h + b/s) + z) and the result
-    is v = s * u."""
+    is v = s * u (after step k)."""
     cdef Py_ssize_t n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
     cdef Py_ssize_t blk, r0, nr, r, i
     cdef int s, tid
@@ -980,12 +1023,13 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
         if nr > ROW_BLOCK:
             nr = ROW_BLOCK
         v = out + r0 * D
-        for r in range(nr):
-            gather_row(src, r0 + r, v + r * D)
-            if sig != NULL:
-                for i in range(D):
-                    v[r * D + i] = v[r * D + i] * sig[i]
-        for s in range(1, k + 1):
+        if s_first == 1:
+            for r in range(nr):
+                gather_row(src, r0 + r, v + r * D)
+                if sig != NULL:
+                    for i in range(D):
+                        v[r * D + i] = v[r * D + i] * sig[i]
+        for s in range(s_first, s_last + 1):
             gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, h, H)
             for r in range(nr):
                 bernoulli(h + r * H, hbias, 1, h + r * H, H, 0, r0 + r, step,
@@ -994,7 +1038,7 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
             for r in range(nr):
                 visible_draw(gauss, v + r * D, vbias if sig == NULL else sig + D, D, 0,
                              r0 + r, step, counter_word3(stream, 2 * s - 1), key)
-        if sig != NULL:
+        if sig != NULL and s_last == k:
             for r in range(nr):
                 for i in range(D):
                     v[r * D + i] = sig[2 * D + i] * v[r * D + i]
@@ -1028,10 +1072,21 @@ def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k
         sig_p = &sig_v[0]
     key_words[0] = key[0]
     key_words[1] = key[1]
-    with nogil:
-        gibbs_rows(&source.src, n, &W[0, 0], &vbias[0], &hbias[0], &out[0, 0],
-                   &scratch[0], D, H, k, <uint32_t>step, stream, key_words, n_threads,
-                   gaussian, sig_p)
+    cdef int s_first = 1, s_last
+    cdef Py_ssize_t chunk = _fixed_chunk or 1
+    while True:
+        s_last = k if k - s_first < chunk else <int>(s_first + chunk - 1)
+        started = perf_counter()
+        with nogil:
+            gibbs_rows(&source.src, n, &W[0, 0], &vbias[0], &hbias[0], &out[0, 0],
+                       &scratch[0], D, H, k, <uint32_t>step, stream, key_words, n_threads,
+                       gaussian, sig_p, s_first, s_last)
+        if s_last >= k:
+            break
+        # raises KeyboardInterrupt (or what a signal handler raises) between chunks
+        PyErr_CheckSignals()
+        chunk = next_chunk(chunk, perf_counter() - started)
+        s_first = s_last + 1
     return out_arr
 
 
@@ -1157,8 +1212,12 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                      Py_ssize_t K, Py_ssize_t n, int D, int H, floating *v, floating *h,
                      floating *hb_s, floating *vb_s, double *partial, double *logw,
                      const uint32_t *key, int n_threads, bint gauss,
-                     bint start_given) noexcept nogil:
-    """All temperatures for all n chains (see _reference.ais_log_weights).
+                     bint start_given, Py_ssize_t k_first, Py_ssize_t k_last) noexcept nogil:
+    """Temperatures k_first..k_last (of 1..K) for all n chains (see
+    _reference.ais_log_weights).  k_first == 1 starts the chains (a draw from
+    the base-rate model unless ``start_given``, logw = 0); a later k_first
+    continues from the v and logw the previous chunk left, so any split of
+    1..K gives the same weights.
 
     W is never copied: the temperature enters as the GEMM alpha and as scaled
     bias vectors.  partial[blk * n + r] holds hidden block blk's share of row
@@ -1175,14 +1234,15 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
     cdef floating *row_ptr
     cdef bint to_zero
     with parallel(num_threads=n_threads):
-        for r in prange(n, schedule='static'):
-            if not start_given:
-                for i in range(D):
-                    v[r * D + i] = 0
-                visible_draw(gauss, v + r * D, base_vbias, D, 0, r, 0,
-                             counter_word3(AIS_STREAM, 1), key)
-            logw[r] = 0
-        for k in range(1, K + 1):
+        if k_first == 1:
+            for r in prange(n, schedule='static'):
+                if not start_given:
+                    for i in range(D):
+                        v[r * D + i] = 0
+                    visible_draw(gauss, v + r * D, base_vbias, D, 0, r, 0,
+                                 counter_word3(AIS_STREAM, 1), key)
+                logw[r] = 0
+        for k in range(k_first, k_last + 1):
             bk = betas[k]
             delta = bk - betas[k - 1]
             # softplus(0) - softplus(a) = log1p(p expm1(-a)) with a at beta_{k-1}
@@ -1277,10 +1337,21 @@ def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias
     cdef double[::1] partial = np.empty(n_chains * H, dtype=np.float64)
     key_words[0] = key[0]
     key_words[1] = key[1]
-    with nogil:
-        ais_chains(&W[0, 0], &vbias[0], &hbias[0], &base_vbias[0], &dvb[0], &betas_v[0], K,
-                   n_chains, D, H, &v[0], &h[0], &hb_s[0], &vb_s[0], &partial[0], &logw[0],
-                   key_words, n_threads, gaussian, start is not None)
+    cdef Py_ssize_t k_first = 1, k_last
+    cdef Py_ssize_t chunk = _fixed_chunk or 1
+    cdef bint start_given = start is not None
+    while True:
+        k_last = K if K - k_first < chunk else k_first + chunk - 1
+        started = perf_counter()
+        with nogil:
+            ais_chains(&W[0, 0], &vbias[0], &hbias[0], &base_vbias[0], &dvb[0], &betas_v[0],
+                       K, n_chains, D, H, &v[0], &h[0], &hb_s[0], &vb_s[0], &partial[0],
+                       &logw[0], key_words, n_threads, gaussian, start_given, k_first, k_last)
+        if k_last >= K:
+            break
+        PyErr_CheckSignals()
+        chunk = next_chunk(chunk, perf_counter() - started)
+        k_first = k_last + 1
     return (logw_arr, v_arr) if return_states else logw_arr
 
 

@@ -232,7 +232,9 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
                 velocity += grad.astype(dtype)
                 param += velocity
         if learn_sigma:
-            log_var[...] = np.clip(log_var + grad_z.astype(dtype), LOG_VAR_MIN, LOG_VAR_MAX)
+            z = log_var + grad_z.astype(dtype)
+            # a NaN step (a diverging fit) does not pass the clamp: no step
+            log_var[...] = np.clip(np.where(np.isnan(z), log_var, z), LOG_VAR_MIN, LOG_VAR_MAX)
 
 
 def hidden_proba(X, W, hbias, n_threads, sigma=None):

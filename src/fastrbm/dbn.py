@@ -33,9 +33,10 @@ from . import _cupy
 from ._backend import (DeviceMovable, array_module, check_same_device, get_mlp_engine,
                        is_cupy_array, kernel_threads, reject_gpu, resolve_n_threads,
                        threads_for_work, to_device, to_host)
+from ._interrupt import deferred_interrupt
 from ._validation import check_X, clips_out_of_range, model_dtype_for, range_warning_given
 from .gaussian import GaussianBernoulliRBM
-from .rbm import BernoulliRBM, _seed_sequence
+from .rbm import BernoulliRBM, DivergenceError, _seed_sequence
 
 # rows converted to the model's dense dtype at a time at prediction time
 PREDICT_CHUNK = 4096
@@ -241,6 +242,9 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Feature names, when X had them.
     history_ : list of list of dict
         Each layer's per-epoch ``BernoulliRBM.history_``.
+    stop_reason_ : str or None
+        'interrupted' when Ctrl-C stopped :meth:`fit` (then ``rbms_`` may
+        hold fewer layers than ``hidden_layer_sizes``), else None.
 
     Notes
     -----
@@ -322,7 +326,19 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Returns
         -------
         self : DBN
-            The fitted model.
+            The fitted model.  Ctrl-C stops the whole fit: the layer in
+            training finishes its epoch in progress and keeps the epochs it
+            completed (as :meth:`BernoulliRBM.fit`), the layers above it are
+            not trained, ``rbms_`` holds the layers trained so far (a usable,
+            shallower stack), ``stop_reason_`` is 'interrupted', and fit
+            warns and returns.
+
+        Raises
+        ------
+        DivergenceError
+            A ValueError, when a layer's training diverges (NaN or infinite
+            parameters; see :meth:`BernoulliRBM.fit`): the message names the
+            layer and the fix.
         """
         sizes, params = self._check_params()
         X = self._check_input(X, reset=True, dtype=self.dtype)
@@ -330,25 +346,45 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         self._seed_words = _seed_sequence(self.random_state).generate_state(4, np.uint32)
         self._sample_calls = 0
         self.rbms_ = []
+        self.stop_reason_ = None
         data = X
-        for i, (size, p) in enumerate(zip(sizes, params)):
-            if self.verbose:
-                print(f"[DBN] layer {i + 1}/{len(sizes)}: {data.shape[1]} -> {size} units",
-                      flush=True)
-            rbm = self._make_rbm(size, p, _layer_seed(self._seed_words, i), dtype, i == 0)
-            with range_warning_given():
-                rbm.fit(data)
-            self.rbms_.append(rbm)
-            if i + 1 < len(sizes):
-                with range_warning_given():
-                    data = rbm.transform(data)
-                if self.layer_input == "sample":
-                    rng = np.random.default_rng(np.random.SeedSequence(
-                        self._seed_words, spawn_key=(11, i)))
-                    # host uniforms on either device: the same sample as on the CPU
-                    data = (_like(rng.random(data.shape), data) < data).astype(dtype)
+        with deferred_interrupt() as interrupt:
+            for i, (size, p) in enumerate(zip(sizes, params)):
+                if self.verbose:
+                    print(f"[DBN] layer {i + 1}/{len(sizes)}: {data.shape[1]} -> {size} "
+                          f"units", flush=True)
+                rbm = self._make_rbm(size, p, _layer_seed(self._seed_words, i), dtype, i == 0)
+                try:
+                    with range_warning_given():
+                        rbm.fit(data)
+                except DivergenceError as exc:
+                    raise DivergenceError(
+                        f"DBN layer {i + 1} of {len(sizes)}: {exc}") from exc
+                self.rbms_.append(rbm)
+                if interrupt:
+                    # checked after a layer only: the first layer always exists
+                    self._stop_interrupted(interrupt, len(sizes))
+                    break
+                if i + 1 < len(sizes):
+                    with range_warning_given():
+                        data = rbm.transform(data)
+                    if self.layer_input == "sample":
+                        rng = np.random.default_rng(np.random.SeedSequence(
+                            self._seed_words, spawn_key=(11, i)))
+                        # host uniforms on either device: the same sample as on the CPU
+                        data = (_like(rng.random(data.shape), data) < data).astype(dtype)
         self.history_ = [list(r.history_) for r in self.rbms_]
         return self
+
+    def _stop_interrupted(self, interrupt, n_layers):
+        interrupt.handled = True
+        self.stop_reason_ = "interrupted"
+        if interrupt.nested:
+            return   # a DBNClassifier above reports it
+        warnings.warn(f"DBN.fit interrupted (Ctrl-C) in layer {len(self.rbms_)} of "
+                      f"{n_layers}: rbms_ holds the {len(self.rbms_)} layers trained so far "
+                      f"(the last with the epochs it completed); the layers above were not "
+                      f"trained", stacklevel=3)
 
     def transform(self, X):
         """Top-layer hidden probabilities (a deterministic upward pass).
@@ -533,6 +569,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         Best validation accuracy (with early stopping).
     n_iter_ : int
         Fine-tuning epochs run.
+    stop_reason_ : str or None
+        'interrupted' when Ctrl-C stopped :meth:`fit` (see its Notes), else
+        None.
     n_updates_ : int
         Fine-tuning minibatch updates made (the dropout masks' step counter).
     pretrain_seconds_ : float
@@ -747,7 +786,23 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
             with wide sigmoid layers from random initialisation under a
             large step (their saturated units stay saturated); pretraining,
             a lower ``learning_rate`` or narrower layers avoid it.
+
+        Notes
+        -----
+        Ctrl-C stops the whole fit, warns and returns the model
+        (``stop_reason_`` 'interrupted').  During pretraining: the layer in
+        training finishes its epoch in progress, the layers above it and
+        fine-tuning do not run, ``dbn_`` holds the layers trained so far, and
+        ``coefs_`` those layers' weights with the rest at their random
+        initialisation (``n_iter_`` 0): usable, but not a trained classifier.
+        During fine-tuning: the epoch in progress finishes, and ``coefs_``,
+        ``n_iter_``, ``n_updates_`` and ``history_`` include it.  A second
+        Ctrl-C raises KeyboardInterrupt at once.
         """
+        with deferred_interrupt() as interrupt:
+            return self._fit(X, y, interrupt)
+
+    def _fit(self, X, y, interrupt):
         sizes = self._check_params()
         X = self._check_input(X, reset=True, dtype=self.dtype)
         if y is None:
@@ -793,7 +848,10 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         key = self._seed_words[:2].copy()      # Philox key of the dropout masks
         self.n_updates_ = 0
         self.n_iter_ = 0
+        self.stop_reason_ = None
         for epoch in range(self.max_iter):
+            if interrupt:   # Ctrl-C in pretraining or in the last epoch
+                break
             start = time.perf_counter()
             if self.shuffle:
                 rng = np.random.default_rng(np.random.SeedSequence(
@@ -842,8 +900,24 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                         break
         if best is not None:
             self.coefs_, self.intercepts_ = best
-        self._warn_if_not_learning(y_enc[train])
+        if interrupt:
+            self._stop_interrupted(interrupt)
+        else:
+            self._warn_if_not_learning(y_enc[train])
         return self
+
+    def _stop_interrupted(self, interrupt):
+        interrupt.handled = True
+        self.stop_reason_ = "interrupted"
+        if self.n_iter_ == 0 and self.dbn_ is not None:
+            where = (f"in pretraining (layer {len(self.dbn_.rbms_)} of "
+                     f"{len(self.coefs_) - 1}): no fine-tuning ran, dbn_ holds the layers "
+                     f"trained so far and coefs_ their weights with the rest at their "
+                     f"random initialisation")
+        else:
+            where = (f"after {self.n_iter_} fine-tuning epochs: coefs_, n_updates_ and "
+                     f"history_ hold them")
+        warnings.warn(f"DBNClassifier.fit interrupted (Ctrl-C) {where}", stacklevel=4)
 
     def _warn_if_not_learning(self, y_train):
         """ConvergenceWarning when the last epoch's loss is no better than

@@ -3,15 +3,18 @@ import numbers
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import (DeviceMovable, array_module, check_same_device, get_engine,
                        is_cupy_array, kernel_threads, resolve_n_threads, threads_for_work,
                        to_device, to_host)
+from ._interrupt import deferred_interrupt
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 
 STREAM_SAMPLE = 1
@@ -28,9 +31,23 @@ MONITOR_ONE_IN = 32
 INIT_P_CLIP = 1e-3
 # at most this many validation rows are scored per epoch (a fixed random subset)
 MONITOR_VALID_ROWS = 2048
+# a fit warns of divergence when the monitored reconstruction error rose in
+# each of this many consecutive epochs, and overall by this fraction of the
+# first epoch's error (noise at a plateau rises 3 times in a row in 1 of 8
+# windows, but by a tiny fraction of that)
+DIVERGENCE_EPOCHS = 3
+DIVERGENCE_RISE = 0.2
 # early-stopping metrics and whether larger is better
 _METRICS = {"reconstruction_error": False, "pseudo_likelihood": True,
             "free_energy_gap": False, "log_likelihood": True}
+
+
+class DivergenceError(ValueError):
+    """A fit diverged: an update made a parameter NaN or infinite.
+
+    Raised by every RBM fit (and DBN layer); the message names the fix, and
+    the model keeps the parameters from before the diverged update.
+    """
 
 
 @dataclass(frozen=True)
@@ -185,8 +202,12 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Why the last :meth:`fit` stopped before ``n_iter`` epochs:
         'early_stopping', 'callback', 'interrupted' (Ctrl-C: the model holds
         the parameters of the last completed epoch) or None.
+    n_epochs_ : int
+        Epochs trained (one ``history_`` entry each).
     n_updates_ : int
-        Minibatch updates made so far (the Philox step counter).
+        Minibatch updates made so far (the Philox step counter); after
+        :meth:`fit`, ``n_epochs_`` times the updates of one epoch, also when
+        it was interrupted.
 
     Notes
     -----
@@ -499,8 +520,25 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self : BernoulliRBM
             The fitted model.  Ctrl-C stops training after the epoch in
             progress (the kernels do not stop mid-epoch), warns, and returns
-            the model with its history so far (``stop_reason_`` is
-            'interrupted').
+            the model: its parameters, ``n_epochs_``, ``n_updates_`` and
+            ``history_`` all include that epoch, and ``stop_reason_`` is
+            'interrupted'.  A second Ctrl-C raises KeyboardInterrupt at once
+            (the model may then hold part of an epoch).
+
+        Raises
+        ------
+        DivergenceError
+            A ValueError, when an epoch makes a parameter NaN or infinite
+            (the fit diverged): the message names the fix (a lower
+            ``learning_rate``), and the model keeps the parameters,
+            training state and ``n_updates_`` from before that epoch.
+
+        Warns
+        -----
+        ConvergenceWarning
+            When the monitored reconstruction error rose in each of 3
+            consecutive epochs, by more than 20% of the first epoch's error
+            over them (a fit starting to diverge); once per fit.
         """
         self._check_params()
         callbacks = self._check_callbacks(callbacks)
@@ -540,8 +578,13 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.stop_reason_ = None
         best, waited = None, 0
         progress = self._progress_bar()
-        try:
+        rising_warned = False
+        # the bar closes however the loop ends (a tqdm bar is its own context)
+        with deferred_interrupt() as interrupt, \
+                progress if progress is not None else nullcontext():
             for _ in range(self.n_iter):
+                if interrupt:       # Ctrl-C during the last epoch: it is complete
+                    break
                 start = time.perf_counter()
                 epoch = self.n_epochs_
                 if self.shuffle:
@@ -550,10 +593,13 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                     order = train_rows[rng.permutation(len(train_rows))]
                 else:
                     order = train_rows
+                snapshot = self._snapshot()
                 self._run_updates(X, order, workspace, epoch)
+                self._check_finite(snapshot, f"epoch {epoch + 1}")
                 self.n_epochs_ += 1
                 entry = self._record_epoch(X_monitor, epoch, time.perf_counter() - start,
                                            X_valid, progress)
+                rising_warned = rising_warned or self._warn_if_rising()
                 if any(callback(self, entry) is False for callback in callbacks):
                     self.stop_reason_ = "callback"
                     break
@@ -569,15 +615,84 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                             if waited >= self.patience:
                                 self.stop_reason_ = "early_stopping"
                                 break
-        except KeyboardInterrupt:
-            # parameters are those of the last completed epoch: usable as is
-            self.stop_reason_ = "interrupted"
-            warnings.warn(f"fit interrupted after {self.n_epochs_} epochs; the model and "
-                          f"history_ hold the epochs completed so far", stacklevel=2)
-        finally:
-            if progress is not None:
-                progress.close()
+            if interrupt:
+                self._stop_interrupted(interrupt)
         return self
+
+    def _stop_interrupted(self, interrupt):
+        """Record a Ctrl-C that ended the epoch loop (warns unless a DBN
+        above, which shares the flag, will say it)."""
+        interrupt.handled = True
+        self.stop_reason_ = "interrupted"
+        if interrupt.nested:
+            return
+        warnings.warn(f"{type(self).__name__}.fit interrupted after {self.n_epochs_} "
+                      f"epochs (Ctrl-C): the model, n_updates_ and history_ hold every "
+                      f"epoch completed so far", stacklevel=3)
+
+    # ----------------------------------------------------------- divergence
+    def _snapshot(self):
+        """Copies of the fitted arrays and the step counter, taken before an
+        update so that a diverged update can be undone (see _check_finite)."""
+        state = {}
+        for name in self._device_attributes:
+            value = self.__dict__.get(name)
+            if isinstance(value, tuple):
+                state[name] = tuple(None if v is None else v.copy() for v in value)
+            else:
+                state[name] = None if value is None else value.copy()
+        state["n_updates_"] = self.n_updates_
+        return state
+
+    def _diverged_params(self):
+        """Names of the parameters holding NaN or infinity."""
+        names = []
+        # the learned log-variances of Gaussian units are public as sigma_
+        for name, public in (("components_", "components_"),
+                             ("intercept_visible_", "intercept_visible_"),
+                             ("intercept_hidden_", "intercept_hidden_"), ("_log_var", "sigma_")):
+            value = self.__dict__.get(name)
+            if value is not None and not bool(array_module(value).isfinite(value).all()):
+                names.append(public)
+        return names
+
+    def _check_finite(self, snapshot, when):
+        """DivergenceError when the update made a parameter non-finite, after
+        restoring the parameters, training state and step counter of
+        ``snapshot`` (the last finite ones)."""
+        bad = self._diverged_params()
+        if not bad:
+            return
+        for name, value in snapshot.items():
+            setattr(self, name, value)
+        rate = float(self.learning_rate)
+        raise DivergenceError(
+            f"{type(self).__name__} diverged in {when}: {', '.join(bad)} became NaN or "
+            f"infinite with learning_rate={rate:g}; lower learning_rate (e.g. to "
+            f"{rate / 10:g}).  The model keeps its parameters from before that update "
+            f"(after {self.n_epochs_} completed epochs).")
+
+    def _warn_if_rising(self):
+        """ConvergenceWarning when the monitored reconstruction error rose in
+        each of the last DIVERGENCE_EPOCHS epochs, by DIVERGENCE_RISE overall;
+        returns whether it warned (once per fit is enough)."""
+        errors = [entry["reconstruction_error"] for entry in
+                  self.history_[-(DIVERGENCE_EPOCHS + 1):]]
+        if len(errors) <= DIVERGENCE_EPOCHS or not all(
+                later > earlier for earlier, later in zip(errors, errors[1:])):
+            return False
+        # the rise is measured against the first epoch's error, the scale of
+        # the problem: a converged fit's noise at 1e-4 is no divergence
+        scale = max(errors[0], self.history_[0]["reconstruction_error"])
+        if not errors[-1] - errors[0] > DIVERGENCE_RISE * scale:
+            return False
+        rate = float(self.learning_rate)
+        warnings.warn(
+            f"{type(self).__name__} may be diverging: the reconstruction error rose in "
+            f"each of the last {DIVERGENCE_EPOCHS} epochs, from {errors[0]:.4g} to "
+            f"{errors[-1]:.4g} (epoch {len(self.history_)}); lower learning_rate "
+            f"(e.g. to {rate / 10:g}).", ConvergenceWarning, stacklevel=3)
+        return True
 
     @staticmethod
     def _check_callbacks(callbacks):
@@ -625,6 +740,12 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         -------
         self : BernoulliRBM
             The updated model.
+
+        Raises
+        ------
+        DivergenceError
+            A ValueError, when the call makes a parameter NaN or infinite: the
+            model is left as it was before the call (see :meth:`fit`).
         """
         self._check_params()
         first = not hasattr(self, "components_")
@@ -632,7 +753,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if first:
             self._initialize(X)
         order = np.arange(X.shape[0], dtype=np.intp)
+        snapshot = self._snapshot()
         self._run_updates(X, order, self._workspace(X), self.n_epochs_)
+        self._check_finite(snapshot, "partial_fit")
         return self
 
     @staticmethod
