@@ -30,9 +30,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _cupy
-from ._backend import (DeviceMovable, array_module, check_same_device, get_mlp_engine,
-                       is_cupy_array, kernel_threads, reject_gpu, resolve_n_threads,
-                       threads_for_work, to_device, to_host)
+from ._backend import (DeviceMovable, array_module, check_layer, check_same_device,
+                       get_mlp_engine, is_cupy_array, kernel_threads, reject_gpu,
+                       resolve_n_threads, threads_for_work, to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 from .gaussian import GaussianBernoulliRBM
 from .rbm import BernoulliRBM, _seed_sequence
@@ -278,7 +278,27 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     @property
     def _on_gpu(self):
         """Whether the fitted RBMs hold CuPy arrays."""
-        return is_cupy_array(self.rbms_[0].components_)
+        return is_cupy_array(self._layers()[0].components_)
+
+    def _layers(self):
+        """The fitted RBMs, bottom first, checked before any of them runs:
+        at least one, each a fastrbm RBM with consistent parameters
+        (``BernoulliRBM._params``), each reading as many features as the
+        layer below gives (``check_layer``)."""
+        check_is_fitted(self, "rbms_")
+        rbms = self.rbms_
+        if not isinstance(rbms, (list, tuple)) or len(rbms) == 0:
+            raise ValueError(f"DBN.rbms_ must be a non-empty list of fitted RBMs, got "
+                             f"{type(rbms).__name__} of length {len(rbms) if hasattr(rbms, '__len__') else '?'}")
+        width, below = getattr(self, "n_features_in_", None), "DBN.n_features_in_"
+        for i, rbm in enumerate(rbms):
+            if not isinstance(rbm, BernoulliRBM):
+                raise ValueError(f"DBN.rbms_[{i}] must be a fastrbm RBM, got "
+                                 f"{type(rbm).__name__}")
+            W, _, _ = rbm._params()
+            check_layer(f"DBN.rbms_[{i}]", W, "components_", inputs=[(width, below)])
+            width, below = W.shape[0], f"DBN.rbms_[{i}] (its hidden layer)"
+        return rbms
 
     def _check_input(self, X, reset, dtype):
         # clip=True makes check_X test finiteness only: any finite real is
@@ -362,15 +382,15 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             Features, in the model's dtype (a CuPy array for a model on the
             GPU, which takes CuPy input only).
         """
-        check_is_fitted(self, "rbms_")
-        X = self._check_input(X, reset=False, dtype=self.rbms_[0]._dtype)
-        for rbm in self.rbms_:
+        rbms = self._layers()
+        X = self._check_input(X, reset=False, dtype=rbms[0]._dtype)
+        for rbm in rbms:
             X = rbm.transform(X)
         return X
 
     @property
     def _n_features_out(self):
-        return self.rbms_[-1].components_.shape[0]
+        return self._layers()[-1].components_.shape[0]
 
     def sample(self, n_samples=100, *, n_steps=1000, downward="mean"):
         """Generate visible vectors: Gibbs sampling in the top RBM, then a
@@ -396,16 +416,16 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             Generated data, in the model's dtype (a CuPy array for a model on
             the GPU).
         """
-        check_is_fitted(self, "rbms_")
+        rbms = self._layers()
         if downward not in ("mean", "sample"):
             raise ValueError(f"downward must be 'mean' or 'sample', got {downward!r}")
         if not isinstance(n_steps, numbers.Integral) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-        v = self.rbms_[-1].sample(n_samples, n_steps=int(n_steps))
+        v = rbms[-1].sample(n_samples, n_steps=int(n_steps))
         rng = np.random.default_rng(np.random.SeedSequence(
             self._seed_words, spawn_key=(12, self._sample_calls)))
         self._sample_calls += 1
-        for rbm in reversed(self.rbms_[:-1]):
+        for rbm in reversed(rbms[:-1]):
             W = rbm.components_ if is_cupy_array(rbm.components_) else np.asarray(
                 rbm.components_)
             if isinstance(rbm, GaussianBernoulliRBM):
@@ -866,7 +886,14 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         dtype (they may come back read-only from a memmap pickle, or be
         assigned by the user); converted once and stored back.  The device is
         that of ``coefs_[0]``: assigned host arrays follow a GPU model there."""
-        check_is_fitted(self, "coefs_")
+        check_is_fitted(self, ["coefs_", "intercepts_", "classes_"])
+        for name in ("coefs_", "intercepts_"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or len(value) != len(self.coefs_) \
+                    or len(value) == 0:
+                raise ValueError(f"DBNClassifier.{name} must be a non-empty list with one "
+                                 f"array per layer, got {type(value).__name__} of length "
+                                 f"{len(value) if hasattr(value, '__len__') else '?'}")
         first = self.coefs_[0]
         on_gpu = is_cupy_array(first)
         xp = array_module(first)
@@ -885,6 +912,15 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                 if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
                     arrays[i] = np.array(arr, dtype=dtype, order="C")
             setattr(self, name, arrays)
+        # every layer's shapes, chained from the input width to the classes
+        width, below = getattr(self, "n_features_in_", None), "DBNClassifier.n_features_in_"
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            check_layer("DBNClassifier", W, f"coefs_[{i}]",
+                        [(b, f"intercepts_[{i}]", 0, "same_dtype")], [(width, below)])
+            width, below = W.shape[0], f"DBNClassifier.coefs_[{i}] (its output)"
+        if width != len(self.classes_):
+            raise ValueError(f"DBNClassifier.coefs_[-1] has {width} outputs but classes_ has "
+                             f"{len(self.classes_)} classes")
         return self.coefs_, self.intercepts_
 
     def _proba_dense(self, Xd):

@@ -157,7 +157,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         """Check X (any finite reals) and return it standardised, dense, C-contiguous,
         in the model's dtype; on ``reset`` learn ``mean_`` and ``scale_`` first."""
         if not reset:
-            check_is_fitted(self, "components_")
+            self._params()
             check_same_device(self._on_gpu, X, self)
         # clip=True makes check_X test finiteness only (no [0, 1] range check)
         X = check_X(self, X, reset=reset, dtype=self.dtype if reset else self._dtype,
@@ -175,8 +175,24 @@ n_features_in_, history_, stop_reason_, n_updates_
         data /= xp.asarray(self.scale_)
         return xp.ascontiguousarray(data, dtype=dtype)
 
+    def _unit_parameters(self):
+        # the log-variances (None: s = 1) and the standardisation: finite,
+        # one per feature (checked with the weights in BernoulliRBM._params)
+        entries = [(getattr(self, "_log_var", None), "sigma_ (as log-variances)", 1, "finite"),
+                   (getattr(self, "mean_", None), "mean_", 1, "finite"),
+                   (getattr(self, "scale_", None), "scale_", 1, "positive")]
+        return [(np.asarray(to_host(value)), name, axis, rule) for value, name, axis, rule in entries
+                if value is not None]
+
+    def _default_state(self):
+        # a model assigned by hand models the data as given (no standardisation)
+        super()._default_state()
+        n_features = self.components_.shape[1]
+        self.__dict__.setdefault("mean_", np.zeros(n_features))
+        self.__dict__.setdefault("scale_", np.ones(n_features))
+
     def _standardised_params(self):
-        check_is_fitted(self, "components_")
+        self._params()
         return np.asarray(self.mean_, dtype=np.float64), np.asarray(self.scale_,
                                                                      dtype=np.float64)
 
@@ -250,7 +266,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         return {"gaussian": True} if s is None else {"gaussian": True, "sigma": s}
 
     def _hidden_proba(self, X):
-        W, _, hbias = self._params()
+        W, _, hbias = self._params(X)
         s = self._sigma_array()
         with kernel_threads():
             return get_engine(X).hidden_proba(self._source(X), W, hbias,
@@ -345,7 +361,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps, on the original scale.
         """
-        check_is_fitted(self, "components_")
+        self._params()
         if start is None:
             if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
                 raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")

@@ -9,9 +9,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (DeviceMovable, array_module, check_same_device, get_engine,
-                       is_cupy_array, kernel_threads, resolve_n_threads, threads_for_work,
-                       to_device, to_host)
+from ._backend import (DeviceMovable, array_module, check_layer, check_same_device,
+                       get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
+                       threads_for_work, to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 
 STREAM_SAMPLE = 1
@@ -277,13 +277,16 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             raise ValueError(f"momentum must be in [0, 1), got {value!r} at epoch {epoch}")
         return float(value)
 
-    def _params(self):
+    def _params(self, X=None):
         """(W, visible bias, hidden bias) as C-contiguous arrays of the model dtype.
 
         Users may assign fitted attributes; anything assigned is converted
-        once here and stored back, so the model then uses it.
+        once here and stored back, so the model then uses it.  Every engine
+        call takes its parameters from here: they are checked against each
+        other, against ``n_features_in_`` and against the width of X (when
+        given) before any kernel runs (``_backend.check_layer``).
         """
-        check_is_fitted(self, "components_")
+        check_is_fitted(self, ["components_", "intercept_visible_", "intercept_hidden_"])
         dtype = self._dtype
         on_gpu = self._on_gpu
         xp = array_module(self.components_)
@@ -306,11 +309,33 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 setattr(self, name, arr)
             params.append(arr)
         W, vbias, hbias = params
-        if W.ndim != 2 or vbias.shape != (W.shape[1],) or hbias.shape != (W.shape[0],):
-            raise ValueError(
-                f"inconsistent parameters: components_ {W.shape}, intercept_visible_ "
-                f"{vbias.shape}, intercept_hidden_ {hbias.shape}")
+        owner = type(self).__name__
+        check_layer(owner, W, "components_",
+                    [(vbias, "intercept_visible_", 1, "same_dtype"),
+                     (hbias, "intercept_hidden_", 0, "same_dtype")]
+                    + self._unit_parameters(),
+                    [(getattr(self, "n_features_in_", None), f"{owner}.n_features_in_"),
+                     (None if X is None else X.shape[1], "X")])
+        self._default_state()
         return W, vbias, hbias
+
+    def _unit_parameters(self):
+        """The visible units' own parameters for ``check_layer`` (none for
+        Bernoulli units)."""
+        return []
+
+    def _default_state(self):
+        """The training and sampling state of a model whose parameters were
+        assigned by hand (never fitted): fresh, from ``random_state``, so
+        partial_fit, gibbs and sample work on it as on a fitted model."""
+        if "_seed_words" in self.__dict__:
+            return
+        self._seed_words = _seed_sequence(self.random_state).generate_state(4, np.uint32)
+        self._key = self._seed_words[:2].copy()
+        defaults = {"n_updates_": 0, "n_epochs_": 0, "history_": [], "h_samples_": None,
+                    "_velocity": None, "_hidden_activity": None, "_sample_calls": 0}
+        for name, value in defaults.items():
+            self.__dict__.setdefault(name, value)
 
     @property
     def _n_features_out(self):
@@ -430,7 +455,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     def _run_updates(self, X, order, workspace, epoch):
         engine = get_engine(X)
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(X)
         momentum = self._momentum_at(epoch)
         chains, activity = self._train_state(W, momentum)
         velocity = self._velocity if momentum > 0 else (None, None, None)
@@ -700,7 +725,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return self._hidden_proba(self._validate(X, reset=False))
 
     def _hidden_proba(self, X):
-        W, _, hbias = self._params()
+        W, _, hbias = self._params(X)
         with kernel_threads():
             return get_engine(X).hidden_proba(self._source(X), W, hbias,
                                               resolve_n_threads(self.n_jobs))
@@ -748,7 +773,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         v = self._validate(v, reset=False)
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(v)
         step = self._sample_calls
         self._sample_calls += 1
         with kernel_threads():
@@ -773,7 +798,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps.
         """
-        check_is_fitted(self, "components_")
+        self._params()
         if start is None:
             if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
                 raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
@@ -798,7 +823,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             Free energy of each row (lower is more probable).
         """
         X = self._validate(X, reset=False)
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(X)
         with kernel_threads():
             return get_engine(X).free_energy(self._source(X), W, vbias, hbias,
                                              resolve_n_threads(self.n_jobs),
@@ -809,7 +834,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return float(array_module(X).mean(self._pseudo_likelihood(X, step)))
 
     def _pseudo_likelihood(self, X, step):
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(X)
         n, d = X.shape
         engine = get_engine(X)
         # which bit each row flips: Philox uniforms of the monitor stream, scaled to [0, d)
