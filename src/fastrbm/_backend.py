@@ -242,6 +242,12 @@ def kernel_threads():
 #: ``int`` (batch sizes, layer sizes, counts): larger values are a ValueError
 #: in the estimators' parameter checks, never an OverflowError in a kernel.
 MAX_C_INT = 2**31 - 1
+#: Most Gibbs steps per call or update (``k``, ``n_steps``): the Philox
+#: counter's 24-bit phase field holds 2k (_gibbs.MAX_GIBBS_STEPS).
+MAX_GIBBS_STEPS = _gibbs.MAX_GIBBS_STEPS
+#: Rows one call may draw for (the 32-bit counter word c1), and the 32-bit
+#: step word's range (updates of a model, temperatures of an AIS run).
+MAX_ROWS = COUNTER_LIMIT = _gibbs.COUNTER_LIMIT
 
 
 def check_int_param(name, value, low=1, high=MAX_C_INT):

@@ -127,12 +127,12 @@ def check_counters(rows=0, step=0, n_steps=1, stream=0, phase=0):
     return int(step)
 
 
-cdef check_dims(Py_ssize_t H, Py_ssize_t D, Py_ssize_t n_vbias=-1, Py_ssize_t n_hbias=-1,
-                Py_ssize_t n_cols=-1, str what="X", int n_threads=1):
+def check_dims(Py_ssize_t H, Py_ssize_t D, Py_ssize_t n_vbias=-1, Py_ssize_t n_hbias=-1,
+               Py_ssize_t n_cols=-1, str what="X", int n_threads=1):
     """ValueError unless W is (H, D) with 1 <= H, D < 2**31 and the biases
     and the input's column count (each skipped when -1) match it: the
     kernels index every buffer by H and D.  The per-thread scratch needs
-    n_threads >= 1."""
+    n_threads >= 1.  The GPU engine (``_cupy``) runs the same check."""
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     if H < 1 or D < 1 or H > INT_LIMIT or D > INT_LIMIT:

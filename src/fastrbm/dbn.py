@@ -30,7 +30,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _cupy
-from ._backend import (DeviceMovable, array_module, check_layer, check_same_device,
+from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, DeviceMovable, array_module,
+                       check_int_param, check_layer, check_same_device,
                        get_mlp_engine, is_cupy_array, kernel_threads, reject_gpu,
                        resolve_n_threads, threads_for_work, to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
@@ -95,8 +96,8 @@ def _check_hidden_sizes(sizes):
     except TypeError:
         raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers, "
                          f"got {sizes!r}") from None
-    if not sizes or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1
-                        for s in sizes):
+    if not sizes or any(not isinstance(s, numbers.Integral) or isinstance(s, bool)
+                        or not 1 <= s <= MAX_C_INT for s in sizes):
         raise ValueError(f"hidden_layer_sizes must be a non-empty sequence of positive "
                          f"integers, got {sizes!r}")
     return tuple(int(s) for s in sizes)
@@ -419,8 +420,7 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         rbms = self._layers()
         if downward not in ("mean", "sample"):
             raise ValueError(f"downward must be 'mean' or 'sample', got {downward!r}")
-        if not isinstance(n_steps, numbers.Integral) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+        check_int_param("n_steps", n_steps, 1, MAX_GIBBS_STEPS)
         v = rbms[-1].sample(n_samples, n_steps=int(n_steps))
         rng = np.random.default_rng(np.random.SeedSequence(
             self._seed_words, spawn_key=(12, self._sample_calls)))
@@ -652,12 +652,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         _layer_params(self.rbm_params, len(sizes), self._gaussian())
         if self.layer_input not in ("proba", "sample"):
             raise ValueError(f"layer_input must be 'proba' or 'sample', got {self.layer_input!r}")
-        for name in ("batch_size", "n_iter_no_change"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 0:
-            raise ValueError(f"max_iter must be an integer >= 0, got {self.max_iter!r}")
+        check_int_param("batch_size", self.batch_size)
+        check_int_param("n_iter_no_change", self.n_iter_no_change)
+        check_int_param("max_iter", self.max_iter, 0)
         for name, lo, hi in (("learning_rate", 0, None), ("weight_decay", 0, None),
                              ("tol", 0, None), ("momentum", 0, 1), ("dropout", 0, 1)):
             value = getattr(self, name)

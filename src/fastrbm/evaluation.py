@@ -24,8 +24,9 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
-                       threads_for_work, to_device, to_host)
+from ._backend import (COUNTER_LIMIT, check_int_param, get_engine, is_cupy_array,
+                       kernel_threads, resolve_n_threads, threads_for_work, to_device,
+                       to_host)
 
 __all__ = ["AISResult", "ais_schedule", "log_likelihood", "log_partition_ais",
            "log_partition_exact", "pseudo_likelihood"]
@@ -186,8 +187,10 @@ def ais_schedule(betas=None):
                                np.linspace(0.5, 0.9, 4000, endpoint=False),
                                np.linspace(0.9, 1.0, 10000, endpoint=False), [1.0]])
     if isinstance(betas, numbers.Integral) and not isinstance(betas, bool):
-        if betas < 2:
-            raise ValueError(f"betas as an int is a number of temperatures >= 2, got {betas}")
+        if not 2 <= betas <= COUNTER_LIMIT:
+            # the temperature index is the 32-bit Philox step word
+            raise ValueError(f"betas as an int is a number of temperatures in [2, 2**32], "
+                             f"got {betas}")
         return np.linspace(0.0, 1.0, int(betas))
     arr = np.asarray(betas, dtype=np.float64)
     if arr.ndim != 1 or arr.size < 2:
@@ -298,8 +301,7 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     """
     kind, (W, vbias, hbias) = _model_parts(model)
     gaussian = kind == "gaussian"
-    if not isinstance(n_chains, numbers.Integral) or isinstance(n_chains, bool) or n_chains < 1:
-        raise ValueError(f"n_chains must be a positive integer, got {n_chains!r}")
+    check_int_param("n_chains", n_chains)
     schedule = ais_schedule(betas)
     base = _base_visible_bias(model, data, gaussian)
     key = _ais_key(random_state)

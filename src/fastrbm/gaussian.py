@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (array_module, check_same_device, get_engine,
+from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_device, get_engine,
                        kernel_threads, resolve_n_threads, to_device, to_host)
 from ._validation import check_X, model_dtype_for
 from .rbm import BernoulliRBM
@@ -363,8 +363,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         """
         self._params()
         if start is None:
-            if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+            check_int_param("n_samples", n_samples, 1, MAX_ROWS)
             rng = np.random.default_rng(np.random.SeedSequence(
                 self._seed_words, spawn_key=(3, self._sample_calls)))
             mean, scale = self._standardised_params()

@@ -9,9 +9,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (DeviceMovable, array_module, check_layer, check_same_device,
-                       get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
-                       threads_for_work, to_device, to_host)
+from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, array_module,
+                       check_int_param, check_layer, check_same_device, get_engine,
+                       is_cupy_array, kernel_threads, resolve_n_threads, threads_for_work,
+                       to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 
 STREAM_SAMPLE = 1
@@ -223,10 +224,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
-        def positive_int(name):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        def positive_int(name, high=MAX_C_INT):
+            check_int_param(name, getattr(self, name), 1, high)
 
         def nonneg_float(name, upper=None):
             value = getattr(self, name)
@@ -235,10 +234,11 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 bound = f" and <= {upper}" if upper else ""
                 raise ValueError(f"{name} must be a finite float >= 0{bound}, got {value!r}")
 
-        for name in ("n_components", "batch_size", "k"):
-            positive_int(name)
-        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 0:
-            raise ValueError(f"n_iter must be an integer >= 0, got {self.n_iter!r}")
+        positive_int("n_components")
+        # the workspace stacks 2 x batch_size rows (a C int)
+        positive_int("batch_size", MAX_C_INT // 2)
+        positive_int("k", MAX_GIBBS_STEPS)
+        check_int_param("n_iter", self.n_iter, 0)
         for name in ("learning_rate", "weight_decay", "l1", "sparsity_cost"):
             nonneg_float(name)
         nonneg_float("sparsity_target", upper=1)
@@ -259,12 +259,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if self.early_stopping is not None and self.early_stopping not in _METRICS:
             raise ValueError(f"early_stopping must be None or one of {sorted(_METRICS)}, "
                              f"got {self.early_stopping!r}")
-        for name in ("patience", "ais_every"):
-            value = getattr(self, name)
-            if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
-                    or value < (1 if name == "patience" else 0)):
-                raise ValueError(f"{name} must be an integer >= "
-                                 f"{1 if name == 'patience' else 0}, got {value!r}")
+        check_int_param("patience", self.patience, 1)
+        check_int_param("ais_every", self.ais_every, 0)
         if (not isinstance(self.tol, numbers.Real) or isinstance(self.tol, bool)
                 or not np.isfinite(self.tol) or self.tol < 0):
             raise ValueError(f"tol must be a finite float >= 0, got {self.tol!r}")
@@ -770,8 +766,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             call draws fresh random numbers (deterministic sequence for a given
             ``random_state``).
         """
-        if not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        check_int_param("k", k, 1, MAX_GIBBS_STEPS)
         v = self._validate(v, reset=False)
         W, vbias, hbias = self._params(v)
         step = self._sample_calls
@@ -800,8 +795,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         """
         self._params()
         if start is None:
-            if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+            check_int_param("n_samples", n_samples, 1, MAX_ROWS)
             rng = np.random.default_rng(np.random.SeedSequence(
                 self._seed_words, spawn_key=(3, self._sample_calls)))
             start = rng.random((n_samples, self.components_.shape[1])) < 0.5
