@@ -220,11 +220,16 @@ def kernel_threads():
     the first to enter sets it and the last to leave restores the limits that
     were in force before (a reference count under a lock).  Separate
     threadpoolctl contexts would each restore what they saw on entry, and the
-    last to finish could leave BLAS on one thread for good.
+    last to finish could leave BLAS on one thread for good.  The first and
+    last may be different threads: threadpoolctl (3.6+) lets only one
+    "controlling" thread change a process-wide OpenBLAS pool and ignores the
+    others silently, so each change here takes control first and hands it
+    back after.
     """
     global _limit_depth, _limit_active
     with _limit_lock:
         if _limit_depth == 0:
+            _release_blas_control(force=True)
             _limit_active = _threadpool_controller().limit(limits=1, user_api="blas")
         _limit_depth += 1
     try:
@@ -234,7 +239,19 @@ def kernel_threads():
             _limit_depth -= 1
             if _limit_depth == 0:
                 limiter, _limit_active = _limit_active, None
+                _release_blas_control(force=True)
                 limiter.restore_original_limits()
+                _release_blas_control()
+
+
+def _release_blas_control(force=False):
+    """Let another thread set OpenBLAS's process-wide limit (threadpoolctl's
+    controlling-thread rule; a no-op before threadpoolctl 3.6)."""
+    from threadpoolctl import OpenBLASController
+
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=force)
 
 
 # --------------------------------------------------------------------------- seam checks
@@ -248,6 +265,7 @@ MAX_GIBBS_STEPS = _gibbs.MAX_GIBBS_STEPS
 #: Rows one call may draw for (the 32-bit counter word c1), and the 32-bit
 #: step word's range (updates of a model, temperatures of an AIS run).
 MAX_ROWS = COUNTER_LIMIT = _gibbs.COUNTER_LIMIT
+check_counters = _gibbs.check_counters
 
 
 def check_int_param(name, value, low=1, high=MAX_C_INT):

@@ -42,9 +42,10 @@ _CHUNK_ELEMENTS = 1 << 22
 
 
 # --------------------------------------------------------------------------- model
-def _model_parts(model, host=False):
+def _model_parts(model, host=False, X=None):
     """(kind, (W, visible bias, hidden bias)) of a fitted fastrbm RBM, on the
-    model's device (``host``: NumPy copies for a GPU model).
+    model's device (``host``: NumPy copies for a GPU model), checked against
+    each other and against the width of validated ``X`` when given.
 
     The single place that dispatches on the model type.
     """
@@ -53,7 +54,7 @@ def _model_parts(model, host=False):
         raise TypeError(f"expected a fitted fastrbm RBM, got {type(model).__name__}")
     check_is_fitted(model, "components_")
     kind = "gaussian" if "GaussianBernoulliRBM" in names else "bernoulli"
-    params = model._params()
+    params = model._params(X)
     return kind, tuple(to_host(p) for p in params) if host else params
 
 
@@ -357,7 +358,7 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
 def _free_energy64(model, X):
     """Free energy of validated X in float64 (a float32 model's parameters are
     widened, so log p(x) carries no float32 rounding of F)."""
-    _, (W, vbias, hbias) = _model_parts(model)
+    _, (W, vbias, hbias) = _model_parts(model, X=X)
     engine = get_engine(X)
     with kernel_threads():
         return engine.free_energy(model._source(X), W.astype(np.float64),
@@ -435,6 +436,7 @@ def pseudo_likelihood(model, X, *, normalize=False):
     kind, (W, vbias, hbias) = _model_parts(model, host=True)
     _bernoulli_only(kind, "pseudo_likelihood")
     X = model._validate(X, reset=False)
+    _model_parts(model, X=X)
     # vectorised over rows x bits x hidden units in NumPy: a GPU model's
     # data are scored on the host and the result handed back on the GPU
     on_gpu = is_cupy_array(X)

@@ -10,7 +10,8 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, array_module,
-                       check_int_param, check_layer, check_same_device, get_engine,
+                       check_counters, check_int_param, check_layer, check_same_device,
+                       get_engine,
                        is_cupy_array, kernel_threads, resolve_n_threads, threads_for_work,
                        to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
@@ -464,6 +465,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             sparsity_cost=float(self.sparsity_cost), **config_options)
         step0 = self.n_updates_
         threads = threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1])
+        # before the try: a refused call must not advance n_updates_
+        check_counters(0, step0, -(-len(order) // self.batch_size))
         try:
             with kernel_threads():
                 engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias,
@@ -639,6 +642,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         X = self._validate(X, reset=first)
         if first:
             self._initialize(X)
+        else:
+            # checked against X (and the state made, for parameters set by hand)
+            self._params(X)
         order = np.arange(X.shape[0], dtype=np.intp)
         self._run_updates(X, order, self._workspace(X), self.n_epochs_)
         return self
