@@ -23,6 +23,7 @@ from fastrbm import (DBN, BernoulliRBM, DBNClassifier, GaussianBernoulliRBM, _ba
 from fastrbm.rbm import TrainConfig
 
 KEY = np.array([1, 2], dtype=np.uint32)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def binary(n=40, d=8, seed=0, dtype=np.float32):
