@@ -216,7 +216,8 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Seeds every layer (each RBM gets its own seed derived from this one)
         and the sampling.
     n_jobs : int or None, default=None
-        OpenMP threads; results do not depend on it.
+        OpenMP threads, capped at the CPUs the process may run on (see
+        :class:`fastrbm.BernoulliRBM`); results do not depend on it.
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model (None: float64 for float64 input, else
         float32).
@@ -289,8 +290,9 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         check_is_fitted(self, "rbms_")
         rbms = self.rbms_
         if not isinstance(rbms, (list, tuple)) or len(rbms) == 0:
-            raise ValueError(f"DBN.rbms_ must be a non-empty list of fitted RBMs, got "
-                             f"{type(rbms).__name__} of length {len(rbms) if hasattr(rbms, '__len__') else '?'}")
+            what = f"an empty {type(rbms).__name__}" if isinstance(rbms, (list, tuple)) \
+                else f"a {type(rbms).__name__}"
+            raise ValueError(f"DBN.rbms_ must be a non-empty list of fitted RBMs, got {what}")
         width, below = getattr(self, "n_features_in_", None), "DBN.n_features_in_"
         for i, rbm in enumerate(rbms):
             if not isinstance(rbm, BernoulliRBM):
@@ -402,7 +404,8 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         n_samples : int, default=100
             Number of independent chains.
         n_steps : int, default=1000
-            Gibbs steps in the top RBM (from random starts).
+            Gibbs steps in the top RBM (from random starts), at most
+            2**23 - 1.
         downward : {'mean', 'sample'}, default='mean'
             Downward pass: each layer's visible probabilities given the
             layer above (deterministic), or Bernoulli samples of them (a
@@ -509,7 +512,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     random_state : int, RandomState, Generator or None, default=None
         Seeds pretraining, initialisation, the validation split and shuffling.
     n_jobs : int or None, default=None
-        OpenMP threads; results do not depend on it.
+        OpenMP threads, capped at the CPUs the process may run on (see
+        :class:`fastrbm.BernoulliRBM`); results do not depend on it.
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model (None: float64 for float64 input, else
         float32).

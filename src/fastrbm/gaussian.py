@@ -181,8 +181,8 @@ n_features_in_, history_, stop_reason_, n_updates_
         entries = [(getattr(self, "_log_var", None), "sigma_ (as log-variances)", 1, "finite"),
                    (getattr(self, "mean_", None), "mean_", 1, "finite"),
                    (getattr(self, "scale_", None), "scale_", 1, "positive")]
-        return [(np.asarray(to_host(value)), name, axis, rule) for value, name, axis, rule in entries
-                if value is not None]
+        return [(np.asarray(to_host(value)), name, axis, rule)
+                for value, name, axis, rule in entries if value is not None]
 
     def _default_state(self):
         # a model assigned by hand models the data as given (no standardisation)
@@ -332,7 +332,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         v : array-like of shape (n_samples, n_features)
             Starting visible states on the original scale.
         k : int, default=1
-            Number of Gibbs steps.
+            Number of Gibbs steps, at most 2**23 - 1 (the Philox phase field).
 
         Returns
         -------
@@ -351,7 +351,8 @@ n_features_in_, history_, stop_reason_, n_updates_
         n_samples : int, default=100
             Number of chains (ignored when ``start`` is given).
         n_steps : int, default=1000
-            Gibbs steps per chain; the last state is returned.
+            Gibbs steps per chain, at most 2**23 - 1; the last state is
+            returned.
         start : array-like of shape (n, n_features), optional
             Starting states on the original scale; default standard normal
             draws on the standardised scale.

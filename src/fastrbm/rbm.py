@@ -95,7 +95,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Seeds the initial weights, the shuffling and the Philox4x32-10 key of
         every Gibbs draw.
     k : int, default=1
-        Gibbs steps per update (CD-k / PCD-k).
+        Gibbs steps per update (CD-k / PCD-k), at most 2**23 - 1 (the width
+        of the Philox counter's phase field).
     method : {'pcd', 'cd'}, default='pcd'
         Persistent contrastive divergence (scikit-learn's algorithm) or CD-k
         (chains restart at the data).
@@ -117,7 +118,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         data (e.g. sorted by class) then biases each epoch's last updates.
     n_jobs : int or None, default=None
         OpenMP threads; None uses what OpenMP allows (``OMP_NUM_THREADS``,
-        threadpoolctl), -1 all cores.
+        threadpoolctl), -1 all cores, -2 all but one, and so on.  Never more
+        than the CPUs the process may run on (the smaller of
+        ``os.cpu_count()`` and its affinity mask): larger values are capped.
+        Results do not depend on it.
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model.  None means float64 for float64 input and
         float32 for everything else (float32, uint8, bool, CSR of those).
@@ -763,7 +767,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         v : {array-like, sparse matrix} of shape (n_samples, n_features)
             Starting visible states.
         k : int, default=1
-            Number of Gibbs steps.
+            Number of Gibbs steps, at most 2**23 - 1 (the Philox phase field).
 
         Returns
         -------
@@ -790,7 +794,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         n_samples : int, default=100
             Number of chains (ignored when ``start`` is given).
         n_steps : int, default=1000
-            Gibbs steps per chain (burn-in); the last state is returned.
+            Gibbs steps per chain (burn-in), at most 2**23 - 1; the last
+            state is returned.
         start : array-like of shape (n, n_features), optional
             Starting states; default uniform random bits.
 
