@@ -576,3 +576,19 @@ def test_sample_call_counter_limit(model, X):
     model.gibbs(X)
     with pytest.raises(ValueError, match="step counter"):
         model.gibbs(X)
+
+
+def test_corrupted_keys_raise_value_error(model, X):
+    # a model file may hold any array as the Philox key
+    for bad in (np.array([1], np.uint32), np.array([1, 2, 3]), np.array([-1, 2]),
+                np.array([2**40, 1], np.int64), np.array([0.5, 1.0])):
+        model._key = bad
+        with pytest.raises(ValueError, match="Philox key"):
+            model.gibbs(X)
+        with pytest.raises(ValueError, match="Philox key"):
+            model.partial_fit(X)
+    with pytest.raises(ValueError, match="Philox key"):
+        _mlp.train_epoch(np.zeros((2, 3), np.float32), np.zeros(2, np.intc),
+                         np.arange(2, dtype=np.intp), 1, [np.zeros((2, 3), np.float32)],
+                         [np.zeros(2, np.float32)], [np.zeros((2, 3), np.float32)],
+                         [np.zeros(2, np.float32)], 0.1, 0.0, 0.0, 1, 0.5, [1, 2, 3], 0)

@@ -25,7 +25,7 @@ import threading
 import numpy as np
 
 # bounds of learned log-variances: the reference's and the CPU engine's
-from ._gibbs import MAX_GIBBS_STEPS, check_counters, check_dims
+from ._gibbs import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
 from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
 
 STREAM_TRAIN = 0
@@ -212,8 +212,8 @@ def _c3(stream, phase):
 
 
 def _key(key):
-    key = np.asarray(key, dtype=np.uint32)
-    return np.uint32(key[0]), np.uint32(key[1])
+    k0, k1 = check_key(key)
+    return np.uint32(k0), np.uint32(k1)
 
 
 def _zero_tick():

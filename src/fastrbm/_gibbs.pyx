@@ -127,6 +127,19 @@ def check_counters(rows=0, step=0, n_steps=1, stream=0, phase=0):
     return int(step)
 
 
+def check_key(key):
+    """The Philox key as two ints in [0, 2**32); ValueError for anything else
+    (a key of another length, negative or too large words, non-integers)."""
+    k = np.asarray(key)
+    if k.shape != (2,) or k.dtype.kind not in "iu":
+        raise ValueError(f"the Philox key must be 2 integer words, got an array of shape "
+                         f"{k.shape} and dtype {k.dtype}")
+    words = (int(k[0]), int(k[1]))
+    if not all(0 <= w < COUNTER_LIMIT for w in words):
+        raise ValueError(f"the Philox key words must be in [0, 2**32), got {words}")
+    return words
+
+
 def check_dims(Py_ssize_t H, Py_ssize_t D, Py_ssize_t n_vbias=-1, Py_ssize_t n_hbias=-1,
                Py_ssize_t n_cols=-1, str what="X", int n_threads=1):
     """ValueError unless W is (H, D) with 1 <= H, D < 2**31 and the biases
@@ -821,8 +834,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         W_vel_p = &W_vel_v[0, 0]
         vb_vel_p = &vb_vel_v[0]
         hb_vel_p = &hb_vel_v[0]
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     if order_view.shape[0] == 0:
         return
     with nogil:
@@ -1115,8 +1127,7 @@ def gibbs(X, const floating[:, ::1] W, const floating[::1] vbias,
         sig_v = np.concatenate([inv, np.asarray(vbias) * inv,
                                 np.ascontiguousarray(sigma, dtype=dtype)]).astype(dtype)
         sig_p = &sig_v[0]
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     with nogil:
         gibbs_rows(&source.src, n, &W[0, 0], &vbias[0], &hbias[0], &out[0, 0],
                    &scratch[0], D, H, k, step_word, stream, key_words, n_threads,
@@ -1158,8 +1169,7 @@ def bernoulli_sample(const floating[:, ::1] activation, const floating[::1] bias
         return proba_arr, sample_arr
     cdef floating[:, ::1] proba = proba_arr
     cdef floating[:, ::1] sample = sample_arr
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     with nogil:
         for r in range(n):
             bernoulli(&proba[r, 0], &bias[0], 1, &sample[r, 0], <int>m, 0, r,
@@ -1181,8 +1191,7 @@ def gaussian_sample(const floating[:, ::1] activation, const floating[::1] bias,
     if n == 0 or m == 0:
         return out_arr
     cdef floating[:, ::1] out = out_arr
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     with nogil:
         for r in range(n):
             gaussian(&out[r, 0], &bias[0], <int>m, 0, r, step_word,
@@ -1208,8 +1217,7 @@ def uniforms(key, rows, Py_ssize_t n_cols, unsigned long step, unsigned int stre
     cdef uint32_t block[4]
     words_arr = np.empty((n, n_cols), dtype=np.uint32)
     cdef uint32_t[:, ::1] words = words_arr
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     ctr[2] = step_word
     ctr[3] = counter_word3(stream, phase)
     for r in range(n):
@@ -1370,8 +1378,7 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] vbias,
     cdef floating[::1] hb_s = np.empty(H, dtype=dtype)
     cdef floating[::1] vb_s = np.empty(D, dtype=dtype)
     cdef double[::1] partial = np.empty(n_chains * H, dtype=np.float64)
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     with nogil:
         ais_chains(&W[0, 0], &vbias[0], &hbias[0], &base_vbias[0], &dvb[0], &betas_v[0], K,
                    n_chains, D, H, &v[0], &h[0], &hb_s[0], &vb_s[0], &partial[0], &logw[0],

@@ -372,10 +372,11 @@ def forward(const floating[:, ::1] X, list Ws, list bs, int n_threads=1):
 
 
 def _key(key):
-    k = np.zeros(2, np.uint32) if key is None else np.asarray(key, dtype=np.uint32)
-    if k.shape != (2,):
-        raise ValueError("key must be 2 uint32 words")
-    return np.ascontiguousarray(k)
+    if key is None:
+        return np.zeros(2, np.uint32)
+    from fastrbm._gibbs import check_key
+
+    return np.asarray(check_key(key), dtype=np.uint32)
 
 
 def gradients(const floating[:, ::1] X, const int[::1] y, list Ws, list bs,
