@@ -105,7 +105,7 @@ def fitted():
 
 
 # ------------------------------------------------------------- input data
-@examples(100)
+@examples(200)
 @given(X=arrays(cols=6), which=st.sampled_from(["rbm", "gauss", "dbn", "clf"]))
 def test_methods_on_any_input(fitted, X, which):
     model = fitted[which]
@@ -125,7 +125,7 @@ def test_methods_on_any_input(fitted, X, which):
             assert out.shape[0] == X.shape[0]
 
 
-@examples(100)
+@examples(200)
 @given(X=arrays(), which=st.sampled_from(["rbm", "gauss", "dbn", "clf"]),
        y_kind=st.sampled_from(["ints", "strings", "short", "one_class"]))
 def test_fit_on_any_input(X, which, y_kind):
@@ -165,7 +165,7 @@ def small_enough(params):
     for name, cap in SMALL.items():
         value = params.get(name)
         if isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
-                and cap < value < 2**23:
+                and cap < value < 2**31:
             return False
     return True
 
@@ -178,7 +178,7 @@ def param_sets(draw, names, extra):
     return params
 
 
-@examples(150)
+@examples(300)
 @given(params=param_sets(RBM_PARAMS, EXTRA).filter(small_enough),
        gaussian=st.booleans())
 def test_rbm_hyperparameters(params, gaussian):
@@ -192,6 +192,21 @@ def test_rbm_hyperparameters(params, gaussian):
         assert model.transform(X).shape == (len(X), model.components_.shape[0])
 
 
+@pytest.mark.parametrize("name", RBM_PARAMS)
+def test_rbm_hyperparameter_sweep(name):
+    # every weird value for every parameter, one at a time (hypothesis draws
+    # combinations above, but may miss a given single value)
+    X = binary()
+    for value in WEIRD_NUMBERS + EXTRA.get(name, []):
+        if not small_enough({name: value}):
+            continue
+        for cls in (BernoulliRBM, GaussianBernoulliRBM):
+            base = {"n_components": 2, "n_iter": 1, "batch_size": 5, "random_state": 0}
+            model = works_or_rejects(lambda: cls(**{**base, name: value}))
+            if model is not None and works_or_rejects(lambda: model.fit(X)) is not None:
+                assert model.transform(X).shape == (len(X), model.components_.shape[0])
+
+
 CLF_PARAMS = ["hidden_layer_sizes", "batch_size", "max_iter", "learning_rate", "momentum",
               "weight_decay", "dropout", "n_jobs", "n_iter_no_change", "tol",
               "early_stopping", "validation_fraction", "pretrain", "rbm_params",
@@ -203,7 +218,7 @@ CLF_EXTRA = {"hidden_layer_sizes": [(2, 2), (), (2**31,), (0,), [3]],
              "pretrain": [True, False], "early_stopping": [True]}
 
 
-@examples(80)
+@examples(160)
 @given(params=param_sets(CLF_PARAMS, CLF_EXTRA).filter(
     lambda p: small_enough({"n_iter": p.get("max_iter"), "batch_size": p.get("batch_size"),
                             "n_components": max(p.get("hidden_layer_sizes") or [0])
@@ -228,8 +243,25 @@ def test_dbn_hyperparameters(params, classifier):
         works_or_rejects(lambda: model.predict(X) if classifier else model.transform(X))
 
 
+@pytest.mark.parametrize("name", CLF_PARAMS)
+def test_dbn_classifier_hyperparameter_sweep(name):
+    X = binary()
+    y = np.arange(len(X)) % 2
+    for value in WEIRD_NUMBERS + CLF_EXTRA.get(name, []):
+        sizes = value if isinstance(value, (tuple, list)) else [value]
+        if not small_enough({{"max_iter": "n_iter", "batch_size": "batch_size"}.get(name, "_"):
+                             value}) or (name == "hidden_layer_sizes" and not all(
+                                 small_enough({"n_components": s}) for s in sizes)):
+            continue
+        base = {"hidden_layer_sizes": (2,), "rbm_params": {"n_iter": 1}, "max_iter": 1,
+                "pretrain": False, "random_state": 0}
+        model = DBNClassifier(**{**base, name: value})
+        if works_or_rejects(lambda: model.fit(X, y)) is not None:
+            assert model.predict(X).shape == (len(X),)
+
+
 # ---------------------------------------------------------- method arguments
-@examples(150)
+@examples(300)
 @given(a=weird, b=weird, which=st.sampled_from(["rbm", "gauss", "dbn"]),
        method=st.sampled_from(["gibbs", "sample", "ais", "inverse_transform"]))
 def test_method_arguments(fitted, a, b, which, method):
@@ -264,7 +296,7 @@ def parameter_arrays(draw):
     return one(3), one(2), one(2)
 
 
-@examples(150)
+@examples(300)
 @given(params=parameter_arrays(), which=st.sampled_from(["rbm", "gauss"]),
        call=st.sampled_from(["transform", "gibbs", "partial_fit", "sample", "free_energy",
                              "ais", "exact", "log_likelihood", "pseudo_likelihood"]))

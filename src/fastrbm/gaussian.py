@@ -1,6 +1,4 @@
 """Gaussian-Bernoulli Restricted Boltzmann Machine (real-valued visible units)."""
-import numbers
-
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 

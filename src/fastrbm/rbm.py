@@ -11,9 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, array_module,
                        check_counters, check_int_param, check_layer, check_same_device,
-                       get_engine,
-                       is_cupy_array, kernel_threads, resolve_n_threads, threads_for_work,
-                       to_device, to_host)
+                       get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
+                       threads_for_work, to_device, to_host)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 
 STREAM_SAMPLE = 1
