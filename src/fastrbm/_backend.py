@@ -10,7 +10,9 @@ the GPU engine (``_cupy``, which imports CuPy only then).  ``_reference`` is
 the NumPy definition used by tests and benchmarks; users never get it
 silently.
 """
+import numbers
 import os
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -18,6 +20,12 @@ import numpy as np
 from . import _cupy, _gibbs
 
 _controller = None
+# kernel_threads() state, shared by every Python thread: the BLAS limit is
+# process-wide, so it is set by the first caller in and restored by the last
+# one out (guarded by the lock)
+_limit_lock = threading.Lock()
+_limit_depth = 0
+_limit_active = None
 
 
 def _threadpool_controller():
@@ -155,16 +163,39 @@ class DeviceMovable:
         return state
 
 
+def cpu_count():
+    """CPUs this process may run on: the smaller of ``os.cpu_count()`` and the
+    size of its affinity mask (``os.sched_getaffinity``, where the platform
+    has it), at least 1."""
+    count = os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        try:
+            count = min(count, len(os.sched_getaffinity(0)))
+        except OSError:
+            pass
+    return max(1, count)
+
+
 def resolve_n_threads(n_jobs):
-    """Number of OpenMP threads for ``n_jobs`` (None: what OpenMP allows)."""
+    """Number of OpenMP threads for ``n_jobs``, capped at :func:`cpu_count`.
+
+    None: what OpenMP allows (``OMP_NUM_THREADS``, threadpoolctl); a positive
+    int: that many; -1: all CPUs, -2 all but one, and so on (at least 1).
+    Never more than the CPUs this process may run on: more threads than
+    cores only wait on each other (and each costs a stack), and results do
+    not depend on the thread count.
+    """
+    cpus = cpu_count()
     if n_jobs is None:
-        return max(1, _gibbs.max_threads())
+        return max(1, min(_gibbs.max_threads(), cpus))
+    if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool):
+        raise ValueError(f"n_jobs must be None or a nonzero integer, got {n_jobs!r}")
     n_jobs = int(n_jobs)
     if n_jobs == 0:
         raise ValueError("n_jobs == 0 has no meaning; use None, a positive int or -1")
     if n_jobs < 0:
-        return max(1, (os.cpu_count() or 1) + 1 + n_jobs)
-    return n_jobs
+        return max(1, cpus + 1 + n_jobs)
+    return min(n_jobs, cpus)
 
 
 # Below this many multiply-adds per thread in one minibatch, barrier and
@@ -184,6 +215,124 @@ def kernel_threads():
 
     Multithreaded BLAS called between (or inside) OpenMP regions makes the two
     thread pools fight for the same cores (DESIGN.md, performance notes).
+
+    The limit is process-wide, so calls from several Python threads share one:
+    the first to enter sets it and the last to leave restores the limits that
+    were in force before (a reference count under a lock).  Separate
+    threadpoolctl contexts would each restore what they saw on entry, and the
+    last to finish could leave BLAS on one thread for good.  The first and
+    last may be different threads: threadpoolctl (3.6+) lets only one
+    "controlling" thread change a process-wide OpenBLAS pool and ignores the
+    others silently, so each change here takes control first and hands it
+    back after.
     """
-    with _threadpool_controller().limit(limits=1, user_api="blas"):
+    global _limit_depth, _limit_active
+    with _limit_lock:
+        if _limit_depth == 0:
+            _release_blas_control(force=True)
+            _limit_active = _threadpool_controller().limit(limits=1, user_api="blas")
+        _limit_depth += 1
+    try:
         yield
+    finally:
+        with _limit_lock:
+            _limit_depth -= 1
+            if _limit_depth == 0:
+                limiter, _limit_active = _limit_active, None
+                _release_blas_control(force=True)
+                limiter.restore_original_limits()
+                _release_blas_control()
+
+
+def _release_blas_control(force=False):
+    """Let another thread set OpenBLAS's process-wide limit (threadpoolctl's
+    controlling-thread rule; a no-op before threadpoolctl 3.6)."""
+    from threadpoolctl import OpenBLASController
+
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=force)
+
+
+# --------------------------------------------------------------------------- seam checks
+#: Largest value of an integer hyperparameter that the kernels take as a C
+#: ``int`` (batch sizes, layer sizes, counts): larger values are a ValueError
+#: in the estimators' parameter checks, never an OverflowError in a kernel.
+MAX_C_INT = 2**31 - 1
+#: Most Gibbs steps per call or update (``k``, ``n_steps``): the Philox
+#: counter's 24-bit phase field holds 2k (_gibbs.MAX_GIBBS_STEPS).
+MAX_GIBBS_STEPS = _gibbs.MAX_GIBBS_STEPS
+#: Rows one call may draw for (the 32-bit counter word c1), and the 32-bit
+#: step word's range (updates of a model, temperatures of an AIS run).
+MAX_ROWS = COUNTER_LIMIT = _gibbs.COUNTER_LIMIT
+check_counters = _gibbs.check_counters
+
+
+def check_int_param(name, value, low=1, high=MAX_C_INT):
+    """``value`` as a Python int if it is an integer (not a bool) in
+    [low, high], else a ValueError naming ``name``."""
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+            or not low <= value <= high):
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _describe(value):
+    shape = getattr(value, "shape", None)
+    return f"shape {tuple(shape)}" if shape is not None else f"a {type(value).__name__}"
+
+
+def check_layer(owner, weights, weights_name, vectors=(), inputs=()):
+    """The one check of a layer's parameter shapes, run before any kernel sees them.
+
+    Every engine call of the estimators and of ``evaluation`` passes through
+    it (``BernoulliRBM._params``, ``DBN._layers``, ``DBNClassifier._params``),
+    so parameters set by ``fit``, by assignment or by a model file are
+    checked the same way.
+
+    Parameters
+    ----------
+    owner : str
+        What holds the parameters, for the message (e.g. 'BernoulliRBM').
+    weights : array
+        The weight matrix, shape (n_out, n_in) with both at least 1.
+    weights_name : str
+        Its attribute name.
+    vectors : sequence of (array, str, int, str)
+        Per-unit vectors: the array, its name, the weight axis it runs along
+        (it must be 1-D and as long as ``weights.shape[axis]``) and its rule:
+        'same_dtype' (the weights' dtype), 'finite' (finite values) or
+        'positive' (finite values > 0).
+    inputs : sequence of (int or None, str)
+        Widths that must equal n_in (e.g. ``n_features_in_``, the data's
+        column count) and their names; None is skipped.
+
+    Raises
+    ------
+    ValueError
+        Naming the attribute and the shapes or values that disagree.
+    """
+    W = weights
+    if getattr(W, "ndim", None) != 2 or W.shape[0] < 1 or W.shape[1] < 1:
+        raise ValueError(f"{owner}.{weights_name} must be a 2-D array with at least one row "
+                         f"and one column, got {_describe(W)}")
+    for value, name, axis, rule in vectors:
+        if getattr(value, "ndim", None) != 1 or value.shape[0] != W.shape[axis]:
+            raise ValueError(f"{owner}.{name} must have shape ({W.shape[axis]},) to match "
+                             f"{weights_name} of shape {tuple(W.shape)}, got {_describe(value)}")
+        if rule == "same_dtype":
+            if value.dtype != W.dtype:
+                raise ValueError(f"{owner}.{name} has dtype {value.dtype} but {weights_name} "
+                                 f"has {W.dtype}")
+            continue
+        xp = array_module(value)
+        if np.dtype(value.dtype).kind not in "biuf":
+            raise ValueError(f"{owner}.{name} must be numeric, got dtype {value.dtype}")
+        finite = bool(xp.all(xp.isfinite(value)))
+        if not finite or (rule == "positive" and not bool(xp.all(value > 0))):
+            what = "finite positive" if rule == "positive" else "finite"
+            raise ValueError(f"{owner}.{name} must hold {what} values only")
+    for width, name in inputs:
+        if width is not None and width != W.shape[1]:
+            raise ValueError(f"{name} has {width} features but {owner}.{weights_name} has "
+                             f"shape {tuple(W.shape)} (expecting {W.shape[1]} features)")

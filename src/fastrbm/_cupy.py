@@ -25,6 +25,7 @@ import threading
 import numpy as np
 
 # bounds of learned log-variances: the reference's and the CPU engine's
+from ._gibbs import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
 from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
 
 STREAM_TRAIN = 0
@@ -211,8 +212,8 @@ def _c3(stream, phase):
 
 
 def _key(key):
-    key = np.asarray(key, dtype=np.uint32)
-    return np.uint32(key[0]), np.uint32(key[1])
+    k0, k1 = check_key(key)
+    return np.uint32(k0), np.uint32(k1)
 
 
 def _zero_tick():
@@ -460,6 +461,15 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
                                             else order, dtype=np.int64))
     n_order = int(order.shape[0])
     B = int(batch_size)
+    # the CPU engine's checks of shapes and counter ranges, before any launch
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.shape[1])
+    if B < 1 or activity.shape != (W.shape[0],):
+        raise ValueError("batch_size must be >= 1 and activity match W's rows")
+    if n_order and (int(order.min()) < 0 or int(order.max()) >= source.shape[0]):
+        raise ValueError(f"order has row indices outside [0, {source.shape[0]})")
+    if not 1 <= config.k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"config.k must be in [1, {MAX_GIBBS_STEPS}], got {config.k}")
+    check_counters(min(B, n_order), step0, -(-n_order // B), 0, 2 * config.k)
     if n_order == 0:
         return
     epoch = _Epoch(source, order, B, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
@@ -483,6 +493,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
 def hidden_proba(X, W, hbias, n_threads, sigma=None):
     """P(h = 1 | v) for every row of X (``sigma``: of v / sigma, Gaussian units)."""
     source = as_source(X)
+    check_dims(W.shape[0], W.shape[1], -1, hbias.shape[0], source.shape[1])
     xp = device().xp
     out = xp.empty((source.shape[0], W.shape[0]), dtype=W.dtype)
     tick = _zero_tick()
@@ -499,6 +510,9 @@ def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
     """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = b + sigma * hW)."""
     xp = device().xp
     hidden = xp.ascontiguousarray(hidden, dtype=W.dtype)
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0])
+    if hidden.ndim != 2 or hidden.shape[1] != W.shape[0]:
+        raise ValueError(f"hidden has shape {hidden.shape} but W has {W.shape[0]} rows")
     out = xp.empty((hidden.shape[0], W.shape[1]), dtype=W.dtype)
     _gemm(False, False, 1, hidden, W, 0, out)
     if gaussian:
@@ -520,9 +534,13 @@ def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=
     dev = device()
     xp = dev.xp
     source = as_source(X)
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.shape[1])
     out = xp.empty(source.shape[0], dtype=W.dtype)
     if flip is not None:
         flip = xp.asarray(flip, dtype=np.int64)
+        if flip.shape != (source.shape[0],) or (flip.size and (
+                int(flip.min()) < 0 or int(flip.max()) >= W.shape[1])):
+            raise ValueError(f"flip must hold one column index in [0, {W.shape[1]}) per row")
     for start, stop in _chunks(source):
         v = _rows_dense(source, start, stop, W.dtype, copy=flip is not None)
         if flip is not None:
@@ -558,6 +576,10 @@ def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, s
     xp = dev.xp
     source = as_source(X)
     n = source.shape[0]
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.shape[1])
+    if not 1 <= k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
+    check_counters(n, step, 1, stream, 2 * k - 1)
     v = _rows_dense(source, 0, n, W.dtype, copy=True)
     bias = vbias
     if sigma is not None:
@@ -593,6 +615,10 @@ def bernoulli_sample(activation, bias, key, step, stream, phase):
     """(proba, sample) with proba = sigmoid(activation + bias); row r uses counter row r."""
     xp = device().xp
     proba = xp.array(activation, copy=True, order="C")
+    if bias.shape != (proba.shape[1],):
+        raise ValueError(f"bias has shape {bias.shape} but activation has {proba.shape[1]} "
+                         f"columns")
+    check_counters(proba.shape[0], step, 1, stream, phase)
     sample = xp.empty_like(proba)
     _bernoulli(proba, bias, 1, sample, True, 0, _zero_tick(), step, _c3(stream, phase),
                _key(key))
@@ -603,6 +629,10 @@ def gaussian_sample(activation, bias, key, step, stream, phase):
     """activation + bias + z with z ~ N(0, 1) (Box-Muller); row r uses counter row r."""
     xp = device().xp
     out = xp.array(activation, copy=True, order="C")
+    if bias.shape != (out.shape[1],):
+        raise ValueError(f"bias has shape {bias.shape} but activation has {out.shape[1]} "
+                         f"columns")
+    check_counters(out.shape[0], step, 1, stream, phase)
     _gaussian(out, bias, 0, _zero_tick(), step, _c3(stream, phase), _key(key))
     return out
 
@@ -656,11 +686,16 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     xp = dev.xp
     dtype = W.dtype
     t = _TYPE_NAMES[dtype]
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], base_vbias.shape[0],
+               "base_vbias")
     H, D = W.shape
     n_chains = int(n_chains)
     betas = np.asarray(betas, dtype=np.float64)
+    if betas.ndim != 1 or betas.shape[0] < 2:
+        raise ValueError("betas needs at least 2 temperatures (0 and 1)")
     if np.any((betas[1:-1] == 0) & (betas[:-2] != 0)):
         raise ValueError("betas may reach 0 after a positive temperature only at its end")
+    check_counters(n_chains, 0, betas.shape[0], STREAM_AIS, 1)
     if n_chains == 0:
         empty = np.zeros(0)
         return (empty, xp.zeros((0, D), dtype=dtype)) if return_states else empty

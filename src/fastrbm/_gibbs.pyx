@@ -127,6 +127,73 @@ STREAM_TRAIN = 0
 STREAM_SAMPLE = 1
 STREAM_MONITOR = 2
 
+# Widths of the Philox counter fields (layout in _kernels.h).  No call may
+# take a field past its width: the counter would wrap and draws repeat.  The
+# entry points below check this (ValueError) before any kernel runs.
+#: Largest phase (low 24 bits of c3).
+MAX_PHASE = (1 << 24) - 1
+#: Most Gibbs steps per call or update: training uses phases up to 2k and
+#: gibbs/sample up to 2k - 1, so k <= 2**23 - 1 keeps both within MAX_PHASE.
+MAX_GIBBS_STEPS = (1 << 23) - 1
+#: Steps (c2: minibatch update or call index) and rows (c1) are 32-bit.
+COUNTER_LIMIT = 1 << 32
+#: Largest stream id (high byte of c3).
+MAX_STREAM = 255
+# dimensions the kernels take as C int
+cdef Py_ssize_t INT_LIMIT = 2147483647
+
+
+def check_counters(rows=0, step=0, n_steps=1, stream=0, phase=0):
+    """ValueError unless ``rows`` rows (c1 = 0..rows-1), the steps
+    ``step .. step + n_steps - 1`` (c2), ``stream`` and the phases up to
+    ``phase`` (c3) all fit their Philox counter fields.  Returns ``step``
+    as an int."""
+    if not 0 <= rows <= COUNTER_LIMIT:
+        raise ValueError(f"{rows} rows exceed the 2**32 rows a call can address "
+                         f"(counter word c1); split the call")
+    if not (isinstance(step, (int, np.integer)) and 0 <= step
+            and step + n_steps <= COUNTER_LIMIT):
+        raise ValueError(f"step counter {step!r} (+ {n_steps} steps) is outside [0, 2**32): "
+                         f"the 32-bit Philox step word would wrap and repeat earlier draws")
+    if not 0 <= stream <= MAX_STREAM:
+        raise ValueError(f"stream must be in [0, {MAX_STREAM}], got {stream}")
+    if not 0 <= phase <= MAX_PHASE:
+        raise ValueError(f"phase {phase} exceeds the 24-bit phase field (at most "
+                         f"{MAX_PHASE}): at most {MAX_GIBBS_STEPS} Gibbs steps per call")
+    return int(step)
+
+
+def check_key(key):
+    """The Philox key as two ints in [0, 2**32); ValueError for anything else
+    (a key of another length, negative or too large words, non-integers)."""
+    k = np.asarray(key)
+    if k.shape != (2,) or k.dtype.kind not in "iu":
+        raise ValueError(f"the Philox key must be 2 integer words, got an array of shape "
+                         f"{k.shape} and dtype {k.dtype}")
+    words = (int(k[0]), int(k[1]))
+    if not all(0 <= w < COUNTER_LIMIT for w in words):
+        raise ValueError(f"the Philox key words must be in [0, 2**32), got {words}")
+    return words
+
+
+def check_dims(Py_ssize_t H, Py_ssize_t D, Py_ssize_t n_vbias=-1, Py_ssize_t n_hbias=-1,
+               Py_ssize_t n_cols=-1, str what="X", int n_threads=1):
+    """ValueError unless W is (H, D) with 1 <= H, D < 2**31 and the biases
+    and the input's column count (each skipped when -1) match it: the
+    kernels index every buffer by H and D.  The per-thread scratch needs
+    n_threads >= 1.  The GPU engine (``_cupy``) runs the same check."""
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    if H < 1 or D < 1 or H > INT_LIMIT or D > INT_LIMIT:
+        raise ValueError(f"W must have between 1 and 2**31 - 1 rows and columns, "
+                         f"got shape ({H}, {D})")
+    if n_vbias >= 0 and n_vbias != D:
+        raise ValueError(f"vbias has {n_vbias} entries but W has {D} columns")
+    if n_hbias >= 0 and n_hbias != H:
+        raise ValueError(f"hbias has {n_hbias} entries but W has {H} rows")
+    if n_cols >= 0 and n_cols != D:
+        raise ValueError(f"{what} has {n_cols} columns but W has shape ({H}, {D})")
+
 cdef enum:
     SRC_DENSE = 0
     SRC_CSR = 1
@@ -670,7 +737,7 @@ def _ptr_or_null(arr):
 def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
               floating[::1] vbias, floating[::1] hbias, chains, W_vel, vbias_vel,
               hbias_vel, floating[::1] activity, workspace, config, key,
-              unsigned long step0, int n_threads, log_var=None):
+              step0, int n_threads, log_var=None):
     """Run CD-k / PCD-k minibatch updates over ``X[order]`` in place.
 
     Parameters
@@ -700,7 +767,9 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     key : ndarray of uint32, shape (2,)
         Philox key.
     step0 : int
-        Update index of the first minibatch (counter word c2).
+        Update index of the first minibatch (counter word c2); the call's
+        last update index must stay below 2**32, and ``config.k`` at most
+        ``MAX_GIBBS_STEPS`` (the phase field holds 2k).
     n_threads : int
         OpenMP threads.
     log_var : ndarray (n_features,) of the model dtype, optional
@@ -733,9 +802,23 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cdef floating *G_p = NULL
     cdef floating *zpart_p = NULL
     cdef Py_ssize_t n_hblocks
-    if (V.shape[0] < 2 * batch_size or V.shape[1] != D or A.shape[1] != H
-            or sums.shape[0] != H + 2 * D):
+    cdef Py_ssize_t n_order = order_view.shape[0]
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.src.n_cols,
+               "X", n_threads)
+    if activity.shape[0] != H:
+        raise ValueError(f"activity has {activity.shape[0]} entries but W has {H} rows")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if (V.shape[0] < 2 * batch_size or V.shape[1] != D or A.shape[0] < 2 * batch_size
+            or A.shape[1] != H or Hs.shape[0] < batch_size or Hs.shape[1] != H
+            or vbar.shape[0] != D or sums.shape[0] != H + 2 * D):
         raise ValueError("workspace does not match the model and batch size")
+    if n_order and (np.min(order_view) < 0 or np.max(order_view) >= source.src.n_rows):
+        raise ValueError(f"order has row indices outside [0, {source.src.n_rows})")
+    if not 1 <= config.k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"config.k must be in [1, {MAX_GIBBS_STEPS}], got {config.k}")
+    cdef uint32_t step_word = check_counters(min(batch_size, n_order), step0,
+                           (n_order + batch_size - 1) // batch_size, 0, 2 * config.k)
     cfg.k = config.k
     cfg.persistent = bool(config.persistent)
     cfg.learning_rate = config.learning_rate
@@ -785,11 +868,13 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         W_vel_v = W_vel
         vb_vel_v = vbias_vel
         hb_vel_v = hbias_vel
+        if (W_vel_v.shape[0] != H or W_vel_v.shape[1] != D or vb_vel_v.shape[0] != D
+                or hb_vel_v.shape[0] != H):
+            raise ValueError("momentum buffers must match W, vbias and hbias")
         W_vel_p = &W_vel_v[0, 0]
         vb_vel_p = &vb_vel_v[0]
         hb_vel_p = &hb_vel_v[0]
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     if order_view.shape[0] == 0:
         return
     with nogil:
@@ -797,7 +882,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
                        &W[0, 0], &vbias[0], &hbias[0], chains_p, W_vel_p, vb_vel_p,
                        hb_vel_p, &activity[0], &V[0, 0], &A[0, 0], &Hs[0, 0], &vbar[0],
                        &sums[0], log_var_p, sig_p, G_p, zpart_p,
-                       D, H, cfg, <uint32_t>step0, key_words, n_threads)
+                       D, H, cfg, step_word, key_words, n_threads)
 
 
 def make_workspace(int n_features, int n_components, int batch_size, dtype):
@@ -892,10 +977,12 @@ def _inverse_sigma(sigma, Py_ssize_t D, dtype):
     return np.ascontiguousarray(1 / s, dtype=dtype)
 
 
-def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads, sigma=None):
+def hidden_proba(X, const floating[:, ::1] W, const floating[::1] hbias, int n_threads,
+                 sigma=None):
     """P(h = 1 | v) for every row of X, shape (n_samples, n_components)
     (``sigma``: Gaussian units of per-feature s, P(h = 1 | v) = sigmoid(c + W (v / s)))."""
     cdef DataSource source = as_source(X)
+    check_dims(W.shape[0], W.shape[1], -1, hbias.shape[0], source.src.n_cols, "X", n_threads)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
     dtype = np.float32 if floating is float else np.float64
@@ -916,8 +1003,9 @@ def hidden_proba(X, floating[:, ::1] W, floating[::1] hbias, int n_threads, sigm
     return out_arr
 
 
-def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
-                int n_threads, flip=None, bint gaussian=False, sigma=None):
+def free_energy(X, const floating[:, ::1] W, const floating[::1] vbias,
+                const floating[::1] hbias, int n_threads, flip=None, bint gaussian=False,
+                sigma=None):
     """Free energy F(v) = -v.b - sum_j softplus(c_j + W_j.v) of every row.
 
     ``flip`` (intp array, one column per row) flips that bit of each row first:
@@ -932,6 +1020,8 @@ def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
     if sigma is not None and not gaussian:
         raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
     cdef DataSource source = as_source(X)
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.src.n_cols,
+               "X", n_threads)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
     cdef Py_ssize_t[::1] flip_v
@@ -950,6 +1040,8 @@ def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
         inv_p = &inv_s[0]
     if flip is not None:
         flip_v = np.ascontiguousarray(flip, dtype=np.intp)
+        if (flip_v.shape[0] != n or np.min(flip_v) < 0 or np.max(flip_v) >= D):
+            raise ValueError(f"flip must hold one column index in [0, {D}) per row of X")
         flip_p = &flip_v[0]
     with nogil:
         hidden_rows(&source.src, n, &W[0, 0], &hbias[0], &vbias[0], &out[0], &scratch[0],
@@ -957,11 +1049,14 @@ def free_energy(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
     return out_arr
 
 
-def visible_proba(floating[:, ::1] hidden, floating[:, ::1] W, floating[::1] vbias,
-                  int n_threads, bint gaussian=False, sigma=None):
+def visible_proba(const floating[:, ::1] hidden, const floating[:, ::1] W,
+                  const floating[::1] vbias, int n_threads, bint gaussian=False, sigma=None):
     """P(v = 1 | h) for every row of ``hidden``, shape (n_samples, n_features);
     with ``gaussian`` the conditional mean E[v | h] = W^T h + b instead
     (``sigma``: b + s * (W^T h))."""
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], -1, -1, "X", n_threads)
+    if hidden.shape[1] != W.shape[0]:
+        raise ValueError(f"hidden has {hidden.shape[1]} columns but W has {W.shape[0]} rows")
     cdef int H = W.shape[0], D = W.shape[1]
     cdef floating[::1] s_v
     cdef bint scaled = sigma is not None
@@ -1044,13 +1139,19 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                     v[r * D + i] = sig[2 * D + i] * v[r * D + i]
 
 
-def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k,
-          key, unsigned long step, unsigned int stream, int n_threads, bint gaussian=False,
-          sigma=None):
+def gibbs(X, const floating[:, ::1] W, const floating[::1] vbias,
+          const floating[::1] hbias, int k, key, step, unsigned int stream, int n_threads,
+          bint gaussian=False, sigma=None):
     """Visible samples after ``k`` Gibbs steps v -> h -> v started at each row of X
     (``gaussian``: Gaussian visible units of unit variance, or of per-feature
-    standard deviation ``sigma``)."""
+    standard deviation ``sigma``).  ``k`` is at most ``MAX_GIBBS_STEPS``
+    (2**23 - 1: the phase field holds 2k - 1), ``step`` below 2**32."""
     cdef DataSource source = as_source(X)
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.src.n_cols,
+               "X", n_threads)
+    if not 1 <= k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
+    cdef uint32_t step_word = check_counters(source.src.n_rows, step, 1, stream, 2 * k - 1)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t n = source.src.n_rows
     cdef uint32_t key_words[2]
@@ -1070,8 +1171,7 @@ def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k
         sig_v = np.concatenate([inv, np.asarray(vbias) * inv,
                                 np.ascontiguousarray(sigma, dtype=dtype)]).astype(dtype)
         sig_p = &sig_v[0]
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     cdef int s_first = 1, s_last
     cdef Py_ssize_t chunk = _fixed_chunk or 1
     while True:
@@ -1079,7 +1179,7 @@ def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k
         started = perf_counter()
         with nogil:
             gibbs_rows(&source.src, n, &W[0, 0], &vbias[0], &hbias[0], &out[0, 0],
-                       &scratch[0], D, H, k, <uint32_t>step, stream, key_words, n_threads,
+                       &scratch[0], D, H, k, step_word, stream, key_words, n_threads,
                        gaussian, sig_p, s_first, s_last)
         if s_last >= k:
             break
@@ -1098,6 +1198,8 @@ def philox4x32_10(counters, key):
     """Philox4x32-10 blocks: ``counters`` (n, 4) uint32, ``key`` (2,) uint32."""
     cdef uint32_t[:, ::1] ctr = np.ascontiguousarray(counters, dtype=np.uint32)
     cdef uint32_t[::1] key_v = np.ascontiguousarray(key, dtype=np.uint32)
+    if ctr.shape[1] != 4 or key_v.shape[0] != 2:
+        raise ValueError("counters must have shape (n, 4) and key shape (2,)")
     out_arr = np.empty((ctr.shape[0], 4), dtype=np.uint32)
     cdef uint32_t[:, ::1] out = out_arr
     cdef Py_ssize_t i
@@ -1106,11 +1208,14 @@ def philox4x32_10(counters, key):
     return out_arr
 
 
-def bernoulli_sample(floating[:, ::1] activation, floating[::1] bias, key,
-                     unsigned long step, unsigned int stream, unsigned int phase):
+def bernoulli_sample(const floating[:, ::1] activation, const floating[::1] bias, key,
+                     step, unsigned int stream, unsigned int phase):
     """The fused kernel alone: returns (proba, sample) for
     proba = sigmoid(activation + bias), row r drawn with counter row r."""
     cdef Py_ssize_t n = activation.shape[0], m = activation.shape[1], r
+    if bias.shape[0] != m:
+        raise ValueError(f"bias has {bias.shape[0]} entries but activation has {m} columns")
+    cdef uint32_t step_word = check_counters(n, step, 1, stream, phase)
     cdef uint32_t key_words[2]
     dtype = np.float32 if floating is float else np.float64
     proba_arr = np.array(activation, dtype=dtype, copy=True)
@@ -1119,48 +1224,56 @@ def bernoulli_sample(floating[:, ::1] activation, floating[::1] bias, key,
         return proba_arr, sample_arr
     cdef floating[:, ::1] proba = proba_arr
     cdef floating[:, ::1] sample = sample_arr
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     with nogil:
         for r in range(n):
             bernoulli(&proba[r, 0], &bias[0], 1, &sample[r, 0], <int>m, 0, r,
-                      <uint32_t>step, counter_word3(stream, phase), key_words)
+                      step_word, counter_word3(stream, phase), key_words)
     return proba_arr, sample_arr
 
 
-def gaussian_sample(floating[:, ::1] activation, floating[::1] bias, key,
-                    unsigned long step, unsigned int stream, unsigned int phase):
+def gaussian_sample(const floating[:, ::1] activation, const floating[::1] bias, key,
+                    step, unsigned int stream, unsigned int phase):
     """The Gaussian visible draw alone: activation + bias + z, z ~ N(0, 1) by
     Box-Muller on column pairs (_kernels.h); row r drawn with counter row r."""
     cdef Py_ssize_t n = activation.shape[0], m = activation.shape[1], r
+    if bias.shape[0] != m:
+        raise ValueError(f"bias has {bias.shape[0]} entries but activation has {m} columns")
+    cdef uint32_t step_word = check_counters(n, step, 1, stream, phase)
     cdef uint32_t key_words[2]
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.array(activation, dtype=dtype, copy=True)
     if n == 0 or m == 0:
         return out_arr
     cdef floating[:, ::1] out = out_arr
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     with nogil:
         for r in range(n):
-            gaussian(&out[r, 0], &bias[0], <int>m, 0, r, <uint32_t>step,
+            gaussian(&out[r, 0], &bias[0], <int>m, 0, r, step_word,
                      counter_word3(stream, phase), key_words)
     return out_arr
 
 
 def uniforms(key, rows, Py_ssize_t n_cols, unsigned long step, unsigned int stream,
              unsigned int phase, dtype):
-    """The uniforms u(row, column) of the given rows, columns 0..n_cols-1."""
+    """The uniforms u(row, column) of the given rows, columns 0..n_cols-1
+    (``step`` is taken modulo 2**32, as the reference does: this addresses
+    single counters and draws no sequence that could wrap)."""
     cdef Py_ssize_t[::1] rows_v = np.ascontiguousarray(rows, dtype=np.intp)
     cdef Py_ssize_t n = rows_v.shape[0], r, j
+    if n and (np.min(rows_v) < 0 or np.max(rows_v) >= COUNTER_LIMIT):
+        raise ValueError("rows must be in [0, 2**32) (counter word c1)")
+    if n_cols < 0:
+        raise ValueError(f"n_cols must be >= 0, got {n_cols}")
+    check_counters(0, 0, 1, stream, phase)
+    cdef uint32_t step_word = <uint32_t>step
     cdef uint32_t ctr[4]
     cdef uint32_t key_words[2]
     cdef uint32_t block[4]
     words_arr = np.empty((n, n_cols), dtype=np.uint32)
     cdef uint32_t[:, ::1] words = words_arr
-    key_words[0] = key[0]
-    key_words[1] = key[1]
-    ctr[2] = <uint32_t>step
+    key_words[0], key_words[1] = check_key(key)
+    ctr[2] = step_word
     ctr[3] = counter_word3(stream, phase)
     for r in range(n):
         ctr[1] = <uint32_t>rows_v[r]
@@ -1304,9 +1417,10 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                                      counter_word3(AIS_STREAM, 1), key)
 
 
-def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias,
-                    floating[::1] base_vbias, betas, Py_ssize_t n_chains, key,
-                    int n_threads, bint gaussian=False, start=None, bint return_states=False):
+def ais_log_weights(const floating[:, ::1] W, const floating[::1] vbias,
+                    const floating[::1] hbias, const floating[::1] base_vbias, betas,
+                    Py_ssize_t n_chains, key, int n_threads, bint gaussian=False, start=None,
+                    bint return_states=False):
     """AIS log weights (float64, one per chain) from the base-rate model with
     visible biases ``base_vbias`` to (W, vbias, hbias) along ``betas``
     (betas[0] = 0, last = 1).  Same draws and meaning as
@@ -1316,8 +1430,14 @@ def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias
     ``start`` (n_chains, D): start states instead of base draws (reverse AIS:
     ``betas`` from 1 down to 0); ``return_states``: also return the chains'
     final states."""
-    cdef int H = W.shape[0], D = W.shape[1]
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], base_vbias.shape[0],
+               "base_vbias", n_threads)
     cdef double[::1] betas_v = _checked_betas(betas)
+    if not 0 <= n_chains <= INT_LIMIT:
+        raise ValueError(f"n_chains must be in [0, 2**31 - 1], got {n_chains}")
+    # c1 = chain, c2 = temperature index
+    check_counters(n_chains, 0, betas_v.shape[0], AIS_STREAM, 1)
+    cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t K = betas_v.shape[0] - 1
     cdef double[::1] dvb = (np.asarray(vbias, dtype=np.float64)
                             - np.asarray(base_vbias, dtype=np.float64))
@@ -1335,8 +1455,7 @@ def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias
     cdef floating[::1] hb_s = np.empty(H, dtype=dtype)
     cdef floating[::1] vb_s = np.empty(D, dtype=dtype)
     cdef double[::1] partial = np.empty(n_chains * H, dtype=np.float64)
-    key_words[0] = key[0]
-    key_words[1] = key[1]
+    key_words[0], key_words[1] = check_key(key)
     cdef Py_ssize_t k_first = 1, k_last
     cdef Py_ssize_t chunk = _fixed_chunk or 1
     cdef bint start_given = start is not None

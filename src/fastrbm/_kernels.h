@@ -22,6 +22,11 @@
  *                               base-model draw is step 0, phase 1)
  *                               phase: 0 hidden draw from the data, 2s-1 the
  *                               visible draw of Gibbs step s, 2s its hidden draw
+ * Field widths bound every call (checked before any draw, ValueError, by
+ * _gibbs.check_counters): phase < 2^24, so at most 2^23 - 1 Gibbs steps per
+ * call or update (training uses phases up to 2k); step < 2^32 (updates of a
+ * model, gibbs/sample calls, AIS temperatures); row < 2^32.  A wrapped field
+ * would silently reuse earlier draws.
  * A uniform is u = (x >> 8) * 2^-24 in float32 (24 bits) and u = x * 2^-32 in
  * float64 (32 bits); a unit is on when u < p.  Every uniform therefore has a
  * fixed address: results do not depend on thread count or chunking.

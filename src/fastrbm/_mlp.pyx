@@ -302,11 +302,22 @@ cdef class _Pointers:
         free(self.ptr)
 
 
-def _sizes(Ws):
-    sizes = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
+def _sizes(Ws, bs):
+    """Layer widths (input first) of weights ``(n_out, n_in)`` and biases
+    ``(n_out,)`` that chain into each other, every width >= 1 (ValueError
+    otherwise: the kernels index every buffer by these widths)."""
+    if len(Ws) < 1 or len(bs) != len(Ws):
+        raise ValueError(f"need one bias per weight matrix and at least one layer, got "
+                         f"{len(Ws)} weight matrices and {len(bs)} bias vectors")
+    if getattr(Ws[0], "ndim", None) != 2:
+        raise ValueError(f"weights 0 must be 2-D, got shape {getattr(Ws[0], 'shape', None)}")
+    sizes = [Ws[0].shape[1]] + [getattr(W, "shape", (0,))[0] for W in Ws]
     for i, W in enumerate(Ws):
-        if W.ndim != 2 or W.shape[1] != sizes[i]:
-            raise ValueError(f"weights {i} have shape {W.shape}, expected (*, {sizes[i]})")
+        if W.ndim != 2 or W.shape[1] != sizes[i] or min(W.shape) < 1:
+            raise ValueError(f"weights {i} have shape {W.shape}, expected (>= 1, {sizes[i]})")
+        if getattr(bs[i], "shape", None) != (W.shape[0],):
+            raise ValueError(f"biases {i} have shape {getattr(bs[i], 'shape', None)}, "
+                             f"expected ({W.shape[0]},)")
     return np.asarray(sizes, dtype=np.intp)
 
 
@@ -314,7 +325,7 @@ def _buffers(sizes, Py_ssize_t rows, dtype):
     return [np.zeros((rows, int(s)), dtype=dtype) for s in sizes]
 
 
-def forward(floating[:, ::1] X, list Ws, list bs, int n_threads=1):
+def forward(const floating[:, ::1] X, list Ws, list bs, int n_threads=1):
     """Output probabilities (softmax of the last layer) for every row of X.
 
     Parameters
@@ -332,7 +343,7 @@ def forward(floating[:, ::1] X, list Ws, list bs, int n_threads=1):
     """
     dtype = np.float32 if floating is float else np.float64
     cdef int n_layers = len(Ws)
-    sizes = _sizes(Ws)
+    sizes = _sizes(Ws, bs)
     if X.shape[1] != sizes[0]:
         raise ValueError(f"X has {X.shape[1]} features, the network expects {sizes[0]}")
     cdef Py_ssize_t[::1] sz = sizes
@@ -351,7 +362,8 @@ def forward(floating[:, ::1] X, list Ws, list bs, int n_threads=1):
         start = 0
         while start < n:
             B = min(chunk, n - start)
-            A[0] = &X[start, 0]
+            # the input layer is only read (forward_all never writes A[0])
+            A[0] = <floating *>&X[start, 0]
             forward_all(A, B, &sz[0], n_layers, <floating **>pW.ptr, <floating **>pb.ptr,
                         n_threads)
             memcpy(&outv[start, 0], A[n_layers], B * sz[n_layers] * sizeof(floating))
@@ -360,13 +372,15 @@ def forward(floating[:, ::1] X, list Ws, list bs, int n_threads=1):
 
 
 def _key(key):
-    k = np.zeros(2, np.uint32) if key is None else np.asarray(key, dtype=np.uint32)
-    if k.shape != (2,):
-        raise ValueError("key must be 2 uint32 words")
-    return np.ascontiguousarray(k)
+    if key is None:
+        return np.zeros(2, np.uint32)
+    from fastrbm._gibbs import check_key
+
+    return np.asarray(check_key(key), dtype=np.uint32)
 
 
-def gradients(floating[:, ::1] X, int[::1] y, list Ws, list bs, double weight_decay=0.0,
+def gradients(const floating[:, ::1] X, const int[::1] y, list Ws, list bs,
+              double weight_decay=0.0,
               int n_threads=1, double dropout=0.0, key=None, uint32_t step_index=0):
     """Loss and its gradients for one minibatch (all of X), without updating.
 
@@ -382,7 +396,7 @@ def gradients(floating[:, ::1] X, int[::1] y, list Ws, list bs, double weight_de
     """
     dtype = np.float32 if floating is float else np.float64
     cdef int n_layers = len(Ws)
-    sizes = _sizes(Ws)
+    sizes = _sizes(Ws, bs)
     cdef Py_ssize_t[::1] sz = sizes
     cdef Py_ssize_t B = X.shape[0]
     if X.shape[1] != sizes[0] or y.shape[0] != B or B == 0:
@@ -420,10 +434,10 @@ def gradients(floating[:, ::1] X, int[::1] y, list Ws, list bs, double weight_de
     return loss, GW, Gb
 
 
-def train_epoch(floating[:, ::1] X, int[::1] y, Py_ssize_t[::1] order, Py_ssize_t batch_size,
-                list Ws, list bs, list VWs, list Vbs, double learning_rate, double momentum,
-                double weight_decay, int n_threads=1, double dropout=0.0, key=None,
-                uint32_t first_step=0):
+def train_epoch(const floating[:, ::1] X, const int[::1] y, const Py_ssize_t[::1] order,
+                Py_ssize_t batch_size, list Ws, list bs, list VWs, list Vbs,
+                double learning_rate, double momentum, double weight_decay, int n_threads=1,
+                double dropout=0.0, key=None, first_step=0):
     """One epoch of minibatch SGD with momentum over the rows ``order``.
 
     With ``dropout`` > 0 hidden units are dropped (inverted dropout); the
@@ -443,7 +457,7 @@ def train_epoch(floating[:, ::1] X, int[::1] y, Py_ssize_t[::1] order, Py_ssize_
     """
     dtype = np.float32 if floating is float else np.float64
     cdef int n_layers = len(Ws)
-    sizes = _sizes(Ws)
+    sizes = _sizes(Ws, bs)
     cdef Py_ssize_t[::1] sz = sizes
     if X.shape[1] != sizes[0] or y.shape[0] != X.shape[0] or batch_size < 1:
         raise ValueError("X, y and batch_size do not match the network")
@@ -478,6 +492,13 @@ def train_epoch(floating[:, ::1] X, int[::1] y, Py_ssize_t[::1] order, Py_ssize_
     cdef double total = 0
     cdef floating lr = learning_rate, mom = momentum, wd = weight_decay, p = dropout
     cdef uint32_t[::1] kk = _key(key)
+    n_batches = (order.shape[0] + batch_size - 1) // batch_size
+    if not (isinstance(first_step, (int, np.integer)) and 0 <= first_step
+            and first_step + n_batches <= (1 << 32)):
+        raise ValueError(f"first_step {first_step!r} (+ {n_batches} updates) is outside "
+                         f"[0, 2**32): the 32-bit Philox update word would wrap")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     cdef uint32_t t = first_step
     if not 0 <= dropout < 1:
         raise ValueError("dropout must be in [0, 1)")

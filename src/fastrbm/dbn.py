@@ -30,9 +30,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _cupy
-from ._backend import (DeviceMovable, array_module, check_same_device, get_mlp_engine,
-                       is_cupy_array, kernel_threads, reject_gpu, resolve_n_threads,
-                       threads_for_work, to_device, to_host)
+from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, DeviceMovable, array_module,
+                       check_int_param, check_layer, check_same_device,
+                       get_mlp_engine, is_cupy_array, kernel_threads, reject_gpu,
+                       resolve_n_threads, threads_for_work, to_device, to_host)
 from ._interrupt import deferred_interrupt
 from ._validation import check_X, clips_out_of_range, model_dtype_for, range_warning_given
 from .gaussian import GaussianBernoulliRBM
@@ -96,8 +97,8 @@ def _check_hidden_sizes(sizes):
     except TypeError:
         raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers, "
                          f"got {sizes!r}") from None
-    if not sizes or any(not isinstance(s, numbers.Integral) or isinstance(s, bool) or s < 1
-                        for s in sizes):
+    if not sizes or any(not isinstance(s, numbers.Integral) or isinstance(s, bool)
+                        or not 1 <= s <= MAX_C_INT for s in sizes):
         raise ValueError(f"hidden_layer_sizes must be a non-empty sequence of positive "
                          f"integers, got {sizes!r}")
     return tuple(int(s) for s in sizes)
@@ -216,7 +217,8 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         Seeds every layer (each RBM gets its own seed derived from this one)
         and the sampling.
     n_jobs : int or None, default=None
-        OpenMP threads; results do not depend on it.
+        OpenMP threads, capped at the CPUs the process may run on (see
+        :class:`fastrbm.BernoulliRBM`); results do not depend on it.
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model (None: float64 for float64 input, else
         float32).
@@ -284,7 +286,28 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     @property
     def _on_gpu(self):
         """Whether the fitted RBMs hold CuPy arrays."""
-        return is_cupy_array(self.rbms_[0].components_)
+        return is_cupy_array(self._layers()[0].components_)
+
+    def _layers(self):
+        """The fitted RBMs, bottom first, checked before any of them runs:
+        at least one, each a fastrbm RBM with consistent parameters
+        (``BernoulliRBM._params``), each reading as many features as the
+        layer below gives (``check_layer``)."""
+        check_is_fitted(self, "rbms_")
+        rbms = self.rbms_
+        if not isinstance(rbms, (list, tuple)) or len(rbms) == 0:
+            what = f"an empty {type(rbms).__name__}" if isinstance(rbms, (list, tuple)) \
+                else f"a {type(rbms).__name__}"
+            raise ValueError(f"DBN.rbms_ must be a non-empty list of fitted RBMs, got {what}")
+        width, below = getattr(self, "n_features_in_", None), "DBN.n_features_in_"
+        for i, rbm in enumerate(rbms):
+            if not isinstance(rbm, BernoulliRBM):
+                raise ValueError(f"DBN.rbms_[{i}] must be a fastrbm RBM, got "
+                                 f"{type(rbm).__name__}")
+            W, _, _ = rbm._params()
+            check_layer(f"DBN.rbms_[{i}]", W, "components_", inputs=[(width, below)])
+            width, below = W.shape[0], f"DBN.rbms_[{i}] (its hidden layer)"
+        return rbms
 
     def _check_input(self, X, reset, dtype):
         _check_device_input(self, X, reset)
@@ -400,16 +423,16 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             Features, in the model's dtype (a CuPy array for a model on the
             GPU, which takes CuPy input only).
         """
-        check_is_fitted(self, "rbms_")
-        X = self._check_input(X, reset=False, dtype=self.rbms_[0]._dtype)
+        rbms = self._layers()
+        X = self._check_input(X, reset=False, dtype=rbms[0]._dtype)
         with range_warning_given():
-            for rbm in self.rbms_:
+            for rbm in rbms:
                 X = rbm.transform(X)
         return X
 
     @property
     def _n_features_out(self):
-        return self.rbms_[-1].components_.shape[0]
+        return self._layers()[-1].components_.shape[0]
 
     def sample(self, n_samples=100, *, n_steps=1000, downward="mean"):
         """Generate visible vectors: Gibbs sampling in the top RBM, then a
@@ -420,7 +443,8 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         n_samples : int, default=100
             Number of independent chains.
         n_steps : int, default=1000
-            Gibbs steps in the top RBM (from random starts).
+            Gibbs steps in the top RBM (from random starts), at most
+            2**23 - 1.
         downward : {'mean', 'sample'}, default='mean'
             Downward pass: each layer's visible probabilities given the
             layer above (deterministic), or Bernoulli samples of them (a
@@ -435,16 +459,15 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             Generated data, in the model's dtype (a CuPy array for a model on
             the GPU).
         """
-        check_is_fitted(self, "rbms_")
+        rbms = self._layers()
         if downward not in ("mean", "sample"):
             raise ValueError(f"downward must be 'mean' or 'sample', got {downward!r}")
-        if not isinstance(n_steps, numbers.Integral) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
-        v = self.rbms_[-1].sample(n_samples, n_steps=int(n_steps))
+        check_int_param("n_steps", n_steps, 1, MAX_GIBBS_STEPS)
+        v = rbms[-1].sample(n_samples, n_steps=int(n_steps))
         rng = np.random.default_rng(np.random.SeedSequence(
             self._seed_words, spawn_key=(12, self._sample_calls)))
         self._sample_calls += 1
-        for rbm in reversed(self.rbms_[:-1]):
+        for rbm in reversed(rbms[:-1]):
             W = rbm.components_ if is_cupy_array(rbm.components_) else np.asarray(
                 rbm.components_)
             if isinstance(rbm, GaussianBernoulliRBM):
@@ -528,7 +551,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     random_state : int, RandomState, Generator or None, default=None
         Seeds pretraining, initialisation, the validation split and shuffling.
     n_jobs : int or None, default=None
-        OpenMP threads; results do not depend on it.
+        OpenMP threads, capped at the CPUs the process may run on (see
+        :class:`fastrbm.BernoulliRBM`); results do not depend on it.
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model (None: float64 for float64 input, else
         float32).
@@ -675,12 +699,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         _layer_params(self.rbm_params, len(sizes), self._gaussian())
         if self.layer_input not in ("proba", "sample"):
             raise ValueError(f"layer_input must be 'proba' or 'sample', got {self.layer_input!r}")
-        for name in ("batch_size", "n_iter_no_change"):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 0:
-            raise ValueError(f"max_iter must be an integer >= 0, got {self.max_iter!r}")
+        check_int_param("batch_size", self.batch_size)
+        check_int_param("n_iter_no_change", self.n_iter_no_change)
+        check_int_param("max_iter", self.max_iter, 0)
         for name, lo, hi in (("learning_rate", 0, None), ("weight_decay", 0, None),
                              ("tol", 0, None), ("momentum", 0, 1), ("dropout", 0, 1)):
             value = getattr(self, name)
@@ -945,7 +966,14 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         dtype (they may come back read-only from a memmap pickle, or be
         assigned by the user); converted once and stored back.  The device is
         that of ``coefs_[0]``: assigned host arrays follow a GPU model there."""
-        check_is_fitted(self, "coefs_")
+        check_is_fitted(self, ["coefs_", "intercepts_", "classes_"])
+        for name in ("coefs_", "intercepts_"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)) or len(value) != len(self.coefs_) \
+                    or len(value) == 0:
+                raise ValueError(f"DBNClassifier.{name} must be a non-empty list with one "
+                                 f"array per layer, got {type(value).__name__} of length "
+                                 f"{len(value) if hasattr(value, '__len__') else '?'}")
         first = self.coefs_[0]
         on_gpu = is_cupy_array(first)
         xp = array_module(first)
@@ -964,6 +992,15 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                 if arr.dtype != dtype or not arr.flags.c_contiguous or not arr.flags.writeable:
                     arrays[i] = np.array(arr, dtype=dtype, order="C")
             setattr(self, name, arrays)
+        # every layer's shapes, chained from the input width to the classes
+        width, below = getattr(self, "n_features_in_", None), "DBNClassifier.n_features_in_"
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            check_layer("DBNClassifier", W, f"coefs_[{i}]",
+                        [(b, f"intercepts_[{i}]", 0, "same_dtype")], [(width, below)])
+            width, below = W.shape[0], f"DBNClassifier.coefs_[{i}] (its output)"
+        if width != len(self.classes_):
+            raise ValueError(f"DBNClassifier.coefs_[-1] has {width} outputs but classes_ has "
+                             f"{len(self.classes_)} classes")
         return self.coefs_, self.intercepts_
 
     def _proba_dense(self, Xd):

@@ -30,8 +30,9 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
-                       threads_for_work, to_device, to_host)
+from ._backend import (COUNTER_LIMIT, check_int_param, get_engine, is_cupy_array,
+                       kernel_threads, resolve_n_threads, threads_for_work, to_device,
+                       to_host)
 
 __all__ = ["AISResult", "AISWarning", "ais_schedule", "log_likelihood", "log_partition_ais",
            "log_partition_exact", "pseudo_likelihood"]
@@ -61,9 +62,10 @@ _CHUNK_ELEMENTS = 1 << 22
 
 
 # --------------------------------------------------------------------------- model
-def _model_parts(model, host=False):
+def _model_parts(model, host=False, X=None):
     """(kind, (W, visible bias, hidden bias)) of a fitted fastrbm RBM, on the
-    model's device (``host``: NumPy copies for a GPU model).
+    model's device (``host``: NumPy copies for a GPU model), checked against
+    each other and against the width of validated ``X`` when given.
 
     The single place that dispatches on the model type.
     """
@@ -72,7 +74,7 @@ def _model_parts(model, host=False):
         raise TypeError(f"expected a fitted fastrbm RBM, got {type(model).__name__}")
     check_is_fitted(model, "components_")
     kind = "gaussian" if "GaussianBernoulliRBM" in names else "bernoulli"
-    params = model._params()
+    params = model._params(X)
     return kind, tuple(to_host(p) for p in params) if host else params
 
 
@@ -257,8 +259,10 @@ def ais_schedule(betas=None):
                                np.linspace(0.5, 0.9, 4000, endpoint=False),
                                np.linspace(0.9, 1.0, 10000, endpoint=False), [1.0]])
     if isinstance(betas, numbers.Integral) and not isinstance(betas, bool):
-        if betas < 2:
-            raise ValueError(f"betas as an int is a number of temperatures >= 2, got {betas}")
+        if not 2 <= betas <= COUNTER_LIMIT:
+            # the temperature index is the 32-bit Philox step word
+            raise ValueError(f"betas as an int is a number of temperatures in [2, 2**32], "
+                             f"got {betas}")
         return np.linspace(0.0, 1.0, int(betas))
     arr = np.asarray(betas, dtype=np.float64)
     if arr.ndim != 1 or arr.size < 2:
@@ -488,13 +492,10 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     """
     kind, (W, vbias, hbias) = _model_parts(model)
     gaussian = kind == "gaussian"
-    if not isinstance(n_chains, numbers.Integral) or isinstance(n_chains, bool) or n_chains < 1:
-        raise ValueError(f"n_chains must be a positive integer, got {n_chains!r}")
+    n_chains = check_int_param("n_chains", n_chains)
     if not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
-    if (not isinstance(reverse_burn_in, numbers.Integral) or isinstance(reverse_burn_in, bool)
-            or reverse_burn_in < 0):
-        raise ValueError(f"reverse_burn_in must be an integer >= 0, got {reverse_burn_in!r}")
+    reverse_burn_in = check_int_param("reverse_burn_in", reverse_burn_in, low=0)
     schedule = ais_schedule(betas)
     if data is not None:
         data = model._validate(data, reset=False)
@@ -696,7 +697,7 @@ def _ais_problems(result, n_chains):
 def _free_energy64(model, X):
     """Free energy of validated X in float64 (a float32 model's parameters are
     widened, so log p(x) carries no float32 rounding of F)."""
-    _, (W, vbias, hbias) = _model_parts(model)
+    _, (W, vbias, hbias) = _model_parts(model, X=X)
     engine = get_engine(X)
     with kernel_threads():
         return engine.free_energy(model._source(X), W.astype(np.float64),
@@ -781,6 +782,7 @@ def pseudo_likelihood(model, X, *, normalize=False):
     kind, (W, vbias, hbias) = _model_parts(model, host=True)
     _bernoulli_only(kind, "pseudo_likelihood")
     X = model._validate(X, reset=False)
+    _model_parts(model, X=X)
     # vectorised over rows x bits x hidden units in NumPy: a GPU model's
     # data are scored on the host and the result handed back on the GPU
     on_gpu = is_cupy_array(X)

@@ -1,10 +1,8 @@
 """Gaussian-Bernoulli Restricted Boltzmann Machine (real-valued visible units)."""
-import numbers
-
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (array_module, check_same_device, get_engine,
+from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_device, get_engine,
                        kernel_threads, resolve_n_threads, to_device, to_host)
 from ._validation import check_X, model_dtype_for
 from .rbm import BernoulliRBM
@@ -157,7 +155,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         """Check X (any finite reals) and return it standardised, dense, C-contiguous,
         in the model's dtype; on ``reset`` learn ``mean_`` and ``scale_`` first."""
         if not reset:
-            check_is_fitted(self, "components_")
+            self._params()
             check_same_device(self._on_gpu, X, self)
         X = check_X(self, X, reset=reset, dtype=self.dtype if reset else self._dtype,
                     finite_only=True)
@@ -174,8 +172,24 @@ n_features_in_, history_, stop_reason_, n_updates_
         data /= xp.asarray(self.scale_)
         return xp.ascontiguousarray(data, dtype=dtype)
 
+    def _unit_parameters(self):
+        # the log-variances (None: s = 1) and the standardisation: finite,
+        # one per feature (checked with the weights in BernoulliRBM._params)
+        entries = [(getattr(self, "_log_var", None), "sigma_ (as log-variances)", 1, "finite"),
+                   (getattr(self, "mean_", None), "mean_", 1, "finite"),
+                   (getattr(self, "scale_", None), "scale_", 1, "positive")]
+        return [(np.asarray(to_host(value)), name, axis, rule)
+                for value, name, axis, rule in entries if value is not None]
+
+    def _default_state(self):
+        # a model assigned by hand models the data as given (no standardisation)
+        super()._default_state()
+        n_features = self.components_.shape[1]
+        self.__dict__.setdefault("mean_", np.zeros(n_features))
+        self.__dict__.setdefault("scale_", np.ones(n_features))
+
     def _standardised_params(self):
-        check_is_fitted(self, "components_")
+        self._params()
         return np.asarray(self.mean_, dtype=np.float64), np.asarray(self.scale_,
                                                                      dtype=np.float64)
 
@@ -249,7 +263,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         return {"gaussian": True} if s is None else {"gaussian": True, "sigma": s}
 
     def _hidden_proba(self, X):
-        W, _, hbias = self._params()
+        W, _, hbias = self._params(X)
         s = self._sigma_array()
         with kernel_threads():
             return get_engine(X).hidden_proba(self._source(X), W, hbias,
@@ -315,7 +329,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         v : array-like of shape (n_samples, n_features)
             Starting visible states on the original scale.
         k : int, default=1
-            Number of Gibbs steps.
+            Number of Gibbs steps, at most 2**23 - 1 (the Philox phase field).
 
         Returns
         -------
@@ -334,7 +348,8 @@ n_features_in_, history_, stop_reason_, n_updates_
         n_samples : int, default=100
             Number of chains (ignored when ``start`` is given).
         n_steps : int, default=1000
-            Gibbs steps per chain; the last state is returned.
+            Gibbs steps per chain, at most 2**23 - 1; the last state is
+            returned.
         start : array-like of shape (n, n_features), optional
             Starting states on the original scale; default standard normal
             draws on the standardised scale.
@@ -344,10 +359,9 @@ n_features_in_, history_, stop_reason_, n_updates_
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps, on the original scale.
         """
-        check_is_fitted(self, "components_")
+        self._params()
         if start is None:
-            if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+            check_int_param("n_samples", n_samples, 1, MAX_ROWS)
             rng = np.random.default_rng(np.random.SeedSequence(
                 self._seed_words, spawn_key=(3, self._sample_calls)))
             mean, scale = self._standardised_params()

@@ -11,9 +11,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (DeviceMovable, array_module, check_same_device, get_engine,
-                       is_cupy_array, kernel_threads, resolve_n_threads, threads_for_work,
-                       to_device, to_host)
+from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, array_module,
+                       check_counters, check_int_param, check_layer, check_same_device,
+                       get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
+                       threads_for_work, to_device, to_host)
 from ._interrupt import deferred_interrupt
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 
@@ -116,7 +117,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Seeds the initial weights, the shuffling and the Philox4x32-10 key of
         every Gibbs draw.
     k : int, default=1
-        Gibbs steps per update (CD-k / PCD-k).
+        Gibbs steps per update (CD-k / PCD-k), at most 2**23 - 1 (the width
+        of the Philox counter's phase field).
     method : {'pcd', 'cd'}, default='pcd'
         Persistent contrastive divergence (scikit-learn's algorithm) or CD-k
         (chains restart at the data).
@@ -138,7 +140,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         data (e.g. sorted by class) then biases each epoch's last updates.
     n_jobs : int or None, default=None
         OpenMP threads; None uses what OpenMP allows (``OMP_NUM_THREADS``,
-        threadpoolctl), -1 all cores.
+        threadpoolctl), -1 all cores, -2 all but one, and so on.  Never more
+        than the CPUs the process may run on (the smaller of
+        ``os.cpu_count()`` and its affinity mask): larger values are capped.
+        Results do not depend on it.
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Floating type of the model.  None means float64 for float64 input and
         float32 for everything else (float32, uint8, bool, CSR of those).
@@ -256,10 +261,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
-        def positive_int(name):
-            value = getattr(self, name)
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        def positive_int(name, high=MAX_C_INT):
+            check_int_param(name, getattr(self, name), 1, high)
 
         def nonneg_float(name, upper=None):
             value = getattr(self, name)
@@ -268,10 +271,11 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 bound = f" and <= {upper}" if upper else ""
                 raise ValueError(f"{name} must be a finite float >= 0{bound}, got {value!r}")
 
-        for name in ("n_components", "batch_size", "k"):
-            positive_int(name)
-        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 0:
-            raise ValueError(f"n_iter must be an integer >= 0, got {self.n_iter!r}")
+        positive_int("n_components")
+        # the workspace stacks 2 x batch_size rows (a C int)
+        positive_int("batch_size", MAX_C_INT // 2)
+        positive_int("k", MAX_GIBBS_STEPS)
+        check_int_param("n_iter", self.n_iter, 0)
         for name in ("learning_rate", "weight_decay", "l1", "sparsity_cost"):
             nonneg_float(name)
         nonneg_float("sparsity_target", upper=1)
@@ -292,12 +296,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if self.early_stopping is not None and self.early_stopping not in _METRICS:
             raise ValueError(f"early_stopping must be None or one of {sorted(_METRICS)}, "
                              f"got {self.early_stopping!r}")
-        for name in ("patience", "ais_every"):
-            value = getattr(self, name)
-            if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
-                    or value < (1 if name == "patience" else 0)):
-                raise ValueError(f"{name} must be an integer >= "
-                                 f"{1 if name == 'patience' else 0}, got {value!r}")
+        check_int_param("patience", self.patience, 1)
+        check_int_param("ais_every", self.ais_every, 0)
         if (not isinstance(self.tol, numbers.Real) or isinstance(self.tol, bool)
                 or not np.isfinite(self.tol) or self.tol < 0):
             raise ValueError(f"tol must be a finite float >= 0, got {self.tol!r}")
@@ -310,13 +310,16 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             raise ValueError(f"momentum must be in [0, 1), got {value!r} at epoch {epoch}")
         return float(value)
 
-    def _params(self):
+    def _params(self, X=None):
         """(W, visible bias, hidden bias) as C-contiguous arrays of the model dtype.
 
         Users may assign fitted attributes; anything assigned is converted
-        once here and stored back, so the model then uses it.
+        once here and stored back, so the model then uses it.  Every engine
+        call takes its parameters from here: they are checked against each
+        other, against ``n_features_in_`` and against the width of X (when
+        given) before any kernel runs (``_backend.check_layer``).
         """
-        check_is_fitted(self, "components_")
+        check_is_fitted(self, ["components_", "intercept_visible_", "intercept_hidden_"])
         dtype = self._dtype
         on_gpu = self._on_gpu
         xp = array_module(self.components_)
@@ -339,11 +342,33 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 setattr(self, name, arr)
             params.append(arr)
         W, vbias, hbias = params
-        if W.ndim != 2 or vbias.shape != (W.shape[1],) or hbias.shape != (W.shape[0],):
-            raise ValueError(
-                f"inconsistent parameters: components_ {W.shape}, intercept_visible_ "
-                f"{vbias.shape}, intercept_hidden_ {hbias.shape}")
+        owner = type(self).__name__
+        check_layer(owner, W, "components_",
+                    [(vbias, "intercept_visible_", 1, "same_dtype"),
+                     (hbias, "intercept_hidden_", 0, "same_dtype")]
+                    + self._unit_parameters(),
+                    [(getattr(self, "n_features_in_", None), f"{owner}.n_features_in_"),
+                     (None if X is None else X.shape[1], "X")])
+        self._default_state()
         return W, vbias, hbias
+
+    def _unit_parameters(self):
+        """The visible units' own parameters for ``check_layer`` (none for
+        Bernoulli units)."""
+        return []
+
+    def _default_state(self):
+        """The training and sampling state of a model whose parameters were
+        assigned by hand (never fitted): fresh, from ``random_state``, so
+        partial_fit, gibbs and sample work on it as on a fitted model."""
+        if "_seed_words" in self.__dict__:
+            return
+        self._seed_words = _seed_sequence(self.random_state).generate_state(4, np.uint32)
+        self._key = self._seed_words[:2].copy()
+        defaults = {"n_updates_": 0, "n_epochs_": 0, "history_": [], "h_samples_": None,
+                    "_velocity": None, "_hidden_activity": None, "_sample_calls": 0}
+        for name, value in defaults.items():
+            self.__dict__.setdefault(name, value)
 
     @property
     def _n_features_out(self):
@@ -463,7 +488,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     def _run_updates(self, X, order, workspace, epoch):
         engine = get_engine(X)
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(X)
         momentum = self._momentum_at(epoch)
         chains, activity = self._train_state(W, momentum)
         velocity = self._velocity if momentum > 0 else (None, None, None)
@@ -476,6 +501,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             sparsity_cost=float(self.sparsity_cost), **config_options)
         step0 = self.n_updates_
         threads = threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1])
+        # before the try: a refused call must not advance n_updates_
+        check_counters(0, step0, -(-len(order) // self.batch_size))
         try:
             with kernel_threads():
                 engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias,
@@ -752,6 +779,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         X = self._validate(X, reset=first)
         if first:
             self._initialize(X)
+        else:
+            # checked against X (and the state made, for parameters set by hand)
+            self._params(X)
         order = np.arange(X.shape[0], dtype=np.intp)
         snapshot = self._snapshot()
         self._run_updates(X, order, self._workspace(X), self.n_epochs_)
@@ -837,7 +867,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return self._hidden_proba(self._validate(X, reset=False))
 
     def _hidden_proba(self, X):
-        W, _, hbias = self._params()
+        W, _, hbias = self._params(X)
         with kernel_threads():
             return get_engine(X).hidden_proba(self._source(X), W, hbias,
                                               resolve_n_threads(self.n_jobs))
@@ -873,7 +903,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         v : {array-like, sparse matrix} of shape (n_samples, n_features)
             Starting visible states.
         k : int, default=1
-            Number of Gibbs steps.
+            Number of Gibbs steps, at most 2**23 - 1 (the Philox phase field).
 
         Returns
         -------
@@ -882,10 +912,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             call draws fresh random numbers (deterministic sequence for a given
             ``random_state``).
         """
-        if not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        check_int_param("k", k, 1, MAX_GIBBS_STEPS)
         v = self._validate(v, reset=False)
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(v)
         step = self._sample_calls
         self._sample_calls += 1
         with kernel_threads():
@@ -901,7 +930,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         n_samples : int, default=100
             Number of chains (ignored when ``start`` is given).
         n_steps : int, default=1000
-            Gibbs steps per chain (burn-in); the last state is returned.
+            Gibbs steps per chain (burn-in), at most 2**23 - 1; the last
+            state is returned.
         start : array-like of shape (n, n_features), optional
             Starting states; default uniform random bits.
 
@@ -910,10 +940,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps.
         """
-        check_is_fitted(self, "components_")
+        self._params()
         if start is None:
-            if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+            check_int_param("n_samples", n_samples, 1, MAX_ROWS)
             rng = np.random.default_rng(np.random.SeedSequence(
                 self._seed_words, spawn_key=(3, self._sample_calls)))
             start = rng.random((n_samples, self.components_.shape[1])) < 0.5
@@ -935,7 +964,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             Free energy of each row (lower is more probable).
         """
         X = self._validate(X, reset=False)
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(X)
         with kernel_threads():
             return get_engine(X).free_energy(self._source(X), W, vbias, hbias,
                                              resolve_n_threads(self.n_jobs),
@@ -946,7 +975,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return float(array_module(X).mean(self._pseudo_likelihood(X, step)))
 
     def _pseudo_likelihood(self, X, step):
-        W, vbias, hbias = self._params()
+        W, vbias, hbias = self._params(X)
         n, d = X.shape
         engine = get_engine(X)
         # which bit each row flips: Philox uniforms of the monitor stream, scaled to [0, d)
