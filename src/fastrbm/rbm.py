@@ -621,11 +621,15 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 else:
                     order = train_rows
                 snapshot = self._snapshot()
-                self._run_updates(X, order, workspace, epoch)
-                self._check_finite(snapshot, f"epoch {epoch + 1}")
-                self.n_epochs_ += 1
-                entry = self._record_epoch(X_monitor, epoch, time.perf_counter() - start,
-                                           X_valid, progress)
+                # one BLAS limit for the epoch and its monitoring: the kernel
+                # calls inside nest in it at no cost (on small data the limit
+                # itself cost as much as the monitoring)
+                with kernel_threads():
+                    self._run_updates(X, order, workspace, epoch)
+                    self._check_finite(snapshot, f"epoch {epoch + 1}")
+                    self.n_epochs_ += 1
+                    entry = self._record_epoch(X_monitor, epoch,
+                                               time.perf_counter() - start, X_valid, progress)
                 rising_warned = rising_warned or self._warn_if_rising()
                 if any(callback(self, entry) is False for callback in callbacks):
                     self.stop_reason_ = "callback"
