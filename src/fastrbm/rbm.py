@@ -25,6 +25,39 @@ MONITOR_VALID_ROWS = 2048
 # early-stopping metrics and whether larger is better
 _METRICS = {"reconstruction_error": False, "pseudo_likelihood": True,
             "free_energy_gap": False, "log_likelihood": True}
+# Default least number of parameter updates of a fit (``min_updates``): at
+# scikit-learn's defaults (10 epochs of 10-row minibatches) data of 1000 rows
+# or more get their 10 epochs unchanged; smaller data get more epochs, so
+# that a 150-row data set is not left with 150 updates.
+MIN_UPDATES = 1000
+
+
+def epochs_for_updates(n_epochs, min_updates, n_rows, batch_size):
+    """Epochs to run: ``n_epochs``, raised so that the fit makes at least
+    ``min_updates`` minibatch updates of ``batch_size`` rows over ``n_rows``
+    rows; 0 stays 0 (no training asked for).
+
+    Parameters
+    ----------
+    n_epochs : int
+        Epochs asked for.
+    min_updates : int
+        Least number of updates.
+    n_rows : int
+        Training rows per epoch.
+    batch_size : int
+        Rows per minibatch (the last one of an epoch may be shorter).
+
+    Returns
+    -------
+    int
+        ``max(n_epochs, ceil(min_updates / ceil(n_rows / batch_size)))``, or 0
+        when ``n_epochs`` or ``n_rows`` is 0.
+    """
+    if n_epochs == 0 or n_rows == 0:
+        return 0
+    per_epoch = -(-int(n_rows) // int(batch_size))
+    return max(int(n_epochs), -(-int(min_updates) // per_epoch))
 
 
 @dataclass(frozen=True)
@@ -86,7 +119,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     batch_size : int, default=10
         Rows per minibatch (and number of persistent chains for PCD).
     n_iter : int, default=10
-        Number of epochs (passes over the training data).
+        Number of epochs (passes over the training data); more when
+        ``min_updates`` asks for them.
     verbose : int, default=0
         Print one line per epoch (pseudo-likelihood, reconstruction error, time).
     random_state : int, RandomState, Generator or None, default=None
@@ -113,6 +147,13 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     shuffle : bool, default=True
         Reshuffle the rows every epoch.  scikit-learn never shuffles; ordered
         data (e.g. sorted by class) then biases each epoch's last updates.
+    min_updates : int, default=1000
+        Least number of minibatch updates of :meth:`fit`: ``n_iter`` is raised
+        to ``ceil(min_updates / ceil(n_rows / batch_size))`` epochs when it
+        would make fewer, so that small data sets get enough updates to learn
+        (a 150-row set at the defaults: 67 epochs instead of 10).  At the
+        other defaults it changes nothing from 1000 training rows up; 0 keeps
+        exactly ``n_iter`` epochs (scikit-learn's behaviour).
     n_jobs : int or None, default=None
         OpenMP threads; None uses what OpenMP allows (``OMP_NUM_THREADS``,
         threadpoolctl), -1 all cores.
@@ -197,7 +238,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, out_of_range="raise",
                  validation_fraction=None, early_stopping=None, patience=5, tol=0.0,
-                 ais_every=0):
+                 ais_every=0, min_updates=MIN_UPDATES):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -220,6 +261,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.patience = patience
         self.tol = tol
         self.ais_every = ais_every
+        self.min_updates = min_updates
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -237,8 +279,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
         for name in ("n_components", "batch_size", "k"):
             positive_int(name)
-        if not isinstance(self.n_iter, numbers.Integral) or self.n_iter < 0:
-            raise ValueError(f"n_iter must be an integer >= 0, got {self.n_iter!r}")
+        for name in ("n_iter", "min_updates"):
+            value = getattr(self, name)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
         for name in ("learning_rate", "weight_decay", "l1", "sparsity_cost"):
             nonneg_float(name)
         nonneg_float("sparsity_target", upper=1)
@@ -526,9 +570,11 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         workspace = self._workspace(X)
         self.stop_reason_ = None
         best, waited = None, 0
-        progress = self._progress_bar()
+        n_epochs = epochs_for_updates(self.n_iter, self.min_updates, len(train_rows),
+                                      self.batch_size)
+        progress = self._progress_bar(n_epochs)
         try:
-            for _ in range(self.n_iter):
+            for _ in range(n_epochs):
                 start = time.perf_counter()
                 epoch = self.n_epochs_
                 if self.shuffle:
@@ -584,7 +630,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             return "free_energy_gap"
         return ("val_" if has_valid else "") + self.early_stopping
 
-    def _progress_bar(self):
+    def _progress_bar(self, total):
         """A tqdm bar over the epochs when verbose and tqdm is installed, else None."""
         if not self.verbose:
             return None
@@ -592,7 +638,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             from tqdm.auto import tqdm
         except ImportError:
             return None
-        return tqdm(total=self.n_iter, desc=type(self).__name__, unit="epoch",
+        return tqdm(total=total, desc=type(self).__name__, unit="epoch",
                     file=sys.stderr)
 
     def partial_fit(self, X, y=None):
