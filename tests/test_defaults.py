@@ -11,19 +11,9 @@ import pytest
 from fastrbm import _cupy_mlp, _mlp
 from fastrbm import _mlp_reference as ref
 
-KEY = np.array([5, 7], np.uint32)
-
-
-def network(dtype, sizes=(13, 530, 9, 4), seed=0, n=37):
-    """Random weights, inputs in [0, 1) and labels; 530 units: more than one
-    unit block of the kernels, not a multiple of their width."""
-    rng = np.random.default_rng(seed)
-    Ws = [rng.normal(0, 0.5, (sizes[i + 1], sizes[i])).astype(dtype)
-          for i in range(len(sizes) - 1)]
-    bs = [rng.normal(0, 0.5, sizes[i + 1]).astype(dtype) for i in range(len(sizes) - 1)]
-    X = rng.random((n, sizes[0])).astype(dtype)
-    y = rng.integers(0, sizes[-1], n).astype(np.intc)
-    return X, y, Ws, bs
+# the random network of the kernel tests (530 hidden units: more than one
+# unit block of the kernels, not a multiple of their width)
+from test_dbn import KEY, SIZES, network  # noqa: E402
 
 
 def adam_state(Ws, bs):
@@ -58,7 +48,7 @@ def test_adam_first_step_moves_each_parameter_by_the_rate_against_its_gradient()
 def test_adam_epochs_match_numpy_reference(dtype, tol, dropout):
     """Two epochs of Adam, batches of 8 rows (the last has 5): the second
     goes on from the first's moments and update counter (bias correction)."""
-    X, y, Ws, bs = network(dtype)
+    X, y, Ws, bs = network(dtype, SIZES)
     order = np.random.default_rng(1).permutation(len(X)).astype(np.intp)
     state = adam_state(Ws, bs)
     state_ref = [[a.copy() for a in group] for group in state]
@@ -105,7 +95,7 @@ def test_adam_rejects_mismatched_moments():
 def test_gpu_adam_matches_the_reference(gpu, dtype, tol, dropout):
     """The GPU engine's Adam (host stand-in on CPU-only machines, CuPy with a
     GPU) against the NumPy reference over two epochs."""
-    X, y, Ws, bs = network(dtype, sizes=(13, 70, 9, 4))
+    X, y, Ws, bs = network(dtype, sizes=[13, 70, 9, 4])
     put = gpu.put
     order = np.random.default_rng(1).permutation(len(X)).astype(np.intp)
     state_ref = adam_state(Ws, bs)
@@ -272,16 +262,17 @@ def test_default_classifier_learns_iris():
 
 def test_classifier_passes_check_classifiers_train():
     """scikit-learn's check_classifiers_train (300 blobs, binary and 3
-    classes, > 0.83 training accuracy), failed by the old defaults.  Every
-    default except the width: one 64-unit layer keeps the test to seconds
-    (the default (500, 500) network passes too, in minutes on 2 loaded
-    cores: benchmarks/README.md).  The blobs are standardised, so values
-    outside [0, 1] are clamped (out_of_range='clip')."""
+    classes, > 0.83 training accuracy).  Every default except the depth: one
+    500-unit layer (the default's width) keeps the test under a minute; the
+    old settings (solver='sgd', learning_rate=0.1, min_updates=0 for
+    fine-tuning and pretraining) fail it with this network, and the default
+    (500, 500) network passes too (minutes on 2 loaded cores).  The blobs are
+    standardised, so values outside [0, 1] are clamped (out_of_range='clip')."""
     from sklearn.utils.estimator_checks import check_classifiers_train
     from fastrbm import DBNClassifier
 
     check_classifiers_train("DBNClassifier",
-                            DBNClassifier((64,), random_state=0, n_jobs=1,
+                            DBNClassifier((500,), random_state=0, n_jobs=1,
                                           out_of_range="clip"))
 
 
