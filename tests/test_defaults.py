@@ -140,7 +140,7 @@ def test_rbm_min_updates_raises_the_epochs_of_small_data_only():
     b = BernoulliRBM(4, n_iter=2, batch_size=10, min_updates=0, random_state=0).fit(big)
     assert a.n_epochs_ == 2
     np.testing.assert_array_equal(a.components_, b.components_)
-    assert BernoulliRBM().min_updates == 1000
+    assert BernoulliRBM().min_updates == 0     # scikit-learn's epochs unless asked
     with pytest.raises(ValueError, match="min_updates"):
         BernoulliRBM(min_updates=-1).fit(X)
 

@@ -25,11 +25,10 @@ MONITOR_VALID_ROWS = 2048
 # early-stopping metrics and whether larger is better
 _METRICS = {"reconstruction_error": False, "pseudo_likelihood": True,
             "free_energy_gap": False, "log_likelihood": True}
-# Default least number of parameter updates of a fit (``min_updates``): at
-# scikit-learn's defaults (10 epochs of 10-row minibatches) data of 1000 rows
-# or more get their 10 epochs unchanged; smaller data get more epochs, so
-# that a 150-row data set is not left with 150 updates.
-MIN_UPDATES = 1000
+# Default least number of parameter updates of a fit (``min_updates``): 0,
+# exactly n_iter epochs as scikit-learn's BernoulliRBM.  DBN pretraining and
+# the CLI's file mode set their own (dbn.DEFAULT_RBM_PARAMS, cli.DEFAULTS).
+MIN_UPDATES = 0
 
 
 def epochs_for_updates(n_epochs, min_updates, n_rows, batch_size):
@@ -147,13 +146,14 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     shuffle : bool, default=True
         Reshuffle the rows every epoch.  scikit-learn never shuffles; ordered
         data (e.g. sorted by class) then biases each epoch's last updates.
-    min_updates : int, default=1000
+    min_updates : int, default=0
         Least number of minibatch updates of :meth:`fit`: ``n_iter`` is raised
         to ``ceil(min_updates / ceil(n_rows / batch_size))`` epochs when it
         would make fewer, so that small data sets get enough updates to learn
-        (a 150-row set at the defaults: 67 epochs instead of 10).  At the
-        other defaults it changes nothing from 1000 training rows up; 0 keeps
-        exactly ``n_iter`` epochs (scikit-learn's behaviour).
+        (``min_updates=1000`` on a 150-row set at the other defaults: 67
+        epochs instead of 10; from 1000 training rows up it changes nothing).
+        The default 0 runs exactly ``n_iter`` epochs (scikit-learn's
+        behaviour); :class:`fastrbm.DBN` pretraining uses 300.
     n_jobs : int or None, default=None
         OpenMP threads; None uses what OpenMP allows (``OMP_NUM_THREADS``,
         threadpoolctl), -1 all cores.
