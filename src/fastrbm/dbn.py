@@ -471,7 +471,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         Fine-tuning optimiser: Adam (Kingma & Ba 2015; beta1 0.9, beta2
         0.999, epsilon 1e-8, bias-corrected), which needs no per-data-set
         tuning of the step size, or minibatch SGD with ``momentum`` (the
-        optimiser of versions before 0.2's defaults change).
+        optimiser of the earlier defaults: with ``learning_rate=0.1``,
+        ``min_updates=0`` and ``rbm_params={'min_updates': 0}`` it runs the
+        earlier default training).
     learning_rate : float or None, default=None
         Fine-tuning step size (on the minibatch-mean gradient).  None: 0.01
         for Adam (ten times scikit-learn's MLP: the linear decay halves the
