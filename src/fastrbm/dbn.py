@@ -450,9 +450,10 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     momentum, ``solver='sgd'``), the rows reshuffled every epoch.  Training
     length is counted in updates as well as epochs (``min_updates``), so
     that the defaults learn on data sets of any size, from iris's 150 rows
-    up (benchmarks/README.md, "Defaults on small data sets").  Forward pass, backward pass and update run in
-    compiled OpenMP kernels (``fastrbm._mlp``); results are bit-identical for
-    a given ``random_state`` whatever ``n_jobs`` is.
+    up (benchmarks/README.md, "Defaults on small data sets").  Forward
+    pass, backward pass and update run in compiled OpenMP kernels
+    (``fastrbm._mlp``); results are bit-identical for a given
+    ``random_state`` whatever ``n_jobs`` is.
 
     Parameters
     ----------
