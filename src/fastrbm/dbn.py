@@ -601,7 +601,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     def __init__(self, hidden_layer_sizes=(500, 500), *, pretrain=True, rbm_params=None,
                  layer_input="proba", solver="adam", learning_rate=None,
                  learning_rate_schedule="linear", momentum=0.9, weight_decay=1e-5, dropout=0.0,
-                 batch_size=32, max_iter=20, min_updates=1000, shuffle=True, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, verbose=0,
+                 batch_size=32, max_iter=20, min_updates=1000, shuffle=True,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 verbose=0,
                  random_state=None, n_jobs=None, dtype=None, out_of_range="raise",
                  visible_units="bernoulli"):
         self.hidden_layer_sizes = hidden_layer_sizes
