@@ -141,7 +141,7 @@ def test_kernels_bit_identical_across_thread_counts():
 def test_classifier_bit_identical_for_n_jobs():
     Xtr, _, ytr, _ = digits_split()
     fits = [fastrbm.DBNClassifier((64, 32), rbm_params={"n_iter": 2}, max_iter=2,
-                                  dropout=0.1, random_state=0, n_jobs=n).fit(Xtr[:400], ytr[:400])
+                                  min_updates=0, dropout=0.1, random_state=0, n_jobs=n).fit(Xtr[:400], ytr[:400])
             for n in (1, 2)]
     assert fits[0].n_updates_ == 2 * 13
     for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, fits[1].coefs_ + fits[1].intercepts_):
@@ -152,7 +152,8 @@ def test_classifier_bit_identical_for_n_jobs():
 def test_dbn_is_greedy_stack_of_rbms():
     """Layer 2 is exactly the RBM one gets by training on layer 1's probabilities."""
     X = (load_digits().data[:300] / 16).astype(np.float32)
-    params = [{"n_iter": 3, "batch_size": 20}, {"n_iter": 2, "learning_rate": 0.02}]
+    params = [{"n_iter": 3, "batch_size": 20, "min_updates": 0},
+              {"n_iter": 2, "learning_rate": 0.02}]
     dbn = DBN((20, 7), rbm_params=params, random_state=4).fit(X)
     first, second = dbn.rbms_
     assert (first.n_iter, first.batch_size) == (3, 20)
@@ -246,7 +247,7 @@ def test_digits_pretraining_beats_random_init_and_reaches_97():
     Xtr, Xte, ytr, yte = digits_split()
     kw = dict(rbm_params={"batch_size": 16, "n_iter": 20, "learning_rate": 0.1},
               batch_size=32, learning_rate=0.3, learning_rate_schedule="constant", max_iter=10,
-              random_state=0)
+              solver="sgd", min_updates=0, random_state=0)
     pre = DBNClassifier((256,), pretrain=True, **kw).fit(Xtr, ytr)
     rand = DBNClassifier((256,), pretrain=False, **kw).fit(Xtr, ytr)
     acc_pre, acc_rand = pre.score(Xte, yte), rand.score(Xte, yte)

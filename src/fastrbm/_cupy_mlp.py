@@ -24,6 +24,7 @@ device and read once, when the epoch is done.
 import numpy as np
 
 from . import _cupy
+from ._mlp_reference import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, adam_rate
 
 STREAM_DROPOUT = 4
 # smallest positive normal float32: keeps log finite when p underflows (as _mlp.pyx)
@@ -252,6 +253,41 @@ def gradients(X, y, Ws, bs, weight_decay=0.0, n_threads=1, dropout=0.0, key=None
     return loss, GW, Gb
 
 
+def _prepare_epoch(X, y, order, batch_size, Ws, bs, states, dropout, key):
+    """Checks shared by the epoch functions; returns X, y, order (device),
+    the key words, the device row indices of a minibatch and the row count.
+    ``states``: lists of optimiser arrays, each shaped like Ws then bs."""
+    xp = _xp()
+    dtype = _check_layers(Ws, bs, *states)
+    sizes = _sizes(Ws)
+    batch_size = int(batch_size)
+    for i in range(len(Ws)):
+        for k in range(0, len(states), 2):
+            if states[k][i].shape != Ws[i].shape or states[k + 1][i].shape != bs[i].shape:
+                raise ValueError(f"layer {i}: shapes of weights, biases and velocities differ")
+    if (not _cupy.is_engine_array(X) or X.ndim != 2 or X.shape[1] != sizes[0]
+            or batch_size < 1):
+        raise ValueError("X, y and batch_size do not match the network")
+    X = xp.ascontiguousarray(X, dtype=dtype)
+    y = _as_device(y, np.int64)
+    if y.shape != (X.shape[0],):
+        raise ValueError("X, y and batch_size do not match the network")
+    if not 0 <= dropout < 1:
+        raise ValueError("dropout must be in [0, 1)")
+    # bounds checks of the index arrays: host arrays cost nothing, device
+    # arrays one read each, before the loop
+    host_order = _cupy.device().to_host(order) if _cupy.is_engine_array(order) else order
+    host_order = np.asarray(host_order, dtype=np.int64)
+    if host_order.size and (host_order.min() < 0 or host_order.max() >= X.shape[0]):
+        raise ValueError("order has indices outside X")
+    if y.size and bool(((y < 0) | (y >= sizes[-1])).any()):
+        raise ValueError("labels out of range")
+    n = host_order.shape[0]
+    order = _cupy.device().to_device(host_order) if n else None   # one transfer per epoch
+    rows = xp.arange(batch_size, dtype=np.int64)
+    return X, y, order, _key_words(key), rows, n
+
+
 def train_epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, learning_rate, momentum,
                 weight_decay, n_threads=1, dropout=0.0, key=None, first_step=0):
     """One epoch of minibatch SGD with momentum over the rows ``order``.
@@ -271,35 +307,12 @@ def train_epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, learning_rate, moment
         the device and read once at the end.
     """
     xp = _xp()
-    dtype = _check_layers(Ws, bs, VWs, Vbs)
-    sizes = _sizes(Ws)
     batch_size = int(batch_size)
-    for i in range(len(Ws)):
-        if VWs[i].shape != Ws[i].shape or Vbs[i].shape != bs[i].shape:
-            raise ValueError(f"layer {i}: shapes of weights, biases and velocities differ")
-    if (not _cupy.is_engine_array(X) or X.ndim != 2 or X.shape[1] != sizes[0]
-            or batch_size < 1):
-        raise ValueError("X, y and batch_size do not match the network")
-    X = xp.ascontiguousarray(X, dtype=dtype)
-    y = _as_device(y, np.int64)
-    if y.shape != (X.shape[0],):
-        raise ValueError("X, y and batch_size do not match the network")
-    if not 0 <= dropout < 1:
-        raise ValueError("dropout must be in [0, 1)")
-    # bounds checks of the index arrays: host arrays cost nothing, device
-    # arrays one read each, before the loop
-    host_order = _cupy.device().to_host(order) if _cupy.is_engine_array(order) else order
-    host_order = np.asarray(host_order, dtype=np.int64)
-    if host_order.size and (host_order.min() < 0 or host_order.max() >= X.shape[0]):
-        raise ValueError("order has indices outside X")
-    if y.size and bool(((y < 0) | (y >= sizes[-1])).any()):
-        raise ValueError("labels out of range")
-    n = host_order.shape[0]
+    X, y, order, key, rows, n = _prepare_epoch(X, y, order, batch_size, Ws, bs, (VWs, Vbs),
+                                               dropout, key)
     if n == 0:
         return 0.0
-    order = _cupy.device().to_device(host_order)     # one transfer per epoch
-    key = _key_words(key)
-    rows = xp.arange(batch_size, dtype=np.int64)
+    dtype = X.dtype
     lr, mom = dtype.type(learning_rate), dtype.type(momentum)
     decay = dtype.type(learning_rate * weight_decay)
     total = xp.zeros((), dtype=np.float64)
@@ -321,4 +334,69 @@ def train_epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, learning_rate, moment
             Vb *= mom
             Vb -= lr * D.sum(axis=0)
             b += Vb
+    return float(total)
+
+
+def _adam_(p, g, m, s, rate):
+    """Adam's step of one parameter array in place, in its dtype (the
+    operations of ``_mlp_reference.adam_update``); g is a scratch gradient
+    and is overwritten."""
+    xp = _xp()
+    t = p.dtype.type
+    m *= t(ADAM_BETA1)
+    m += t(1 - ADAM_BETA1) * g
+    s *= t(ADAM_BETA2)
+    g *= g
+    g *= t(1 - ADAM_BETA2)
+    s += g
+    # g is free again: it holds the step
+    xp.sqrt(s, out=g)
+    g += t(ADAM_EPSILON)
+    xp.divide(m, g, out=g)
+    g *= t(rate)
+    p -= g
+
+
+def train_epoch_adam(X, y, order, batch_size, Ws, bs, MWs, Mbs, SWs, Sbs, learning_rate,
+                     weight_decay, n_threads=1, dropout=0.0, key=None, first_step=0):
+    """One epoch of minibatch Adam (Kingma & Ba 2015) over the rows ``order``.
+
+    The contract of ``_mlp.train_epoch_adam``: first moments in ``MWs``,
+    ``Mbs``, second moments in ``SWs``, ``Sbs`` (device arrays, updated in
+    place); minibatch m is Adam's update ``first_step + m + 1`` (its bias
+    correction, computed on the host in double as on the CPU) and draws its
+    dropout masks with update index ``first_step + m``.  Nothing in the
+    minibatch loop waits for the GPU.
+
+    Returns
+    -------
+    loss : float
+        Sum over the epoch's rows of the cross-entropy each had when its
+        minibatch was processed (before that minibatch's update).
+    """
+    xp = _xp()
+    batch_size = int(batch_size)
+    X, y, order, key, rows, n = _prepare_epoch(X, y, order, batch_size, Ws, bs,
+                                               (MWs, Mbs, SWs, Sbs), dropout, key)
+    if n == 0:
+        return 0.0
+    dtype = X.dtype
+    decay = dtype.type(weight_decay)
+    total = xp.zeros((), dtype=np.float64)
+    grads = [xp.empty_like(W) for W in Ws]
+    for m, start in enumerate(range(0, n, batch_size)):
+        idx = order[start:start + batch_size]
+        B = idx.shape[0]
+        acts = _forward_layers(X[idx], Ws, bs, dropout, key, first_step + m, rows[:B])
+        deltas, loss = _backward(acts, y[idx], Ws, dropout)
+        total += loss
+        rate = adam_rate(learning_rate, first_step + m + 1)
+        # every gradient first: the deltas were computed with this minibatch's weights
+        for i, W in enumerate(Ws):
+            _cupy._gemm(True, False, 1, deltas[i + 1], acts[i], 0, grads[i])
+            if weight_decay:
+                grads[i] += decay * W
+        for i in range(len(Ws)):
+            _adam_(Ws[i], grads[i], MWs[i], SWs[i], rate)
+            _adam_(bs[i], deltas[i + 1].sum(axis=0), Mbs[i], Sbs[i], rate)
     return float(total)

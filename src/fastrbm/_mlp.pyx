@@ -26,7 +26,7 @@ import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, log
+from libc.math cimport exp, log, pow, sqrt
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport uint32_t
@@ -46,6 +46,16 @@ cdef extern from "_kernels.h" nogil:
 STREAM_DROPOUT = 4
 cdef enum:
     C_STREAM_DROPOUT = 4
+
+# Adam's constants (Kingma & Ba 2015, the paper's defaults); the bias
+# correction is folded into the step size, as in the paper's section 2:
+# lr_t = lr sqrt(1 - BETA2**t) / (1 - BETA1**t) for update t (from 1).
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPSILON = 1e-8
+cdef double C_BETA1 = 0.9
+cdef double C_BETA2 = 0.999
+cdef double C_EPSILON = 1e-8
 
 # Rows per block of the row-parallel steps (gather, softmax, inference chunks).
 cdef enum:
@@ -214,13 +224,17 @@ cdef void hidden_delta(const floating *Dnext, Py_ssize_t B, Py_ssize_t n_next,
 
 cdef void grad_update(const floating *D, const floating *A, Py_ssize_t B, Py_ssize_t n_in,
                       Py_ssize_t n_out, floating *W, floating *b, floating *GW, floating *Gb,
-                      floating *VW, floating *Vb, floating lr, floating momentum,
-                      floating wd, bint update, int n_threads) noexcept nogil:
-    """Gradient of one layer, and (when ``update``) the momentum step.
+                      floating *VW, floating *Vb, floating *SW, floating *Sb, floating lr,
+                      floating momentum, floating wd, bint update, bint adam,
+                      int n_threads) noexcept nogil:
+    """Gradient of one layer, and (when ``update``) the parameter step.
 
-    GW = D^T A + wd W, Gb = column sums of D (rows in order); then
-    V = momentum V - lr G and W += V (same for the biases).  One GEMM over
-    all B rows per block of output units: no partial sums across threads.
+    GW = D^T A + wd W, Gb = column sums of D (rows in order); then either
+    the momentum step V = momentum V - lr G, W += V, or (``adam``) Adam's
+    step with first moments in V and second moments in S:
+    V = b1 V + (1 - b1) G, S = b2 S + (1 - b2) G^2, W -= lr V / (sqrt(S) + eps)
+    (``lr`` already bias-corrected).  Biases likewise.  One GEMM over all B
+    rows per block of output units: no partial sums across threads.
     """
     cdef Py_ssize_t width = unit_block(n_out)
     cdef Py_ssize_t n_blocks = (n_out + width - 1) // width
@@ -238,24 +252,40 @@ cdef void grad_update(const floating *D, const floating *A, Py_ssize_t B, Py_ssi
                 g = g + D[r * n_out + j]
             Gb[j] = g
             if update:
-                v = momentum * Vb[j] - lr * g
-                Vb[j] = v
-                b[j] = b[j] + v
+                if adam:
+                    b[j] = b[j] - adam_step(g, &Vb[j], &Sb[j], lr)
+                else:
+                    v = momentum * Vb[j] - lr * g
+                    Vb[j] = v
+                    b[j] = b[j] + v
             for i in range(n_in):
                 g = GW[j * n_in + i] + wd * W[j * n_in + i]
                 GW[j * n_in + i] = g
                 if update:
-                    v = momentum * VW[j * n_in + i] - lr * g
-                    VW[j * n_in + i] = v
-                    W[j * n_in + i] = W[j * n_in + i] + v
+                    if adam:
+                        W[j * n_in + i] = W[j * n_in + i] - adam_step(
+                            g, &VW[j * n_in + i], &SW[j * n_in + i], lr)
+                    else:
+                        v = momentum * VW[j * n_in + i] - lr * g
+                        VW[j * n_in + i] = v
+                        W[j * n_in + i] = W[j * n_in + i] + v
+
+
+cdef inline floating adam_step(floating g, floating *m, floating *s,
+                               floating lr) noexcept nogil:
+    """Update the moments of one parameter with its gradient g and return
+    the amount to subtract from it, all in the parameter's precision."""
+    m[0] = <floating>C_BETA1 * m[0] + <floating>(1 - C_BETA1) * g
+    s[0] = <floating>C_BETA2 * s[0] + <floating>(1 - C_BETA2) * (g * g)
+    return lr * m[0] / (<floating>sqrt(s[0]) + <floating>C_EPSILON)
 
 
 cdef double step(floating **A, floating **D, Py_ssize_t B, const Py_ssize_t *sizes,
                  int n_layers, floating **W, floating **b, floating **GW, floating **Gb,
-                 floating **VW, floating **Vb, const int *y, floating *row_loss,
-                 floating lr, floating momentum, floating wd, bint update,
-                 int n_threads, floating dropout, uint32_t step_index,
-                 const uint32_t *key) noexcept nogil:
+                 floating **VW, floating **Vb, floating **SW, floating **Sb, const int *y,
+                 floating *row_loss, floating lr, floating momentum, floating wd,
+                 bint update, bint adam, int n_threads, floating dropout,
+                 uint32_t step_index, const uint32_t *key) noexcept nogil:
     """Forward, backward and (optionally) update for the B rows in A[0]."""
     cdef int i
     cdef double loss
@@ -267,7 +297,7 @@ cdef double step(floating **A, floating **D, Py_ssize_t B, const Py_ssize_t *siz
                      dropout)
     for i in range(n_layers):
         grad_update(D[i + 1], A[i], B, sizes[i], sizes[i + 1], W[i], b[i], GW[i], Gb[i],
-                    VW[i], Vb[i], lr, momentum, wd, update, n_threads)
+                    VW[i], Vb[i], SW[i], Sb[i], lr, momentum, wd, update, adam, n_threads)
     return loss
 
 
@@ -426,16 +456,16 @@ def gradients(const floating[:, ::1] X, const int[::1] y, list Ws, list bs,
                     <floating **>pW.ptr, <floating **>pb.ptr, <floating **>pGW.ptr,
                     <floating **>pGb.ptr,
                     # velocities are not touched without update: any valid pointers
-                    <floating **>pGW.ptr, <floating **>pGb.ptr, &y[0], &rl[0], 0, 0,
-                    <floating>weight_decay, False, n_threads, <floating>dropout, step_index,
-                    &kk[0])
+                    <floating **>pGW.ptr, <floating **>pGb.ptr, <floating **>pGW.ptr,
+                    <floating **>pGb.ptr, &y[0], &rl[0], 0, 0,
+                    <floating>weight_decay, False, False, n_threads, <floating>dropout,
+                    step_index, &kk[0])
     loss = loss / B + 0.5 * weight_decay * sum(float(np.sum(np.square(W, dtype=np.float64)))
                                                for W in Ws)
     return loss, GW, Gb
 
 
-def train_epoch(const floating[:, ::1] X, const int[::1] y, const Py_ssize_t[::1] order,
-                Py_ssize_t batch_size, list Ws, list bs, list VWs, list Vbs,
+def train_epoch(X, y, order, batch_size, list Ws, list bs, list VWs, list Vbs,
                 double learning_rate, double momentum, double weight_decay, int n_threads=1,
                 double dropout=0.0, key=None, first_step=0):
     """One epoch of minibatch SGD with momentum over the rows ``order``.
@@ -455,6 +485,41 @@ def train_epoch(const floating[:, ::1] X, const int[::1] y, const Py_ssize_t[::1
         Sum over the epoch's rows of the cross-entropy each had when its
         minibatch was processed (before that minibatch's update).
     """
+    return _epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, VWs, Vbs, learning_rate,
+                  momentum, weight_decay, n_threads, dropout, key, first_step, False)
+
+
+def train_epoch_adam(X, y, order, batch_size, list Ws, list bs, list MWs, list Mbs,
+                     list SWs, list Sbs, double learning_rate, double weight_decay,
+                     int n_threads=1, double dropout=0.0, key=None, first_step=0):
+    """One epoch of minibatch Adam (Kingma & Ba 2015) over the rows ``order``.
+
+    As :func:`train_epoch`, with Adam's update in place of momentum:
+    ``MWs``, ``Mbs`` hold the first moments and ``SWs``, ``Sbs`` the second
+    moments (updated in place, zeros before the first update).  Minibatch m
+    of the epoch is Adam's update ``t = first_step + m + 1`` (its bias
+    correction) and draws its dropout masks with update index
+    ``first_step + m``.  The gradient includes the L2 term
+    ``weight_decay * W``; beta1, beta2 and epsilon are ADAM_BETA1,
+    ADAM_BETA2 and ADAM_EPSILON.
+
+    Returns
+    -------
+    loss : float
+        Sum over the epoch's rows of the cross-entropy each had when its
+        minibatch was processed (before that minibatch's update).
+    """
+    return _epoch(X, y, order, batch_size, Ws, bs, MWs, Mbs, SWs, Sbs, learning_rate, 0.0,
+                  weight_decay, n_threads, dropout, key, first_step, True)
+
+
+def _epoch(const floating[:, ::1] X, const int[::1] y, const Py_ssize_t[::1] order,
+           Py_ssize_t batch_size, list Ws, list bs, list VWs, list Vbs, list SWs, list Sbs,
+           double learning_rate, double momentum, double weight_decay, int n_threads,
+           double dropout, key, first_step, bint adam):
+    """The epoch loop of :func:`train_epoch` (``adam`` False; SWs, Sbs
+    unused) and :func:`train_epoch_adam` (VWs, Vbs first moments, SWs, Sbs
+    second moments)."""
     dtype = np.float32 if floating is float else np.float64
     cdef int n_layers = len(Ws)
     sizes = _sizes(Ws, bs)
@@ -484,8 +549,11 @@ def train_epoch(const floating[:, ::1] X, const int[::1] y, const Py_ssize_t[::1
     cdef _Pointers pGb = _Pointers(Gb, dtype, n_layers)
     cdef _Pointers pVW = _Pointers(VWs, dtype, n_layers)
     cdef _Pointers pVb = _Pointers(Vbs, dtype, n_layers)
+    cdef _Pointers pSW = _Pointers(SWs, dtype, n_layers)
+    cdef _Pointers pSb = _Pointers(Sbs, dtype, n_layers)
     for i in range(n_layers):
-        if VWs[i].shape != Ws[i].shape or Vbs[i].shape != bs[i].shape or \
+        if VWs[i].shape != Ws[i].shape or SWs[i].shape != Ws[i].shape or \
+                Vbs[i].shape != bs[i].shape or Sbs[i].shape != bs[i].shape or \
                 bs[i].shape != (Ws[i].shape[0],):
             raise ValueError(f"layer {i}: shapes of weights, biases and velocities differ")
     cdef floating **A = <floating **>pA.ptr
@@ -500,6 +568,7 @@ def train_epoch(const floating[:, ::1] X, const int[::1] y, const Py_ssize_t[::1
     if n_threads < 1:
         raise ValueError(f"n_threads must be >= 1, got {n_threads}")
     cdef uint32_t t = first_step
+    cdef double t_adam = <double>t
     if not 0 <= dropout < 1:
         raise ValueError("dropout must be in [0, 1)")
     if n == 0:
@@ -511,10 +580,16 @@ def train_epoch(const floating[:, ::1] X, const int[::1] y, const Py_ssize_t[::1
             gather_rows(&X[0, 0], d, &order[start], B, A[0], n_threads)
             for r in range(B):
                 yb[r] = y[order[start + r]]
+            if adam:
+                # Adam's update number (from 1), counted in double: no wrap
+                t_adam = t_adam + 1
+                lr = <floating>(learning_rate * sqrt(1 - pow(C_BETA2, t_adam))
+                                / (1 - pow(C_BETA1, t_adam)))
             total += step(A, <floating **>pD.ptr, B, &sz[0], n_layers, <floating **>pW.ptr,
                           <floating **>pb.ptr, <floating **>pGW.ptr, <floating **>pGb.ptr,
-                          <floating **>pVW.ptr, <floating **>pVb.ptr, &yb[0], &rl[0],
-                          lr, mom, wd, True, n_threads, p, t, &kk[0])
+                          <floating **>pVW.ptr, <floating **>pVb.ptr, <floating **>pSW.ptr,
+                          <floating **>pSb.ptr, &yb[0], &rl[0],
+                          lr, mom, wd, True, adam, n_threads, p, t, &kk[0])
             start += B
             t += 1
     return total

@@ -64,17 +64,28 @@ def gradients(X, y, Ws, bs, weight_decay=0.0, n_threads=1, dropout=0.0, key=None
     return loss(X, y, Ws, bs, weight_decay, dropout, key, step_index), GW, Gb
 
 
+def _minibatches(X, y, order, batch_size, Ws, bs, weight_decay, dropout, key, first_step):
+    """For each minibatch m of the epoch (consecutive runs of ``batch_size``
+    entries of ``order``): (m, summed cross-entropy of its rows, weight
+    gradients, bias gradients), all at the parameters as they are when it
+    is reached (the caller updates them in between)."""
+    for m, start in enumerate(range(0, len(order), batch_size)):
+        rows = order[start:start + batch_size]
+        Xb, yb = X[rows], y[rows]
+        P = forward_layers(Xb, Ws, bs, dropout, key, first_step + m)[-1]
+        loss_sum = float(-np.log(np.maximum(P[np.arange(len(yb)), yb], TINY)).sum())
+        _, GW, Gb = gradients(Xb, yb, Ws, bs, weight_decay, 1, dropout, key, first_step + m)
+        yield m, loss_sum, GW, Gb
+
+
 def train_epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, learning_rate, momentum,
                 weight_decay, n_threads=1, dropout=0.0, key=None, first_step=0):
     """One epoch of minibatch SGD with momentum, in place; returns the summed
     cross-entropy of the rows before their minibatch's update."""
     total = 0.0
-    for m, start in enumerate(range(0, len(order), batch_size)):
-        rows = order[start:start + batch_size]
-        Xb, yb = X[rows], y[rows]
-        P = forward_layers(Xb, Ws, bs, dropout, key, first_step + m)[-1]
-        total += float(-np.log(np.maximum(P[np.arange(len(yb)), yb], TINY)).sum())
-        _, GW, Gb = gradients(Xb, yb, Ws, bs, weight_decay, 1, dropout, key, first_step + m)
+    for _, loss_sum, GW, Gb in _minibatches(X, y, order, batch_size, Ws, bs, weight_decay,
+                                            dropout, key, first_step):
+        total += loss_sum
         for W, b, VW, Vb, gw, gb in zip(Ws, bs, VWs, Vbs, GW, Gb):
             VW *= momentum
             VW -= learning_rate * gw
@@ -82,4 +93,42 @@ def train_epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, learning_rate, moment
             Vb *= momentum
             Vb -= learning_rate * gb
             b += Vb
+    return total
+
+ADAM_BETA1 = 0.9
+ADAM_BETA2 = 0.999
+ADAM_EPSILON = 1e-8
+
+
+def adam_rate(learning_rate, t):
+    """Adam's bias-corrected step size for update ``t`` (from 1), in double
+    (Kingma & Ba 2015, section 2: lr sqrt(1 - beta2**t) / (1 - beta1**t))."""
+    return learning_rate * np.sqrt(1 - ADAM_BETA2 ** t) / (1 - ADAM_BETA1 ** t)
+
+
+def adam_update(params, grads, firsts, seconds, rate):
+    """Adam's step for each parameter array, in place and in its own dtype:
+    m = b1 m + (1 - b1) g, s = b2 s + (1 - b2) g^2, p -= rate m / (sqrt(s) + eps)."""
+    for p, g, m, s in zip(params, grads, firsts, seconds):
+        t = p.dtype.type
+        m *= t(ADAM_BETA1)
+        m += t(1 - ADAM_BETA1) * g
+        s *= t(ADAM_BETA2)
+        s += t(1 - ADAM_BETA2) * (g * g)
+        p -= t(rate) * m / (np.sqrt(s) + t(ADAM_EPSILON))
+
+
+def train_epoch_adam(X, y, order, batch_size, Ws, bs, MWs, Mbs, SWs, Sbs, learning_rate,
+                     weight_decay, n_threads=1, dropout=0.0, key=None, first_step=0):
+    """One epoch of minibatch Adam, in place (minibatch m is Adam's update
+    ``first_step + m + 1``; first moments in MWs, Mbs, second moments in SWs,
+    Sbs); returns the summed cross-entropy of the rows before their
+    minibatch's update."""
+    total = 0.0
+    for m, loss_sum, GW, Gb in _minibatches(X, y, order, batch_size, Ws, bs, weight_decay,
+                                            dropout, key, first_step):
+        total += loss_sum
+        rate = adam_rate(learning_rate, first_step + m + 1)
+        adam_update(Ws, GW, MWs, SWs, rate)
+        adam_update(bs, Gb, Mbs, Sbs, rate)
     return total

@@ -62,12 +62,17 @@ MODEL_TYPES = {
 }
 
 # defaults per data set: small and fast for the 8x8 digits (the no-argument
-# run must finish in well under a minute on 2 cores), larger for 28x28 images
+# run must finish in well under a minute on 2 cores), larger for 28x28 images;
+# files get at least IMAGES_MIN_UPDATES minibatch updates (5 epochs of a
+# 1797-row file are 180 updates, which learn nothing), more epochs if needed,
+# unless --n-iter is given (then exactly that many epochs)
+IMAGES_MIN_UPDATES = 2000
 DEFAULTS = {
     "digits": dict(n_components=100, learning_rate=0.05, batch_size=10, n_iter=30, k=1,
                    method="pcd", momentum=0.5, weight_decay=1e-4),
     "images": dict(n_components=200, learning_rate=0.05, batch_size=50, n_iter=5, k=1,
-                   method="pcd", momentum=0.5, weight_decay=1e-4),
+                   method="pcd", momentum=0.5, weight_decay=1e-4,
+                   min_updates=IMAGES_MIN_UPDATES),
 }
 
 
@@ -395,6 +400,9 @@ def cmd_train(args):
         test = (X_test, y_test, test_desc)
 
     explicit = {k: getattr(args, k) for k in RBM_OPTIONS if getattr(args, k) is not None}
+    if "n_iter" in explicit:
+        # epochs given on the command line are run as given
+        explicit["min_updates"] = 0
     if args.model == "rbm" or args.model == "gaussian-rbm":
         # the RBM gets the data set's defaults; a DBN keeps its own per-layer defaults
         explicit = {**DEFAULTS["digits" if args.data == "digits" else "images"], **explicit}
@@ -688,7 +696,9 @@ def build_parser():
     train.add_argument("--learning-rate", type=_nonneg_float, help="step size (default: 0.05)")
     train.add_argument("--batch-size", type=_positive_int,
                        help="rows per minibatch (default: 10 for digits, 50 otherwise)")
-    train.add_argument("--n-iter", type=int, help="epochs (default: 30 for digits, 5 otherwise)")
+    train.add_argument("--n-iter", type=int,
+                       help="epochs, run exactly (default: 30 for digits; otherwise 5, raised "
+                            "to at least 2000 minibatch updates on small files)")
     train.add_argument("--k", type=_positive_int, help="Gibbs steps per update (default: 1)")
     train.add_argument("--method", choices=["pcd", "cd"],
                        help="pcd: persistent contrastive divergence; cd: CD-k (default: pcd)")

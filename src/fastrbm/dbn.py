@@ -37,7 +37,7 @@ from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, DeviceMovable, array_module,
 from ._interrupt import deferred_interrupt
 from ._validation import check_X, clips_out_of_range, model_dtype_for, range_warning_given
 from .gaussian import GaussianBernoulliRBM
-from .rbm import BernoulliRBM, DivergenceError, _seed_sequence
+from .rbm import BernoulliRBM, DivergenceError, _seed_sequence, epochs_for_updates
 
 # rows converted to the model's dense dtype at a time at prediction time
 PREDICT_CHUNK = 4096
@@ -72,6 +72,10 @@ DEFAULT_RBM_PARAMS = {
     "k": 1,
     "momentum": hinton_momentum,
     "weight_decay": 1e-4,
+    # at least this many updates per layer: small data sets get more epochs
+    # (300: iris's pretraining then takes about a sixth of 1000's time and
+    # fine-tuning still reaches the accuracy of benchmarks/README.md)
+    "min_updates": 300,
 }
 
 
@@ -81,6 +85,12 @@ DEFAULT_RBM_PARAMS = {
 DEFAULT_GAUSSIAN_RBM_PARAMS = dict(DEFAULT_RBM_PARAMS, learning_rate=0.01)
 
 VISIBLE_UNITS = ("bernoulli", "gaussian")
+
+# Fine-tuning optimisers and the step size each uses when learning_rate is
+# None: Adam's from Kingma & Ba (2015) and scikit-learn's MLP; SGD's the
+# value this package used before Adam became the default.
+SOLVERS = ("adam", "sgd")
+DEFAULT_LEARNING_RATES = {"adam": 0.01, "sgd": 0.1}
 
 
 def _check_visible_units(value):
@@ -202,8 +212,9 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
     rbm_params : dict, list of dict or None, default=None
         Arguments for :class:`fastrbm.BernoulliRBM`: one dict for all layers or
         one per layer, each merged over the defaults (``DEFAULT_RBM_PARAMS``:
-        CD-1, learning rate 0.05, batch 64, 10 epochs, momentum 0.5 then 0.9,
-        weight decay 1e-4; a Gaussian first layer gets
+        CD-1, learning rate 0.05, batch 64, 10 epochs but at least 300
+        updates (``min_updates``), momentum 0.5 then 0.9, weight decay 1e-4;
+        a Gaussian first layer gets
         ``DEFAULT_GAUSSIAN_RBM_PARAMS``, the same with learning rate 0.01, and
         accepts GaussianBernoulliRBM's own arguments such as
         ``sigma='learn'`` in its dict).  ``n_components``, ``random_state``,
@@ -497,10 +508,14 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     output layer, then fine-tuning of the whole network by backpropagation.
 
     The hidden layers are logistic; the network is trained on the mean
-    cross-entropy with minibatch SGD, momentum and L2 weight decay, the rows
-    reshuffled every epoch.  Forward pass, backward pass and update run in
-    compiled OpenMP kernels (``fastrbm._mlp``); results are bit-identical for
-    a given ``random_state`` whatever ``n_jobs`` is.
+    cross-entropy plus L2 weight decay with minibatch Adam (or SGD with
+    momentum, ``solver='sgd'``), the rows reshuffled every epoch.  Training
+    length is counted in updates as well as epochs (``min_updates``), so
+    that the defaults learn on data sets of any size, from iris's 150 rows
+    up (benchmarks/README.md, "Defaults on small data sets").  Forward
+    pass, backward pass and update run in compiled OpenMP kernels
+    (``fastrbm._mlp``); results are bit-identical for a given
+    ``random_state`` whatever ``n_jobs`` is.
 
     Parameters
     ----------
@@ -510,18 +525,30 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         Initialise the hidden layers from a greedily trained :class:`DBN`
         (False: random Glorot-uniform initialisation, a plain sigmoid MLP).
     rbm_params : dict, list of dict or None, default=None
-        Pretraining arguments for the RBMs, as in :class:`DBN`.
+        Pretraining arguments for the RBMs, as in :class:`DBN` (whose
+        defaults include ``min_updates=300``: small data sets get more
+        pretraining epochs).
     layer_input : {'proba', 'sample'}, default='proba'
         Pretraining input of the layers above the first, as in :class:`DBN`.
-    learning_rate : float, default=0.1
-        Fine-tuning step size (on the minibatch-mean gradient).
+    solver : {'adam', 'sgd'}, default='adam'
+        Fine-tuning optimiser: Adam (Kingma & Ba 2015; beta1 0.9, beta2
+        0.999, epsilon 1e-8, bias-corrected), which needs no per-data-set
+        tuning of the step size, or minibatch SGD with ``momentum`` (the
+        optimiser of the earlier defaults: with ``learning_rate=0.1``,
+        ``min_updates=0`` and ``rbm_params={'min_updates': 0}`` it runs the
+        earlier default training).
+    learning_rate : float or None, default=None
+        Fine-tuning step size (on the minibatch-mean gradient).  None: 0.01
+        for Adam (ten times scikit-learn's MLP: the linear decay halves the
+        mean step, and pretrained weights start near a solution), 0.1 for
+        SGD.
     learning_rate_schedule : {'linear', 'constant'}, default='linear'
-        'linear' decays the step size linearly to zero over ``max_iter``
-        epochs (epoch e, from 0, uses ``learning_rate * (1 - e / max_iter)``);
+        'linear' decays the step size linearly to zero over the fine-tuning
+        epochs (epoch e, from 0, of E uses ``learning_rate * (1 - e / E)``);
         on Fashion-MNIST it gained about 1.5 points of test accuracy over a
-        constant rate at equal epochs (benchmarks/README.md).
+        constant rate at equal epochs with SGD (benchmarks/README.md).
     momentum : float, default=0.9
-        Fine-tuning momentum.
+        Fine-tuning momentum (``solver='sgd'`` only).
     weight_decay : float, default=1e-5
         L2 penalty ``weight_decay / 2 * ||W||^2`` on the weights.
     dropout : float, default=0.0
@@ -533,7 +560,14 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     batch_size : int, default=32
         Fine-tuning minibatch size.
     max_iter : int, default=20
-        Fine-tuning epochs.
+        Fine-tuning epochs, raised when ``min_updates`` asks for more (0: no
+        fine-tuning).  Early stopping may end sooner.
+    min_updates : int, default=1000
+        Least number of fine-tuning updates: the epochs become
+        ``max(max_iter, ceil(min_updates / ceil(n_train / batch_size)))``.
+        With the defaults data sets of about 1600 training rows or more get
+        ``max_iter`` epochs; smaller ones more (iris's 120 rows of a 5-fold
+        split: 250 epochs of 4 updates).  0: exactly ``max_iter`` epochs.
     shuffle : bool, default=True
         Reshuffle the training rows every epoch.
     early_stopping : bool, default=False
@@ -633,15 +667,18 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     _device_attributes = ("coefs_", "intercepts_", "input_mean_", "input_scale_")
 
     def __init__(self, hidden_layer_sizes=(500, 500), *, pretrain=True, rbm_params=None,
-                 layer_input="proba", learning_rate=0.1, learning_rate_schedule="linear",
-                 momentum=0.9, weight_decay=1e-5, dropout=0.0, batch_size=32, max_iter=20,
-                 shuffle=True, early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4, verbose=0,
+                 layer_input="proba", solver="adam", learning_rate=None,
+                 learning_rate_schedule="linear", momentum=0.9, weight_decay=1e-5, dropout=0.0,
+                 batch_size=32, max_iter=20, min_updates=1000, shuffle=True,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=5, tol=1e-4,
+                 verbose=0,
                  random_state=None, n_jobs=None, dtype=None, out_of_range="clip",
                  visible_units="bernoulli"):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.pretrain = pretrain
         self.rbm_params = rbm_params
         self.layer_input = layer_input
+        self.solver = solver
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.momentum = momentum
@@ -649,6 +686,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.min_updates = min_updates
         self.shuffle = shuffle
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -702,9 +740,14 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         check_int_param("batch_size", self.batch_size)
         check_int_param("n_iter_no_change", self.n_iter_no_change)
         check_int_param("max_iter", self.max_iter, 0)
+        check_int_param("min_updates", self.min_updates, 0)
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be 'adam' or 'sgd', got {self.solver!r}")
         for name, lo, hi in (("learning_rate", 0, None), ("weight_decay", 0, None),
                              ("tol", 0, None), ("momentum", 0, 1), ("dropout", 0, 1)):
             value = getattr(self, name)
+            if name == "learning_rate" and value is None:
+                continue
             if (not isinstance(value, numbers.Real) or isinstance(value, bool)
                     or not np.isfinite(value) or value < lo or (hi is not None and value >= hi)):
                 bound = f" and < {hi}" if hi is not None else ""
@@ -718,6 +761,13 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         resolve_n_threads(self.n_jobs)
         self._clipping()
         return sizes
+
+    def _learning_rate(self):
+        """The fine-tuning step size: ``learning_rate``, or the solver's
+        default when it is None."""
+        if self.learning_rate is None:
+            return DEFAULT_LEARNING_RATES[self.solver]
+        return float(self.learning_rate)
 
     def _threads(self, rows):
         sizes = [self.n_features_in_] + [W.shape[0] for W in self.coefs_]
@@ -805,8 +855,10 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
             When the last epoch's training loss is no better than predicting
             the class frequencies: the network learned nothing.  It happens
             with wide sigmoid layers from random initialisation under a
-            large step (their saturated units stay saturated); pretraining,
-            a lower ``learning_rate`` or narrower layers avoid it.
+            large step (their saturated units stay saturated).  The message
+            suggests only what the settings have not tried already (Adam,
+            pretraining, a lower step, less dropout, more updates, fewer or
+            narrower layers).
 
         Notes
         -----
@@ -860,8 +912,13 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         Xt = Xd if len(val) == 0 else xp.ascontiguousarray(Xd[train_rows])
         if len(val):
             X_val, y_val = Xd[val_rows], _like(y_enc[val], X)
-        VWs = [xp.zeros_like(W) for W in Ws]
-        Vbs = [xp.zeros_like(b) for b in bs]
+        adam = self.solver == "adam"
+        # optimiser state: velocities (SGD), or first then second moments (Adam)
+        state = [[xp.zeros_like(a) for a in group]
+                 for group in ((Ws, bs, Ws, bs) if adam else (Ws, bs))]
+        n_epochs = epochs_for_updates(self.max_iter, self.min_updates, len(train),
+                                      self.batch_size)
+        base_rate = self._learning_rate()
         self.history_, self.loss_curve_ = [], []
         self.best_validation_score_ = None
         best, stall = None, 0
@@ -870,7 +927,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         self.n_updates_ = 0
         self.n_iter_ = 0
         self.stop_reason_ = None
-        for epoch in range(self.max_iter):
+        for epoch in range(n_epochs):
             if interrupt:   # Ctrl-C in pretraining or in the last epoch
                 break
             start = time.perf_counter()
@@ -880,14 +937,20 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                 order = rng.permutation(len(train)).astype(np.intp)
             else:
                 order = np.arange(len(train), dtype=np.intp)
-            rate = float(self.learning_rate)
+            rate = base_rate
             if self.learning_rate_schedule == "linear":
-                rate *= 1 - epoch / self.max_iter
+                rate *= 1 - epoch / n_epochs
             with kernel_threads():
-                total = engine.train_epoch(Xt, y_train, order, int(self.batch_size), Ws, bs,
-                                         VWs, Vbs, rate,
-                                         float(self.momentum), float(self.weight_decay),
-                                         threads, float(self.dropout), key, self.n_updates_)
+                if adam:
+                    total = engine.train_epoch_adam(
+                        Xt, y_train, order, int(self.batch_size), Ws, bs, *state, rate,
+                        float(self.weight_decay), threads, float(self.dropout), key,
+                        self.n_updates_)
+                else:
+                    total = engine.train_epoch(
+                        Xt, y_train, order, int(self.batch_size), Ws, bs, *state, rate,
+                        float(self.momentum), float(self.weight_decay), threads,
+                        float(self.dropout), key, self.n_updates_)
             self.n_updates_ += -(-len(order) // int(self.batch_size))
             self.n_iter_ += 1
             entry = {"epoch": epoch + 1, "learning_rate": rate, "loss": total / len(train)}
@@ -904,7 +967,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
             if self.verbose:
                 val_text = (f", validation accuracy = {entry['validation_accuracy']:.4f}"
                             if len(val) else "")
-                print(f"[DBNClassifier] epoch {epoch + 1}/{self.max_iter}, loss = "
+                print(f"[DBNClassifier] epoch {epoch + 1}/{n_epochs}, loss = "
                       f"{entry['loss']:.4f}{val_text}, time = {entry['seconds']:.2f}s",
                       flush=True)
             if len(val):
@@ -943,7 +1006,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     def _warn_if_not_learning(self, y_train):
         """ConvergenceWarning when the last epoch's loss is no better than
         predicting the class frequencies: the network has not learned (a
-        wide sigmoid layer under a large step saturates and stays so)."""
+        wide sigmoid layer under a large step saturates and stays so).  The
+        advice names only changes the user has not made already."""
         if not self.history_:
             return
         freq = np.bincount(y_train) / len(y_train)
@@ -951,14 +1015,28 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         baseline = float(-np.sum(freq * np.log(freq)))
         loss = self.history_[-1]["loss"]
         # 1%: a collapsed network sits at or just above the baseline
-        if loss >= 0.99 * baseline:
-            warnings.warn(
-                f"DBNClassifier fine-tuning learned nothing beyond the class frequencies: "
-                f"last epoch's training loss {loss:.4f} against {baseline:.4f} for "
-                f"predicting the frequencies.  If the labels are learnable, the sigmoid "
-                f"units have likely saturated: use pretrain=True, a lower learning_rate, "
-                f"or fewer or narrower layers.",
-                ConvergenceWarning, stacklevel=3)
+        if loss < 0.99 * baseline:
+            return
+        rate = self._learning_rate()
+        advice = []
+        if self.solver != "adam":
+            advice.append("solver='adam'")
+        if not self.pretrain:
+            advice.append("pretrain=True")
+        advice.append(f"a learning_rate below {rate:g}")
+        if self.dropout > 0:
+            advice.append(f"dropout below {self.dropout:g}")
+        advice.append(f"more than the {self.n_updates_} updates made (raise min_updates "
+                      f"or max_iter)")
+        sizes = _check_hidden_sizes(self.hidden_layer_sizes)
+        if len(sizes) > 1 or max(sizes) > 100:
+            advice.append(f"fewer or narrower layers than {sizes}")
+        warnings.warn(
+            f"DBNClassifier fine-tuning learned nothing beyond the class frequencies: "
+            f"last epoch's training loss {loss:.4f} against {baseline:.4f} for "
+            f"predicting the frequencies.  If the labels are learnable, try "
+            f"{', '.join(advice[:-1])} or {advice[-1]}.",
+            ConvergenceWarning, stacklevel=3)
 
     # ------------------------------------------------------------ predict
     def _params(self):

@@ -5,7 +5,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_device, get_engine,
                        kernel_threads, resolve_n_threads, to_device, to_host)
 from ._validation import check_X, model_dtype_for
-from .rbm import BernoulliRBM
+from .rbm import MIN_UPDATES, BernoulliRBM
 
 # features whose standard deviation is below this are only centred (as
 # sklearn's StandardScaler does): dividing by ~0 would blow them up
@@ -64,7 +64,7 @@ class GaussianBernoulliRBM(BernoulliRBM):
         With ``sigma='learn'`` also the step size of the log-variances.
     batch_size, n_iter, verbose, random_state, k, method, momentum, \
 weight_decay, l1, sparsity_target, sparsity_cost, shuffle, n_jobs, dtype, \
-validation_fraction, early_stopping, patience, tol, ais_every
+validation_fraction, early_stopping, patience, tol, ais_every, min_updates
         As for :class:`BernoulliRBM`.  ``early_stopping`` may be
         'reconstruction_error', 'free_energy_gap' or 'log_likelihood'
         ('pseudo_likelihood' has no meaning for real-valued data).
@@ -103,7 +103,8 @@ n_features_in_, history_, stop_reason_, n_updates_
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
-                 early_stopping=None, patience=5, tol=0.0, ais_every=0, sigma="fixed"):
+                 early_stopping=None, patience=5, tol=0.0, ais_every=0, sigma="fixed",
+                 min_updates=MIN_UPDATES):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -126,6 +127,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         self.tol = tol
         self.ais_every = ais_every
         self.sigma = sigma
+        self.min_updates = min_updates
 
     # BernoulliRBM reads this; any finite real is valid here
     out_of_range = "raise"

@@ -41,6 +41,38 @@ DIVERGENCE_RISE = 0.2
 # early-stopping metrics and whether larger is better
 _METRICS = {"reconstruction_error": False, "pseudo_likelihood": True,
             "free_energy_gap": False, "log_likelihood": True}
+# Default least number of parameter updates of a fit (``min_updates``): 0,
+# exactly n_iter epochs as scikit-learn's BernoulliRBM.  DBN pretraining and
+# the CLI's file mode set their own (dbn.DEFAULT_RBM_PARAMS, cli.DEFAULTS).
+MIN_UPDATES = 0
+
+
+def epochs_for_updates(n_epochs, min_updates, n_rows, batch_size):
+    """Epochs to run: ``n_epochs``, raised so that the fit makes at least
+    ``min_updates`` minibatch updates of ``batch_size`` rows over ``n_rows``
+    rows; 0 stays 0 (no training asked for).
+
+    Parameters
+    ----------
+    n_epochs : int
+        Epochs asked for.
+    min_updates : int
+        Least number of updates.
+    n_rows : int
+        Training rows per epoch.
+    batch_size : int
+        Rows per minibatch (the last one of an epoch may be shorter).
+
+    Returns
+    -------
+    int
+        ``max(n_epochs, ceil(min_updates / ceil(n_rows / batch_size)))``, or 0
+        when ``n_epochs`` or ``n_rows`` is 0.
+    """
+    if n_epochs == 0 or n_rows == 0:
+        return 0
+    per_epoch = -(-int(n_rows) // int(batch_size))
+    return max(int(n_epochs), -(-int(min_updates) // per_epoch))
 
 
 class DivergenceError(ValueError):
@@ -110,7 +142,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     batch_size : int, default=10
         Rows per minibatch (and number of persistent chains for PCD).
     n_iter : int, default=10
-        Number of epochs (passes over the training data).
+        Number of epochs (passes over the training data); more when
+        ``min_updates`` asks for them.
     verbose : int, default=0
         Print one line per epoch (pseudo-likelihood, reconstruction error, time).
     random_state : int, RandomState, Generator or None, default=None
@@ -138,6 +171,14 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     shuffle : bool, default=True
         Reshuffle the rows every epoch.  scikit-learn never shuffles; ordered
         data (e.g. sorted by class) then biases each epoch's last updates.
+    min_updates : int, default=0
+        Least number of minibatch updates of :meth:`fit`: ``n_iter`` is raised
+        to ``ceil(min_updates / ceil(n_rows / batch_size))`` epochs when it
+        would make fewer, so that small data sets get enough updates to learn
+        (``min_updates=1000`` on a 150-row set at the other defaults: 67
+        epochs instead of 10; from 1000 training rows up it changes nothing).
+        The default 0 runs exactly ``n_iter`` epochs (scikit-learn's
+        behaviour); :class:`fastrbm.DBN` pretraining uses 300.
     n_jobs : int or None, default=None
         OpenMP threads; None uses what OpenMP allows (``OMP_NUM_THREADS``,
         threadpoolctl), -1 all cores, -2 all but one, and so on.  Never more
@@ -235,7 +276,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, out_of_range="clip",
                  validation_fraction=None, early_stopping=None, patience=5, tol=0.0,
-                 ais_every=0):
+                 ais_every=0, min_updates=MIN_UPDATES):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -258,6 +299,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.patience = patience
         self.tol = tol
         self.ais_every = ais_every
+        self.min_updates = min_updates
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -276,6 +318,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         positive_int("batch_size", MAX_C_INT // 2)
         positive_int("k", MAX_GIBBS_STEPS)
         check_int_param("n_iter", self.n_iter, 0)
+        check_int_param("min_updates", self.min_updates, 0)
         for name in ("learning_rate", "weight_decay", "l1", "sparsity_cost"):
             nonneg_float(name)
         nonneg_float("sparsity_target", upper=1)
@@ -604,12 +647,14 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         workspace = self._workspace(X)
         self.stop_reason_ = None
         best, waited = None, 0
-        progress = self._progress_bar()
+        n_epochs = epochs_for_updates(self.n_iter, self.min_updates, len(train_rows),
+                                      self.batch_size)
+        progress = self._progress_bar(n_epochs)
         rising_warned = False
         # the bar closes however the loop ends (a tqdm bar is its own context)
         with deferred_interrupt() as interrupt, \
                 progress if progress is not None else nullcontext():
-            for _ in range(self.n_iter):
+            for _ in range(n_epochs):
                 if interrupt:       # Ctrl-C during the last epoch: it is complete
                     break
                 start = time.perf_counter()
@@ -743,7 +788,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             return "free_energy_gap"
         return ("val_" if has_valid else "") + self.early_stopping
 
-    def _progress_bar(self):
+    def _progress_bar(self, total):
         """A tqdm bar over the epochs when verbose and tqdm is installed, else None."""
         if not self.verbose:
             return None
@@ -751,7 +796,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             from tqdm.auto import tqdm
         except ImportError:
             return None
-        return tqdm(total=self.n_iter, desc=type(self).__name__, unit="epoch",
+        return tqdm(total=total, desc=type(self).__name__, unit="epoch",
                     file=sys.stderr)
 
     def partial_fit(self, X, y=None):
