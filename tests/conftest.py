@@ -3,7 +3,13 @@
 ``gpu``: the device the GPU-engine tests run on, twice: the host stand-in of
 tests/cuda_host.py (needs only a C++ compiler) and a real CUDA GPU through
 CuPy (skipped, with the reason, when CuPy or a device is missing).
+
+Tests marked ``slow`` (minutes on 2 cores) run with ``--run-slow`` (or
+FASTRBM_RUN_SLOW=1); CI runs them as a step of their own after the README's
+test command (``.ci/run``).
 """
+import os
+
 import pytest
 import scipy.sparse as sp
 
@@ -55,3 +61,21 @@ def gpu(request):
         previous = _cupy._device
         yield _cupy_device()
     _cupy._set_device(previous)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run the tests marked slow (minutes on 2 cores)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: minutes on 2 cores; run with --run-slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow") or os.environ.get("FASTRBM_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (CI runs it in its own step)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
