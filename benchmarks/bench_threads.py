@@ -92,6 +92,9 @@ def time_once(case, n_jobs, policy):
         env.pop(name, None)
     if policy == "active":
         env["OMP_WAIT_POLICY"] = "active"
+    elif "=" in policy:             # e.g. GOMP_SPINCOUNT=10000
+        name, value = policy.split("=", 1)
+        env[name] = value
     code = TIMER.format(here=HERE, n_jobs=n_jobs, setup=CASES[case])
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True)
@@ -115,6 +118,8 @@ def main(argv=None):
                         help="CPU-bound processes for the loaded runs (default 2)")
     parser.add_argument("--active", action="store_true",
                         help="also time OMP_WAIT_POLICY=active (the runtime default)")
+    parser.add_argument("--env", nargs="*", default=[],
+                        help="also time these runtime settings, e.g. GOMP_SPINCOUNT=10000")
     parser.add_argument("--conditions", nargs="+", default=["quiet", "loaded"],
                         choices=["quiet", "loaded"])
     parser.add_argument("--json")
@@ -124,6 +129,8 @@ def main(argv=None):
     contenders = [("None", "fastrbm"), ("1", "fastrbm")]
     if args.active:
         contenders += [("None", "active"), ("1", "active")]
+    for setting in args.env:
+        contenders += [("None", setting), ("1", setting)]
     results = []
     for condition in args.conditions:
         busy = []
@@ -152,13 +159,14 @@ def main(argv=None):
                 return row["median"]
         return None
 
+    policies = list(dict.fromkeys(c[1] for c in contenders))
     lines = [f"Machine: {platform.machine()}, {os.cpu_count()} CPUs; "
              f"{args.rounds} rounds, interleaved; loaded = {args.load} busy processes.", "",
              "| case | condition | policy | default threads (s) | n_jobs=1 (s) | ratio |",
              "|---|---|---|---|---|---|"]
     for case in args.cases:
         for condition in args.conditions:
-            for policy in sorted({c[1] for c in contenders}, reverse=True):
+            for policy in policies:
                 default = median_of(case, condition, "None", policy)
                 single = median_of(case, condition, "1", policy)
                 lines.append(f"| {case} | {condition} | {policy} | {default:.3f} | "
