@@ -142,6 +142,20 @@ def log_partition_exact(model):
     ValueError
         If both layers have more than 25 units (use :func:`log_partition_ais`),
         or, for a Gaussian model, the hidden layer has.
+
+    Examples
+    --------
+    A model with all parameters zero gives every one of its 2**(3 + 2)
+    states the same weight, so log Z = 5 log 2:
+
+    >>> import numpy as np
+    >>> from fastrbm import BernoulliRBM
+    >>> from fastrbm.evaluation import log_partition_exact
+    >>> model = BernoulliRBM(n_components=2, n_iter=0).fit(np.zeros((4, 3)))
+    >>> model.components_[:] = 0
+    >>> model.intercept_visible_[:] = 0
+    >>> bool(np.isclose(log_partition_exact(model), 5 * np.log(2)))
+    True
     """
     # small by construction: the enumeration runs on the host for any model
     kind, (W, vbias, hbias) = _model_parts(model, host=True)

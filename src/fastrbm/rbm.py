@@ -262,6 +262,20 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     ``partial_fit`` splits its input into minibatches of ``batch_size`` rows
     instead of making one update with all of it; the model keeps float32 for
     float32/uint8/bool input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrbm import BernoulliRBM
+    >>> X = np.array([[0, 0, 0], [0, 1, 1], [1, 0, 1], [1, 1, 1]], dtype=np.float64)
+    >>> model = BernoulliRBM(n_components=2, n_iter=5, random_state=0).fit(X)
+    >>> model.transform(X).shape
+    (4, 2)
+    >>> model.n_epochs_, model.n_updates_
+    (5, 5)
+    >>> same = BernoulliRBM(n_components=2, n_iter=5, random_state=0, n_jobs=1).fit(X)
+    >>> bool(np.array_equal(model.components_, same.components_))  # any thread count
+    True
     """
 
     # Engine keyword arguments that select the visible unit type (none: the
