@@ -370,9 +370,9 @@ def test_gaussian_dbn_transform_and_sample():
 
 # --------------------------------------------------------------- scikit-learn
 # The checks feed generic data (negative values, values up to ~100) that
-# Bernoulli units reject by default (DESIGN.md input rules), so, as for
-# BernoulliRBM in test_sklearn_checks.py, they run with out_of_range='clip';
-# rejecting such data is tested in test_bad_parameters_raise.
+# Bernoulli units clamp as they read it (out_of_range='clip', the default;
+# docs/guide/units.md); rejecting such data with out_of_range='raise' is
+# tested in test_bad_parameters_raise.
 @parametrize_with_checks(
     [fastrbm.DBN((8, 6), rbm_params={"n_iter": 3, "batch_size": 10}, out_of_range="clip",
                  n_jobs=1),

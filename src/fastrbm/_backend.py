@@ -214,7 +214,7 @@ def kernel_threads():
     """BLAS single-threaded while the OpenMP kernels run: one party owns the cores.
 
     Multithreaded BLAS called between (or inside) OpenMP regions makes the two
-    thread pools fight for the same cores (DESIGN.md, performance notes).
+    thread pools fight for the same cores (docs/design.md, performance notes).
 
     The limit is process-wide, so calls from several Python threads share one:
     the first to enter sets it and the last to leave restores the limits that

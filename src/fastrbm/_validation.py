@@ -1,4 +1,4 @@
-"""Input rules (DESIGN.md): what X may be, and the errors for what it may not.
+"""Input rules (docs/guide/units.md, docs/design.md): what X may be, and the errors for what it may not.
 
 - float32 / float64 in [0, 1] are used as they are (no copy, any memory order,
   read-only allowed);
