@@ -184,7 +184,7 @@ def test_classifier_adam_fit_follows_the_reference_kernels():
     """An Adam fit equals the NumPy reference's epochs run by hand with the
     estimator's seeds, order and schedule (float64, no pretraining)."""
     from fastrbm import DBNClassifier
-    from fastrbm.dbn import _seed_sequence
+    from fastrbm._random import seed_sequence as _seed_sequence
 
     rng = np.random.default_rng(3)
     X = rng.random((30, 5))

@@ -37,7 +37,10 @@ from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, DeviceMovable, array_module,
 from ._interrupt import deferred_interrupt
 from ._validation import check_X, clips_out_of_range, model_dtype_for, range_warning_given
 from .gaussian import GaussianBernoulliRBM
-from .rbm import BernoulliRBM, DivergenceError, _seed_sequence, epochs_for_updates
+from ._random import (PRETRAINING_LAYER, SPAWN_DBN_SAMPLE_START, SPAWN_INIT, SPAWN_LAYER_SAMPLE,
+                      SPAWN_LAYER_SEED, SPAWN_SHUFFLE, SPAWN_VALIDATION_SPLIT_CLASSIFIER,
+                      seed_words, spawn_rng, spawn_seed)
+from .rbm import BernoulliRBM, DivergenceError, epochs_for_updates
 
 # rows converted to the model's dense dtype at a time at prediction time
 PREDICT_CHUNK = 4096
@@ -141,7 +144,7 @@ def _layer_params(rbm_params, n_layers, gaussian=False):
 
 def _layer_seed(seed_words, layer):
     """An int seed for layer ``layer``'s RBM, derived from the DBN's seed."""
-    return int(np.random.SeedSequence(seed_words, spawn_key=(10, layer)).generate_state(1)[0])
+    return spawn_seed(seed_words, SPAWN_LAYER_SEED, layer)
 
 
 def _dense_rows(X, start, stop, dtype, clip):
@@ -377,7 +380,7 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         sizes, params = self._check_params()
         X = self._check_input(X, reset=True, dtype=self.dtype)
         dtype = model_dtype_for(X, self.dtype)
-        self._seed_words = _seed_sequence(self.random_state).generate_state(4, np.uint32)
+        self._seed_words = seed_words(self.random_state)
         self._sample_calls = 0
         self.rbms_ = []
         self.stop_reason_ = None
@@ -403,8 +406,7 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
                     with range_warning_given():
                         data = rbm.transform(data)
                     if self.layer_input == "sample":
-                        rng = np.random.default_rng(np.random.SeedSequence(
-                            self._seed_words, spawn_key=(11, i)))
+                        rng = spawn_rng(self._seed_words, SPAWN_LAYER_SAMPLE, i)
                         # host uniforms on either device: the same sample as on the CPU
                         data = (_like(rng.random(data.shape), data) < data).astype(dtype)
         self.history_ = [list(r.history_) for r in self.rbms_]
@@ -475,8 +477,7 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             raise ValueError(f"downward must be 'mean' or 'sample', got {downward!r}")
         check_int_param("n_steps", n_steps, 1, MAX_GIBBS_STEPS)
         v = rbms[-1].sample(n_samples, n_steps=int(n_steps))
-        rng = np.random.default_rng(np.random.SeedSequence(
-            self._seed_words, spawn_key=(12, self._sample_calls)))
+        rng = spawn_rng(self._seed_words, SPAWN_DBN_SAMPLE_START, self._sample_calls)
         self._sample_calls += 1
         for rbm in reversed(rbms[:-1]):
             W = rbm.components_ if is_cupy_array(rbm.components_) else np.asarray(
@@ -794,7 +795,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         return train, val
 
     def _initial_weights(self, sizes, dtype, X_train_view):
-        rng = np.random.default_rng(np.random.SeedSequence(self._seed_words, spawn_key=(0,)))
+        rng = spawn_rng(self._seed_words, SPAWN_INIT)
         Ws, bs = [], []
         self.dbn_ = None
         if self.pretrain:
@@ -802,7 +803,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
             self.dbn_ = DBN(sizes, rbm_params=self.rbm_params, layer_input=self.layer_input,
                             verbose=self.verbose, n_jobs=self.n_jobs, dtype=dtype,
                             out_of_range=self.out_of_range, visible_units=self.visible_units,
-                            random_state=_layer_seed(self._seed_words, 99))
+                            random_state=_layer_seed(self._seed_words, PRETRAINING_LAYER))
             with range_warning_given():
                 self.dbn_.fit(X_train_view)
             self.pretrain_seconds_ = time.perf_counter() - start
@@ -891,10 +892,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                              f"class: {self.classes_[0]!r}")
         y_enc = y_enc.astype(np.intc)
         dtype = model_dtype_for(X, self.dtype)
-        self._seed_words = _seed_sequence(self.random_state).generate_state(4, np.uint32)
+        self._seed_words = seed_words(self.random_state)
 
-        train, val = self._split(y_enc, np.random.default_rng(
-            np.random.SeedSequence(self._seed_words, spawn_key=(1,))))
+        train, val = self._split(y_enc, spawn_rng(self._seed_words, SPAWN_VALIDATION_SPLIT_CLASSIFIER))
         xp = array_module(X)
         # row indices on X's device (CuPy indexes with device arrays)
         train_rows, val_rows = _like(train, X), _like(val, X)
@@ -932,8 +932,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                 break
             start = time.perf_counter()
             if self.shuffle:
-                rng = np.random.default_rng(np.random.SeedSequence(
-                    self._seed_words, spawn_key=(2, epoch)))
+                rng = spawn_rng(self._seed_words, SPAWN_SHUFFLE, epoch)
                 order = rng.permutation(len(train)).astype(np.intp)
             else:
                 order = np.arange(len(train), dtype=np.intp)

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
+from ._random import STREAM_AIS, seed_sequence
 from ._backend import (COUNTER_LIMIT, check_int_param, get_engine, is_cupy_array,
                        kernel_threads, resolve_n_threads, threads_for_work, to_device,
                        to_host)
@@ -56,7 +57,6 @@ _MAX_DATA_STATES = 10000
 #: Base-rate probabilities are clipped to [p, 1 - p] so that a pixel that is
 #: never (or always) on in the data gets a finite bias.
 BASE_RATE_CLIP = 1e-3
-STREAM_AIS = 3
 # elements per chunk of the vectorised enumerations (memory ~ 32 MiB)
 _CHUNK_ELEMENTS = 1 << 22
 
@@ -435,9 +435,7 @@ def _ais_keys(random_state):
     """Philox keys (forward, reverse, reverse burn-in) and a NumPy seed for
     exact sampling, all from one seed (the forward key is the one earlier
     versions used: SeedSequence words are a prefix-stable stream)."""
-    from .rbm import _seed_sequence
-
-    words = _seed_sequence(random_state).generate_state(8, np.uint32)
+    words = seed_sequence(random_state).generate_state(8, np.uint32)
     return words[0:2], words[2:4], words[4:6], [int(w) for w in words[6:8]]
 
 

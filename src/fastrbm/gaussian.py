@@ -5,6 +5,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_device, get_engine,
                        kernel_threads, resolve_n_threads, to_device, to_host)
 from ._validation import check_X, model_dtype_for
+from ._random import SPAWN_SAMPLE_START, spawn_rng
 from .rbm import MIN_UPDATES, BernoulliRBM
 
 # features whose standard deviation is below this are only centred (as
@@ -364,8 +365,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)
-            rng = np.random.default_rng(np.random.SeedSequence(
-                self._seed_words, spawn_key=(3, self._sample_calls)))
+            rng = spawn_rng(self._seed_words, SPAWN_SAMPLE_START, self._sample_calls)
             mean, scale = self._standardised_params()
             start = rng.standard_normal((n_samples, self.components_.shape[1])) * scale + mean
             if self._on_gpu:

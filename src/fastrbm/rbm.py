@@ -16,10 +16,10 @@ from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, arra
                        get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
                        threads_for_work, to_device, to_host)
 from ._interrupt import deferred_interrupt
+from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START, SPAWN_SHUFFLE,
+                      SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng)
 from ._validation import check_X, clips_out_of_range, model_dtype_for
 
-STREAM_SAMPLE = 1
-STREAM_MONITOR = 2
 # history_ is measured on a fixed subset of the training rows: 1 in
 # MONITOR_ONE_IN of them, at least MONITOR_MIN_ROWS and at most MONITOR_ROWS,
 # so that it costs a few percent of an epoch at any data size
@@ -100,20 +100,6 @@ class TrainConfig:
     gaussian: bool = False
     #: Gaussian units: learn the log-variances handed to ``cd_update(log_var=)``
     learn_sigma: bool = False
-
-
-def _seed_sequence(random_state):
-    """A SeedSequence from ``random_state`` (None, int, RandomState or Generator)."""
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, numbers.Integral):
-        return np.random.SeedSequence(int(random_state))
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.SeedSequence(random_state.randint(0, 2**32, size=4, dtype=np.uint64))
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(random_state.integers(0, 2**32, size=4, dtype=np.uint64))
-    raise ValueError(f"random_state must be None, an int, a RandomState or a Generator; "
-                     f"got {random_state!r}")
 
 
 class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -420,7 +406,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         partial_fit, gibbs and sample work on it as on a fitted model."""
         if "_seed_words" in self.__dict__:
             return
-        self._seed_words = _seed_sequence(self.random_state).generate_state(4, np.uint32)
+        self._seed_words = seed_words(self.random_state)
         self._key = self._seed_words[:2].copy()
         defaults = {"n_updates_": 0, "n_epochs_": 0, "history_": [], "h_samples_": None,
                     "_velocity": None, "_hidden_activity": None, "_sample_calls": 0}
@@ -464,10 +450,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         biases from the means of ``rows`` of X (default all)."""
         dtype = model_dtype_for(X, self.dtype)
         n_features = X.shape[1]
-        seq = _seed_sequence(self.random_state)
-        self._seed_words = seq.generate_state(4, np.uint32)
+        self._seed_words = seed_words(self.random_state)
         self._key = self._seed_words[:2].copy()
-        init_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words, spawn_key=(0,)))
+        init_rng = spawn_rng(self._seed_words, SPAWN_INIT)
         # drawn on the host either way: a GPU model starts from the same
         # parameters as a CPU model with the same random_state
         self.components_ = np.ascontiguousarray(
@@ -637,9 +622,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                                  f"{n_samples} rows leaves no validation or no training rows")
             # the split must exist before _initialize (biases from training rows
             # only); an int random_state gives the same seed words as there
-            split_rng = np.random.default_rng(np.random.SeedSequence(
-                _seed_sequence(self.random_state).generate_state(4, np.uint32),
-                spawn_key=(4,)))
+            split_rng = spawn_rng(seed_words(self.random_state), SPAWN_VALIDATION)
             perm = split_rng.permutation(n_samples)
             train_rows = np.sort(perm[n_valid:]).astype(np.intp)
             X_valid = X[self._rows_index(X, np.sort(perm[:n_valid][:MONITOR_VALID_ROWS]))]
@@ -649,12 +632,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             check_same_device(self._on_gpu, validation_data, self, "validation_data")
             X_valid = self._validate(validation_data, reset=False)
             if X_valid.shape[0] > MONITOR_VALID_ROWS:
-                valid_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
-                                                                         spawn_key=(4,)))
+                valid_rng = spawn_rng(self._seed_words, SPAWN_VALIDATION)
                 X_valid = X_valid[self._rows_index(X_valid, np.sort(
                     valid_rng.permutation(X_valid.shape[0])[:MONITOR_VALID_ROWS]))]
-        monitor_rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
-                                                                   spawn_key=(1,)))
+        monitor_rng = spawn_rng(self._seed_words, SPAWN_MONITOR_ROWS)
         n_monitor = min(MONITOR_ROWS, max(MONITOR_MIN_ROWS, len(train_rows) // MONITOR_ONE_IN))
         monitor = np.sort(train_rows[monitor_rng.permutation(len(train_rows))[:n_monitor]])
         X_monitor = X[self._rows_index(X, monitor)]
@@ -674,8 +655,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 start = time.perf_counter()
                 epoch = self.n_epochs_
                 if self.shuffle:
-                    rng = np.random.default_rng(np.random.SeedSequence(self._seed_words,
-                                                                       spawn_key=(2, epoch)))
+                    rng = spawn_rng(self._seed_words, SPAWN_SHUFFLE, epoch)
                     order = train_rows[rng.permutation(len(train_rows))]
                 else:
                     order = train_rows
@@ -1006,8 +986,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)
-            rng = np.random.default_rng(np.random.SeedSequence(
-                self._seed_words, spawn_key=(3, self._sample_calls)))
+            rng = spawn_rng(self._seed_words, SPAWN_SAMPLE_START, self._sample_calls)
             start = rng.random((n_samples, self.components_.shape[1])) < 0.5
             if self._on_gpu:
                 start = to_device(start)
