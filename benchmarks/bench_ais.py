@@ -59,7 +59,7 @@ def main():
     args = parser.parse_args()
     model = make_model(args.threads)
     W, vb, hb = model._params()
-    base = evaluation._base_visible_bias(model, None).astype(np.float32)
+    base = evaluation._base_visible_bias(evaluation.bind(model), None).astype(np.float32)
     key = np.array([1, 2], np.uint32)
     betas = evaluation.ais_schedule()[:args.prefix]
     betas = betas / betas[-1]

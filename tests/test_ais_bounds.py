@@ -9,12 +9,14 @@ one-step run, and a chi-square goodness-of-fit test for the exact sampler.
 import warnings
 
 import numpy as np
+
 import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
 from fastrbm import BernoulliRBM, GaussianBernoulliRBM, _gibbs, evaluation
 from fastrbm import _reference as ref
+from fastrbm._units import BernoulliVisible, GaussianVisible
 from fastrbm.evaluation import AISWarning
 
 
@@ -139,7 +141,7 @@ def test_exact_samples_follow_the_model(D, H):
     model, _ = random_model(D, H, seed=D + H, scale=1.5)
     W = model.components_.astype(np.float64)
     b, c = model.intercept_visible_, model.intercept_hidden_
-    samples, log_z = evaluation._exact_samples("bernoulli", W, b, c, 4000,
+    samples, log_z = evaluation._exact_samples(BernoulliVisible(), W, b, c, 4000,
                                                np.random.default_rng(7))
     assert log_z == pytest.approx(evaluation.log_partition_exact(model), abs=1e-10)
     states = evaluation._state_bits(0, 1 << D, D)
@@ -154,7 +156,7 @@ def test_gaussian_exact_samples_have_the_model_moments():
     rng = np.random.default_rng(2)
     W = rng.normal(0, 0.7, (3, 2))
     b, c = rng.normal(0, 1, 2), rng.normal(0, 1, 3)
-    samples, log_z = evaluation._exact_samples("gaussian", W, b, c, 20000, rng)
+    samples, log_z = evaluation._exact_samples(GaussianVisible(), W, b, c, 20000, rng)
     # mixture over h of N(h W + b, I): mean and log Z by enumeration
     h = evaluation._state_bits(0, 8, 3)
     m = h @ W + b
@@ -172,14 +174,14 @@ def test_certified_bound_is_exact_when_every_state_is_visited():
     W = model.components_.astype(np.float64)
     b, c = model.intercept_visible_, model.intercept_hidden_
     every = evaluation._state_bits(0, 64, 6)
-    certified, mean_field = evaluation._certified_lower_bound("bernoulli", W, b, c, [every])
+    certified, mean_field = evaluation._certified_lower_bound(BernoulliVisible(), W, b, c, [every])
     exact = evaluation.log_partition_exact(model)
     assert certified == pytest.approx(exact, abs=1e-10)
     assert mean_field <= exact + 1e-12
     # half the states: strictly below, and the mean-field value never below the
     # best -F(v) it starts from
     some = every[::2]
-    certified, mean_field = evaluation._certified_lower_bound("bernoulli", W, b, c, [some])
+    certified, mean_field = evaluation._certified_lower_bound(BernoulliVisible(), W, b, c, [some])
     assert certified < exact
     assert mean_field >= np.max(-model.free_energy(some)) - 1e-12
 

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-import fastrbm.rbm as rbm_module
+import fastrbm._engine as engine_module
 from fastrbm import BernoulliRBM, evaluation
 
 
@@ -106,7 +106,7 @@ def test_keyboard_interrupt_keeps_model_and_history():
 def test_keyboard_interrupt_right_after_the_kernel(monkeypatch):
     # Ctrl-C is delivered when the nogil epoch kernel returns: that epoch is
     # finished and counted everywhere (parameters, n_updates_, history_)
-    real = rbm_module.get_engine
+    real = engine_module.get_engine
     calls = []
 
     class Engine:
@@ -119,11 +119,11 @@ def test_keyboard_interrupt_right_after_the_kernel(monkeypatch):
             if len(calls) == 3:
                 signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(rbm_module, "get_engine", lambda X=None: Engine())
+    monkeypatch.setattr(engine_module, "get_engine", lambda X=None: Engine())
     with pytest.warns(UserWarning, match="interrupted"):
         model = small(n_iter=6).fit(data())
     assert len(model.history_) == model.n_epochs_ == 3 and model.n_updates_ == 3 * 12
-    monkeypatch.setattr(rbm_module, "get_engine", real)
+    monkeypatch.setattr(engine_module, "get_engine", real)
     assert np.all(np.isfinite(model.free_energy(data())))
 
 

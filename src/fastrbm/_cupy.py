@@ -261,7 +261,7 @@ def _gather(source, order, tick, batch, n_rows, out, ops=None):
                  _i32(source.clip), out), ops)
 
 
-def _rows_dense(source, start, stop, dtype, copy=False):
+def rows_dense(source, start, stop, dtype, copy=False):
     """Rows start..stop-1 as a dense C-contiguous array of ``dtype``: the
     user's array itself (no copy) when it already is one, unless ``copy``
     (the caller then writes to the result)."""
@@ -498,7 +498,7 @@ def hidden_proba(X, W, hbias, n_threads, sigma=None):
     out = xp.empty((source.shape[0], W.shape[0]), dtype=W.dtype)
     tick = _zero_tick()
     for start, stop in _chunks(source):
-        v = _rows_dense(source, start, stop, W.dtype)
+        v = rows_dense(source, start, stop, W.dtype)
         if sigma is not None:
             v = v / xp.asarray(sigma, dtype=W.dtype)
         _gemm(False, True, 1, v, W, 0, out[start:stop])
@@ -542,7 +542,7 @@ def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=
                 int(flip.min()) < 0 or int(flip.max()) >= W.shape[1])):
             raise ValueError(f"flip must hold one column index in [0, {W.shape[1]}) per row")
     for start, stop in _chunks(source):
-        v = _rows_dense(source, start, stop, W.dtype, copy=flip is not None)
+        v = rows_dense(source, start, stop, W.dtype, copy=flip is not None)
         if flip is not None:
             rows = xp.arange(stop - start)
             v[rows, flip[start:stop]] = 1 - v[rows, flip[start:stop]]
@@ -580,7 +580,7 @@ def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, s
     if not 1 <= k <= MAX_GIBBS_STEPS:
         raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
     check_counters(n, step, 1, stream, 2 * k - 1)
-    v = _rows_dense(source, 0, n, W.dtype, copy=True)
+    v = rows_dense(source, 0, n, W.dtype, copy=True)
     bias = vbias
     if sigma is not None:
         s = xp.asarray(sigma, dtype=W.dtype)

@@ -82,7 +82,7 @@ def _key_words(key):
     return np.uint32(k[0]), np.uint32(k[1])
 
 
-def _sigmoid_(z):
+def sigmoid_inplace(z):
     """z = 1 / (1 + exp(-z)) in place (the formula of the CPU engine's
     ``fr_sigmoid``).  exp may overflow to inf for z < -709 (float64), which
     gives the right limit 0; the host stand-in would warn about it."""
@@ -135,7 +135,7 @@ def _forward_layers(X, Ws, bs, dropout=0.0, key=None, step=0, rows=None):
         if i == len(Ws) - 1:
             _softmax_(z)
         else:
-            _sigmoid_(z)
+            sigmoid_inplace(z)
             if dropout > 0:
                 _dropout_(z, dropout, key, step, i, rows)
         acts.append(z)
@@ -288,6 +288,20 @@ def _prepare_epoch(X, y, order, batch_size, Ws, bs, states, dropout, key):
     return X, y, order, _key_words(key), rows, n
 
 
+def _minibatches(X, y, order, n, batch_size, Ws, bs, dropout, key, first_step, rows, total):
+    """Yield (m, activations, deltas) of each minibatch m of an epoch: the
+    forward pass with minibatch m's dropout masks (update index
+    ``first_step + m``) and the backward pass, adding its loss to the device
+    scalar ``total``; the caller then steps the parameters."""
+    for m, start in enumerate(range(0, n, batch_size)):
+        idx = order[start:start + batch_size]
+        acts = _forward_layers(X[idx], Ws, bs, dropout, key, first_step + m,
+                               rows[:idx.shape[0]])
+        deltas, loss = _backward(acts, y[idx], Ws, dropout)
+        total += loss
+        yield m, acts, deltas
+
+
 def train_epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, learning_rate, momentum,
                 weight_decay, n_threads=1, dropout=0.0, key=None, first_step=0):
     """One epoch of minibatch SGD with momentum over the rows ``order``.
@@ -316,12 +330,8 @@ def train_epoch(X, y, order, batch_size, Ws, bs, VWs, Vbs, learning_rate, moment
     lr, mom = dtype.type(learning_rate), dtype.type(momentum)
     decay = dtype.type(learning_rate * weight_decay)
     total = xp.zeros((), dtype=np.float64)
-    for m, start in enumerate(range(0, n, batch_size)):
-        idx = order[start:start + batch_size]
-        B = idx.shape[0]
-        acts = _forward_layers(X[idx], Ws, bs, dropout, key, first_step + m, rows[:B])
-        deltas, loss = _backward(acts, y[idx], Ws, dropout)
-        total += loss
+    for m, acts, deltas in _minibatches(X, y, order, n, batch_size, Ws, bs, dropout, key,
+                                        first_step, rows, total):
         for i, (W, b, VW, Vb) in enumerate(zip(Ws, bs, VWs, Vbs)):
             D = deltas[i + 1]
             # V = momentum V - lr (D^T A + wd W): the gradient GEMM writes
@@ -384,12 +394,8 @@ def train_epoch_adam(X, y, order, batch_size, Ws, bs, MWs, Mbs, SWs, Sbs, learni
     decay = dtype.type(weight_decay)
     total = xp.zeros((), dtype=np.float64)
     grads = [xp.empty_like(W) for W in Ws]
-    for m, start in enumerate(range(0, n, batch_size)):
-        idx = order[start:start + batch_size]
-        B = idx.shape[0]
-        acts = _forward_layers(X[idx], Ws, bs, dropout, key, first_step + m, rows[:B])
-        deltas, loss = _backward(acts, y[idx], Ws, dropout)
-        total += loss
+    for m, acts, deltas in _minibatches(X, y, order, n, batch_size, Ws, bs, dropout, key,
+                                        first_step, rows, total):
         rate = adam_rate(learning_rate, first_step + m + 1)
         # every gradient first: the deltas were computed with this minibatch's weights
         for i, W in enumerate(Ws):

@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
 from . import _cupy, _gibbs
-from ._backend import is_cupy_array
+from ._backend import array_module, is_cupy_array, to_host
 
 NATIVE_DTYPES = (np.float32, np.float64, np.uint8, np.bool_)
 
@@ -75,6 +75,40 @@ def clips_out_of_range(out_of_range):
 def _first_invalid(X, finite_only):
     """First NaN/inf (and, unless ``finite_only``, value outside [0, 1])."""
     return _gibbs.find_invalid(_gibbs.DataSource(X, finite_only))
+
+
+def column_means(X, rows=None, *, clip=False):
+    """Mean of each feature as the engines read it (uint8 / 255, clamped to
+    [0, 1] when clipping), in chunks of rows: never a whole copy of X.
+
+    Parameters
+    ----------
+    X : validated array or sparse matrix, on either device
+    rows : sequence of int, optional
+        Restrict the means to these rows (default all).
+    clip : bool, default=False
+        Clamp values to [0, 1] as the kernels read them.
+
+    Returns
+    -------
+    ndarray of shape (n_features,)
+        float64 means, on the host.
+    """
+    n_samples, n_features = X.shape
+    xp = array_module(X)
+    if rows is not None:
+        n_samples = len(rows)
+        rows = xp.asarray(rows)
+    chunk = max(1, (1 << 16) // n_features)
+    total = xp.zeros(n_features)
+    for start in range(0, n_samples, chunk):
+        part = X[start:start + chunk] if rows is None else X[rows[start:start + chunk]]
+        part = part.toarray() if hasattr(part, "toarray") else xp.asarray(part)
+        part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
+        if clip:
+            xp.clip(part, 0, 1, out=part)
+        total += part.sum(axis=0)
+    return to_host(total / n_samples)
 
 
 def model_dtype_for(X, dtype):

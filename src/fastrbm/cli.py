@@ -32,6 +32,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from . import datasets
+from ._engine import bind
 from ._version import __version__
 from .io import load_model, model_class, read_metadata, save_model
 
@@ -271,8 +272,9 @@ def _available(model_type):
 def _metrics(model, X, y=None):
     """Reconstruction error, pseudo-likelihood, free energy (and accuracy)."""
     out = {"n_samples": int(X.shape[0])}
-    # a Gaussian RBM reads raw numbers (uint8 too) and reconstructs on that scale
-    gaussian = type(model).__name__ == "GaussianBernoulliRBM"
+    # an RBM with real-valued visible units (Gaussian) reads raw numbers
+    # (uint8 too) and reconstructs on that scale
+    gaussian = _is_rbm(model) and not bind(model).visible.binary
     data = X / 255.0 if X.dtype == np.uint8 and not gaussian else X
     if hasattr(model, "reconstruct"):
         out["reconstruction_error"] = float(np.mean((data - model.reconstruct(X)) ** 2))
@@ -505,7 +507,8 @@ def _load(path, fitted=False):
 
 
 def _is_rbm(model):
-    return type(model).__name__ in ("BernoulliRBM", "GaussianBernoulliRBM")
+    """Whether the model is a single fastrbm RBM (bound to an engine by ``_engine.bind``)."""
+    return hasattr(type(model), "__fastrbm_bind__")
 
 
 def cmd_sample(args):

@@ -34,11 +34,13 @@ from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, DeviceMovable, array_module,
                        check_int_param, check_layer, check_same_device,
                        get_mlp_engine, is_cupy_array, kernel_threads, reject_gpu,
                        resolve_n_threads, threads_for_work, to_device, to_host)
+from ._engine import bind
+from ._fit_loop import EarlyStopping, FitLoop, epoch_rows
 from ._interrupt import deferred_interrupt
 from ._validation import check_X, clips_out_of_range, model_dtype_for, range_warning_given
 from .gaussian import GaussianBernoulliRBM
 from ._random import (PRETRAINING_LAYER, SPAWN_DBN_SAMPLE_START, SPAWN_INIT, SPAWN_LAYER_SAMPLE,
-                      SPAWN_LAYER_SEED, SPAWN_SHUFFLE, SPAWN_VALIDATION_SPLIT_CLASSIFIER,
+                      SPAWN_LAYER_SEED, SPAWN_VALIDATION_SPLIT_CLASSIFIER,
                       seed_words, spawn_rng, spawn_seed)
 from .rbm import BernoulliRBM, DivergenceError, epochs_for_updates
 
@@ -153,7 +155,7 @@ def _dense_rows(X, start, stop, dtype, clip):
     to [0, 1] when clipping).  Device input is read by the GPU engine's own
     gather (no host round trip; X itself when it already is such an array)."""
     if is_cupy_array(X):
-        return _cupy._rows_dense(_cupy.as_source(X, clip), start, stop, np.dtype(dtype))
+        return _cupy.rows_dense(_cupy.as_source(X, clip), start, stop, np.dtype(dtype))
     part = X[start:stop]
     part = part.toarray() if sp.issparse(part) else np.asarray(part)
     if part.dtype == np.uint8:
@@ -174,7 +176,7 @@ def _sigmoid(z):
     """Logistic function: SciPy's on the host (as before), the GPU MLP
     engine's on the device (in place on z, a temporary)."""
     if is_cupy_array(z):
-        get_mlp_engine(z)._sigmoid_(z)
+        get_mlp_engine(z).sigmoid_inplace(z)
         return z
     return expit(z)
 
@@ -318,7 +320,7 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             if not isinstance(rbm, BernoulliRBM):
                 raise ValueError(f"DBN.rbms_[{i}] must be a fastrbm RBM, got "
                                  f"{type(rbm).__name__}")
-            W, _, _ = rbm._params()
+            W = bind(rbm).W
             check_layer(f"DBN.rbms_[{i}]", W, "components_", inputs=[(width, below)])
             width, below = W.shape[0], f"DBN.rbms_[{i}] (its hidden layer)"
         return rbms
@@ -629,8 +631,9 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     n_iter_ : int
         Fine-tuning epochs run.
     stop_reason_ : str or None
-        'interrupted' when Ctrl-C stopped :meth:`fit` (see its Notes), else
-        None.
+        'interrupted' when Ctrl-C stopped :meth:`fit` (see its Notes),
+        'early_stopping' when the validation accuracy stopped improving
+        (``early_stopping=True``), else None.
     n_updates_ : int
         Fine-tuning minibatch updates made (the dropout masks' step counter).
     pretrain_seconds_ : float
@@ -921,21 +924,18 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         base_rate = self._learning_rate()
         self.history_, self.loss_curve_ = [], []
         self.best_validation_score_ = None
-        best, stall = None, 0
+        best = None
+        stopping = EarlyStopping(True, self.tol, self.n_iter_no_change)
         threads = self._threads(int(self.batch_size))
         key = self._seed_words[:2].copy()      # Philox key of the dropout masks
         self.n_updates_ = 0
         self.n_iter_ = 0
         self.stop_reason_ = None
-        for epoch in range(n_epochs):
-            if interrupt:   # Ctrl-C in pretraining or in the last epoch
-                break
-            start = time.perf_counter()
-            if self.shuffle:
-                rng = spawn_rng(self._seed_words, SPAWN_SHUFFLE, epoch)
-                order = rng.permutation(len(train)).astype(np.intp)
-            else:
-                order = np.arange(len(train), dtype=np.intp)
+        # printed lines when verbose (no bar: pretraining prints its own lines)
+        loop = FitLoop("DBNClassifier", n_epochs, self._seed_words, epoch_rows(len(train)),
+                       self.shuffle, self.verbose, progress_bar=False)
+        # Ctrl-C in pretraining or in the last epoch ends the loop
+        for epoch, order in loop.epochs(interrupt):
             rate = base_rate
             if self.learning_rate_schedule == "linear":
                 rate *= 1 - epoch / n_epochs
@@ -960,27 +960,22 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                 pred = xp.argmax(self._proba_dense(X_val), axis=1)
                 acc = float(xp.mean(pred == y_val))
                 entry["validation_accuracy"] = acc
-            entry["seconds"] = time.perf_counter() - start
+            entry["seconds"] = loop.seconds()
             self.history_.append(entry)
             self.loss_curve_.append(entry["loss"])
-            if self.verbose:
-                val_text = (f", validation accuracy = {entry['validation_accuracy']:.4f}"
-                            if len(val) else "")
-                print(f"[DBNClassifier] epoch {epoch + 1}/{n_epochs}, loss = "
-                      f"{entry['loss']:.4f}{val_text}, time = {entry['seconds']:.2f}s",
-                      flush=True)
+            val_text = (f", validation accuracy = {entry['validation_accuracy']:.4f}"
+                        if len(val) else "")
+            loop.report(entry, f"[DBNClassifier] epoch {epoch + 1}/{n_epochs}, loss = "
+                               f"{entry['loss']:.4f}{val_text}, time = {entry['seconds']:.2f}s")
             if len(val):
-                if best is None or acc > self.best_validation_score_ + self.tol:
+                if loop.should_stop(self, entry, stopping, acc):
+                    if self.verbose:
+                        print(f"[DBNClassifier] no validation improvement for "
+                              f"{stopping.waited} epochs: stopping", flush=True)
+                    break
+                if stopping.waited == 0:
                     self.best_validation_score_ = acc
                     best = ([W.copy() for W in Ws], [b.copy() for b in bs])
-                    stall = 0
-                else:
-                    stall += 1
-                    if stall >= self.n_iter_no_change:
-                        if self.verbose:
-                            print(f"[DBNClassifier] no validation improvement for "
-                                  f"{stall} epochs: stopping", flush=True)
-                        break
         if best is not None:
             self.coefs_, self.intercepts_ = best
         if interrupt:

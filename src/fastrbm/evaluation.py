@@ -16,7 +16,9 @@
   estimators' ``score_samples`` is scikit-learn's one-bit estimate of it).
 
 Every function takes a fitted fastrbm RBM.  The model type is resolved in one
-place (:func:`_model_parts`).  Bernoulli-Bernoulli RBMs support everything;
+place: the model is bound to its engine (``_engine.bind``) and every
+question about its units goes to its layer objects (``_units``).
+Bernoulli-Bernoulli RBMs support everything;
 GaussianBernoulliRBM supports :func:`log_partition_exact`,
 :func:`log_partition_ais` and :func:`log_likelihood` (the pseudo-likelihood
 raises NotImplementedError for it).
@@ -30,10 +32,11 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
+from ._backend import COUNTER_LIMIT, check_int_param, is_cupy_array, to_device, to_host
+from ._engine import bind
 from ._random import STREAM_AIS, seed_sequence
-from ._backend import (COUNTER_LIMIT, check_int_param, get_engine, is_cupy_array,
-                       kernel_threads, resolve_n_threads, threads_for_work, to_device,
-                       to_host)
+from ._units import BASE_RATE_CLIP  # noqa: F401  (documented here: the AIS base model)
+from ._validation import column_means
 
 __all__ = ["AISResult", "AISWarning", "ais_schedule", "log_likelihood", "log_partition_ais",
            "log_partition_exact", "pseudo_likelihood"]
@@ -54,51 +57,38 @@ _MEAN_FIELD_STARTS = 32
 _MEAN_FIELD_SWEEPS = 50
 # data rows used as visited states and approximate reverse starts
 _MAX_DATA_STATES = 10000
-#: Base-rate probabilities are clipped to [p, 1 - p] so that a pixel that is
-#: never (or always) on in the data gets a finite bias.
-BASE_RATE_CLIP = 1e-3
 # elements per chunk of the vectorised enumerations (memory ~ 32 MiB)
 _CHUNK_ELEMENTS = 1 << 22
 
 
 # --------------------------------------------------------------------------- model
-def _model_parts(model, host=False, X=None):
-    """(kind, (W, visible bias, hidden bias)) of a fitted fastrbm RBM, on the
-    model's device (``host``: NumPy copies for a GPU model), checked against
-    each other and against the width of validated ``X`` when given.
-
-    The single place that dispatches on the model type.
-    """
-    names = [cls.__name__ for cls in type(model).__mro__]
-    if "BernoulliRBM" not in names or not hasattr(model, "_params"):
+def _bound(model, X=None):
+    """The model bound to its engine (``_engine.bind``), fitted and checked
+    against the width of validated ``X`` when given."""
+    if not hasattr(type(model), "__fastrbm_bind__"):
         raise TypeError(f"expected a fitted fastrbm RBM, got {type(model).__name__}")
     check_is_fitted(model, "components_")
-    kind = "gaussian" if "GaussianBernoulliRBM" in names else "bernoulli"
-    params = model._params(X)
-    return kind, tuple(to_host(p) for p in params) if host else params
+    return bind(model, X)
 
 
-def _visible_sigma(model):
-    """Per-feature standard deviations s of a GaussianBernoulliRBM's visible
-    units as float64 (exactly the values the engines are handed), or None
-    when s = 1."""
-    sigma = model._visible_kwargs.get("sigma")
-    return None if sigma is None else np.asarray(to_host(sigma), dtype=np.float64)
+def _host_params(bound):
+    """(W, b, c) of a bound model as float64 host arrays."""
+    return tuple(to_host(p).astype(np.float64) for p in (bound.W, bound.vbias, bound.hbias))
 
 
-def _bernoulli_only(kind, what):
-    if kind != "bernoulli":
+def _pseudo_likelihood_only(bound, what):
+    if not bound.visible.has_pseudo_likelihood:
         raise NotImplementedError(
-            f"{what} is not implemented for GaussianBernoulliRBM (real-valued data); "
+            f"{what} is not implemented for {bound.name} (real-valued data); "
             f"use log_likelihood")
 
 
-def _dense_rows(model, X, start, stop):
+def _dense_rows(bound, X, start, stop):
     """Rows start..stop of validated X as float64, read as the engines read them."""
     part = X[start:stop]
     part = part.toarray() if sp.issparse(part) else np.asarray(part)
     part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
-    if model._clipping():
+    if bound.visible.clip:
         np.clip(part, 0, 1, out=part)
     return part
 
@@ -158,76 +148,38 @@ def log_partition_exact(model):
     True
     """
     # small by construction: the enumeration runs on the host for any model
-    kind, (W, vbias, hbias) = _model_parts(model, host=True)
-    W = W.astype(np.float64)
-    b, c = vbias.astype(np.float64), hbias.astype(np.float64)
-    H, D = W.shape
-    if kind == "gaussian":
-        sigma = _visible_sigma(model)
-        if sigma is None:
-            return _log_partition_exact_gaussian(W, b, c)
-        return _log_partition_exact_gaussian(W, b / sigma, c) + float(np.sum(np.log(sigma)))
-    if min(H, D) > MAX_EXACT_UNITS:
+    bound = _bound(model)
+    visible = bound.visible
+    W, b, c = _host_params(bound)
+    sigma = visible.sigma()
+    if sigma is not None:
+        # the unit-variance model of u = v / s: log Z(v) = log Z(u) + sum(log s)
+        b = b / sigma
+    n_units = visible.exact_units(W)
+    if n_units > MAX_EXACT_UNITS:
         raise ValueError(
-            f"log_partition_exact enumerates the smaller layer, which has {min(H, D)} "
-            f"units here (more than {MAX_EXACT_UNITS}: 2**{min(H, D)} states); use "
-            f"log_partition_ais for models this large")
-    return float(logsumexp([logsumexp(part) for part in _enumerated_log_weights(kind, W, b, c)])
-                 + _enumeration_constant(kind, W, b))
+            f"log_partition_exact enumerates the {visible.enumerated_side(W)} layer of "
+            f"{bound.name}, which has {n_units} units here (more than {MAX_EXACT_UNITS}: "
+            f"2**{n_units} states); use log_partition_ais for models this large")
+    log_z = float(logsumexp([logsumexp(part) for part in _enumerated_log_weights(visible, W, b, c)])
+                  + visible.constant(W, b))
+    return log_z if sigma is None else log_z + float(np.sum(np.log(sigma)))
 
 
-def _log_partition_exact_gaussian(W, b, c):
-    return float(logsumexp([logsumexp(part) for part in
-                            _enumerated_log_weights("gaussian", W, b, c)])
-                 + _enumeration_constant("gaussian", W, b))
-
-
-def _enumerated_side(kind, W):
-    """The layer that the exact sums enumerate: 'hidden' or 'visible'."""
-    H, D = W.shape
-    return "hidden" if kind == "gaussian" or H <= D else "visible"
-
-
-def _enumerated_log_weights(kind, W, b, c):
+def _enumerated_log_weights(visible, W, b, c):
     """Unnormalised log-probabilities of every state of the enumerated layer
-    (state index = its bits, least significant first), in chunks, float64.
-
-    Bernoulli, hidden side: h.c + sum_i softplus(b_i + (h W)_i); visible side:
-    v.b + sum_j softplus(c_j + (W v)_j).  Gaussian (unit variance; b already
-    divided by s): c.h + ||h W + b||^2 / 2, which leaves out the constant of
-    :func:`_enumeration_constant`."""
-    H, D = W.shape
-    if kind == "gaussian":
-        if H > MAX_EXACT_UNITS:
-            raise ValueError(
-                f"log_partition_exact enumerates the hidden layer of a GaussianBernoulliRBM, "
-                f"which has {H} units here (more than {MAX_EXACT_UNITS})")
-        n_states = 1 << H
-        chunk = max(1, _CHUNK_ELEMENTS // max(1, D))
-        for start in range(0, n_states, chunk):
-            h = _state_bits(start, min(n_states, start + chunk), H)
-            m = h @ W + b
-            yield h @ c + 0.5 * np.einsum("ij,ij->i", m, m)
-        return
-    if _enumerated_side(kind, W) == "hidden":
-        n_bits, own, other, weights = H, c, b, W
-    else:
-        n_bits, own, other, weights = D, b, c, W.T
+    (state index = its bits, least significant first), in chunks, float64
+    (the visible layer's ``log_weights``, which leave out its ``constant``)."""
+    side = visible.enumerated_side(W)
+    n_bits = W.shape[0] if side == "hidden" else W.shape[1]
     n_states = 1 << n_bits
-    chunk = max(1, _CHUNK_ELEMENTS // max(1, weights.shape[1]))
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, W.shape[1] if side == "hidden" else W.shape[0]))
     for start in range(0, n_states, chunk):
-        s = _state_bits(start, min(n_states, start + chunk), n_bits)
-        yield s @ own + np.logaddexp(0, s @ weights + other).sum(axis=1)
+        states = _state_bits(start, min(n_states, start + chunk), n_bits)
+        yield visible.log_weights(states, W, b, c, side)
 
 
-def _enumeration_constant(kind, W, b):
-    """What log Z adds to the log-sum-exp of :func:`_enumerated_log_weights`."""
-    if kind == "gaussian":
-        return float(-0.5 * (b @ b) + 0.5 * W.shape[1] * np.log(2 * np.pi))
-    return 0.0
-
-
-def _exact_samples(kind, W, b, c, n, rng):
+def _exact_samples(visible, W, b, c, n, rng):
     """n exact visible samples of a model with a small layer, and its exact log Z.
 
     The enumerated layer is drawn from its exact marginal (all its states'
@@ -235,21 +187,16 @@ def _exact_samples(kind, W, b, c, n, rng):
     host arrays (Gaussian: unit-variance scale, b divided by s).  Returns
     (samples of shape (n, D), log Z without any sum(log s))."""
     H, D = W.shape
-    log_w = np.concatenate(list(_enumerated_log_weights(kind, W, b, c)))
+    log_w = np.concatenate(list(_enumerated_log_weights(visible, W, b, c)))
     log_z = float(logsumexp(log_w))
     prob = np.exp(log_w - log_z)
     index = rng.choice(len(prob), size=n, p=prob / prob.sum())
-    side = _enumerated_side(kind, W)
+    side = visible.enumerated_side(W)
     states = ((index[:, None] >> np.arange(H if side == "hidden" else D, dtype=np.int64))
               & 1).astype(np.float64)
     if side == "visible":
         return states, log_z
-    mean = states @ W + b
-    if kind == "gaussian":
-        visible = mean + rng.standard_normal(mean.shape)
-    else:
-        visible = (rng.random(mean.shape) < 1 / (1 + np.exp(-mean))).astype(np.float64)
-    return visible, log_z + _enumeration_constant(kind, W, b)
+    return visible.sample(states @ W + b, rng), log_z + visible.constant(W, b)
 
 
 # --------------------------------------------------------------------------- AIS
@@ -413,22 +360,18 @@ class AISResult:
         return not self.problems
 
 
-def _base_visible_bias(model, data, gaussian=False):
-    """Visible biases of the base-rate model: logit of the data's feature means
-    (Gaussian visible units: the means themselves, on the standardised scale)."""
+def _base_visible_bias(bound, data):
+    """Visible biases of the base-rate model from validated ``data``'s feature
+    means, else the training data's (the visible layer's ``base_bias``)."""
     if data is not None:
-        data = model._validate(data, reset=False)
-        means = model._column_means(data)
+        means = column_means(data, clip=bound.visible.clip)
     else:
-        means = getattr(model, "_visible_means", None)
+        means = bound.visible_means
         if means is None:
             # no record of the training data (e.g. parameters assigned by hand):
             # the uniform base model, valid but slower to anneal
-            means = np.full(model.components_.shape[1], 0.0 if gaussian else 0.5)
-    if gaussian:
-        return np.asarray(means, dtype=np.float64)
-    p = np.clip(np.asarray(means, dtype=np.float64), BASE_RATE_CLIP, 1 - BASE_RATE_CLIP)
-    return np.log(p) - np.log1p(-p)
+            means = bound.visible.uniform_means(bound.W.shape[1])
+    return bound.visible.base_bias(means)
 
 
 def _ais_keys(random_state):
@@ -502,21 +445,21 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         ``log_z`` and its bracket, ``log_z_reverse``, ``log_z_certified``,
         ``ess``, ``problems`` and the per-chain weights.
     """
-    kind, (W, vbias, hbias) = _model_parts(model)
-    gaussian = kind == "gaussian"
+    bound = _bound(model)
+    visible = bound.visible
+    W, vbias, hbias = bound.W, bound.vbias, bound.hbias
     n_chains = check_int_param("n_chains", n_chains)
     if not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
         raise ValueError(f"confidence must be a number in (0, 1), got {confidence!r}")
     reverse_burn_in = check_int_param("reverse_burn_in", reverse_burn_in, low=0)
     schedule = ais_schedule(betas)
     if data is not None:
-        data = model._validate(data, reset=False)
-    base = _base_visible_bias(model, data, gaussian)
+        data = bound.validate(data)
+    base = _base_visible_bias(bound, data)
     key, reverse_key, burn_in_key, numpy_seed = _ais_keys(random_state)
     # a GPU model's chains run on the GPU engine (base biases moved there)
-    engine = get_engine(W)
     on_gpu = is_cupy_array(W)
-    sigma = _visible_sigma(model) if gaussian else None
+    sigma = visible.sigma()
     if sigma is not None:
         # the unit-variance model of u = v / s (biases b / s), whose log Z is
         # that of v minus sum(log s): the kernels need no notion of s
@@ -526,28 +469,17 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         base = base / sigma
     # three barriers per temperature: tiny models run faster on one thread
     # (results do not depend on the thread count)
-    threads = threads_for_work(model.n_jobs, n_chains * W.shape[0] * W.shape[1])
-    extra = {"gaussian": True} if gaussian else {}
+    threads = bound.threads_for(n_chains)
     base_model = base.astype(W.dtype)
     base_model = to_device(base_model) if on_gpu else base_model
-    with kernel_threads():
-        logw, final = engine.ais_log_weights(W, vbias, hbias, base_model, schedule,
-                                             int(n_chains), key, threads, return_states=True,
-                                             **extra)
+    logw, final = bound.ais_log_weights(vbias, base_model, schedule, n_chains, key, threads,
+                                        return_states=True)
     # the chains started from the base model with the biases as the engine saw them
     base_used = base.astype(W.dtype).astype(np.float64)
-    if gaussian:
-        # base model N(b_A, I) x uniform hidden units; the weights leave out
-        # the constant -(||b||^2 - ||b_A||^2) / 2 (_reference.ais_log_weights),
-        # added here to log Z_base
-        b64 = to_host(vbias).astype(np.float64)
-        log_z_base = (W.shape[0] * np.log(2.0) + 0.5 * W.shape[1] * np.log(2 * np.pi)
-                      - 0.5 * (b64 @ b64 - base_used @ base_used))
-        if sigma is not None:
-            log_z_base += float(np.sum(np.log(sigma)))
-            base_used = base_used * sigma
-    else:
-        log_z_base = W.shape[0] * np.log(2.0) + float(np.logaddexp(0, base_used).sum())
+    log_z_base = visible.log_z_base(W, to_host(vbias).astype(np.float64), base_used)
+    if sigma is not None:
+        log_z_base += float(np.sum(np.log(sigma)))
+        base_used = base_used * sigma
     top = float(np.max(logw))
     log_z = log_z_base + top + float(np.log(np.mean(np.exp(logw - top))))
     ess = _effective_sample_size(logw)
@@ -559,31 +491,29 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     visited = [to_host(final).astype(np.float64)]
     if data is not None:
         # any set of states gives a certified bound: a bounded subset keeps memory small
-        rows = _dense_rows(model, to_host(data), 0, min(data.shape[0], _MAX_DATA_STATES))
+        rows = _dense_rows(bound, to_host(data), 0, min(data.shape[0], _MAX_DATA_STATES))
         visited.append(rows / sigma if sigma is not None else rows)
 
     log_z_reverse, reverse_logw, reverse_exact, log_z_exact = np.nan, None, False, None
     if reverse:
         rng = np.random.default_rng(numpy_seed)
-        if (W.shape[0] if gaussian else min(W.shape)) <= EXACT_DEFAULT_UNITS:
-            start, log_z_exact = _exact_samples(kind, W64, b64, c64, int(n_chains), rng)
+        if visible.exact_units(W) <= EXACT_DEFAULT_UNITS:
+            start, log_z_exact = _exact_samples(visible, W64, b64, c64, int(n_chains), rng)
             log_z_exact += log_s
             reverse_exact = True
         else:
-            start = _approximate_samples(engine, W, vbias, hbias, visited, int(n_chains),
-                                         reverse_burn_in, burn_in_key, threads, gaussian, rng)
+            start = _approximate_samples(bound, vbias, visited, int(n_chains),
+                                         reverse_burn_in, burn_in_key, threads, rng)
         start = start.astype(W.dtype)
         visited.append(start)
         # strictly decreasing from 1 to 0: the kernels step down to 0 only at the end
         backwards = np.unique(schedule)[::-1].copy()
-        with kernel_threads():
-            reverse_logw = engine.ais_log_weights(W, vbias, hbias, base_model, backwards,
-                                                  int(n_chains), reverse_key, threads,
-                                                  start=to_device(start) if on_gpu else start,
-                                                  **extra)
+        reverse_logw = bound.ais_log_weights(vbias, base_model, backwards, n_chains,
+                                             reverse_key, threads,
+                                             start=to_device(start) if on_gpu else start)
         log_z_reverse = log_z_base - float(logsumexp(reverse_logw) - np.log(n_chains))
 
-    certified, mean_field = _certified_lower_bound(kind, W64, b64, c64, visited)
+    certified, mean_field = _certified_lower_bound(visible, W64, b64, c64, visited)
     certified, mean_field = certified + log_s, mean_field + log_s
     t = np.log((2.0 if reverse else 1.0) / (1.0 - confidence))
     result = AISResult(
@@ -605,28 +535,22 @@ def _effective_sample_size(log_weights):
     return float(np.exp(2 * logsumexp(log_weights) - logsumexp(2 * log_weights)))
 
 
-def _approximate_samples(engine, W, vbias, hbias, visited, n, burn_in, key, threads, gaussian,
-                         rng):
+def _approximate_samples(bound, vbias, visited, n, burn_in, key, threads, rng):
     """n approximate model samples: data rows (binarised by a draw) when
     given, else the forward chains' final states, after ``burn_in`` Gibbs
     steps of the model (unit-variance scale for Gaussian units)."""
     pool = visited[-1] if len(visited) > 1 else visited[0]
     pick = rng.choice(len(pool), size=n, replace=len(pool) < n)
-    start = pool[pick]
-    if not gaussian:
-        start = (rng.random(start.shape) < start).astype(np.float64)
-    start = start.astype(W.dtype)
+    start = bound.visible.binarize(pool[pick], rng).astype(bound.W.dtype)
     if burn_in == 0:
         return start
-    if is_cupy_array(W):
+    if is_cupy_array(bound.W):
         start = to_device(start)
-    with kernel_threads():
-        out = engine.gibbs(engine.as_source(start), W, vbias, hbias, int(burn_in), key, 0,
-                           STREAM_AIS, threads, **({"gaussian": True} if gaussian else {}))
+    out = bound.unit_scale_gibbs(start, vbias, burn_in, key, STREAM_AIS, threads)
     return to_host(out).astype(np.float64)
 
 
-def _certified_lower_bound(kind, W, b, c, visited):
+def _certified_lower_bound(visible, W, b, c, visited):
     """(certified lower bound on log Z, its mean-field part), float64 host
     parameters of the unit-variance model.
 
@@ -639,11 +563,8 @@ def _certified_lower_bound(kind, W, b, c, visited):
     (the most probable h given each visited row) of their exactly
     integrated terms."""
     states = np.unique(np.concatenate(visited), axis=0)
-    if kind == "gaussian":
-        h = np.unique((states @ W.T + c > 0).astype(np.float64), axis=0)
-        m = h @ W + b
-        terms = h @ c + 0.5 * np.einsum("ij,ij->i", m, m)
-        return float(logsumexp(terms) + _enumeration_constant(kind, W, b)), -np.inf
+    if not visible.enumerable:
+        return visible.best_hidden_log_weights(states, W, b, c), -np.inf
     states = np.unique((states > 0.5).astype(np.float64), axis=0)
     neg_f = np.empty(len(states))
     chunk = max(1, _CHUNK_ELEMENTS // max(1, W.shape[0]))
@@ -706,17 +627,6 @@ def _ais_problems(result, n_chains):
 
 
 # --------------------------------------------------------------------------- likelihoods
-def _free_energy64(model, X):
-    """Free energy of validated X in float64 (a float32 model's parameters are
-    widened, so log p(x) carries no float32 rounding of F)."""
-    _, (W, vbias, hbias) = _model_parts(model, X=X)
-    engine = get_engine(X)
-    with kernel_threads():
-        return engine.free_energy(model._source(X), W.astype(np.float64),
-                                  vbias.astype(np.float64), hbias.astype(np.float64),
-                                  resolve_n_threads(model.n_jobs), **model._visible_kwargs)
-
-
 def log_likelihood(model, X, log_z=None, *, random_state=None):
     """Log-likelihood log p(x) = -F(x) - log Z of each row of X.
 
@@ -744,28 +654,44 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
         scale_)`` with v the standardised row and log Z on the standardised
         scale (as :func:`log_partition_exact` returns it).
     """
-    kind, (W, _, _) = _model_parts(model)
-    X = model._validate(X, reset=False)
+    bound = _bound(model)
+    X = bound.validate(X)
     if log_z is None:
-        H, D = W.shape
-        if (H if kind == "gaussian" else min(H, D)) <= EXACT_DEFAULT_UNITS:
+        if bound.visible.exact_units(bound.W) <= EXACT_DEFAULT_UNITS:
             log_z = log_partition_exact(model)
         else:
             log_z = log_partition_ais(model, random_state=random_state)
-    return _log_likelihood_validated(model, X, log_z)
+    return log_likelihood_validated(model, X, log_z)
 
 
-def _log_likelihood_validated(model, X, log_z):
-    """log_likelihood of X already validated by the model (for a Gaussian
-    model: already standardised, so it must not go through _validate again)."""
-    kind, _ = _model_parts(model)
+def log_likelihood_validated(model, X, log_z):
+    """:func:`log_likelihood` of rows the model has validated already.
+
+    For the estimators' own monitoring: a Gaussian model's validated rows are
+    standardised, so they must not be validated again.  F is computed with
+    the parameters widened to float64, so log p(x) carries no float32
+    rounding of F.
+
+    Parameters
+    ----------
+    model : fitted fastrbm RBM
+    X : array
+        Rows as the model's validation returns them.
+    log_z : float or AISResult
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        float64 log-probabilities in nats.
+    """
+    bound = _bound(model, X)
     log_z = float(log_z.log_z if isinstance(log_z, AISResult) else log_z)
     if not np.isfinite(log_z):
         raise ValueError(f"log_z must be finite, got {log_z}")
-    log_p = -_free_energy64(model, X) - log_z
-    if kind == "gaussian":
-        # density of x = scale * v + mean: the Jacobian of the standardisation
-        log_p = log_p - float(np.sum(np.log(np.asarray(model.scale_, dtype=np.float64))))
+    log_p = -bound.free_energy(X, dtype=np.float64) - log_z
+    if bound.log_jacobian:
+        # density of x, not of the model's transformed input (Gaussian: standardised)
+        log_p = log_p + bound.log_jacobian
     return log_p
 
 
@@ -791,22 +717,21 @@ def pseudo_likelihood(model, X, *, normalize=False):
     pl : ndarray of shape (n_samples,)
         Pseudo-log-likelihood of each row, float64.
     """
-    kind, (W, vbias, hbias) = _model_parts(model, host=True)
-    _bernoulli_only(kind, "pseudo_likelihood")
-    X = model._validate(X, reset=False)
-    _model_parts(model, X=X)
+    bound = _bound(model)
+    _pseudo_likelihood_only(bound, "pseudo_likelihood")
+    X = bound.validate(X)
+    bound = _bound(model, X)
+    W, b, c = _host_params(bound)
     # vectorised over rows x bits x hidden units in NumPy: a GPU model's
     # data are scored on the host and the result handed back on the GPU
     on_gpu = is_cupy_array(X)
     X = to_host(X)
-    W = W.astype(np.float64)
-    b, c = vbias.astype(np.float64), hbias.astype(np.float64)
     H, D = W.shape
     n = X.shape[0]
     out = np.empty(n)
     chunk = max(1, _CHUNK_ELEMENTS // (D * H))
     for start in range(0, n, chunk):
-        v = _dense_rows(model, X, start, min(n, start + chunk))
+        v = _dense_rows(bound, X, start, min(n, start + chunk))
         x = v @ W.T + c                     # (m, H)
         s = 1 - 2 * v                       # change of bit i when flipped, (m, D)
         # F(v with bit i flipped) - F(v), for every row and bit

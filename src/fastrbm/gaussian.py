@@ -2,10 +2,11 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_device, get_engine,
-                       kernel_threads, resolve_n_threads, to_device, to_host)
+from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_device, to_device,
+                       to_host)
 from ._validation import check_X, model_dtype_for
 from ._random import SPAWN_SAMPLE_START, spawn_rng
+from ._units import GaussianVisible as _GaussianVisible
 from .rbm import MIN_UPDATES, BernoulliRBM
 
 # features whose standard deviation is below this are only centred (as
@@ -130,6 +131,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         self.sigma = sigma
         self.min_updates = min_updates
 
+    _visible_units = _GaussianVisible
     # BernoulliRBM reads this; any finite real is valid here
     out_of_range = "raise"
     # the log-variances are a fitted array like the weights (moved and
@@ -175,14 +177,26 @@ n_features_in_, history_, stop_reason_, n_updates_
         data /= xp.asarray(self.scale_)
         return xp.ascontiguousarray(data, dtype=dtype)
 
-    def _unit_parameters(self):
+    def _unit_parameters(self, check_layer_entries=True):
         # the log-variances (None: s = 1) and the standardisation: finite,
         # one per feature (checked with the weights in BernoulliRBM._params)
-        entries = [(getattr(self, "_log_var", None), "sigma_ (as log-variances)", 1, "finite"),
-                   (getattr(self, "mean_", None), "mean_", 1, "finite"),
+        log_var = getattr(self, "_log_var", None)
+        entries = [(getattr(self, "mean_", None), "mean_", 1, "finite"),
                    (getattr(self, "scale_", None), "scale_", 1, "positive")]
-        return [(np.asarray(to_host(value)), name, axis, rule)
-                for value, name, axis, rule in entries if value is not None]
+        layer = _GaussianVisible(None if log_var is None else np.asarray(to_host(log_var)))
+        return layer.check_entries() + [(np.asarray(to_host(value)), name, axis, rule)
+                                         for value, name, axis, rule in entries
+                                         if value is not None]
+
+    def _visible_layer(self, training=False):
+        """The Gaussian visible layer (``_units.GaussianVisible``) with this
+        model's log-variances; ``training`` creates them (zeros) when learned."""
+        return _GaussianVisible(self._log_var_array(create=training and self.sigma == "learn"),
+                                learn=self.sigma == "learn")
+
+    def _input_log_jacobian(self):
+        # density of x = scale * v + mean: the Jacobian of the standardisation
+        return -float(np.sum(np.log(np.asarray(self.scale_, dtype=np.float64))))
 
     def _default_state(self):
         # a model assigned by hand models the data as given (no standardisation)
@@ -204,9 +218,6 @@ n_features_in_, history_, stop_reason_, n_updates_
     # ------------------------------------------------------------- training
     def _initialize(self, X, rows=None):
         super()._initialize(X, rows)
-        # visible biases start at the (standardised) data means, ~0
-        vbias = self._visible_means.astype(self.components_.dtype)
-        self.intercept_visible_ = to_device(vbias) if self._on_gpu else vbias
         # log-variances z = log s^2: None means s = 1 exactly (the engines'
         # unit-variance path); learning starts from s = 1, the data's own
         # standard deviation on the standardised scale
@@ -234,17 +245,9 @@ n_features_in_, history_, stop_reason_, n_updates_
         self._log_var = arr
         return arr
 
-    def _sigma_array(self):
-        """s = exp(z / 2) in the model dtype (as the engines compute it), or None for s = 1."""
-        log_var = self._log_var_array()
-        if log_var is None:
-            return None
-        xp = array_module(log_var)
-        return xp.exp(0.5 * log_var.astype(np.float64)).astype(self._dtype)
-
     @property
     def sigma_(self):
-        s = self._sigma_array()
+        s = self._visible_layer().sigma_array()
         if s is None:
             return array_module(self.components_).ones(self.components_.shape[1],
                                                          dtype=self._dtype)
@@ -257,27 +260,6 @@ n_features_in_, history_, stop_reason_, n_updates_
             raise ValueError("sigma_ must be a 1-D array of finite positive values")
         dtype = self._dtype if hasattr(self, "components_") else np.float64
         self._log_var = (2 * np.log(s)).astype(dtype)
-
-    @property
-    def _visible_kwargs(self):
-        # the engines' keyword arguments for this model's visible units (read
-        # by BernoulliRBM's inference and monitoring code and by evaluation)
-        s = self._sigma_array() if hasattr(self, "components_") else None
-        return {"gaussian": True} if s is None else {"gaussian": True, "sigma": s}
-
-    def _hidden_proba(self, X):
-        W, _, hbias = self._params(X)
-        s = self._sigma_array()
-        with kernel_threads():
-            return get_engine(X).hidden_proba(self._source(X), W, hbias,
-                                              resolve_n_threads(self.n_jobs),
-                                              **({} if s is None else {"sigma": s}))
-
-    def _update_options(self):
-        # Gaussian draws, and the log-variances when they are not all 0
-        log_var = self._log_var_array(create=self.sigma == "learn")
-        return ({"gaussian": True, "learn_sigma": log_var is not None and self.sigma == "learn"},
-                {} if log_var is None else {"log_var": log_var})
 
     def _mean_pseudo_likelihood(self, X, step):
         # the one-bit pseudo-likelihood has no meaning for real-valued data

@@ -1,9 +1,6 @@
 """Restricted Boltzmann Machine estimators."""
 import numbers
-import sys
-import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,12 +10,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, array_module,
                        check_counters, check_int_param, check_layer, check_same_device,
-                       get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
-                       threads_for_work, to_device, to_host)
+                       is_cupy_array, kernel_threads, resolve_n_threads, to_device)
+from ._engine import bind_estimator
+from ._fit_loop import EarlyStopping, FitLoop
 from ._interrupt import deferred_interrupt
-from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START, SPAWN_SHUFFLE,
+from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START,
                       SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng)
-from ._validation import check_X, clips_out_of_range, model_dtype_for
+from ._units import BernoulliVisible
+from ._validation import check_X, clips_out_of_range, column_means, model_dtype_for
 
 # history_ is measured on a fixed subset of the training rows: 1 in
 # MONITOR_ONE_IN of them, at least MONITOR_MIN_ROWS and at most MONITOR_ROWS,
@@ -264,9 +263,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     True
     """
 
-    # Engine keyword arguments that select the visible unit type (none: the
-    # engines' Bernoulli default); GaussianBernoulliRBM overrides this.
-    _visible_kwargs = {}
+    # the visible layer's type (_units): its object is made by _visible_layer
+    _visible_units = BernoulliVisible
     # fitted arrays that live on the model's device (see DeviceMovable)
     _device_attributes = ("components_", "intercept_hidden_", "intercept_visible_",
                           "h_samples_", "_velocity", "_hidden_activity")
@@ -389,16 +387,46 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         check_layer(owner, W, "components_",
                     [(vbias, "intercept_visible_", 1, "same_dtype"),
                      (hbias, "intercept_hidden_", 0, "same_dtype")]
-                    + self._unit_parameters(),
+                    + self._unit_parameters(check_layer_entries=True),
                     [(getattr(self, "n_features_in_", None), f"{owner}.n_features_in_"),
                      (None if X is None else X.shape[1], "X")])
         self._default_state()
         return W, vbias, hbias
 
-    def _unit_parameters(self):
+    def _unit_parameters(self, check_layer_entries=True):
         """The visible units' own parameters for ``check_layer`` (none for
         Bernoulli units)."""
         return []
+
+    def _visible_layer(self, training=False):
+        """The visible layer object (``_units``) of this model's units."""
+        return BernoulliVisible(clip=self._clipping())
+
+    def _input_log_jacobian(self):
+        """log |dv/dx| of the model's input transformation (none here)."""
+        return 0.0
+
+    def __fastrbm_bind__(self, X=None, training=False):
+        """This model bound to its engine (``_engine.BoundRBM``): the protocol
+        through which ``evaluation`` and the estimators reach the engines.
+
+        Parameters
+        ----------
+        X : array, optional
+            Validated data the call will read (checked against the parameters).
+        training : bool, default=False
+            Create the training state of the unit parameters (learned
+            log-variances) if missing.
+
+        Returns
+        -------
+        _engine.BoundRBM
+        """
+        params = self._params(X)
+        return bind_estimator(self, params, self._visible_layer(training), X,
+                              visible_means=getattr(self, "_visible_means", None),
+                              log_jacobian=self._input_log_jacobian(),
+                              validate=lambda data: self._validate(data, reset=False))
 
     def _default_state(self):
         """The training and sampling state of a model whose parameters were
@@ -440,10 +468,6 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         """Whether input values outside [0, 1] are clamped (else rejected)."""
         return clips_out_of_range(self.out_of_range)
 
-    def _source(self, X):
-        """The engine's view of validated X (clamping values when asked)."""
-        return get_engine(X).as_source(X, clip=self._clipping())
-
     # ------------------------------------------------------------- training
     def _initialize(self, X, rows=None):
         """Fresh parameters and state for X (already validated); visible
@@ -461,8 +485,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         means = self._column_means(X, rows)
         # kept for the base-rate model of AIS (evaluation.log_partition_ais)
         self._visible_means = means
-        p = np.clip(means, INIT_P_CLIP, 1 - INIT_P_CLIP)
-        self.intercept_visible_ = np.log(p / (1 - p)).astype(dtype)
+        self.intercept_visible_ = self._visible_units.initial_bias(
+            means, INIT_P_CLIP).astype(dtype)
         self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
         self.n_updates_ = 0
         self.n_epochs_ = 0
@@ -474,24 +498,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             self.to_cupy()
 
     def _column_means(self, X, rows=None):
-        """Mean of each feature as the engines read it (uint8 / 255, clamped
-        when clipping), in chunks of rows: never a whole copy of X.  ``rows``
-        (optional) restricts it to those rows."""
-        n_samples, n_features = X.shape
-        xp = array_module(X)
-        if rows is not None:
-            n_samples = len(rows)
-            rows = xp.asarray(rows)
-        chunk = max(1, (1 << 16) // n_features)
-        total = xp.zeros(n_features)
-        for start in range(0, n_samples, chunk):
-            part = X[start:start + chunk] if rows is None else X[rows[start:start + chunk]]
-            part = part.toarray() if hasattr(part, "toarray") else xp.asarray(part)
-            part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
-            if self._clipping():
-                xp.clip(part, 0, 1, out=part)
-            total += part.sum(axis=0)
-        return to_host(total / n_samples)
+        """Feature means of (``rows`` of) validated X as the engines read it."""
+        return column_means(X, rows, clip=self._clipping())
 
     def _train_state(self, W, momentum):
         """Momentum buffers, chains and sparsity state matching the parameters."""
@@ -529,12 +537,12 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return chains, activity
 
     def _run_updates(self, X, order, workspace, epoch):
-        engine = get_engine(X)
-        W, vbias, hbias = self._params(X)
+        machine = self.__fastrbm_bind__(X, training=True)
+        W = machine.W
         momentum = self._momentum_at(epoch)
         chains, activity = self._train_state(W, momentum)
         velocity = self._velocity if momentum > 0 else (None, None, None)
-        config_options, update_options = self._update_options()
+        config_options, _ = machine.visible.train_options()
         config = TrainConfig(
             k=int(self.k), persistent=self.method == "pcd",
             learning_rate=float(self.learning_rate), momentum=momentum,
@@ -542,29 +550,20 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             sparsity_target=float(self.sparsity_target),
             sparsity_cost=float(self.sparsity_cost), **config_options)
         step0 = self.n_updates_
-        threads = threads_for_work(self.n_jobs, self.batch_size * W.shape[0] * W.shape[1])
+        threads = machine.threads_for(self.batch_size)
         # before the try: a refused call must not advance n_updates_
         check_counters(0, step0, -(-len(order) // self.batch_size))
         try:
-            with kernel_threads():
-                engine.cd_update(self._source(X), order, int(self.batch_size), W, vbias, hbias,
-                                 chains, *velocity, activity, workspace, config, self._key,
-                                 step0, threads, **update_options)
+            machine.cd_epoch(X, order, self.batch_size, chains, velocity, activity, workspace,
+                             config, self._key, step0, threads)
         finally:
             # the kernel runs a whole epoch without the GIL, so Ctrl-C arrives
             # after it returns: count its updates even then, so the Philox
             # step counter never reuses the addresses of draws already made
             self.n_updates_ = step0 + -(-len(order) // self.batch_size)
 
-    def _update_options(self):
-        """(TrainConfig fields, cd_update keyword arguments) of this model's
-        visible units: none for Bernoulli units."""
-        return {}, {}
-
     def _workspace(self, X):
-        W = self.components_
-        return get_engine(X).make_workspace(W.shape[1], W.shape[0], int(self.batch_size),
-                                            W.dtype)
+        return self.__fastrbm_bind__(X).workspace(self.batch_size)
 
     def fit(self, X, y=None, *, validation_data=None, callbacks=None):
         """Fit the model to X.
@@ -641,24 +640,17 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         X_monitor = X[self._rows_index(X, monitor)]
         workspace = self._workspace(X)
         self.stop_reason_ = None
-        best, waited = None, 0
         n_epochs = epochs_for_updates(self.n_iter, self.min_updates, len(train_rows),
                                       self.batch_size)
-        progress = self._progress_bar(n_epochs)
+        stopping = None
+        if self.early_stopping is not None:
+            stopping = EarlyStopping(_METRICS[self.early_stopping], self.tol, self.patience)
+            stopping_key = self._stopping_key(X_valid is not None)
         rising_warned = False
-        # the bar closes however the loop ends (a tqdm bar is its own context)
         with deferred_interrupt() as interrupt, \
-                progress if progress is not None else nullcontext():
-            for _ in range(n_epochs):
-                if interrupt:       # Ctrl-C during the last epoch: it is complete
-                    break
-                start = time.perf_counter()
-                epoch = self.n_epochs_
-                if self.shuffle:
-                    rng = spawn_rng(self._seed_words, SPAWN_SHUFFLE, epoch)
-                    order = train_rows[rng.permutation(len(train_rows))]
-                else:
-                    order = train_rows
+                FitLoop(type(self).__name__, n_epochs, self._seed_words, train_rows,
+                        self.shuffle, self.verbose, callbacks=callbacks) as loop:
+            for epoch, order in loop.epochs(interrupt, first_epoch=self.n_epochs_):
                 snapshot = self._snapshot()
                 # one BLAS limit for the epoch and its monitoring: the kernel
                 # calls inside nest in it at no cost (on small data the limit
@@ -667,24 +659,12 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                     self._run_updates(X, order, workspace, epoch)
                     self._check_finite(snapshot, f"epoch {epoch + 1}")
                     self.n_epochs_ += 1
-                    entry = self._record_epoch(X_monitor, epoch,
-                                               time.perf_counter() - start, X_valid, progress)
+                    entry = self._record_epoch(X_monitor, epoch, loop.seconds(), X_valid)
+                loop.report(entry, self._epoch_line(entry))
                 rising_warned = rising_warned or self._warn_if_rising()
-                if any(callback(self, entry) is False for callback in callbacks):
-                    self.stop_reason_ = "callback"
+                if loop.should_stop(self, entry, stopping,
+                                    entry.get(stopping_key) if stopping else None):
                     break
-                if self.early_stopping is not None:
-                    value = entry.get(self._stopping_key(X_valid is not None))
-                    if value is not None:
-                        larger = _METRICS[self.early_stopping]
-                        if best is None or (value - best > self.tol if larger
-                                            else best - value > self.tol):
-                            best, waited = value, 0
-                        else:
-                            waited += 1
-                            if waited >= self.patience:
-                                self.stop_reason_ = "early_stopping"
-                                break
             if interrupt:
                 self._stop_interrupted(interrupt)
         return self
@@ -782,17 +762,6 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             return "free_energy_gap"
         return ("val_" if has_valid else "") + self.early_stopping
 
-    def _progress_bar(self, total):
-        """A tqdm bar over the epochs when verbose and tqdm is installed, else None."""
-        if not self.verbose:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return None
-        return tqdm(total=total, desc=type(self).__name__, unit="epoch",
-                    file=sys.stderr)
-
     def partial_fit(self, X, y=None):
         """Update the model with one pass over the minibatch X.
 
@@ -845,7 +814,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             dense = xp.clip(dense, 0, 1)
         return float(xp.mean((dense - recon) ** 2))
 
-    def _record_epoch(self, X_monitor, epoch, seconds, X_valid=None, progress=None):
+    def _record_epoch(self, X_monitor, epoch, seconds, X_valid=None):
         entry = {
             "epoch": epoch + 1,
             "reconstruction_error": self._reconstruction_error(X_monitor),
@@ -855,12 +824,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if X_valid is not None:
             entry["val_reconstruction_error"] = self._reconstruction_error(X_valid)
             entry["val_pseudo_likelihood"] = self._mean_pseudo_likelihood(X_valid, epoch)
-            W, vbias, hbias = self._params()
-            with kernel_threads():
-                fe = [get_engine(part).free_energy(self._source(part), W, vbias, hbias,
-                                                   resolve_n_threads(self.n_jobs),
-                                                   **self._visible_kwargs)
-                      for part in (X_valid, X_monitor)]
+            fe = [self.__fastrbm_bind__(part).free_energy(part) for part in (X_valid, X_monitor)]
             xp = array_module(fe[0])
             entry["free_energy_gap"] = float(xp.mean(fe[0], dtype=np.float64)
                                              - xp.mean(fe[1], dtype=np.float64))
@@ -874,24 +838,22 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             # X_monitor and X_valid are validated already (and, for a Gaussian
             # model, standardised: validating them again would do it twice)
             entry["log_likelihood"] = float(array_module(X_monitor).mean(
-                evaluation._log_likelihood_validated(self, X_monitor, result)))
+                evaluation.log_likelihood_validated(self, X_monitor, result)))
             if X_valid is not None:
                 entry["val_log_likelihood"] = float(array_module(X_valid).mean(
-                    evaluation._log_likelihood_validated(self, X_valid, result)))
+                    evaluation.log_likelihood_validated(self, X_valid, result)))
         self.history_.append(entry)
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix({k: round(v, 4) for k, v in entry.items()
-                                  if k not in ("epoch", "seconds")}, refresh=False)
-        elif self.verbose:
-            extra = "".join(f", {k.replace('_', ' ')} = {v:.4f}" for k, v in entry.items()
-                            if k not in ("epoch", "seconds", "reconstruction_error",
-                                         "pseudo_likelihood"))
-            print(f"[{type(self).__name__}] Iteration {entry['epoch']}, "
-                  f"pseudo-likelihood = {entry['pseudo_likelihood']:.2f}, "
-                  f"reconstruction error = {entry['reconstruction_error']:.4f}{extra}, "
-                  f"time = {seconds:.2f}s", flush=True)
         return entry
+
+    def _epoch_line(self, entry):
+        """The printed line of an epoch (verbose, without tqdm)."""
+        extra = "".join(f", {k.replace('_', ' ')} = {v:.4f}" for k, v in entry.items()
+                        if k not in ("epoch", "seconds", "reconstruction_error",
+                                     "pseudo_likelihood"))
+        return (f"[{type(self).__name__}] Iteration {entry['epoch']}, "
+                f"pseudo-likelihood = {entry['pseudo_likelihood']:.2f}, "
+                f"reconstruction error = {entry['reconstruction_error']:.4f}{extra}, "
+                f"time = {entry['seconds']:.2f}s")
 
     # ------------------------------------------------------------ inference
     def transform(self, X):
@@ -910,18 +872,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return self._hidden_proba(self._validate(X, reset=False))
 
     def _hidden_proba(self, X):
-        W, _, hbias = self._params(X)
-        with kernel_threads():
-            return get_engine(X).hidden_proba(self._source(X), W, hbias,
-                                              resolve_n_threads(self.n_jobs))
+        return self.__fastrbm_bind__(X).hidden_proba(X)
 
     def _visible_proba(self, hidden):
-        W, vbias, _ = self._params()
-        hidden = array_module(W).ascontiguousarray(hidden, dtype=W.dtype)
-        with kernel_threads():
-            return get_engine(hidden).visible_proba(hidden, W, vbias,
-                                                    resolve_n_threads(self.n_jobs),
-                                                    **self._visible_kwargs)
+        return self.__fastrbm_bind__().visible_proba(hidden)
 
     def reconstruct(self, X):
         """Mean-field reconstruction P(v=1 | h=P(h=1 | X)).
@@ -957,13 +911,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         """
         check_int_param("k", k, 1, MAX_GIBBS_STEPS)
         v = self._validate(v, reset=False)
-        W, vbias, hbias = self._params(v)
+        machine = self.__fastrbm_bind__(v)
         step = self._sample_calls
         self._sample_calls += 1
-        with kernel_threads():
-            return get_engine(v).gibbs(self._source(v), W, vbias, hbias, int(k), self._key, step,
-                                       STREAM_SAMPLE, resolve_n_threads(self.n_jobs),
-                                       **self._visible_kwargs)
+        return machine.gibbs(v, k, self._key, step, STREAM_SAMPLE)
 
     def sample(self, n_samples=100, *, n_steps=1000, start=None):
         """Draw visible samples from the model by running Gibbs chains.
@@ -1006,29 +957,22 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             Free energy of each row (lower is more probable).
         """
         X = self._validate(X, reset=False)
-        W, vbias, hbias = self._params(X)
-        with kernel_threads():
-            return get_engine(X).free_energy(self._source(X), W, vbias, hbias,
-                                             resolve_n_threads(self.n_jobs),
-                                             **self._visible_kwargs)
+        return self.__fastrbm_bind__(X).free_energy(X)
 
     def _mean_pseudo_likelihood(self, X, step):
         """Mean one-bit pseudo-likelihood of the rows of X (history_ entries)."""
         return float(array_module(X).mean(self._pseudo_likelihood(X, step)))
 
     def _pseudo_likelihood(self, X, step):
-        W, vbias, hbias = self._params(X)
+        machine = self.__fastrbm_bind__(X)
         n, d = X.shape
-        engine = get_engine(X)
         # which bit each row flips: Philox uniforms of the monitor stream, scaled to [0, d)
         xp = array_module(X)
-        u = engine.uniforms(self._key, np.arange(n), 1, step, STREAM_MONITOR, 0, np.float64)
+        u = machine.uniforms(self._key, np.arange(n), 1, step, STREAM_MONITOR, 0, np.float64)
         flip = xp.minimum((u[:, 0] * d).astype(np.intp), d - 1)
-        source = self._source(X)
-        threads = resolve_n_threads(self.n_jobs)
         with kernel_threads():
-            fe = engine.free_energy(source, W, vbias, hbias, threads)
-            fe_flip = engine.free_energy(source, W, vbias, hbias, threads, flip=flip)
+            fe = machine.free_energy(X)
+            fe_flip = machine.free_energy(X, flip=flip)
         return -d * xp.logaddexp(0, -(fe_flip - fe))
 
     def score_samples(self, X):
