@@ -26,7 +26,7 @@ import numpy as np
 
 # bounds of learned log-variances: the reference's and the CPU engine's
 from ._gibbs import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
-from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
+from ._reference import LOG_VAR_MAX, LOG_VAR_MIN, visible_train_flags
 
 STREAM_TRAIN = 0
 STREAM_SAMPLE = 1
@@ -448,12 +448,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see
     ``_gibbs.cd_update``; ``n_threads`` is ignored).  ``log_var``: per-feature
     log-variances of Gaussian units (learned when ``config.learn_sigma``)."""
-    gaussian = bool(getattr(config, "gaussian", False))
-    learn_sigma = bool(getattr(config, "learn_sigma", False))
-    if (log_var is not None or learn_sigma) and not gaussian:
-        raise ValueError("log_var / learn_sigma need Gaussian visible units")
-    if learn_sigma and log_var is None:
-        raise ValueError("learn_sigma needs the log_var array to update")
+    gaussian, learn_sigma = visible_train_flags(config, log_var)
     dev = device()
     xp = dev.xp
     source = as_source(X)
@@ -611,15 +606,21 @@ def uniforms(key, rows, n_cols, step, stream, phase, dtype):
     return out
 
 
+def _sampler_input(activation, bias, step, stream, phase):
+    """A C-contiguous copy of ``activation`` (the draws' output), after the
+    shape and counter checks shared by the samplers."""
+    out = device().xp.array(activation, copy=True, order="C")
+    if bias.shape != (out.shape[1],):
+        raise ValueError(f"bias has shape {bias.shape} but activation has {out.shape[1]} "
+                         f"columns")
+    check_counters(out.shape[0], step, 1, stream, phase)
+    return out
+
+
 def bernoulli_sample(activation, bias, key, step, stream, phase):
     """(proba, sample) with proba = sigmoid(activation + bias); row r uses counter row r."""
-    xp = device().xp
-    proba = xp.array(activation, copy=True, order="C")
-    if bias.shape != (proba.shape[1],):
-        raise ValueError(f"bias has shape {bias.shape} but activation has {proba.shape[1]} "
-                         f"columns")
-    check_counters(proba.shape[0], step, 1, stream, phase)
-    sample = xp.empty_like(proba)
+    proba = _sampler_input(activation, bias, step, stream, phase)
+    sample = device().xp.empty_like(proba)
     _bernoulli(proba, bias, 1, sample, True, 0, _zero_tick(), step, _c3(stream, phase),
                _key(key))
     return proba, sample
@@ -627,12 +628,7 @@ def bernoulli_sample(activation, bias, key, step, stream, phase):
 
 def gaussian_sample(activation, bias, key, step, stream, phase):
     """activation + bias + z with z ~ N(0, 1) (Box-Muller); row r uses counter row r."""
-    xp = device().xp
-    out = xp.array(activation, copy=True, order="C")
-    if bias.shape != (out.shape[1],):
-        raise ValueError(f"bias has shape {bias.shape} but activation has {out.shape[1]} "
-                         f"columns")
-    check_counters(out.shape[0], step, 1, stream, phase)
+    out = _sampler_input(activation, bias, step, stream, phase)
     _gaussian(out, bias, 0, _zero_tick(), step, _c3(stream, phase), _key(key))
     return out
 

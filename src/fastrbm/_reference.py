@@ -21,6 +21,28 @@ STREAM_MONITOR = 2
 STREAM_AIS = 3
 
 
+
+def visible_train_flags(config, log_var):
+    """(gaussian, learn_sigma) of a training config, checked against ``log_var``.
+
+    The engines' ``cd_update`` read the visible unit type from the config
+    (a TrainConfig: fields ``gaussian`` and ``learn_sigma``, both False when
+    absent) and the log-variances from ``log_var``.
+
+    Raises
+    ------
+    ValueError
+        When log-variances come with Bernoulli units, or learning them is
+        asked for without the array to update.
+    """
+    gaussian = bool(getattr(config, "gaussian", False))
+    learn_sigma = bool(getattr(config, "learn_sigma", False))
+    if (log_var is not None or learn_sigma) and not gaussian:
+        raise ValueError("log_var / learn_sigma need Gaussian visible units")
+    if learn_sigma and log_var is None:
+        raise ValueError("learn_sigma needs the log_var array to update")
+    return gaussian, learn_sigma
+
 def philox4x32_10(counters, key):
     """Philox4x32-10 blocks: ``counters`` (n, 4) uint32, ``key`` (2,) uint32."""
     c = np.array(counters, dtype=np.uint32).reshape(-1, 4).astype(np.uint64)
@@ -172,12 +194,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     dtype = W.dtype
     lr = dtype.type(config.learning_rate)
     mom = dtype.type(config.momentum)
-    gaussian = bool(getattr(config, "gaussian", False))
-    learn_sigma = bool(getattr(config, "learn_sigma", False))
-    if (log_var is not None or learn_sigma) and not gaussian:
-        raise ValueError("log_var / learn_sigma need Gaussian visible units")
-    if learn_sigma and log_var is None:
-        raise ValueError("learn_sigma needs the log_var array to update")
+    gaussian, learn_sigma = visible_train_flags(config, log_var)
     for t, start in enumerate(range(0, len(order), batch_size)):
         rows = order[start:start + batch_size]
         step = step0 + t
