@@ -32,9 +32,15 @@ STREAM_MONITOR = 2
 STREAM_AIS = 3
 #: DBNClassifier fine-tuning: the dropout masks (phase = hidden layer).
 STREAM_DROPOUT = 4
+#: Parallel tempering (``fastrbm.sampling``): the Gibbs steps of replica r at
+#: sweep t (step t * R + r).
+STREAM_TEMPERING = 5
+#: Parallel tempering: the swap decisions of sweep t (step t; column = pair).
+STREAM_TEMPERING_SWAP = 6
 
 STREAMS = {"train": STREAM_TRAIN, "sample": STREAM_SAMPLE, "monitor": STREAM_MONITOR,
-           "ais": STREAM_AIS, "dropout": STREAM_DROPOUT}
+           "ais": STREAM_AIS, "dropout": STREAM_DROPOUT, "tempering": STREAM_TEMPERING,
+           "tempering_swap": STREAM_TEMPERING_SWAP}
 
 # ------------------------------------------------------- SeedSequence spawn keys
 # The first element of a spawn key; an index (epoch, layer, call) may follow.
@@ -54,6 +60,8 @@ SPAWN_SAMPLE_START = 3
 #: RBM: the validation split (``validation_fraction``) and the subset of
 #: ``validation_data`` scored per epoch.
 SPAWN_VALIDATION = 4
+#: RBM: the seed of the ``n``-th ``sample(method='pt')`` call (key (5, n)).
+SPAWN_TEMPERING = 5
 #: DBN: the ``random_state`` of layer ``i``'s RBM (key (10, i)); a
 #: DBNClassifier's pretraining DBN gets key (10, 99).
 SPAWN_LAYER_SEED = 10
@@ -66,7 +74,8 @@ SPAWN_DBN_SAMPLE_START = 12
 
 SPAWN_KEYS = {
     "rbm": {"init": SPAWN_INIT, "monitor_rows": SPAWN_MONITOR_ROWS, "shuffle": SPAWN_SHUFFLE,
-            "sample_start": SPAWN_SAMPLE_START, "validation": SPAWN_VALIDATION},
+            "sample_start": SPAWN_SAMPLE_START, "validation": SPAWN_VALIDATION,
+            "tempering": SPAWN_TEMPERING},
     "dbn": {"layer_seed": SPAWN_LAYER_SEED, "layer_sample": SPAWN_LAYER_SAMPLE,
             "sample_start": SPAWN_DBN_SAMPLE_START},
     "dbn_classifier": {"init": SPAWN_INIT,

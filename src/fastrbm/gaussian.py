@@ -325,7 +325,8 @@ n_features_in_, history_, stop_reason_, n_updates_
         """
         return self._unstandardise(super().gibbs(v, k=k))
 
-    def sample(self, n_samples=100, *, n_steps=1000, start=None):
+    def sample(self, n_samples=100, *, n_steps=1000, start=None, method="gibbs",
+               n_temperatures=10, betas=None):
         """Draw visible samples from the model by running Gibbs chains.
 
         Parameters
@@ -338,12 +339,21 @@ n_features_in_, history_, stop_reason_, n_updates_
         start : array-like of shape (n, n_features), optional
             Starting states on the original scale; default standard normal
             draws on the standardised scale.
+        method, n_temperatures, betas
+            As for :meth:`BernoulliRBM.sample`: 'pt' samples by parallel
+            tempering (the base model: independent Gaussians at the
+            standardised data means).
 
         Returns
         -------
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps, on the original scale.
         """
+        if method == "pt":
+            return self._unstandardise(self._tempered_sample(n_samples, n_steps, start,
+                                                             n_temperatures, betas))
+        if method != "gibbs":
+            raise ValueError(f"method must be 'gibbs' or 'pt', got {method!r}")
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)

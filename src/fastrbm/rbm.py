@@ -14,9 +14,11 @@ from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, arra
 from ._engine import bind_estimator
 from ._fit_loop import EarlyStopping, FitLoop
 from ._interrupt import deferred_interrupt
-from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START,
-                      SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng)
+from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START, SPAWN_TEMPERING,
+                      SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng,
+                      spawn_seed)
 from ._units import BernoulliVisible
+from .sampling import parallel_tempering
 from ._validation import check_X, clips_out_of_range, column_means, model_dtype_for
 
 # history_ is measured on a fixed subset of the training rows: 1 in
@@ -916,7 +918,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._sample_calls += 1
         return machine.gibbs(v, k, self._key, step, STREAM_SAMPLE)
 
-    def sample(self, n_samples=100, *, n_steps=1000, start=None):
+    def sample(self, n_samples=100, *, n_steps=1000, start=None, method="gibbs",
+               n_temperatures=10, betas=None):
         """Draw visible samples from the model by running Gibbs chains.
 
         Parameters
@@ -925,15 +928,30 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             Number of chains (ignored when ``start`` is given).
         n_steps : int, default=1000
             Gibbs steps per chain (burn-in), at most 2**23 - 1; the last
-            state is returned.
+            state is returned.  With ``method='pt'``: sweeps, each one Gibbs
+            step of every replica.
         start : array-like of shape (n, n_features), optional
-            Starting states; default uniform random bits.
+            Starting states; default uniform random bits ('pt': draws from
+            the base model).
+        method : {'gibbs', 'pt'}, default='gibbs'
+            'pt': parallel tempering (:func:`fastrbm.sampling.parallel_tempering`,
+            which also reports the swap acceptance per pair of temperatures),
+            for models whose Gibbs chains stay in one mode.
+        n_temperatures : int, default=10
+            Replicas per chain with ``method='pt'``.
+        betas : None, 'auto' or array-like, default=None
+            The inverse temperatures with ``method='pt'`` (see
+            :func:`fastrbm.sampling.parallel_tempering`).
 
         Returns
         -------
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps.
         """
+        if method == "pt":
+            return self._tempered_sample(n_samples, n_steps, start, n_temperatures, betas)
+        if method != "gibbs":
+            raise ValueError(f"method must be 'gibbs' or 'pt', got {method!r}")
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)
@@ -942,6 +960,15 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             if self._on_gpu:
                 start = to_device(start)
         return self.gibbs(start, k=n_steps)
+
+    def _tempered_sample(self, n_samples, n_steps, start, n_temperatures, betas):
+        """Samples by parallel tempering on the model's scale; each call has
+        its own seed (spawn key SPAWN_TEMPERING, the sample call number)."""
+        self._params()
+        seed = spawn_seed(self._seed_words, SPAWN_TEMPERING, self._sample_calls)
+        self._sample_calls += 1
+        return parallel_tempering(self, n_samples, n_steps, n_temperatures=n_temperatures,
+                                  betas=betas, start=start, random_state=seed).samples
 
     def free_energy(self, X):
         """Free energy F(v) = -v.b - sum_j log(1 + exp(c_j + W_j.v)).

@@ -1,0 +1,234 @@
+"""Samplers beyond plain Gibbs chains: parallel tempering.
+
+:func:`parallel_tempering` runs R replicas of each chain at inverse
+temperatures 0 = beta_0 < ... < beta_{R-1} = 1 between the independent base
+model (the AIS base model of :mod:`fastrbm.evaluation`: visible units with
+the data's base rates, no couplings) and the model itself:
+
+    E_beta(v, h) = beta E(v, h) + (1 - beta) E_base(v),
+
+i.e. weights beta W, hidden biases beta c and visible biases
+(1 - beta) b_base + beta b (Gaussian units: on the unit-variance scale
+v / s, as in AIS).  Each sweep makes one block-Gibbs step v -> h -> v in
+every replica, then proposes swaps between neighbouring temperatures
+(even pairs on even sweeps, odd pairs on odd sweeps), accepted by the
+Metropolis rule on the replicas' free energies:
+
+    log alpha = F_i(x_i) + F_j(x_j) - F_i(x_j) - F_j(x_i).
+
+Random numbers (docs/design.md, "Random numbers"): the Gibbs steps of
+replica r at sweep t draw from stream ``STREAM_TEMPERING``, step
+``t * R + r``; the swap of chain n between replicas r and r+1 at sweep t
+compares uniform (row n, column r) of stream ``STREAM_TEMPERING_SWAP``,
+step t.  Both come from the compiled Philox generator of the model's
+engine, so results are bit-identical for any thread count.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._backend import COUNTER_LIMIT, check_int_param, is_cupy_array, to_device, to_host
+from ._engine import bind
+from ._random import STREAM_TEMPERING, STREAM_TEMPERING_SWAP, seed_sequence
+
+__all__ = ["TemperingResult", "parallel_tempering"]
+
+#: rounds of the automatic ladder (betas='auto'), and their share of the sweeps
+_AUTO_ROUNDS = 3
+_AUTO_SHARE = 0.25
+
+
+@dataclass
+class TemperingResult:
+    """What :func:`parallel_tempering` returns.
+
+    Attributes
+    ----------
+    samples : ndarray of shape (n_chains, n_features)
+        The beta = 1 replica of every chain after the last sweep, in the
+        model's scale and dtype.
+    betas : ndarray of shape (n_temperatures,)
+        The inverse temperatures used (after adaptation with betas='auto').
+    acceptance : ndarray of shape (n_temperatures - 1,)
+        Fraction of proposed swaps accepted between betas[r] and
+        betas[r + 1] (over the sweeps after adaptation).
+    n_sweeps : int
+        Sweeps run (each is one Gibbs step of every replica); with
+        betas='auto' the adaptation rounds count too.
+    """
+
+    samples: object
+    betas: np.ndarray
+    acceptance: np.ndarray
+    n_sweeps: int
+
+
+def _check_betas(betas, n_temperatures):
+    if betas is None or (isinstance(betas, str) and betas == "auto"):
+        check_int_param("n_temperatures", n_temperatures, 2, 10_000)
+        return np.linspace(0.0, 1.0, int(n_temperatures))
+    betas = np.asarray(betas, dtype=np.float64)
+    if (betas.ndim != 1 or len(betas) < 2 or betas[0] != 0 or betas[-1] != 1
+            or not np.all(np.diff(betas) > 0)):
+        raise ValueError("betas must be None, 'auto' or an increasing 1-D sequence from 0 "
+                         "to 1 with at least 2 values")
+    return betas
+
+
+class _Ladder:
+    """The replicas' tempered parameters on the model's device."""
+
+    def __init__(self, bound, vbias, base, betas):
+        self.bound = bound
+        self.set(vbias, base, betas)
+
+    def set(self, vbias, base, betas):
+        bound = self.bound
+        dtype = bound.W.dtype
+        self.betas = betas
+        self.params = []
+        for beta in betas:
+            t = dtype.type(beta)
+            self.params.append((bound.W * t, base * dtype.type(1 - beta) + vbias * t,
+                                bound.hbias * t))
+
+    def free_energy(self, V, r):
+        W, vbias, hbias = self.params[r]
+        bound = self.bound
+        return to_host(bound.engine.free_energy(
+            bound.engine.as_source(V), W, vbias, hbias, bound.threads,
+            **bound.visible.unit_scale_kwargs())).astype(np.float64)
+
+    def gibbs(self, V, r, key, step, stream):
+        W, vbias, hbias = self.params[r]
+        bound = self.bound
+        return bound.engine.gibbs(bound.engine.as_source(V), W, vbias, hbias, 1, key, step,
+                                  stream, bound.threads, **bound.visible.unit_scale_kwargs())
+
+
+def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
+    """Run sweeps in place on ``replicas`` (list of R arrays), counting swaps."""
+    R = len(replicas)
+    n = replicas[0].shape[0]
+    engine = ladder.bound.engine
+    rows = np.arange(n)
+    xp_put = to_device if is_cupy_array(replicas[0]) else (lambda a: a)
+    for t in range(first_sweep, first_sweep + n_sweeps):
+        for r in range(R):
+            replicas[r] = ladder.gibbs(replicas[r], r, key, t * R + r, STREAM_TEMPERING)
+        u = to_host(engine.uniforms(key, rows, R, t, STREAM_TEMPERING_SWAP, 0, np.float64))
+        for r in range(t % 2, R - 1, 2):
+            x, y = replicas[r], replicas[r + 1]
+            log_alpha = (ladder.free_energy(x, r) + ladder.free_energy(y, r + 1)
+                         - ladder.free_energy(y, r) - ladder.free_energy(x, r + 1))
+            swap = np.log(u[:, r]) < log_alpha
+            accepted[r] += int(swap.sum())
+            proposed[r] += n
+            if swap.any():
+                index = xp_put(np.flatnonzero(swap))
+                x_rows, y_rows = x[index].copy(), y[index].copy()
+                x[index], y[index] = y_rows, x_rows
+    return first_sweep + n_sweeps
+
+
+def _equalised(betas, acceptance):
+    """Betas moved so that each pair would reject equally often: the
+    cumulative rejection, interpolated at equal steps."""
+    rejection = np.maximum(1.0 - acceptance, 1e-3)
+    cumulative = np.concatenate([[0.0], np.cumsum(rejection)])
+    cumulative /= cumulative[-1]
+    new = np.interp(np.linspace(0.0, 1.0, len(betas)), cumulative, betas)
+    new[0], new[-1] = 0.0, 1.0
+    # a ladder that rounding made non-increasing is not used
+    return new if np.all(np.diff(new) > 0) else betas
+
+
+def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10, betas=None,
+                       start=None, random_state=None):
+    """Sample a fitted fastrbm RBM by parallel tempering.
+
+    Parameters
+    ----------
+    model : fitted BernoulliRBM or GaussianBernoulliRBM
+        The model.
+    n_chains : int, default=100
+        Independent chains (each with its R replicas); ignored when
+        ``start`` is given.
+    n_sweeps : int, default=1000
+        Sweeps: one Gibbs step of every replica, then the swaps.  A sweep
+        costs about R plain Gibbs steps of ``n_chains`` chains plus the
+        free energies of the swaps.
+    n_temperatures : int, default=10
+        Replicas per chain (R), with ``betas`` None or 'auto'.
+    betas : None, 'auto' or array-like, default=None
+        Inverse temperatures from 0 to 1: None, equally spaced; 'auto',
+        equally spaced then moved, in 3 rounds over the first quarter of the
+        sweeps, so that every neighbouring pair swaps equally often; or the
+        values themselves.
+    start : array-like of shape (n, n_features), optional
+        Starting states of every replica, on the data's scale (validated
+        as the model's methods validate data); default: draws from the base
+        model.
+    random_state : int, RandomState, Generator or None, default=None
+        Seed of the Philox key (and of the starting states).
+
+    Returns
+    -------
+    TemperingResult
+        The beta = 1 samples, the betas, the swap acceptance per pair.
+    """
+    bound = bind(model)
+    check_int_param("n_sweeps", n_sweeps, 1)
+    auto = isinstance(betas, str) and betas == "auto"
+    betas = _check_betas(betas, n_temperatures)
+    R = len(betas)
+    words = seed_sequence(random_state).generate_state(4, np.uint32)
+    key = words[:2].copy()
+    check_int_param("n_sweeps * n_temperatures", int(n_sweeps) * R, 1, COUNTER_LIMIT - 1)
+    visible = bound.visible
+    W = bound.W
+    dtype = W.dtype
+    on_gpu = is_cupy_array(W)
+    sigma = visible.sigma()
+    # the unit-variance scale of Gaussian units (u = v / s), as in AIS
+    vbias = to_host(bound.vbias).astype(np.float64)
+    means = bound.visible_means
+    if means is None:
+        means = visible.uniform_means(W.shape[1])
+    base = visible.base_bias(means)
+    if sigma is not None:
+        vbias, base = vbias / sigma, base / sigma
+    put = to_device if on_gpu else (lambda a: a)
+    vbias, base_bias = put(vbias.astype(dtype)), put(base.astype(dtype))
+    ladder = _Ladder(bound, vbias, base_bias, betas)
+    rng = np.random.default_rng(np.random.SeedSequence(words, spawn_key=(0,)))
+    if start is None:
+        check_int_param("n_chains", n_chains, 1)
+        start = visible.sample(np.broadcast_to(base, (int(n_chains), W.shape[1])), rng)
+    else:
+        start = to_host(bound.validate(start))
+        start = start.toarray() if hasattr(start, "toarray") else np.asarray(start)
+        start = start.astype(np.float64)
+        if sigma is not None:
+            start = start / sigma
+    start = put(np.ascontiguousarray(start, dtype=dtype))
+    replicas = [start.copy() for _ in range(R)]
+
+    sweep = 0
+    if auto:
+        per_round = max(1, int(n_sweeps * _AUTO_SHARE) // _AUTO_ROUNDS)
+        for _ in range(_AUTO_ROUNDS):
+            accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+            sweep = _sweeps(ladder, replicas, key, sweep, per_round, accepted, proposed)
+            ladder.set(vbias, base_bias, _equalised(ladder.betas,
+                                                    accepted / np.maximum(proposed, 1)))
+    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+    sweep = _sweeps(ladder, replicas, key, sweep, max(1, int(n_sweeps) - sweep), accepted,
+                    proposed)
+    samples = replicas[-1]
+    if sigma is not None:
+        samples = (to_host(samples).astype(np.float64) * sigma).astype(dtype)
+        samples = put(samples)
+    acceptance = accepted / np.maximum(proposed, 1)
+    return TemperingResult(samples=samples, betas=ladder.betas, acceptance=acceptance,
+                           n_sweeps=sweep)
