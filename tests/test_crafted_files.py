@@ -289,9 +289,12 @@ def test_dbn_layers_that_do_not_chain(dbn_file, tmp_path):
         arrays[key] = W
         meta["arrays"][key] = {"shape": [3, 9], "dtype": W.dtype.str}
         layer["state"]["n_features_in_"] = 9
-        key = layer["state"]["intercept_visible_"]["__ndarray__"]
-        arrays[key] = np.zeros(9)
-        meta["arrays"][key] = {"shape": [9], "dtype": "<f8"}
+        # the layer is consistent in itself: only the chaining is wrong
+        for name in ("intercept_visible_", in_file(meta, "visible_means")):
+            key = layer["state"][name]["__ndarray__"]
+            arrays[key] = np.zeros(9)
+            meta.get("arrays", {})[key] = {"shape": [9], "dtype": "<f8"}
+        layer["state"][in_file(meta, "velocity")] = None  # no momentum buffers to resize
     assert_clear_error(changed(dbn_file, tmp_path, change), "rbms_[1].components_",
                        "inputs of layer 0")
 
@@ -377,3 +380,25 @@ def test_load_finds_the_name_save_wrote(tmp_path):
     assert io.read_metadata(str(tmp_path / "m2"))["class"] == "BernoulliRBM"
     with pytest.raises(FileNotFoundError, match="m3"):
         io.load_model(tmp_path / "m3")
+
+
+@pytest.mark.parametrize("field,shape", [("hidden_activity", (5,)), ("visible_means", (7,))])
+def test_per_unit_state_that_disagrees(rbm_file, tmp_path, field, shape):
+    field = in_file(io.read_metadata(rbm_file), field)
+
+    def change(meta, arrays):
+        key = meta["state"][field]["__ndarray__"]
+        arrays[key] = np.zeros(shape)
+        meta.get("arrays", {})[key] = {"shape": list(shape), "dtype": "<f8"}
+    assert_clear_error(changed(rbm_file, tmp_path, change), field, "to match components_")
+
+
+def test_momentum_buffers_that_disagree(tmp_path):
+    model = fastrbm.BernoulliRBM(4, momentum=0.5, n_iter=1, random_state=0, n_jobs=1)
+    src = io.save_model(model.fit(binary()), tmp_path / "m.npz")
+
+    def change(meta, arrays):
+        key = meta["state"]["velocity"]["__tuple__"][1]["__ndarray__"]
+        arrays[key] = np.zeros(5)
+        meta["arrays"][key] = {"shape": [5], "dtype": "<f8"}
+    assert_clear_error(changed(src, tmp_path, change), "velocity", "to match components_")

@@ -541,9 +541,10 @@ def _decode(value, arrays, where, depth=0, version=FORMAT_VERSION):
     raise _CorruptField(where, f"unknown tag {tag!r}")
 
 
-def _check_state(params, state, where):
-    """Load-time consistency of the fields with each other (``state`` by file
-    key, each field already checked on its own)."""
+def _check_state(params, state, where, names):
+    """Load-time consistency of the fields with each other (``state`` by
+    schema key, each field already checked on its own; ``names``: schema key
+    -> its name in the file, for the messages)."""
     W = state.get("components_")
     if W is not None:
         if not isinstance(W, np.ndarray) or W.ndim != 2 or W.dtype.kind != "f" or 0 in W.shape:
@@ -571,6 +572,20 @@ def _check_state(params, state, where):
                                    or chains.shape[1] != H):
             raise _CorruptField(f"{where}.h_samples_", f"expected {H} columns to match "
                                                        f"components_ {W.shape}")
+        # per-unit state (each already a float array or None by its own check)
+        per_unit = {"hidden_activity": (H,), "visible_means": (D,), "mean_": (D,),
+                    "scale_": (D,), "log_variance": (D,)}
+        for name, shape in per_unit.items():
+            value = state.get(name)
+            if value is not None and value.shape != shape:
+                raise _CorruptField(f"{where}.{names[name]}", f"expected shape {shape} to "
+                                                              f"match components_ {W.shape}, "
+                                                              f"got {value.shape}")
+        velocity = state.get("velocity")
+        if velocity is not None and tuple(v.shape for v in velocity) != (W.shape, (D,), (H,)):
+            raise _CorruptField(f"{where}.{names['velocity']}",
+                                f"expected shapes {W.shape}, ({D},), ({H},) to match "
+                                f"components_")
     if "rbms_" in state:
         rbms = state["rbms_"]
         sizes = params.get("hidden_layer_sizes")
@@ -626,13 +641,14 @@ def _build(spec, arrays, where="model", depth=0, version=FORMAT_VERSION):
         raise _CorruptField(f"{where}.params", f"{spec['class']} has no parameter "
                                                f"{unknown[0]!r}")
     schema = {f.key: f for f in STATE_SCHEMA[spec["class"]]}
-    state = {}
+    state, names = {}, {}
     for name, value in spec["state"].items():
         # format 1 named the state by attribute names, frozen in V1_KEYS
         key = V1_KEYS.get(name, name) if version == 1 else name
         if key not in schema or key in state:
             raise _CorruptField(f"{where}.state", f"refusing {name!r}: not part of the "
                                                   f"{spec['class']} state in format {version}")
+        names[key] = name
         state[key] = _decode(value, arrays, f"{where}.{name}", depth + 1, version)
         problem = schema[key].check(state[key])
         if problem:
@@ -641,7 +657,7 @@ def _build(spec, arrays, where="model", depth=0, version=FORMAT_VERSION):
     if state and missing:
         raise _CorruptField(f"{where}.state", f"the fitted state has no {missing[0]!r}, "
                                               f"which a fitted {spec['class']} needs")
-    _check_state(params, state, where)
+    _check_state(params, state, where, names)
     est = cls(**params)
     for key, value in state.items():
         setattr(est, schema[key].attr, value)
