@@ -225,18 +225,21 @@ def test_v1_file_resaved_as_v2_keeps_every_attribute(name, tmp_path):
 
 
 def assert_same_model(a, b, where="model"):
-    assert type(a) is type(b) and a.get_params(deep=False).keys() == b.get_params(deep=False).keys()
+    """Same class, parameters and attributes, nested estimators compared alike."""
+    assert type(a) is type(b), where
     assert vars(a).keys() == vars(b).keys(), where
     for name, value in vars(a).items():
-        if io._is_model(value) or (isinstance(value, list) and value and io._is_model(value[0])):
-            for i, (x, y) in enumerate(zip(value if isinstance(value, list) else [value],
-                                           getattr(b, name) if isinstance(value, list)
-                                           else [getattr(b, name)])):
+        other = getattr(b, name)
+        if io._is_model(value):
+            assert_same_model(value, other, f"{where}.{name}")
+        elif isinstance(value, list) and value and io._is_model(value[0]):
+            assert len(value) == len(other), f"{where}.{name}"
+            for i, (x, y) in enumerate(zip(value, other)):
                 assert_same_model(x, y, f"{where}.{name}[{i}]")
         elif callable(value):
-            assert getattr(b, name) is value, name
+            assert other is value, f"{where}.{name}"  # a registered schedule
         else:
-            assert_same(value, getattr(b, name), f"{where}.{name}")
+            assert_same(value, other, f"{where}.{name}")
 
 
 def _fitted_models():
@@ -346,7 +349,8 @@ def test_v2_missing_required_key_is_refused(tmp_path, key):
 def test_saving_incomplete_state_is_refused(tmp_path):
     model = fastrbm.BernoulliRBM(3)
     model.components_ = np.zeros((3, 4))
-    with pytest.raises(ValueError, match="cannot save BernoulliRBM: it has fitted state but no n_features_in_"):
+    with pytest.raises(ValueError, match="cannot save BernoulliRBM: it has fitted state but "
+                                         "no n_features_in_"):
         io.save_model(model, tmp_path / "m.npz")
 
 

@@ -516,12 +516,14 @@ def _decode(value, arrays, where, depth=0, version=FORMAT_VERSION):
     if tag in ("__list__", "__tuple__"):
         if not isinstance(inner, list):
             raise _CorruptField(where, f"{tag} must hold a JSON list")
-        items = [_decode(v, arrays, f"{where}[{i}]", depth + 1, version) for i, v in enumerate(inner)]
+        items = [_decode(v, arrays, f"{where}[{i}]", depth + 1, version)
+                 for i, v in enumerate(inner)]
         return items if tag == "__list__" else tuple(items)
     if tag == "__dict__":
         if not isinstance(inner, dict):
             raise _CorruptField(where, "__dict__ must hold a JSON object")
-        return {k: _decode(v, arrays, f"{where}[{k!r}]", depth + 1, version) for k, v in inner.items()}
+        return {k: _decode(v, arrays, f"{where}[{k!r}]", depth + 1, version)
+                for k, v in inner.items()}
     if tag in ("__dtype__", "__scalartype__"):
         try:
             dtype = np.dtype(inner) if isinstance(inner, str) else None
