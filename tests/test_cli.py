@@ -148,7 +148,7 @@ def test_sample_evaluate_info(tmp_path, capsys):
     assert cli.main(["info", model_path]) == 0
     text = capsys.readouterr().out
     assert "BernoulliRBM" in text and "components_: array (8, 64)" in text
-    assert "format version 1" in text
+    assert f"format version {io.FORMAT_VERSION}" in text
 
 
 def test_newer_model_file(tmp_path, capsys):

@@ -7,6 +7,7 @@ import tracemalloc
 import warnings
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,16 +21,32 @@ def binary(n=60, d=6, seed=0):
     return (np.random.default_rng(seed).random((n, d)) < 0.5).astype(np.float64)
 
 
-@pytest.fixture(scope="module")
-def rbm_file(tmp_path_factory):
+DATA = Path(__file__).parent / "data"
+# file key in format 2 -> the name format 1 stored it under
+V1_NAME = {key: name for name, key in io.V1_KEYS.items()}
+
+
+# every crafted-file check runs on a file written now (format 2) and on a
+# committed format-1 file (tests/data/make_v1_files.py): both are protected
+@pytest.fixture(scope="module", params=[2, 1], ids=["v2", "v1"])
+def rbm_file(request, tmp_path_factory):
+    if request.param == 1:
+        return DATA / "v1_bernoulli_float64.npz"
     model = fastrbm.BernoulliRBM(4, n_iter=2, batch_size=10, random_state=0, n_jobs=1)
     return io.save_model(model.fit(binary()), tmp_path_factory.mktemp("m") / "rbm.npz")
 
 
-@pytest.fixture(scope="module")
-def dbn_file(tmp_path_factory):
+@pytest.fixture(scope="module", params=[2, 1], ids=["v2", "v1"])
+def dbn_file(request, tmp_path_factory):
+    if request.param == 1:
+        return DATA / "v1_dbn.npz"
     model = fastrbm.DBN((4, 3), random_state=0, n_jobs=1, rbm_params=dict(n_iter=1))
     return io.save_model(model.fit(binary()), tmp_path_factory.mktemp("d") / "dbn.npz")
+
+
+def in_file(meta, key):
+    """The name the state entry ``key`` (a format-2 key) has in this file."""
+    return V1_NAME.get(key, key) if meta["format_version"] == 1 else key
 
 
 def members(path):
@@ -224,10 +241,11 @@ def test_deep_nesting(rbm_file, tmp_path, depth):
 
 @pytest.mark.parametrize("name,value", [
     ("n_updates_", -1), ("n_updates_", 2**70), ("n_updates_", "10"), ("n_updates_", 1.5),
-    ("n_updates_", True), ("n_epochs_", -3), ("_sample_calls", 2**40),
+    ("n_updates_", True), ("n_epochs_", -3), ("sample_calls", 2**40),
     ("n_features_in_", 0), ("n_features_in_", None),
 ])
 def test_corrupted_counters(rbm_file, tmp_path, name, value):
+    name = in_file(io.read_metadata(rbm_file), name)
     path = changed(rbm_file, tmp_path, lambda m, a: m["state"].update({name: value}))
     assert_clear_error(path, name, "expected an integer")
 
@@ -239,9 +257,12 @@ def test_corrupted_counters(rbm_file, tmp_path, name, value):
     ("components_", np.zeros((5, 6)), ["intercept_hidden_"]),
     ("intercept_visible_", np.zeros(5), ["intercept_visible_"]),
     ("h_samples_", np.zeros((10, 3)), ["h_samples_"]),
-    ("_key", np.zeros(2), ["_key", "uint32"]),
+    ("key", np.zeros(2), ["key", "uint32"]),
 ])
 def test_parameter_arrays_that_disagree(rbm_file, tmp_path, field, array, words):
+    field = in_file(io.read_metadata(rbm_file), field)
+    words = [in_file(io.read_metadata(rbm_file), w) for w in words]
+
     def change(meta, arrays):
         key = meta["state"][field]["__ndarray__"]
         arrays[key] = array
@@ -268,9 +289,12 @@ def test_dbn_layers_that_do_not_chain(dbn_file, tmp_path):
         arrays[key] = W
         meta["arrays"][key] = {"shape": [3, 9], "dtype": W.dtype.str}
         layer["state"]["n_features_in_"] = 9
-        key = layer["state"]["intercept_visible_"]["__ndarray__"]
-        arrays[key] = np.zeros(9)
-        meta["arrays"][key] = {"shape": [9], "dtype": "<f8"}
+        # the layer is consistent in itself: only the chaining is wrong
+        for name in ("intercept_visible_", in_file(meta, "visible_means")):
+            key = layer["state"][name]["__ndarray__"]
+            arrays[key] = np.zeros(9)
+            meta.get("arrays", {})[key] = {"shape": [9], "dtype": "<f8"}
+        layer["state"][in_file(meta, "velocity")] = None  # no momentum buffers to resize
     assert_clear_error(changed(dbn_file, tmp_path, change), "rbms_[1].components_",
                        "inputs of layer 0")
 
@@ -356,3 +380,25 @@ def test_load_finds_the_name_save_wrote(tmp_path):
     assert io.read_metadata(str(tmp_path / "m2"))["class"] == "BernoulliRBM"
     with pytest.raises(FileNotFoundError, match="m3"):
         io.load_model(tmp_path / "m3")
+
+
+@pytest.mark.parametrize("field,shape", [("hidden_activity", (5,)), ("visible_means", (7,))])
+def test_per_unit_state_that_disagrees(rbm_file, tmp_path, field, shape):
+    field = in_file(io.read_metadata(rbm_file), field)
+
+    def change(meta, arrays):
+        key = meta["state"][field]["__ndarray__"]
+        arrays[key] = np.zeros(shape)
+        meta.get("arrays", {})[key] = {"shape": list(shape), "dtype": "<f8"}
+    assert_clear_error(changed(rbm_file, tmp_path, change), field, "to match components_")
+
+
+def test_momentum_buffers_that_disagree(tmp_path):
+    model = fastrbm.BernoulliRBM(4, momentum=0.5, n_iter=1, random_state=0, n_jobs=1)
+    src = io.save_model(model.fit(binary()), tmp_path / "m.npz")
+
+    def change(meta, arrays):
+        key = meta["state"]["velocity"]["__tuple__"][1]["__ndarray__"]
+        arrays[key] = np.zeros(5)
+        meta["arrays"][key] = {"shape": [5], "dtype": "<f8"}
+    assert_clear_error(changed(src, tmp_path, change), "velocity", "to match components_")

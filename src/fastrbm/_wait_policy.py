@@ -4,7 +4,7 @@ An OpenMP thread that reaches a barrier first spins by default (libgomp: up
 to ~300,000 iterations; LLVM libomp: 200 ms).  On a machine where other
 processes keep the cores busy, the spinning thread takes the core its
 partner needs to reach the same barrier, and a 2-thread fit ran many times
-slower than a 1-thread one (docs/design.md, "Threads").  Passive waiting
+slower than a 1-thread one (docs/design.md, "Performance notes").  Passive waiting
 (sleep at once) costs a thread wake-up per barrier instead, which the
 benchmarks measured as noise on a quiet machine (benchmarks/README.md,
 "Threads on a busy machine").

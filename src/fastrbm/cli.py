@@ -63,7 +63,8 @@ MODEL_TYPES = {
 }
 
 # defaults per data set: small and fast for the 8x8 digits (the no-argument
-# run must finish in well under a minute on 2 cores), larger for 28x28 images;
+# run is a first look, so it must be quick; its time is in
+# benchmarks/README.md, "The no-argument CLI run"), larger for 28x28 images;
 # files get at least IMAGES_MIN_UPDATES minibatch updates (5 epochs of a
 # 1797-row file are 180 updates, which learn nothing), more epochs if needed,
 # unless --n-iter is given (then exactly that many epochs)

@@ -45,7 +45,8 @@ __all__ = ["AISResult", "AISWarning", "ais_schedule", "log_likelihood", "log_par
 MAX_EXACT_UNITS = 25
 #: Smaller layer up to which :func:`log_likelihood` uses exact log Z by default
 #: and :func:`log_partition_ais` starts its reverse chains from exact samples
-#: (2**20 states: a few seconds for 784 visible units).
+#: (2**20 states; what that sum costs for 784 visible units is in
+#: benchmarks/README.md, "Exact log Z").
 EXACT_DEFAULT_UNITS = 20
 #: A forward-reverse gap (nats) above which :func:`log_partition_ais` warns.
 MAX_GAP_NATS = 1.0

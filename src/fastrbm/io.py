@@ -1,19 +1,22 @@
 """Model files: save and load fastrbm estimators without pickle.
 
-Format (``format_version`` 1)
+Format (``format_version`` 2)
 -----------------------------
 A model file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) that
 ``numpy.load(path, allow_pickle=False)`` reads:
 
 * ``__fastrbm__``: a 0-d unicode array holding one JSON document::
 
-      {"format": "fastrbm-model", "format_version": 1,
+      {"format": "fastrbm-model", "format_version": 2,
        "fastrbm_version": "0.1.0", "class": "BernoulliRBM",
-       "params": <constructor parameters>, "fitted": [names of fitted attributes],
-       "state": <every instance attribute that is not a parameter>}
+       "arrays": {key: {"shape": [...], "dtype": "<f8"}},
+       "params": <constructor parameters>,
+       "fitted": [names of the public fitted attributes stored],
+       "state": {schema key: value}}
 
 * ``a0``, ``a1``, ...: the arrays, referred to from the JSON as
-  ``{"__ndarray__": "a0"}``.
+  ``{"__ndarray__": "a0"}``; ``arrays`` gives the shape and type of each,
+  checked against its ``.npy`` header before anything is allocated.
 
 Values in ``params`` and ``state`` are JSON numbers, strings, booleans and
 null, or tagged objects: ``{"__ndarray__": key}``, ``{"__list__": [...]}``,
@@ -25,16 +28,53 @@ scalar type such as ``dtype=numpy.float32``), ``{"__dtype__": "float32"}``
 functions listed in ``SCHEDULES``, such as the DBN's default momentum
 schedule) and
 ``{"__estimator__": {"class": ..., "params": ..., "state": ...}}`` (a
-nested estimator, e.g. the layers of a DBN).  A value of any other type
-(a user's momentum schedule function, a ``RandomState``) cannot be stored:
-saving raises a ``TypeError`` that names it, and pickle remains available for
-such models.
+nested estimator, e.g. the layers of a DBN, its state keyed by its own
+schema).  A value of any other type (a user's momentum schedule function, a
+``RandomState``) cannot be stored: saving raises a ``TypeError`` that names
+it, and pickle remains available for such models.
 
-Files also carry ``"arrays": {key: {"shape": [...], "dtype": "<f8"}}``
-beside ``class``: the shape and type of every stored array, checked against
-each ``.npy`` header before anything is allocated.  Files written before this
-table existed are read the same way, minus that comparison; readers that
-predate it ignore it, so the format version stays 1.
+The state schema
+----------------
+``params`` holds every constructor parameter (``get_params(deep=False)``).
+``state`` holds exactly the fitted state that ``STATE_SCHEMA`` lists for the
+class: one :class:`Field` per entry, giving its key in the file, the
+attribute it comes from, its kind (array, scalar, list of arrays, nested
+estimator, JSON lists), whether a fitted model must have it, and the check
+applied when it is loaded.  The keys are the format's; the attribute names
+appear only in that table, so renaming an attribute is one line there.
+
+What is kept is what a user needs to use the model and to go on training it
+exactly: the parameters (``components_``, the intercepts, ``sigma_`` of a
+Gaussian RBM as ``log_variance``, ``mean_``/``scale_``, a DBN's layers, a
+classifier's ``coefs_``/``intercepts_``/``classes_``), and the training
+state that ``partial_fit`` and ``sample`` continue from: the persistent
+chains (``h_samples_``), the momentum buffers (``velocity``), the running
+hidden activity of the sparsity target, the random-number key and seed
+words, the update, epoch and sampling-call counters, and ``history_``.  A
+loaded model therefore transforms, samples and trains on bit for bit as the
+saved one would.  Not kept: any other attribute (one a user added, a cache,
+anything a later version of an estimator holds that the schema does not
+list), and values on a GPU (move the model with ``to_numpy()`` first).  A
+model with part of the required state (``components_`` but no
+``n_features_in_``, say) is refused when saved rather than written as a file
+that cannot be loaded.
+
+A file whose state has a key that is not in the class's schema, or that has
+some fitted state but lacks a required key, is refused at load.
+
+Format 1
+--------
+Format 1 (fastrbm up to commit 0e1971b) is the same archive without the
+schema: ``state`` held every instance attribute that was not a parameter,
+under its attribute name, and ``arrays`` may be absent (files written before
+that table existed).  It still loads: ``V1_KEYS`` maps the format-1 names
+that differ from schema keys (the private ones: ``_velocity`` ->
+``velocity``, ``_hidden_activity`` -> ``hidden_activity``, ``_visible_means``
+-> ``visible_means``, ``_seed_words`` -> ``seed_words``, ``_key`` -> ``key``,
+``_sample_calls`` -> ``sample_calls``, ``_log_var`` -> ``log_variance``);
+every other format-1 name is its schema key.  From there a format-1 file is
+checked and loaded as a format-2 file is; a name that maps to no key of the
+schema is refused.  Saving always writes format 2.
 
 What a model file can and cannot do
 -----------------------------------
@@ -46,8 +86,10 @@ members are never decompressed); each one's ``.npy`` header must agree with
 the archive entry's size (and with the metadata's ``arrays`` table) before
 memory is allocated, and object dtypes are refused.  Metadata nesting is
 limited to ``MAX_DEPTH`` levels and its size to ``MAX_METADATA_BYTES``.
-Counters (``n_updates_``, ...) must be integers in the range the engines
-count in, and the parameter arrays of an RBM must agree with each other
+Each state entry passes its schema check (counters such as ``n_updates_``
+are integers in the range the engines count in, random-number keys are
+uint32 arrays of their length, parameters are float arrays), and the
+parameter arrays of an RBM must agree with each other
 (``components_`` against the intercepts, ``n_components`` and
 ``n_features_in_``); a DBN must have one RBM per hidden layer.  Every problem
 is one ``ValueError`` that names the file and the field.  What such checks
@@ -63,17 +105,18 @@ import math
 import os
 import zipfile
 import zlib
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from ._version import __version__
 
 FORMAT_NAME = "fastrbm-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = "__fastrbm__"
 
 # class name in the file -> "module:attribute"; adding an estimator type to
-# model files is one entry here (its state is discovered generically)
+# model files is one entry here and its state table in STATE_SCHEMA
 MODEL_CLASSES = {
     "BernoulliRBM": "fastrbm.rbm:BernoulliRBM",
     "GaussianBernoulliRBM": "fastrbm.gaussian:GaussianBernoulliRBM",
@@ -91,17 +134,209 @@ SCHEDULES = {
 MAX_DEPTH = 64
 MAX_METADATA_BYTES = 64 << 20
 
-# integer counters of the fitted state -> (smallest, largest) allowed; the
-# engines count updates and sampling calls in 32 bits
-_COUNTERS = {
-    "n_features_in_": (1, 2**31 - 1),
-    "n_updates_": (0, 2**32 - 1),
-    "n_epochs_": (0, 2**32 - 1),
-    "n_iter_": (0, 2**32 - 1),
-    "_sample_calls": (0, 2**32 - 1),
+# limits of the random-number counters: the engines count updates and
+# sampling calls in 32 bits
+_MAX_COUNT = 2**32 - 1
+
+
+# ------------------------------------------------------------- state schema
+# Checks of one decoded value: each returns None when the value is good, else
+# what was expected (one phrase, reported with the file and the field).
+def _int_in(low, high):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            return f"expected an integer in [{low}, {high}], got {value!r}"
+    check.__doc__ = f"an integer in [{low}, {high}]"
+    return check
+
+
+def _float_array(ndim):
+    def check(value):
+        if not isinstance(value, np.ndarray) or value.ndim != ndim or value.dtype.kind != "f":
+            return (f"expected a {ndim}-D float array, got "
+                    f"{getattr(value, 'shape', type(value).__name__)!r}")
+    check.__doc__ = f"a {ndim}-D float array"
+    return check
+
+
+def _uint32(n):
+    def check(value):
+        if not isinstance(value, np.ndarray) or value.dtype != np.uint32 or value.shape != (n,):
+            return f"expected a uint32 array of shape ({n},)"
+    check.__doc__ = f"a uint32 array of shape ({n},)"
+    return check
+
+
+def _or_none(inner):
+    def check(value):
+        return None if value is None else inner(value)
+    check.__doc__ = f"None or {inner.__doc__}"
+    return check
+
+
+def _velocity(value):
+    """None or a tuple of three float arrays (weights, visible, hidden biases)"""
+    if value is not None and (not isinstance(value, tuple) or len(value) != 3 or not all(
+            isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in value)):
+        return "expected None or a tuple of three float arrays"
+
+
+def _float_arrays(value):
+    """a non-empty list of float arrays"""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, np.ndarray) and v.dtype.kind == "f" for v in value):
+        return "expected a non-empty list of float arrays"
+
+
+def _labels(value):
+    """a 1-D array of numbers or strings"""
+    if not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype.kind not in "biufO":
+        return "expected a 1-D array of class labels"
+
+
+def _strings(value):
+    """a 1-D array of strings"""
+    if (not isinstance(value, np.ndarray) or value.ndim != 1 or value.dtype != object
+            or not all(isinstance(v, str) for v in value)):
+        return "expected a 1-D array of strings"
+
+
+def _json_list(value):
+    """a list (of numbers, or of dicts or lists of them)"""
+    if not isinstance(value, list):
+        return f"expected a list, got {type(value).__name__}"
+
+
+def _text_or_none(value):
+    """None or a string"""
+    if value is not None and not isinstance(value, str):
+        return f"expected None or a string, got {type(value).__name__}"
+
+
+def _number_or_none(value):
+    """None or a number"""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return f"expected None or a number, got {type(value).__name__}"
+
+
+def _model_list(value):
+    """a non-empty list of RBMs"""
+    if not isinstance(value, list) or not value or not all(_is_model(r) for r in value):
+        return "expected a non-empty list of RBMs"
+
+
+def _dbn_or_none(value):
+    """None or a DBN"""
+    if value is not None and not (_is_model(value) and type(value).__name__ == "DBN"):
+        return f"expected None or a DBN, got {type(value).__name__}"
+
+
+class Field(NamedTuple):
+    """One entry of a model file's state: what it is and how it is checked.
+
+    Attributes
+    ----------
+    key : str
+        Its name in the file (``state`` of the metadata); fixed by the format.
+    attr : str
+        The estimator attribute it is read from and written to; the only
+        place that names it, so renaming the attribute changes this alone.
+    kind : str
+        ``"array"``, ``"scalar"``, ``"arrays"`` (a list or tuple of arrays),
+        ``"estimator"`` (nested estimators) or ``"json"`` (lists and dicts of
+        numbers and strings).
+    required : bool
+        Whether a fitted model's file must hold it (a file with no state at
+        all is an unfitted model).
+    check : callable
+        The load-time check of the decoded value: returns None, or what was
+        expected.  Its docstring is the check in words.
+    """
+
+    key: str
+    attr: str
+    kind: str
+    required: bool
+    check: Callable
+
+
+_COUNT = _int_in(0, _MAX_COUNT)
+_N_FEATURES = Field("n_features_in_", "n_features_in_", "scalar", True, _int_in(1, 2**31 - 1))
+_FEATURE_NAMES = Field("feature_names_in_", "feature_names_in_", "array", False, _strings)
+_SEED_WORDS = Field("seed_words", "_seed_words", "array", False, _uint32(4))
+_SAMPLE_CALLS = Field("sample_calls", "_sample_calls", "scalar", False, _COUNT)
+_STOP_REASON = Field("stop_reason_", "stop_reason_", "scalar", False, _text_or_none)
+
+_RBM_STATE = (
+    _N_FEATURES, _FEATURE_NAMES,
+    Field("components_", "components_", "array", True, _float_array(2)),
+    Field("intercept_hidden_", "intercept_hidden_", "array", True, _float_array(1)),
+    Field("intercept_visible_", "intercept_visible_", "array", True, _float_array(1)),
+    # the base-rate model of AIS (evaluation.log_partition_ais)
+    Field("visible_means", "_visible_means", "array", False, _float_array(1)),
+    # what partial_fit continues from: chains, momentum buffers, the
+    # sparsity target's running activity, and the random-number state
+    Field("h_samples_", "h_samples_", "array", False, _or_none(_float_array(2))),
+    Field("velocity", "_velocity", "arrays", False, _velocity),
+    Field("hidden_activity", "_hidden_activity", "array", False, _or_none(_float_array(1))),
+    Field("n_updates_", "n_updates_", "scalar", False, _COUNT),
+    Field("n_epochs_", "n_epochs_", "scalar", False, _COUNT),
+    _SEED_WORDS,
+    Field("key", "_key", "array", False, _uint32(2)),
+    _SAMPLE_CALLS,
+    Field("history_", "history_", "json", False, _json_list),
+    _STOP_REASON,
+)
+
+# estimator class name -> the fitted state its model file holds, by file key
+STATE_SCHEMA = {
+    "BernoulliRBM": _RBM_STATE,
+    "GaussianBernoulliRBM": _RBM_STATE + (
+        Field("mean_", "mean_", "array", False, _float_array(1)),
+        Field("scale_", "scale_", "array", False, _float_array(1)),
+        # log-variances of the visible units (public as sigma_)
+        Field("log_variance", "_log_var", "array", False, _or_none(_float_array(1))),
+    ),
+    "DBN": (
+        _N_FEATURES, _FEATURE_NAMES,
+        Field("rbms_", "rbms_", "estimator", True, _model_list),
+        _SEED_WORDS, _SAMPLE_CALLS,
+        Field("history_", "history_", "json", False, _json_list),
+        _STOP_REASON,
+    ),
+    "DBNClassifier": (
+        _N_FEATURES, _FEATURE_NAMES,
+        Field("classes_", "classes_", "array", True, _labels),
+        Field("coefs_", "coefs_", "arrays", True, _float_arrays),
+        Field("intercepts_", "intercepts_", "arrays", True, _float_arrays),
+        Field("dbn_", "dbn_", "estimator", False, _dbn_or_none),
+        Field("input_mean_", "input_mean_", "array", False, _or_none(_float_array(1))),
+        Field("input_scale_", "input_scale_", "array", False, _or_none(_float_array(1))),
+        _SEED_WORDS,
+        Field("n_updates_", "n_updates_", "scalar", False, _COUNT),
+        Field("n_iter_", "n_iter_", "scalar", False, _COUNT),
+        Field("pretrain_seconds_", "pretrain_seconds_", "scalar", False, _number_or_none),
+        Field("best_validation_score_", "best_validation_score_", "scalar", False,
+              _number_or_none),
+        Field("history_", "history_", "json", False, _json_list),
+        Field("loss_curve_", "loss_curve_", "json", False, _json_list),
+        _STOP_REASON,
+    ),
 }
-# random-number key material: (dtype, shape)
-_KEY_ARRAYS = {"_seed_words": (np.uint32, (4,)), "_key": (np.uint32, (2,))}
+
+# Format 1 stored every instance attribute that was not a constructor
+# parameter, under its attribute name as of fastrbm 0.1 (commit 0e1971b).
+# Those names are frozen here, whatever the attributes are called today:
+# v1 name -> schema key.  A v1 name that is not here is the same as its key.
+V1_KEYS = {
+    "_velocity": "velocity",
+    "_hidden_activity": "hidden_activity",
+    "_visible_means": "visible_means",
+    "_seed_words": "seed_words",
+    "_key": "key",
+    "_sample_calls": "sample_calls",
+    "_log_var": "log_variance",
+}
 
 # dtypes an array in a model file may have (never object)
 _ARRAY_KINDS = "biufU"
@@ -217,12 +452,20 @@ class _Encoder:
     def estimator(self, est, where):
         name = type(est).__name__
         params = est.get_params(deep=False)
-        state = {k: v for k, v in vars(est).items() if k not in params}
+        attributes = vars(est)
+        fields = [f for f in STATE_SCHEMA[name] if f.attr in attributes]
+        present = {f.key for f in fields}
+        missing = [f.key for f in STATE_SCHEMA[name] if f.required and f.key not in present]
+        if present and missing:
+            raise ValueError(f"cannot save {where}: it has fitted state but no {missing[0]} "
+                             f"(fit it, or assign {missing[0]} too)")
         return {
             "class": name,
             "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()},
-            "fitted": sorted(k for k in state if k.endswith("_") and not k.startswith("_")),
-            "state": {k: self.encode(v, f"{where}.{k}") for k, v in state.items()},
+            "fitted": sorted(f.attr for f in fields
+                             if f.attr.endswith("_") and not f.attr.startswith("_")),
+            "state": {f.key: self.encode(attributes[f.attr], f"{where}.{f.attr}")
+                      for f in fields},
         }
 
 
@@ -251,7 +494,7 @@ def _referenced_arrays(value, where, found, depth=0):
     return found
 
 
-def _decode(value, arrays, where, depth=0):
+def _decode(value, arrays, where, depth=0, version=FORMAT_VERSION):
     if depth > MAX_DEPTH:
         raise _CorruptField(where, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, list):
@@ -273,12 +516,14 @@ def _decode(value, arrays, where, depth=0):
     if tag in ("__list__", "__tuple__"):
         if not isinstance(inner, list):
             raise _CorruptField(where, f"{tag} must hold a JSON list")
-        items = [_decode(v, arrays, f"{where}[{i}]", depth + 1) for i, v in enumerate(inner)]
+        items = [_decode(v, arrays, f"{where}[{i}]", depth + 1, version)
+                 for i, v in enumerate(inner)]
         return items if tag == "__list__" else tuple(items)
     if tag == "__dict__":
         if not isinstance(inner, dict):
             raise _CorruptField(where, "__dict__ must hold a JSON object")
-        return {k: _decode(v, arrays, f"{where}[{k!r}]", depth + 1) for k, v in inner.items()}
+        return {k: _decode(v, arrays, f"{where}[{k!r}]", depth + 1, version)
+                for k, v in inner.items()}
     if tag in ("__dtype__", "__scalartype__"):
         try:
             dtype = np.dtype(inner) if isinstance(inner, str) else None
@@ -294,25 +539,14 @@ def _decode(value, arrays, where, depth=0):
                                        f"only the schedules {', '.join(SCHEDULES)}")
         return func
     if tag == "__estimator__":
-        return _build(inner, arrays, where, depth + 1)
+        return _build(inner, arrays, where, depth + 1, version)
     raise _CorruptField(where, f"unknown tag {tag!r}")
 
 
-def _check_counter(name, value, where):
-    low, high = _COUNTERS[name]
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _CorruptField(f"{where}.{name}", f"expected an integer in [{low}, {high}], "
-                                               f"got {value!r}")
-
-
-def _check_state(est, params, state, where):
-    """Load-time consistency of what the metadata says (see the module docstring)."""
-    for name, (dtype, shape) in _KEY_ARRAYS.items():
-        value = state.get(name)
-        if value is not None and (not isinstance(value, np.ndarray) or value.dtype != dtype
-                                  or value.shape != shape):
-            raise _CorruptField(f"{where}.{name}", f"expected a {np.dtype(dtype)} array of "
-                                                   f"shape {shape}")
+def _check_state(params, state, where, names):
+    """Load-time consistency of the fields with each other (``state`` by
+    schema key, each field already checked on its own; ``names``: schema key
+    -> its name in the file, for the messages)."""
     W = state.get("components_")
     if W is not None:
         if not isinstance(W, np.ndarray) or W.ndim != 2 or W.dtype.kind != "f" or 0 in W.shape:
@@ -340,11 +574,23 @@ def _check_state(est, params, state, where):
                                    or chains.shape[1] != H):
             raise _CorruptField(f"{where}.h_samples_", f"expected {H} columns to match "
                                                        f"components_ {W.shape}")
+        # per-unit state (each already a float array or None by its own check)
+        per_unit = {"hidden_activity": (H,), "visible_means": (D,), "mean_": (D,),
+                    "scale_": (D,), "log_variance": (D,)}
+        for name, shape in per_unit.items():
+            value = state.get(name)
+            if value is not None and value.shape != shape:
+                raise _CorruptField(f"{where}.{names[name]}", f"expected shape {shape} to "
+                                                              f"match components_ {W.shape}, "
+                                                              f"got {value.shape}")
+        velocity = state.get("velocity")
+        if velocity is not None and tuple(v.shape for v in velocity) != (W.shape, (D,), (H,)):
+            raise _CorruptField(f"{where}.{names['velocity']}",
+                                f"expected shapes {W.shape}, ({D},), ({H},) to match "
+                                f"components_")
     if "rbms_" in state:
         rbms = state["rbms_"]
         sizes = params.get("hidden_layer_sizes")
-        if not isinstance(rbms, list) or not rbms or not all(_is_model(r) for r in rbms):
-            raise _CorruptField(f"{where}.rbms_", "expected a non-empty list of RBMs")
         if isinstance(sizes, (list, tuple)) and len(sizes) != len(rbms):
             raise _CorruptField(f"{where}.rbms_", f"{len(rbms)} RBMs for "
                                                   f"{len(sizes)} hidden layers {tuple(sizes)}")
@@ -375,7 +621,7 @@ def _check_state(est, params, state, where):
             width = W.shape[0]
 
 
-def _build(spec, arrays, where="model", depth=0):
+def _build(spec, arrays, where="model", depth=0, version=FORMAT_VERSION):
     if not isinstance(spec, dict):
         raise _CorruptField(where, f"expected a JSON object, got {type(spec).__name__}")
     for field, kind in (("class", str), ("params", dict), ("state", dict)):
@@ -389,24 +635,34 @@ def _build(spec, arrays, where="model", depth=0):
         cls = model_class(spec["class"])
     except ValueError as exc:
         raise _CorruptField(f"{where}.class", str(exc)) from None
-    params = {k: _decode(v, arrays, f"{where}.params.{k}", depth + 1)
+    params = {k: _decode(v, arrays, f"{where}.params.{k}", depth + 1, version)
               for k, v in spec["params"].items()}
     accepted = set(cls().get_params(deep=False))
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise _CorruptField(f"{where}.params", f"{spec['class']} has no parameter "
                                                f"{unknown[0]!r}")
-    state = {}
+    schema = {f.key: f for f in STATE_SCHEMA[spec["class"]]}
+    state, names = {}, {}
     for name, value in spec["state"].items():
-        if not name.isidentifier() or name.startswith("__"):
-            raise _CorruptField(f"{where}.state", f"refusing attribute name {name!r}")
-        state[name] = _decode(value, arrays, f"{where}.{name}", depth + 1)
-        if name in _COUNTERS:
-            _check_counter(name, state[name], where)
-    _check_state(cls, params, state, where)
+        # format 1 named the state by attribute names, frozen in V1_KEYS
+        key = V1_KEYS.get(name, name) if version == 1 else name
+        if key not in schema or key in state:
+            raise _CorruptField(f"{where}.state", f"refusing {name!r}: not part of the "
+                                                  f"{spec['class']} state in format {version}")
+        names[key] = name
+        state[key] = _decode(value, arrays, f"{where}.{name}", depth + 1, version)
+        problem = schema[key].check(state[key])
+        if problem:
+            raise _CorruptField(f"{where}.{name}", problem)
+    missing = [key for key, f in schema.items() if f.required and key not in state]
+    if state and missing:
+        raise _CorruptField(f"{where}.state", f"the fitted state has no {missing[0]!r}, "
+                                              f"which a fitted {spec['class']} needs")
+    _check_state(params, state, where, names)
     est = cls(**params)
-    for name, value in state.items():
-        setattr(est, name, value)
+    for key, value in state.items():
+        setattr(est, schema[key].attr, value)
     return est
 
 
@@ -440,10 +696,16 @@ def save_model(model, path):
         included: it has the same name but not the same state), or holds a
         value the format cannot store (e.g. a momentum schedule function
         outside ``SCHEDULES``); pickle the model instead.
+    ValueError
+        If the model has part of its fitted state but not all that
+        ``STATE_SCHEMA`` requires (e.g. an assigned ``components_`` without
+        ``n_features_in_``): such a file could not be loaded.
 
     Notes
     -----
-    The format is described in this module's docstring.  Models on a GPU
+    The file is format 2: the parameters and the fitted state that
+    ``STATE_SCHEMA`` lists for the model's class, nothing else (see this
+    module's docstring for what is and is not kept).  Models on a GPU
     (CuPy arrays) must be moved with ``model.to_numpy()`` first.
     """
     if not _is_model(model):
@@ -575,8 +837,10 @@ def _open(path, load_arrays=True):
                 found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
                 raise ValueError(f"{path} is not a fastrbm model file (format {found!r})")
             version = meta.get("format_version")
-            if not isinstance(version, int) or isinstance(version, bool) \
-                    or version > FORMAT_VERSION:
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise ValueError(f"{path}: corrupt fastrbm model file: format_version "
+                                 f"{version!r} is not a version number")
+            if version > FORMAT_VERSION:
                 raise ValueError(
                     f"{path} uses model file format version {version!r}, written by fastrbm "
                     f"{meta.get('fastrbm_version', '?')}; this fastrbm ({__version__}) reads "
@@ -620,9 +884,9 @@ def load_model(path):
     Returns
     -------
     model : estimator
-        The estimator with its parameters and all fitted state (weights,
-        persistent chains, momentum buffers, random-number counters,
-        history), so that ``transform``, ``sample`` and further
+        The estimator with its parameters and the fitted state of its
+        ``STATE_SCHEMA`` entry (weights, persistent chains, momentum buffers,
+        random-number counters, history), so that ``transform``, ``sample`` and further
         ``partial_fit`` calls give the same results as the saved model.
 
     Raises
@@ -632,17 +896,19 @@ def load_model(path):
     ValueError
         If it is not a fastrbm model file, is corrupt (the message names the
         file and the field), comes from a newer format version, names a class
-        this version lacks or a function outside ``SCHEDULES``.
+        this version lacks or a function outside ``SCHEDULES``, or its state
+        has a key outside the class's schema or lacks a required one.
 
     Notes
     -----
     What loading may and may not do is described in this module's docstring:
     no code runs, only named arrays are read, sizes are checked first.
+    Files of format 1 load through the mapping ``V1_KEYS``.
     """
     path = _model_path(path)
     meta, arrays = _open(path)
     try:
-        return _build(meta, arrays)
+        return _build(meta, arrays, version=meta["format_version"])
     except _CorruptField as exc:
         raise ValueError(f"{path}: corrupt fastrbm model file: {exc}") from None
     except (KeyError, TypeError, AttributeError, IndexError, OverflowError,
