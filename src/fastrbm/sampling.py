@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import COUNTER_LIMIT, check_int_param, is_cupy_array, to_device, to_host
+from ._backend import (COUNTER_LIMIT, check_int_param, is_cupy_array, kernel_threads,
+                       to_device, to_host)
 from ._engine import bind
 from ._random import STREAM_TEMPERING, STREAM_TEMPERING_SWAP, seed_sequence
 
@@ -131,6 +132,24 @@ def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
     return first_sweep + n_sweeps
 
 
+def _run(ladder, replicas, key, n_sweeps, auto, vbias, base_bias):
+    """All sweeps: with ``auto``, the ladder's adaptation rounds first (a
+    quarter of the sweeps), then the rest; returns (sweeps run, acceptance
+    per pair after adaptation)."""
+    R = len(replicas)
+    sweep = 0
+    if auto:
+        per_round = max(1, int(n_sweeps * _AUTO_SHARE) // _AUTO_ROUNDS)
+        for _ in range(_AUTO_ROUNDS):
+            accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+            sweep = _sweeps(ladder, replicas, key, sweep, per_round, accepted, proposed)
+            ladder.set(vbias, base_bias, _equalised(ladder.betas,
+                                                    accepted / np.maximum(proposed, 1)))
+    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+    sweep = _sweeps(ladder, replicas, key, sweep, max(1, n_sweeps - sweep), accepted, proposed)
+    return sweep, accepted / np.maximum(proposed, 1)
+
+
 def _equalised(betas, acceptance):
     """Betas moved so that each pair would reject equally often: the
     cumulative rejection, interpolated at equal steps."""
@@ -214,21 +233,12 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
     start = put(np.ascontiguousarray(start, dtype=dtype))
     replicas = [start.copy() for _ in range(R)]
 
-    sweep = 0
-    if auto:
-        per_round = max(1, int(n_sweeps * _AUTO_SHARE) // _AUTO_ROUNDS)
-        for _ in range(_AUTO_ROUNDS):
-            accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
-            sweep = _sweeps(ladder, replicas, key, sweep, per_round, accepted, proposed)
-            ladder.set(vbias, base_bias, _equalised(ladder.betas,
-                                                    accepted / np.maximum(proposed, 1)))
-    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
-    sweep = _sweeps(ladder, replicas, key, sweep, max(1, int(n_sweeps) - sweep), accepted,
-                    proposed)
+    # one BLAS limit for every kernel call of the run (docs/design.md)
+    with kernel_threads():
+        sweep, acceptance = _run(ladder, replicas, key, int(n_sweeps), auto, vbias, base_bias)
     samples = replicas[-1]
     if sigma is not None:
         samples = (to_host(samples).astype(np.float64) * sigma).astype(dtype)
         samples = put(samples)
-    acceptance = accepted / np.maximum(proposed, 1)
     return TemperingResult(samples=samples, betas=ladder.betas, acceptance=acceptance,
                            n_sweeps=sweep)
