@@ -141,3 +141,91 @@ def test_estimator_sample_method_pt():
     gauss = GaussianBernoulliRBM(n_components=2, n_iter=3, random_state=0, n_jobs=1).fit(Xg)
     samples = gauss.sample(500, n_steps=20, method="pt", n_temperatures=3)
     assert np.all(np.abs(samples.mean(axis=0) - 100) < 5)
+
+
+def with_trajectory(model, strengths):
+    """Checkpoints of the two-mode model at growing strengths (a stand-in
+    for a training trajectory from weak to strong couplings)."""
+    model.checkpoint_updates_ = list(range(len(strengths)))
+    model.checkpoint_components_ = [np.full((1, D), s) for s in strengths]
+    model.checkpoint_intercept_visible_ = [np.full(D, -s / 2) for s in strengths]
+    model.checkpoint_intercept_hidden_ = [np.full(1, -s * D / 2) for s in strengths]
+    model.n_updates_ = len(strengths) - 1
+    return model
+
+
+def test_trajectory_tempering_mixes_where_gibbs_is_stuck():
+    from fastrbm.sampling import trajectory_tempering
+
+    model = with_trajectory(two_mode_model(), [0, 1, 2, 3, 4, 5, 6, 7, 8])
+    _, p = exact_distribution(model)
+    ones = np.ones((400, D))
+    result = trajectory_tempering(model, n_sweeps=50, start=ones, random_state=1)
+    gibbs = model.gibbs(ones, k=9 * 50)
+    assert total_variation(gibbs, p) > 0.4
+    assert total_variation(result.samples, p) < 0.15
+    np.testing.assert_array_equal(result.betas, np.arange(9))
+    assert np.all(result.acceptance > 0)
+
+
+def test_trajectory_tempering_converges_to_the_exact_distribution():
+    # chi-square as in test_pt_converges_to_the_exact_distribution (false alarm 1e-3)
+    from fastrbm.sampling import trajectory_tempering
+
+    model = with_trajectory(two_mode_model(strength=3.0), [0, 1, 2, 3])
+    _, p = exact_distribution(model)
+    samples = trajectory_tempering(model, n_chains=3000, n_sweeps=200, random_state=6).samples
+    counts = histogram(samples)
+    expected = p * len(samples)
+    big = expected >= 5
+    observed = np.append(counts[big], counts[~big].sum())
+    expected = np.append(expected[big], expected[~big].sum())
+    keep = expected > 0
+    statistic = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    assert stats.chi2.sf(statistic, keep.sum() - 1) > 1e-3
+
+
+def test_fit_keeps_checkpoints_and_samples_from_them(tmp_path):
+    from fastrbm import load_model, save_model
+
+    rng = np.random.default_rng(2)
+    X = rng.random((120, D)) < 0.3
+    model = BernoulliRBM(n_components=4, n_iter=6, batch_size=10, random_state=0, n_jobs=1)
+    model.fit(X, checkpoints=4)
+    updates = model.checkpoint_updates_
+    assert updates[0] == 0 and updates == sorted(set(updates)) and updates[-1] <= 72
+    assert len(model.checkpoint_components_) == len(updates)
+    np.testing.assert_array_equal(model.checkpoint_components_[-1] if updates[-1] == 72
+                                  else model.components_, model.components_)
+    first = model.sample(20, n_steps=5, method="trajectory")
+    path = tmp_path / "m.npz"
+    save_model(model, path)
+    loaded = load_model(path)
+    assert loaded.checkpoint_updates_ == updates
+    again = loaded.sample(20, n_steps=5, method="trajectory")
+    # the loaded model continues the sample-call counter: its first call is the second one
+    assert again.shape == first.shape
+    model.fit(X, checkpoints=[0, 12, 36])
+    assert model.checkpoint_updates_ == [0, 12, 36]
+    model.fit(X)
+    assert not hasattr(model, "checkpoint_updates_")
+    with pytest.raises(ValueError, match="checkpoints"):
+        model.sample(5, n_steps=2, method="trajectory")
+    with pytest.raises(ValueError, match="checkpoints"):
+        model.fit(X, checkpoints="many")
+
+
+def test_gaussian_trajectory_with_learned_sigma(tmp_path):
+    from fastrbm import load_model, save_model
+
+    rng = np.random.default_rng(3)
+    X = 5 + 2 * rng.normal(size=(200, 4))
+    model = GaussianBernoulliRBM(n_components=3, n_iter=4, sigma="learn", random_state=0,
+                                 n_jobs=1).fit(X, checkpoints=3)
+    assert len(model.checkpoint_log_var_) == len(model.checkpoint_updates_)
+    samples = model.sample(300, n_steps=20, method="trajectory")
+    assert samples.shape == (300, 4) and np.all(np.abs(samples.mean(axis=0) - 5) < 1)
+    save_model(model, tmp_path / "g.npz")
+    loaded = load_model(tmp_path / "g.npz")
+    for a, b in zip(loaded.checkpoint_log_var_, model.checkpoint_log_var_):
+        np.testing.assert_array_equal(a, b)

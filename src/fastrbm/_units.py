@@ -85,6 +85,11 @@ class BernoulliVisible:
         ``evaluation``'s AIS and its Gibbs burn-in run."""
         return {}
 
+    def at_checkpoint(self, log_var):
+        """This layer with the unit parameters a training checkpoint kept
+        (Bernoulli units have none: the layer itself)."""
+        return self
+
     def sigma(self):
         """Per-unit standard deviations (float64), or None: not scaled."""
         return None
@@ -200,6 +205,9 @@ class GaussianVisible(BernoulliVisible):
 
     def unit_scale_kwargs(self):
         return {"gaussian": True}
+
+    def at_checkpoint(self, log_var):
+        return self if log_var is None else GaussianVisible(log_var, learn=self.learn)
 
     def sigma(self):
         s = self.sigma_array()

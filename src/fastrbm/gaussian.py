@@ -349,11 +349,11 @@ n_features_in_, history_, stop_reason_, n_updates_
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps, on the original scale.
         """
-        if method == "pt":
+        if method in ("pt", "trajectory"):
             return self._unstandardise(self._tempered_sample(n_samples, n_steps, start,
-                                                             n_temperatures, betas))
+                                                             n_temperatures, betas, method))
         if method != "gibbs":
-            raise ValueError(f"method must be 'gibbs' or 'pt', got {method!r}")
+            raise ValueError(f"method must be 'gibbs', 'pt' or 'trajectory', got {method!r}")
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)

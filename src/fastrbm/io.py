@@ -286,6 +286,13 @@ _RBM_STATE = (
     _SAMPLE_CALLS,
     Field("history_", "history_", "json", False, _json_list),
     _STOP_REASON,
+    # fit(checkpoints=...): the parameters along the training trajectory
+    Field("checkpoint_updates", "checkpoint_updates_", "json", False, _json_list),
+    Field("checkpoint_components", "checkpoint_components_", "arrays", False, _float_arrays),
+    Field("checkpoint_intercept_visible", "checkpoint_intercept_visible_", "arrays", False,
+          _float_arrays),
+    Field("checkpoint_intercept_hidden", "checkpoint_intercept_hidden_", "arrays", False,
+          _float_arrays),
 )
 
 # estimator class name -> the fitted state its model file holds, by file key
@@ -296,6 +303,8 @@ STATE_SCHEMA = {
         Field("scale_", "scale_", "array", False, _float_array(1)),
         # log-variances of the visible units (public as sigma_)
         Field("log_variance", "_log_var", "array", False, _or_none(_float_array(1))),
+        Field("checkpoint_log_variances", "checkpoint_log_var_", "arrays", False,
+              _float_arrays),
     ),
     "DBN": (
         _N_FEATURES, _FEATURE_NAMES,

@@ -10,7 +10,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, array_module,
                        check_counters, check_int_param, check_layer, check_same_device,
-                       is_cupy_array, kernel_threads, resolve_n_threads, to_device)
+                       is_cupy_array, kernel_threads, resolve_n_threads, to_device,
+                       to_host)
 from ._engine import bind_estimator
 from ._fit_loop import EarlyStopping, FitLoop
 from ._interrupt import deferred_interrupt
@@ -18,7 +19,7 @@ from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START, SPAWN_
                       SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng,
                       spawn_seed)
 from ._units import BernoulliVisible
-from .sampling import parallel_tempering
+from .sampling import parallel_tempering, trajectory_tempering
 from ._validation import check_X, clips_out_of_range, column_means, model_dtype_for
 
 # history_ is measured on a fixed subset of the training rows: 1 in
@@ -46,6 +47,32 @@ _METRICS = {"reconstruction_error": False, "pseudo_likelihood": True,
 # exactly n_iter epochs as scikit-learn's BernoulliRBM.  DBN pretraining and
 # the CLI's file mode set their own (dbn.DEFAULT_RBM_PARAMS, cli.DEFAULTS).
 MIN_UPDATES = 0
+
+
+_CHECKPOINT_ATTRIBUTES = ("checkpoint_updates_", "checkpoint_components_",
+                          "checkpoint_intercept_visible_", "checkpoint_intercept_hidden_",
+                          "checkpoint_log_var_")
+
+
+def _checkpoint_plan(checkpoints, total_updates):
+    """The sorted update counts at which a fit keeps its parameters (None:
+    none): an int n gives 0 and n - 1 counts spaced evenly on a log scale up
+    to ``total_updates``; a sequence gives its own counts."""
+    if checkpoints is None:
+        return None
+    if isinstance(checkpoints, numbers.Integral) and not isinstance(checkpoints, bool):
+        n = check_int_param("checkpoints", checkpoints, 1, 10_000)
+        later = np.unique(np.round(np.logspace(0, np.log10(max(total_updates, 1)),
+                                               n - 1)).astype(np.int64)) if n > 1 else []
+        return [0] + [int(u) for u in later]
+    try:
+        counts = sorted({int(u) for u in checkpoints})
+    except (TypeError, ValueError):
+        raise ValueError(f"checkpoints must be None, an int or a sequence of update counts, "
+                         f"got {checkpoints!r}") from None
+    if not counts or counts[0] < 0:
+        raise ValueError("checkpoints must hold update counts >= 0")
+    return counts
 
 
 def epochs_for_updates(n_epochs, min_updates, n_rows, batch_size):
@@ -567,7 +594,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     def _workspace(self, X):
         return self.__fastrbm_bind__(X).workspace(self.batch_size)
 
-    def fit(self, X, y=None, *, validation_data=None, callbacks=None):
+    def fit(self, X, y=None, *, validation_data=None, callbacks=None, checkpoints=None):
         """Fit the model to X.
 
         Parameters
@@ -584,6 +611,16 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             Each is called after every epoch as ``callback(model, metrics)``
             with that epoch's ``history_`` entry; returning False stops
             training (None or anything else continues).
+        checkpoints : int or sequence of int, optional
+            Keep copies of the parameters during training, for
+            :func:`fastrbm.sampling.trajectory_tempering`: an int n keeps
+            the initial parameters and n - 1 more at update counts spaced
+            evenly on a log scale up to the fit's last update (many early,
+            few late); a sequence gives the update counts.  A copy is taken
+            at the end of the epoch in which the count is reached (the
+            kernels run whole epochs), so the kept counts
+            (``checkpoint_updates_``) are epoch boundaries.  Kept in memory
+            (and in model files).
 
         Returns
         -------
@@ -644,6 +681,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.stop_reason_ = None
         n_epochs = epochs_for_updates(self.n_iter, self.min_updates, len(train_rows),
                                       self.batch_size)
+        plan = _checkpoint_plan(checkpoints, n_epochs * -(-len(train_rows) // self.batch_size))
+        self._start_checkpoints(plan)
         stopping = None
         if self.early_stopping is not None:
             stopping = EarlyStopping(_METRICS[self.early_stopping], self.tol, self.patience)
@@ -662,6 +701,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                     self._check_finite(snapshot, f"epoch {epoch + 1}")
                     self.n_epochs_ += 1
                     entry = self._record_epoch(X_monitor, epoch, loop.seconds(), X_valid)
+                plan = self._keep_checkpoints(plan)
                 loop.report(entry, self._epoch_line(entry))
                 rising_warned = rising_warned or self._warn_if_rising()
                 if loop.should_stop(self, entry, stopping,
@@ -670,6 +710,30 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             if interrupt:
                 self._stop_interrupted(interrupt)
         return self
+
+    def _start_checkpoints(self, plan):
+        """Forget the checkpoints of an earlier fit; keep update 0 if planned."""
+        for name in _CHECKPOINT_ATTRIBUTES:
+            self.__dict__.pop(name, None)
+        return self._keep_checkpoints(plan)
+
+    def _keep_checkpoints(self, plan):
+        """Copy the parameters (to the host) when the planned update counts up
+        to ``n_updates_`` are reached; returns the counts still to come."""
+        if not plan or plan[0] > self.n_updates_:
+            return plan
+        while plan and plan[0] <= self.n_updates_:
+            plan = plan[1:]
+        # the lists exist once a checkpoint is kept (model files hold non-empty ones)
+        self.__dict__.setdefault("checkpoint_updates_", []).append(int(self.n_updates_))
+        for name in ("components_", "intercept_visible_", "intercept_hidden_"):
+            self.__dict__.setdefault("checkpoint_" + name, []).append(
+                np.array(to_host(getattr(self, name))))
+        log_var = self.__dict__.get("_log_var")
+        if log_var is not None:
+            self.__dict__.setdefault("checkpoint_log_var_", []).append(
+                np.array(to_host(log_var)))
+        return plan
 
     def _stop_interrupted(self, interrupt):
         """Record a Ctrl-C that ended the epoch loop (warns unless a DBN
@@ -933,10 +997,13 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         start : array-like of shape (n, n_features), optional
             Starting states; default uniform random bits ('pt': draws from
             the base model).
-        method : {'gibbs', 'pt'}, default='gibbs'
+        method : {'gibbs', 'pt', 'trajectory'}, default='gibbs'
             'pt': parallel tempering (:func:`fastrbm.sampling.parallel_tempering`,
             which also reports the swap acceptance per pair of temperatures),
-            for models whose Gibbs chains stay in one mode.
+            for models whose Gibbs chains stay in one mode; 'trajectory':
+            tempering over the checkpoints of the fit
+            (:func:`fastrbm.sampling.trajectory_tempering`; needs
+            ``fit(..., checkpoints=...)``).
         n_temperatures : int, default=10
             Replicas per chain with ``method='pt'``.
         betas : None, 'auto' or array-like, default=None
@@ -948,10 +1015,11 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         samples : ndarray of shape (n_samples, n_features)
             Visible states after ``n_steps`` steps.
         """
-        if method == "pt":
-            return self._tempered_sample(n_samples, n_steps, start, n_temperatures, betas)
+        if method in ("pt", "trajectory"):
+            return self._tempered_sample(n_samples, n_steps, start, n_temperatures, betas,
+                                         method)
         if method != "gibbs":
-            raise ValueError(f"method must be 'gibbs' or 'pt', got {method!r}")
+            raise ValueError(f"method must be 'gibbs', 'pt' or 'trajectory', got {method!r}")
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)
@@ -961,12 +1029,16 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 start = to_device(start)
         return self.gibbs(start, k=n_steps)
 
-    def _tempered_sample(self, n_samples, n_steps, start, n_temperatures, betas):
-        """Samples by parallel tempering on the model's scale; each call has
-        its own seed (spawn key SPAWN_TEMPERING, the sample call number)."""
+    def _tempered_sample(self, n_samples, n_steps, start, n_temperatures, betas, method):
+        """Samples by parallel or trajectory tempering on the model's scale;
+        each call has its own seed (spawn key SPAWN_TEMPERING, the sample
+        call number)."""
         self._params()
         seed = spawn_seed(self._seed_words, SPAWN_TEMPERING, self._sample_calls)
         self._sample_calls += 1
+        if method == "trajectory":
+            return trajectory_tempering(self, n_samples, n_steps, start=start,
+                                        random_state=seed).samples
         return parallel_tempering(self, n_samples, n_steps, n_temperatures=n_temperatures,
                                   betas=betas, start=start, random_state=seed).samples
 

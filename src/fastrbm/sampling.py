@@ -32,7 +32,7 @@ from ._backend import (COUNTER_LIMIT, check_int_param, is_cupy_array, kernel_thr
 from ._engine import bind
 from ._random import STREAM_TEMPERING, STREAM_TEMPERING_SWAP, seed_sequence
 
-__all__ = ["TemperingResult", "parallel_tempering"]
+__all__ = ["TemperingResult", "parallel_tempering", "trajectory_tempering"]
 
 #: rounds of the automatic ladder (betas='auto'), and their share of the sweeps
 _AUTO_ROUNDS = 3
@@ -77,34 +77,45 @@ def _check_betas(betas, n_temperatures):
 
 
 class _Ladder:
-    """The replicas' tempered parameters on the model's device."""
+    """The replicas' models on the engine's device: (W, vbias, hbias, engine
+    keyword arguments) per replica, from the hottest to the model."""
 
-    def __init__(self, bound, vbias, base, betas):
+    def __init__(self, bound, params=None):
         self.bound = bound
-        self.set(vbias, base, betas)
+        self.params = params
+        self.betas = None
+
+    @classmethod
+    def tempered(cls, bound, vbias, base, betas):
+        """The ladder between the base model (beta 0) and the model (beta 1),
+        on the unit-variance scale of Gaussian units."""
+        ladder = cls(bound)
+        ladder.set(vbias, base, betas)
+        return ladder
 
     def set(self, vbias, base, betas):
         bound = self.bound
         dtype = bound.W.dtype
+        kwargs = bound.visible.unit_scale_kwargs()
         self.betas = betas
         self.params = []
         for beta in betas:
             t = dtype.type(beta)
             self.params.append((bound.W * t, base * dtype.type(1 - beta) + vbias * t,
-                                bound.hbias * t))
+                                bound.hbias * t, kwargs))
 
     def free_energy(self, V, r):
-        W, vbias, hbias = self.params[r]
+        W, vbias, hbias, kwargs = self.params[r]
         bound = self.bound
         return to_host(bound.engine.free_energy(
             bound.engine.as_source(V), W, vbias, hbias, bound.threads,
-            **bound.visible.unit_scale_kwargs())).astype(np.float64)
+            **kwargs)).astype(np.float64)
 
     def gibbs(self, V, r, key, step, stream):
-        W, vbias, hbias = self.params[r]
+        W, vbias, hbias, kwargs = self.params[r]
         bound = self.bound
         return bound.engine.gibbs(bound.engine.as_source(V), W, vbias, hbias, 1, key, step,
-                                  stream, bound.threads, **bound.visible.unit_scale_kwargs())
+                                  stream, bound.threads, **kwargs)
 
 
 def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
@@ -219,7 +230,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         vbias, base = vbias / sigma, base / sigma
     put = to_device if on_gpu else (lambda a: a)
     vbias, base_bias = put(vbias.astype(dtype)), put(base.astype(dtype))
-    ladder = _Ladder(bound, vbias, base_bias, betas)
+    ladder = _Ladder.tempered(bound, vbias, base_bias, betas)
     rng = np.random.default_rng(np.random.SeedSequence(words, spawn_key=(0,)))
     if start is None:
         check_int_param("n_chains", n_chains, 1)
@@ -242,3 +253,96 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         samples = put(samples)
     return TemperingResult(samples=samples, betas=ladder.betas, acceptance=acceptance,
                            n_sweeps=sweep)
+
+
+def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, random_state=None):
+    """Sample a fitted RBM by tempering over its training trajectory.
+
+    The replicas run under the parameters the model had at its checkpoints
+    (``fit(..., checkpoints=...)``: the early, nearly independent models
+    mix fast) and under its final parameters; each sweep makes one Gibbs
+    step of every replica and proposes swaps between neighbouring
+    checkpoints by the Metropolis rule on their free energies, as
+    :func:`parallel_tempering` does between temperatures (Béreux et al.,
+    "Fast, accurate training and sampling of restricted Boltzmann
+    machines", ICLR 2025).  The same random-number streams.
+
+    Parameters
+    ----------
+    model : fitted BernoulliRBM or GaussianBernoulliRBM
+        Fitted with ``checkpoints`` (or loaded from a file that keeps them).
+    n_chains : int, default=100
+        Chains (ignored when ``start`` is given).
+    n_sweeps : int, default=1000
+        Sweeps (one Gibbs step of every replica each).
+    start : array-like of shape (n, n_features), optional
+        Starting states, on the data's scale; default: draws from the
+        independent model of the training data's means.
+    random_state : int, RandomState, Generator or None, default=None
+        Seed of the Philox key and of the starting states.
+
+    Returns
+    -------
+    TemperingResult
+        ``betas`` holds the checkpoints' update counts (the final model
+        last); ``acceptance`` the swap rate of each neighbouring pair.
+
+    Raises
+    ------
+    ValueError
+        When the model kept no checkpoints.
+    """
+    bound = bind(model)
+    check_int_param("n_sweeps", n_sweeps, 1)
+    checkpoints = model_checkpoints(model)
+    if not checkpoints:
+        raise ValueError(f"{bound.name} kept no checkpoints: fit it with "
+                         f"fit(X, checkpoints=10) (or a list of update counts)")
+    put = to_device if is_cupy_array(bound.W) else (lambda a: a)
+    dtype = bound.W.dtype
+    params, updates = [], []
+    for n_updates, W, vbias, hbias, log_var in checkpoints:
+        layer = bound.visible.at_checkpoint(None if log_var is None else put(
+            np.ascontiguousarray(log_var, dtype=dtype)))
+        params.append((put(np.ascontiguousarray(W, dtype=dtype)),
+                       put(np.ascontiguousarray(vbias, dtype=dtype)),
+                       put(np.ascontiguousarray(hbias, dtype=dtype)), layer.engine_kwargs()))
+        updates.append(n_updates)
+    if updates[-1] != getattr(model, "n_updates_", None):
+        params.append((bound.W, bound.vbias, bound.hbias, bound.visible.engine_kwargs()))
+        updates.append(int(getattr(model, "n_updates_", -1)))
+    ladder = _Ladder(bound, params)
+    R = len(params)
+    check_int_param("n_sweeps * replicas", int(n_sweeps) * R, 1, COUNTER_LIMIT - 1)
+    words = seed_sequence(random_state).generate_state(4, np.uint32)
+    rng = np.random.default_rng(np.random.SeedSequence(words, spawn_key=(0,)))
+    if start is None:
+        check_int_param("n_chains", n_chains, 1)
+        means = bound.visible_means
+        if means is None:
+            means = bound.visible.uniform_means(bound.W.shape[1])
+        base = bound.visible.base_bias(means)
+        start = bound.visible.sample(np.broadcast_to(base, (int(n_chains), bound.W.shape[1])),
+                                     rng)
+    else:
+        start = to_host(bound.validate(start))
+        start = (start.toarray() if hasattr(start, "toarray") else np.asarray(start))
+    start = put(np.ascontiguousarray(start, dtype=dtype))
+    replicas = [start.copy() for _ in range(R)]
+    with kernel_threads():
+        sweep, acceptance = _run(ladder, replicas, words[:2].copy(), int(n_sweeps), False,
+                                 None, None)
+    return TemperingResult(samples=replicas[-1], betas=np.asarray(updates, dtype=np.float64),
+                           acceptance=acceptance, n_sweeps=sweep)
+
+
+def model_checkpoints(model):
+    """The checkpoints a fitted RBM kept: a list of (n_updates, W, visible
+    bias, hidden bias, log-variances or None), oldest first (empty when none)."""
+    updates = getattr(model, "checkpoint_updates_", None)
+    if not updates:
+        return []
+    log_vars = getattr(model, "checkpoint_log_var_", None) or [None] * len(updates)
+    return list(zip(updates, model.checkpoint_components_,
+                    model.checkpoint_intercept_visible_, model.checkpoint_intercept_hidden_,
+                    log_vars))
