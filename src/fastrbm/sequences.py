@@ -47,9 +47,10 @@ _INSERTS = string.ascii_lowercase.encode() + b"."
 class Alignment(NamedTuple):
     """A multiple sequence alignment read by :func:`read_alignment`.
 
-    A named tuple, so ``names, codes, alphabet = read_alignment(path)`` works.
+    A named tuple, so ``names, codes, alphabet = read_alignment(path)`` works;
+    the fields are also attributes of the same names.
 
-    Attributes
+    Parameters
     ----------
     names : list of str
         The header of each sequence, without its leading ``>`` characters.
