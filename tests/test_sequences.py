@@ -180,15 +180,25 @@ def test_weights_any_integer_dtype():
 def test_weights_same_for_any_thread_count():
     rng = np.random.default_rng(3)
     codes = _family(rng, 700, 53, q=21)
+    codes[600:] = codes[:100]  # copies, merged before the kernel
     packed = np.zeros((700, 56), dtype=np.uint8)
     packed[:, :53] = codes
     words = packed.view(np.uint64)
-    counts = [_sequences.identity_neighbours(words, 10, t) for t in (1, 2, 3, 8)]
+    ones = np.ones(700, dtype=np.int32)
+    counts = [_sequences.identity_neighbours(words, ones, 10, t) for t in (1, 2, 3, 8)]
     for other in counts[1:]:
         assert_array_equal(other, counts[0])
     assert_array_equal(1.0 / counts[0], _weights_numpy(codes, 43 / 53))
     for n_jobs in (1, 2, -1, None):
         assert_array_equal(sequence_weights(codes, 0.8, n_jobs=n_jobs), 1.0 / counts[0])
+    # distinct rows standing for their copies give each copy the same count
+    distinct, which, copies = np.unique(packed, axis=0, return_inverse=True,
+                                        return_counts=True)
+    for threads in (1, 2, 3, 8):
+        merged = _sequences.identity_neighbours(
+            np.ascontiguousarray(distinct).view(np.uint64), copies.astype(np.int32), 10,
+            threads)
+        assert_array_equal(merged[which.ravel()], counts[0])
 
 
 def test_weights_errors():

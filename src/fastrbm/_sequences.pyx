@@ -31,18 +31,19 @@ cdef inline int _nonzero_bytes(uint64_t x) noexcept nogil:
     return <int>((y * ONES) >> 56)
 
 
-cdef int32_t _row_neighbours(const uint64_t[:, ::1] packed, Py_ssize_t i,
-                             int max_mismatch, int32_t *counts) noexcept nogil:
-    # Compares row i with every later row j; a match adds one to counts[j]
-    # and to the returned count of row i (pairs are symmetric, so each is
-    # compared once).  Zero padding matches itself, so it never adds a mismatch.
+cdef int64_t _row_neighbours(const uint64_t[:, ::1] packed, const int32_t[::1] multiplicity,
+                             Py_ssize_t i, int max_mismatch, int64_t *counts) noexcept nogil:
+    # Compares row i with every later row j; a match adds row i's multiplicity
+    # to counts[j] and row j's to the returned count of row i (pairs are
+    # symmetric, so each is compared once).  Zero padding matches itself, so
+    # it never adds a mismatch.
     cdef Py_ssize_t n = packed.shape[0], n_words = packed.shape[1], j, w
     # the first `sure` words (8 sites each) cannot exceed max_mismatch: no test
     cdef Py_ssize_t sure = min(max_mismatch // 8, n_words)
     cdef const uint64_t *a = &packed[i, 0]
     cdef const uint64_t *b
     cdef int mismatches
-    cdef int32_t found = 0
+    cdef int64_t found = 0
     for j in range(i + 1, n):
         b = &packed[j, 0]
         mismatches = 0
@@ -53,19 +54,22 @@ cdef int32_t _row_neighbours(const uint64_t[:, ::1] packed, Py_ssize_t i,
             if mismatches > max_mismatch:
                 break
         if mismatches <= max_mismatch:
-            counts[j] += 1
-            found += 1
+            counts[j] += multiplicity[i]
+            found += multiplicity[j]
     return found
 
 
-def identity_neighbours(const uint64_t[:, ::1] packed, int max_mismatch, int n_threads):
-    """Number of rows within ``max_mismatch`` differing sites of each row.
+def identity_neighbours(const uint64_t[:, ::1] packed, const int32_t[::1] multiplicity,
+                        int max_mismatch, int n_threads):
+    """Number of sequences within ``max_mismatch`` differing sites of each row.
 
     Parameters
     ----------
     packed : ndarray of uint64, shape (n_rows, n_words)
-        Byte-coded rows (one byte per site) zero-padded to a multiple of 8
-        bytes and viewed as 64-bit words.
+        Distinct byte-coded rows (one byte per site) zero-padded to a
+        multiple of 8 bytes and viewed as 64-bit words.
+    multiplicity : ndarray of int32, shape (n_rows,)
+        How many sequences each row stands for (its copies).
     max_mismatch : int
         Largest number of differing sites at which two rows are neighbours.
     n_threads : int
@@ -74,24 +78,24 @@ def identity_neighbours(const uint64_t[:, ::1] packed, int max_mismatch, int n_t
     Returns
     -------
     ndarray of int64, shape (n_rows,)
-        Neighbours of each row, the row itself included.
+        Sequences within reach of each row, its own copies included.
     """
     cdef Py_ssize_t n = packed.shape[0], start, stop, i
     cdef int t, n_t = max(1, n_threads)
     # one count row per thread, summed at the end: integer sums, so the
     # total is the same however rows were shared among threads
-    cdef int32_t[:, ::1] per_thread = np.zeros((n_t, max(n, 1)), dtype=np.int32)
-    cdef int32_t *row_counts
+    cdef int64_t[:, ::1] per_thread = np.zeros((n_t, max(n, 1)), dtype=np.int64)
+    cdef int64_t *row_counts
     for start in range(0, n, ROW_CHUNK):
         stop = min(start + ROW_CHUNK, n)
         with nogil:
             for i in prange(start, stop, schedule="dynamic", chunksize=4,
                             num_threads=n_t):
                 row_counts = &per_thread[threadid(), 0]
-                row_counts[i] = row_counts[i] + _row_neighbours(packed, i, max_mismatch,
-                                                                row_counts)
+                row_counts[i] = row_counts[i] + _row_neighbours(
+                    packed, multiplicity, i, max_mismatch, row_counts)
         PyErr_CheckSignals()
-    return 1 + np.asarray(per_thread, dtype=np.int64).sum(axis=0)[:n]
+    return np.asarray(multiplicity, dtype=np.int64) + np.asarray(per_thread).sum(axis=0)[:n]
 
 
 cdef void _pair_counts(const uint8_t[:, ::1] columns, const double[::1] weights,

@@ -390,7 +390,8 @@ def sequence_weights(codes, identity=0.8, n_jobs=None):
 
     Notes
     -----
-    A compiled OpenMP kernel compares each pair once, eight sites per 64-bit
+    Copies of a sequence are merged first; a compiled OpenMP kernel then
+    compares each pair of distinct sequences once, eight sites per 64-bit
     word, and stops as soon as a pair has too many differing sites.  It
     counts integers, so the weights are identical for any number of threads.
 
@@ -416,9 +417,15 @@ def sequence_weights(codes, identity=0.8, n_jobs=None):
     n_words = -(-n_sites // 8)
     packed = np.zeros((n_sequences, n_words * 8), dtype=np.uint8)
     packed[:, :n_sites] = arr
-    threads = min(resolve_n_threads(n_jobs), n_sequences)
-    counts = _sequences.identity_neighbours(packed.view(np.uint64), max_mismatch, threads)
-    return 1.0 / counts
+    # copies of a sequence are each other's neighbours at any identity: the
+    # kernel compares distinct rows only, each standing for its copies
+    distinct, which, copies = np.unique(packed.view(f"V{n_words * 8}").ravel(),
+                                        return_inverse=True, return_counts=True)
+    words = np.ascontiguousarray(distinct).view(np.uint64).reshape(-1, n_words)
+    threads = min(resolve_n_threads(n_jobs), words.shape[0])
+    counts = _sequences.identity_neighbours(words, copies.astype(np.int32), max_mismatch,
+                                            threads)
+    return 1.0 / counts[which.ravel()]
 
 
 def pair_indices(n_sites):
