@@ -368,10 +368,12 @@ def sequence_weights(codes, identity=0.8, n_jobs=None):
     sequences (``s`` included) whose fraction of identical sites with ``s``
     is at least ``identity``.  The fraction is over all ``n_sites`` aligned
     sites, gaps included: a gap facing a gap is identical, a gap facing a
-    letter is not.  This is the convention of the PGM package and DsysDML's
-    ``rbms`` (and of the DCA literature's usual ``1 / n_s`` reweighting); it
-    depends only on the aligned codes, so weights are the same whatever the
-    alphabet's gap symbol is.
+    letter is not.  This is the rule of DsysDML's ``rbms`` (``compute_weights``)
+    and of the DCA literature's usual ``1 / n_s`` reweighting; the PGM package
+    counts the same fraction over all sites but strictly above the threshold
+    (differing fraction below ``1 - identity``), which differs only for pairs
+    exactly at it.  Gaps count as sites because the fraction then depends only
+    on the aligned codes, not on which symbol is the gap.
 
     Parameters
     ----------
