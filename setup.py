@@ -1,4 +1,4 @@
-"""Build of the fastrbm._gibbs extension.
+"""Build of the fastrbm._gibbs, _mlp and _sequences extensions.
 
 OpenMP flags are chosen per compiler.  A compiler without OpenMP still builds
 a working (single-threaded) extension, unless FASTRBM_REQUIRE_OPENMP=1, which
@@ -120,6 +120,13 @@ extensions = [
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         depends=["src/fastrbm/_kernels.h", "src/fastrbm/_blas.pxd"],
+    ),
+    # sequence weights and pair counts of fastrbm.sequences (same flags, via BuildExt)
+    Extension(
+        "fastrbm._sequences",
+        ["src/fastrbm/_sequences.pyx"],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
     ),
 ]
 
