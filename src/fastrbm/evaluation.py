@@ -30,6 +30,7 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
+from . import _dask
 from ._random import STREAM_AIS, seed_sequence
 from ._backend import (COUNTER_LIMIT, check_int_param, get_engine, is_cupy_array,
                        kernel_threads, resolve_n_threads, threads_for_work, to_device,
@@ -744,6 +745,8 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
         scale_)`` with v the standardised row and log Z on the standardised
         scale (as :func:`log_partition_exact` returns it).
     """
+    if _dask.is_dask_collection(X):
+        return _dask.log_likelihood(model, X, log_z, random_state=random_state)
     kind, (W, _, _) = _model_parts(model)
     X = model._validate(X, reset=False)
     if log_z is None:

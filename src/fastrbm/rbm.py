@@ -15,6 +15,7 @@ from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, arra
                        check_counters, check_int_param, check_layer, check_same_device,
                        get_engine, is_cupy_array, kernel_threads, resolve_n_threads,
                        threads_for_work, to_device, to_host)
+from . import _dask
 from ._interrupt import deferred_interrupt
 from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START, SPAWN_SHUFFLE,
                       SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng)
@@ -609,6 +610,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             consecutive epochs, by more than 20% of the first epoch's error
             over them (a fit starting to diverge); once per fit.
         """
+        if _dask.is_out_of_core(X):
+            return _dask.fit_any(self, X, validation_data, callbacks)
         self._check_params()
         callbacks = self._check_callbacks(callbacks)
         X = self._validate(X, reset=True)
@@ -817,6 +820,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             A ValueError, when the call makes a parameter NaN or infinite: the
             model is left as it was before the call (see :meth:`fit`).
         """
+        if _dask.is_out_of_core(X):
+            return _dask.partial_fit_any(self, X)
         self._check_params()
         first = not hasattr(self, "components_")
         X = self._validate(X, reset=first)
@@ -907,6 +912,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         h : ndarray of shape (n_samples, n_components)
             Probabilities, in the model's dtype.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.transform(self, X)
         return self._hidden_proba(self._validate(X, reset=False))
 
     def _hidden_proba(self, X):
@@ -1005,6 +1012,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         F : ndarray of shape (n_samples,)
             Free energy of each row (lower is more probable).
         """
+        if _dask.is_dask_collection(X):
+            return _dask.free_energy(self, X)
         X = self._validate(X, reset=False)
         W, vbias, hbias = self._params(X)
         with kernel_threads():
@@ -1048,6 +1057,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         pseudo_likelihood : ndarray of shape (n_samples,)
             Pseudo-likelihood of each row (higher is better).
         """
+        if _dask.is_dask_collection(X):
+            return _dask.score_samples(self, X)
         X = self._validate(X, reset=False)
         return self._pseudo_likelihood(X, 0)
 
