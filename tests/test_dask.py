@@ -311,3 +311,10 @@ def test_stream_refuses_gaussian_and_bad_sources(images):
         fdask.stream_fit(BernoulliRBM(), images[0])
     with pytest.raises(ValueError, match="buffer_chunks"):
         fdask.stream_fit(BernoulliRBM(), images, buffer_chunks=0)
+
+
+def test_public_functions_have_numpydoc_docstrings():
+    from test_docstrings import problems_of
+
+    for name in fdask.__all__:
+        assert problems_of(f"fastrbm.dask.{name}", getattr(fdask, name)) == []
