@@ -22,12 +22,16 @@ process (all cores) and on a ``LocalCluster`` of 2 worker processes with 1
 thread each, averaging per epoch (``--sync-every 0``) or every N
 minibatches; the test log-likelihood of each (AIS, one log Z estimate per
 model with the same seed), the wall-clock times, and the measured split of
-the data-parallel fit into worker compute and per-round overhead (gather,
-average, broadcast).  From a 1-worker and a 2-worker run on the cluster it
+the data-parallel fit into worker compute (the slowest worker's, per round)
+and per-round overhead (the rest of the round's wall-clock time:
+scheduling, gather, average, broadcast).  From a 1-worker and a 2-worker run on the cluster it
 fits overhead(P) = a + b P per round and prints an analytic estimate of the
 wall-clock time for 8 and 32 workers: compute(1 worker) / P + rounds x
 overhead(P).  On a shared 2-core machine the 2-worker speed-up cannot
-exceed 2 and is usually below it; the load average is printed.
+exceed 2 and is usually below it; the load average is printed.  The
+estimate assumes compute divides evenly, the overhead grows linearly with
+the workers (the client gathers and broadcasts every replica's state), and
+per-worker rounds shrink with P when syncing every N minibatches.
 """
 import argparse
 import json
@@ -191,27 +195,28 @@ def workers(args):
     for label, wall, ll, profile in rows:
         extra = ("| - | - | -" if profile is None else
                  f"| {profile['rounds']} | {profile['worker_seconds']:.1f} | "
-                 f"{sum(profile['round_seconds']):.1f}")
+                 f"{sum(profile['overhead_seconds']):.1f}")
         ll_text = "-" if ll is None else f"{ll:.2f}"
         print(f"| {label} | {wall:.1f} | {ll_text} {extra} |")
+    n_rows, batch = len(X), params["batch_size"]
     for sync in args.sync_every:
         (w1, p1), (w2, p2) = measured[sync, 1], measured[sync, 2]
-        per_round = [sum(p["round_seconds"]) / p["rounds"] for p in (p1, p2)]
+        per_round = [sum(p["overhead_seconds"]) / p["rounds"] for p in (p1, p2)]
         b = per_round[1] - per_round[0]
         a = per_round[0] - b
         compute_1 = p1["worker_seconds"]
-        rounds = p2["rounds"]
-        setup = w2 - p2["worker_seconds"] - sum(p2["round_seconds"])
+        setup = w2 - p2["worker_seconds"] - sum(p2["overhead_seconds"])
         print(f"# sync {'per epoch' if not sync else f'every {sync}'}: overhead per round "
-              f"{per_round[0] * 1e3:.1f} ms (1 worker), {per_round[1] * 1e3:.1f} ms "
-              f"(2 workers) -> a = {a * 1e3:.1f} ms, b = {b * 1e3:.1f} ms/worker; "
-              f"setup {setup:.1f} s")
+              f"{per_round[0] * 1e3:.0f} ms (1 worker), {per_round[1] * 1e3:.0f} ms "
+              f"(2 workers) -> a = {a * 1e3:.0f} ms, b = {b * 1e3:.0f} ms/worker; "
+              f"setup (partitioning, initialisation) {setup:.1f} s")
         for p in (8, 32):
-            estimate = compute_1 / p + rounds * max(0.0, a + b * p) + setup
-            print(f"#   estimate {p} workers: {estimate:.1f} s "
-                  f"(compute {compute_1 / p:.1f} + rounds {rounds} x "
-                  f"{max(0.0, a + b * p) * 1e3:.0f} ms + setup {setup:.1f}) vs 1 worker "
-                  f"{w1:.1f} s")
+            rounds = args.epochs * (1 if not sync else -(-(n_rows // p) // (sync * batch)))
+            overhead = max(0.0, a + b * p)
+            estimate = compute_1 / p + rounds * overhead + setup
+            print(f"#   estimate {p} workers: {estimate:.1f} s = compute {compute_1 / p:.1f} "
+                  f"+ {rounds} rounds x {overhead * 1e3:.0f} ms + setup {setup:.1f} "
+                  f"(1 worker measured: {w1:.1f} s)")
     print(f"# load average after: {_load():.1f}")
 
 

@@ -480,7 +480,7 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     shared = None
     model.stop_reason_ = None
     if profile is not None:
-        profile.update(rounds=0, worker_seconds=0.0, round_seconds=[])
+        profile.update(rounds=0, worker_seconds=0.0, overhead_seconds=[])
     for _ in range(n_epochs):
         start = time.perf_counter()
         epoch = model.n_epochs_
@@ -488,6 +488,7 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
         orders = [worker_order(model, sizes[p], epoch, p) for p in range(n_parts)]
         n_rounds = 1 if per_round is None else max(-(-size // per_round) for size in sizes)
         for r in range(n_rounds):
+            round_start = time.perf_counter()
             taking = []
             for p in range(n_parts):
                 part = orders[p] if per_round is None else \
@@ -498,7 +499,6 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
                                      part=p)
                 steps[p] += -(-len(part) // batch)
                 taking.append(p)
-            round_start = time.perf_counter()
             results = client.gather([submit(_shared_state, replicas[p], part=p)
                                      for p in taking])
             averaged = average_states([state for state, _ in results])
@@ -507,8 +507,9 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
             shared = client.scatter([averaged], broadcast=True)[0]
             if profile is not None:
                 profile["rounds"] += 1
-                profile["worker_seconds"] += max(seconds for _, seconds in results)
-                profile["round_seconds"].append(time.perf_counter() - round_start)
+                slowest = max(seconds for _, seconds in results)
+                profile["worker_seconds"] += slowest
+                profile["overhead_seconds"].append(time.perf_counter() - round_start - slowest)
         model.n_updates_ = max(steps)
         bad = model._diverged_params()
         if bad:

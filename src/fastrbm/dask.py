@@ -58,8 +58,9 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
         address); default all.  No more partitions than X has chunks.
     profile : dict, optional
         Filled with ``rounds``, ``worker_seconds`` (sum over rounds of the
-        slowest worker's compute time) and ``round_seconds`` (each round's
-        wait, gather and average on the client).
+        slowest worker's compute time) and ``overhead_seconds`` (per round:
+        its wall-clock time on the client minus the slowest worker's
+        compute, i.e. scheduling, transfers, the average and the broadcast).
 
     Returns
     -------
