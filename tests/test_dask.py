@@ -129,10 +129,13 @@ def _assert_same_fit(a, b):
 
 
 @pytest.mark.parametrize("sync_every", [None, 4])
-@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("kind", ["bernoulli", "uint8", "gaussian"])
 def test_one_worker_one_chunk_is_the_plain_fit(client, data, kind, sync_every):
     X, _ = data
-    if kind == "bernoulli":
+    if kind == "uint8":
+        # intensities: a float32 model reading uint8 / 255
+        X = (X * 200 + 20).astype(np.uint8)
+    if kind != "gaussian":
         params = dict(n_components=6, n_iter=3, random_state=3, momentum=0.5,
                       sparsity_cost=0.1, batch_size=16)
         make = BernoulliRBM

@@ -248,9 +248,10 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
 # ------------------------------------------------------------------ training
 def _needs(model, what):
     """ValueError for fit options the scale-out fits do not support."""
-    unsupported = [name for name, off in (("validation_fraction", None),
-                                          ("early_stopping", None), ("ais_every", 0))
-                   if getattr(model, name, off) not in (off,)]
+    unsupported = [name for name in ("validation_fraction", "early_stopping")
+                   if getattr(model, name, None) is not None]
+    if getattr(model, "ais_every", 0):
+        unsupported.append("ais_every")
     if unsupported:
         raise ValueError(f"{type(model).__name__}.fit on {what} does not support "
                          f"{', '.join(unsupported)}; set them to their defaults or fit "
@@ -405,7 +406,8 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     import dask.array as da
 
     from ._backend import check_int_param
-    from ._validation import check_X
+    from ._backend import is_cupy_array
+    from ._validation import check_X, model_dtype_for
     from .dbn import DBN, DBNClassifier
     from .gaussian import GaussianBernoulliRBM, _MIN_SCALE
     from .rbm import DivergenceError, epochs_for_updates
@@ -424,6 +426,9 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
         raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimensions")
     if any(math.isnan(size) for size in X.chunks[0]):
         raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    if is_cupy_array(X._meta):
+        raise TypeError("fit on a CuPy-backed dask array is not supported: the workers "
+                        "train on NumPy blocks (X.map_blocks(cupy.asnumpy))")
     if len(X.chunks[1]) != 1:
         X = X.rechunk({1: -1})
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
@@ -445,8 +450,10 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
            for p in range(n_parts)]
     gaussian = isinstance(model, GaussianBernoulliRBM)
     d = X.shape[1]
+    # one row of X's dtype, validated as fit validates X: the model's dtype
     probe = check_X(model, np.zeros((1, d), dtype=X.dtype), reset=True, dtype=model.dtype,
                     finite_only=gaussian)
+    probe = np.zeros((1, d), dtype=model_dtype_for(probe, model.dtype))
     if gaussian:
         model_future = client.scatter(model, broadcast=True)
         stats = client.gather([submit(_gaussian_stats, model_future, raw[p], part=p)
@@ -459,7 +466,6 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
             std = np.sqrt(sum(n * (s ** 2 + (m - mean) ** 2) for n, m, s in stats) / total)
         model.mean_ = mean
         model.scale_ = np.where(std < _MIN_SCALE, 1.0, std)
-        probe = np.zeros((1, d), dtype=model_dtype_of(probe, model))
     _initialize_with_means(model, probe, np.zeros(d))
     model_future = client.scatter(model, broadcast=True)
     rows = [submit(_validated_rows, model_future, raw[p], part=p) for p in range(n_parts)]
@@ -527,13 +533,6 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
                                      allow_other_workers=False, pure=False).result()
     model.n_updates_ = max(steps)
     return model
-
-
-def model_dtype_of(probe, model):
-    """The model dtype a validated probe row gives (model_dtype_for)."""
-    from ._validation import model_dtype_for
-
-    return model_dtype_for(probe, model.dtype)
 
 
 # ------------------------------------------------------------------ streaming
