@@ -172,7 +172,7 @@ def workers(args):
     rows.append(("1 process, all cores", time.perf_counter() - start, test_ll(single), None))
     Xd = da.from_array(X, chunks=(len(X) // 2, 784))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         # warm-up: the workers import fastrbm once
         client.run(lambda: __import__("fastrbm"))
         measured = {}

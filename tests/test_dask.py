@@ -25,7 +25,7 @@ FITTED = ("components_", "intercept_visible_", "intercept_hidden_", "h_samples_"
 def client():
     # processes: the model and the data really travel pickled between processes
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as the_client:
         yield the_client
 
@@ -321,3 +321,12 @@ def test_public_functions_have_numpydoc_docstrings():
 
     for name in fdask.__all__:
         assert problems_of(f"fastrbm.dask.{name}", getattr(fdask, name)) == []
+
+
+def test_partial_fit_hook_streams_dask_chunks(images):
+    params = dict(n_components=7, random_state=4, batch_size=16)
+    plain = BernoulliRBM(**params).partial_fit(images)
+    with dask.config.set(scheduler="synchronous"):
+        # 5 chunks of the dask array, within the default buffer of 8
+        streamed = BernoulliRBM(**params).partial_fit(da.from_array(images, chunks=(50, 20)))
+    _assert_same_fit(plain, streamed)
