@@ -4,6 +4,7 @@ processes of 1 thread, started and stopped here), streaming fits from
 memmaps, zarr arrays and HDF5 datasets."""
 import subprocess
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -330,3 +331,70 @@ def test_partial_fit_hook_streams_dask_chunks(images):
         # 5 chunks of the dask array, within the default buffer of 8
         streamed = BernoulliRBM(**params).partial_fit(da.from_array(images, chunks=(50, 20)))
     _assert_same_fit(plain, streamed)
+
+
+# -------------------------------------------------------------------- AIS
+def _ais_inputs(dtype):
+    rng = np.random.default_rng(6)
+    W = rng.normal(0, 0.3, (7, 10)).astype(dtype)
+    vbias, hbias, base = (rng.normal(size=n).astype(dtype) for n in (10, 7, 10))
+    betas = np.linspace(0, 1, 60)
+    return W, vbias, hbias, base, betas
+
+
+@pytest.mark.parametrize("engine", ["reference", "gibbs"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_ais_chains_split_by_first_chain(engine, dtype, gaussian):
+    from fastrbm import _gibbs, _reference
+
+    module = {"reference": _reference, "gibbs": _gibbs}[engine]
+    W, vbias, hbias, base, betas = _ais_inputs(dtype)
+    key = np.array([3, 4], np.uint32)
+    whole, states = module.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1,
+                                           gaussian=gaussian, return_states=True)
+    parts = [module.ais_log_weights(W, vbias, hbias, base, betas, hi - lo, key, 1,
+                                    gaussian=gaussian, return_states=True, first_chain=lo)
+             for lo, hi in ((0, 5), (5, 12))]
+    # the compiled engine is bit-identical for any split; NumPy's matmul may
+    # round differently for a different number of rows (BLAS edge kernels)
+    same = np.array_equal if engine == "gibbs" else partial(np.allclose, rtol=1e-9, atol=1e-9)
+    assert same(whole, np.concatenate([logw for logw, _ in parts]))
+    if engine == "gibbs" or not gaussian:
+        assert np.array_equal(states, np.concatenate([v for _, v in parts]))
+    # reverse runs (start given) split the same way
+    back = betas[::-1].copy()
+    whole = module.ais_log_weights(W, vbias, hbias, base, back, 12, key, 1, gaussian=gaussian,
+                                   start=states)
+    parts = [module.ais_log_weights(W, vbias, hbias, base, back, hi - lo, key, 1,
+                                    gaussian=gaussian, start=states[lo:hi], first_chain=lo)
+             for lo, hi in ((0, 7), (7, 12))]
+    assert same(whole, np.concatenate(parts))
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_cupy_ais_chains_split_by_first_chain(gpu, gaussian):
+    from fastrbm import _cupy, _gibbs
+
+    W, vbias, hbias, base, betas = _ais_inputs(np.float64)
+    key = np.array([3, 4], np.uint32)
+    cpu = _gibbs.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1, gaussian=gaussian)
+    part = _cupy.ais_log_weights(gpu.put(W), gpu.put(vbias), gpu.put(hbias), gpu.put(base),
+                                 betas, 7, key, gaussian=gaussian, first_chain=5)
+    np.testing.assert_allclose(part, cpu[5:], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_components", [6, 24])
+def test_ais_across_workers_equals_local(client, data, n_components):
+    """6 hidden units: exact reverse starts; 24 (above EXACT_DEFAULT_UNITS):
+    approximate reverse starts from Gibbs chains on the client."""
+    X, _ = data
+    model = BernoulliRBM(n_components=n_components, n_iter=3, random_state=0).fit(X)
+    kwargs = dict(n_chains=21, betas=300, random_state=9, data=X)
+    local = evaluation.log_partition_ais(model, **kwargs)
+    spread = evaluation.log_partition_ais(model, client=client, **kwargs)
+    for name in ("log_z", "log_z_low", "log_z_high", "log_z_reverse", "log_z_certified",
+                 "ess"):
+        assert getattr(local, name) == getattr(spread, name), name
+    assert np.array_equal(local.log_weights, spread.log_weights)
+    assert np.array_equal(local.reverse_log_weights, spread.reverse_log_weights)

@@ -716,3 +716,72 @@ def fit_any(model, X, validation_data=None, callbacks=None):
 def partial_fit_any(model, X):
     """The estimators' partial_fit hook: chunk by chunk in row order."""
     return stream_partial_fit(model, X)
+
+
+# ------------------------------------------------------------------ AIS
+def _ais_part(W, vbias, hbias, base_vbias, betas, n_chains, key, gaussian, start,
+              return_states, first_chain):
+    from ._backend import get_engine, kernel_threads
+
+    with kernel_threads():
+        return get_engine(W).ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key,
+                                             _task_threads(), gaussian=gaussian, start=start,
+                                             return_states=return_states,
+                                             first_chain=first_chain)
+
+
+class ChainSplit:
+    """An engine whose ``ais_log_weights`` runs the chains on the workers of a
+    dask.distributed client, a contiguous block each (chain ``i`` keeps
+    Philox row ``i``: ``first_chain``), and concatenates their weights and
+    states in chain order: the local run's result.  Everything else is the
+    wrapped engine's.
+
+    Parameters
+    ----------
+    engine : module
+        The CPU engine (``_gibbs``).
+    client : distributed.Client
+        The cluster.
+    """
+
+    def __init__(self, engine, client):
+        if engine.__name__.endswith("_cupy"):
+            raise TypeError("log_partition_ais(client=...) runs CPU models only; move the "
+                            "model to the host with model.to_numpy()")
+        self._engine, self._client = engine, client
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def ais_log_weights(self, W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads,
+                        gaussian=False, start=None, return_states=False):
+        """The engine's ``ais_log_weights``, split by chains across the workers.
+
+        Parameters
+        ----------
+        W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads, gaussian, start, return_states
+            As for the engine (``n_threads`` is replaced by each task's share
+            of its worker).
+
+        Returns
+        -------
+        logw : ndarray of shape (n_chains,)
+            With the final states (n_chains, n_features) when ``return_states``.
+        """
+        client = self._client
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        parts = min(len(workers), int(n_chains)) or 1
+        bounds = [p * int(n_chains) // parts for p in range(parts + 1)]
+        shared = client.scatter([W, vbias, hbias, base_vbias, np.asarray(betas)],
+                                broadcast=True)
+        futures = [client.submit(_ais_part, *shared, bounds[p + 1] - bounds[p], key, gaussian,
+                                 None if start is None else start[bounds[p]:bounds[p + 1]],
+                                 return_states, bounds[p], workers=[workers[p]],
+                                 allow_other_workers=False, pure=False)
+                   for p in range(parts)]
+        results = client.gather(futures)
+        if not return_states:
+            return np.concatenate(results)
+        return (np.concatenate([logw for logw, _ in results]),
+                np.concatenate([states for _, states in results]))

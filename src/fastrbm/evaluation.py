@@ -441,7 +441,7 @@ def _ais_keys(random_state):
 
 
 def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, data=None,
-                      reverse=True, reverse_burn_in=1000, confidence=0.95):
+                      reverse=True, reverse_burn_in=1000, confidence=0.95, client=None):
     """Estimate log Z with Annealed Importance Sampling, with bounds that hold.
 
     Forward: chains start with exact draws from a base-rate model (no weights,
@@ -496,6 +496,10 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         Gibbs steps before approximate reverse starts (unused when exact).
     confidence : float, default=0.95
         Coverage of [``log_z_low``, ``log_z_high``], in (0, 1).
+    client : distributed.Client, optional
+        Run the forward and reverse chains on its workers, a contiguous
+        block of chains each (CPU models): the result equals the local run's
+        for the same ``random_state`` (each chain keeps its Philox rows).
 
     Returns
     -------
@@ -516,6 +520,8 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     key, reverse_key, burn_in_key, numpy_seed = _ais_keys(random_state)
     # a GPU model's chains run on the GPU engine (base biases moved there)
     engine = get_engine(W)
+    if client is not None:
+        engine = _dask.ChainSplit(engine, client)
     on_gpu = is_cupy_array(W)
     sigma = _visible_sigma(model) if gaussian else None
     if sigma is not None:
