@@ -135,7 +135,8 @@ def stream(args):
             same = "reference"
         else:
             same = "= in-memory" if result["hash"] == reference else "differs"
-        size = "whole" if fmt == "memory" else f"{min(buffer, n_chunks) * args.chunk * 784 / 2**20:.1f}"
+        size = ("whole" if fmt == "memory"
+                else f"{min(buffer, n_chunks) * args.chunk * 784 / 2**20:.1f}")
         print(f"| {fmt} | {buffer if buffer else '-'} | {size} | {result['growth_mb']:.1f} | "
               f"{result['seconds']:.1f} | {same} |", flush=True)
     print(f"# load average after: {_load():.1f}")
