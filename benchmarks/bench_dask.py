@@ -6,7 +6,7 @@ Usage::
     python benchmarks/bench_dask.py stream  [--n-train 60000] [--hidden 64] [--chunk 1000]
                                             [--buffers 1 4 16 60]
     python benchmarks/bench_dask.py workers [--n-train 60000] [--hidden 100] [--epochs 3]
-                                            [--sync-every 0 100] [--betas 2000]
+                                            [--sync-every 0 100] [--betas 2000] [--reverse]
 
 ``stream``: writes the Fashion-MNIST training images (60,000 x 784 uint8)
 to a zarr array and an HDF5 dataset with chunks of ``--chunk`` rows, then
@@ -160,13 +160,20 @@ def workers(args):
                   learning_rate=0.05, momentum=0.5, random_state=0)
 
     def test_ll(model):
-        log_z = evaluation.log_partition_ais(model, n_chains=100, betas=args.betas,
-                                             random_state=0, reverse=False)
-        return float(np.mean(evaluation.log_likelihood(model, X_test, log_z)))
+        result = evaluation.log_partition_ais(model, n_chains=100, betas=args.betas,
+                                              random_state=0, reverse=args.reverse)
+        ll = float(np.mean(evaluation.log_likelihood(model, X_test, result)))
+        if not args.reverse:
+            return f"{ll:.2f}"
+        # the bracket of log Z read as one of the mean log-likelihood
+        return (f"{ll:.2f} [{ll + result.log_z - result.log_z_high:.2f}, "
+                f"{ll + result.log_z - result.log_z_low:.2f}]")
 
     print(f"# Fashion-MNIST {len(X)} train / {len(X_test)} test, binarised; "
           f"{args.hidden} hidden, batch 20, lr 0.05, momentum 0.5, {args.epochs} epochs; "
-          f"AIS 100 chains, {args.betas} linear temperatures; load average {_load():.1f}")
+          f"AIS 100 chains, {args.betas} linear temperatures"
+          f"{', forward and reverse' if args.reverse else ', forward only'}; "
+          f"load average {_load():.1f}")
     rows = []
     start = time.perf_counter()
     single = BernoulliRBM(**params).fit(X)
@@ -197,7 +204,7 @@ def workers(args):
         extra = ("| - | - | -" if profile is None else
                  f"| {profile['rounds']} | {profile['worker_seconds']:.1f} | "
                  f"{sum(profile['overhead_seconds']):.1f}")
-        ll_text = "-" if ll is None else f"{ll:.2f}"
+        ll_text = "-" if ll is None else ll
         print(f"| {label} | {wall:.1f} | {ll_text} {extra} |")
     n_rows, batch = len(X), params["batch_size"]
     for sync in args.sync_every:
@@ -241,6 +248,8 @@ def main():
     w.add_argument("--epochs", type=int, default=3)
     w.add_argument("--sync-every", type=int, nargs="+", default=[0, 100])
     w.add_argument("--betas", type=int, default=2000)
+    w.add_argument("--reverse", action="store_true",
+                   help="also run reverse AIS and print the log-likelihood's 95%% bracket")
     args = parser.parse_args()
     {"stream": stream, "_stream_child": _stream_child, "workers": workers}[args.command](args)
 
