@@ -14,5 +14,8 @@ from .gaussian import GaussianBernoulliRBM
 from .io import load_model, save_model
 from .rbm import BernoulliRBM, DivergenceError
 
+# registers the scale-out operations (importing dask only when used)
+from . import _dask  # noqa: F401, E402, I001
+
 __all__ = ["BernoulliRBM", "DBN", "DBNClassifier", "DivergenceError", "GaussianBernoulliRBM", "OutOfRangeWarning", "get_config", "load_model", "save_model",
            "show_config", "__version__", "evaluation"]

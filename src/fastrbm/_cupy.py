@@ -673,11 +673,11 @@ def find_invalid(X, clip):
 
 
 def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
-                    gaussian=False, start=None, return_states=False):
+                    gaussian=False, start=None, return_states=False, first_chain=0):
     """AIS log weights (float64 NumPy array, one per chain); the same draws and
     meaning as ``_reference.ais_log_weights`` (``start``: the chains' start
     states, for reverse AIS; ``return_states``: also return the final states,
-    on the device)."""
+    on the device; ``first_chain``: the Philox row of the first chain)."""
     dev = device()
     xp = dev.xp
     dtype = W.dtype
@@ -691,7 +691,10 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
         raise ValueError("betas needs at least 2 temperatures (0 and 1)")
     if np.any((betas[1:-1] == 0) & (betas[:-2] != 0)):
         raise ValueError("betas may reach 0 after a positive temperature only at its end")
-    check_counters(n_chains, 0, betas.shape[0], STREAM_AIS, 1)
+    first_chain = int(first_chain)
+    if first_chain < 0:
+        raise ValueError(f"first_chain must be >= 0, got {first_chain}")
+    check_counters(first_chain + n_chains, 0, betas.shape[0], STREAM_AIS, 1)
     if n_chains == 0:
         empty = np.zeros(0)
         return (empty, xp.zeros((0, D), dtype=dtype)) if return_states else empty
@@ -709,7 +712,7 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     vb_s = xp.empty(D, dtype=dtype)
     base = base64.astype(dtype)
     if start is None:
-        _visible_draw(v, base, gaussian, 0, tick, 0, _c3(STREAM_AIS, 1), key)
+        _visible_draw(v, base, gaussian, first_chain, tick, 0, _c3(STREAM_AIS, 1), key)
     else:
         if tuple(start.shape) != (n_chains, D):
             raise ValueError(f"start must have shape ({n_chains}, {D}), got {start.shape}")
@@ -728,10 +731,10 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
         _launch(f"fr_ais_hidden<{t}>", n_chains,
                 (act, hbias64, np.float64(abeta), v, dvb, logw, h, _i64(n_chains), _i64(H),
                  _i64(D), np.float64(delta), _i32(has_ratio), ratio, _i32(draw), _u32(k),
-                 _c3(STREAM_AIS, 0), k0, k1))
+                 _c3(STREAM_AIS, 0), k0, k1, _i64(first_chain)))
         if not draw:
             break
         _launch(f"fr_ais_visible_bias<{t}>", D, (base64, vbias64, np.float64(bk), _i64(D), vb_s))
         _gemm(False, False, dtype.type(bk), h, W, 0, v)
-        _visible_draw(v, vb_s, gaussian, 0, tick, k, _c3(STREAM_AIS, 1), key)
+        _visible_draw(v, vb_s, gaussian, first_chain, tick, k, _c3(STREAM_AIS, 1), key)
     return (dev.to_host(logw), v) if return_states else dev.to_host(logw)

@@ -408,13 +408,14 @@ __global__ void fr_bias_step(const T *A, const T *V, fr_i64 n_pos, fr_i64 n_neg,
  *   a_j = act[r, j] + (T)(beta_k c_j),  p_j = sigmoid(a_j)
  *   logw[r] += delta (v_r . dvb);  logw[r] -= sum_j log1p(p_j expm1(-ratio a_j))
  *   (the second only when has_ratio), then, when draw, h[r, j] = u < p_j with
- *   counter (j / 4, r, step, c3).  Sums in float64, in column order.
+ *   counter (j / 4, first_chain + r, step, c3).  Sums in float64, in column order.
  */
 template <typename T>
 __global__ void fr_ais_hidden(const T *act, const double *hbias, double beta, const T *v,
                               const double *dvb, double *logw, T *h, fr_i64 n_chains,
                               fr_i64 H, fr_i64 D, double delta, int has_ratio, T ratio,
-                              int draw, fr_u32 step, fr_u32 c3, fr_u32 k0, fr_u32 k1)
+                              int draw, fr_u32 step, fr_u32 c3, fr_u32 k0, fr_u32 k1,
+                              fr_i64 first_chain)
 {
     fr_i64 r = fr_thread_index();
     if (r >= n_chains) return;
@@ -427,7 +428,8 @@ __global__ void fr_ais_hidden(const T *act, const double *hbias, double beta, co
         T p = fr_sigmoid(a);
         if (has_ratio) hidden += (double)(T)log1p(p * (T)expm1(-ratio * a));
         if (draw) {
-            if ((j & 3) == 0) fr_philox((fr_u32)(j >> 2), (fr_u32)r, step, c3, k0, k1, w);
+            if ((j & 3) == 0)
+                fr_philox((fr_u32)(j >> 2), (fr_u32)(first_chain + r), step, c3, k0, k1, w);
             h[r * H + j] = fr_uniform(w[j & 3], (T)0) < p ? (T)1 : (T)0;
         }
     }

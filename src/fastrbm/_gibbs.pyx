@@ -1325,7 +1325,8 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                      Py_ssize_t K, Py_ssize_t n, int D, int H, floating *v, floating *h,
                      floating *hb_s, floating *vb_s, double *partial, double *logw,
                      const uint32_t *key, int n_threads, bint gauss,
-                     bint start_given, Py_ssize_t k_first, Py_ssize_t k_last) noexcept nogil:
+                     bint start_given, Py_ssize_t k_first, Py_ssize_t k_last,
+                     Py_ssize_t first_chain) noexcept nogil:
     """Temperatures k_first..k_last (of 1..K) for all n chains (see
     _reference.ais_log_weights).  k_first == 1 starts the chains (a draw from
     the base-rate model unless ``start_given``, logw = 0); a later k_first
@@ -1352,7 +1353,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                 if not start_given:
                     for i in range(D):
                         v[r * D + i] = 0
-                    visible_draw(gauss, v + r * D, base_vbias, D, 0, r, 0,
+                    visible_draw(gauss, v + r * D, base_vbias, D, 0, first_chain + r, 0,
                                  counter_word3(AIS_STREAM, 1), key)
                 logw[r] = 0
         for k in range(k_first, k_last + 1):
@@ -1388,8 +1389,9 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                             acc = acc + <double>ais_increment(p, -ratio * a)
                     partial[blk * n + r] = -acc if to_zero else acc
                     if k < K:
-                        bernoulli(row_ptr + j0, hb_s + j0, 1, row_ptr + j0, <int>nh, j0, r,
-                                  <uint32_t>k, counter_word3(AIS_STREAM, 0), key)
+                        bernoulli(row_ptr + j0, hb_s + j0, 1, row_ptr + j0, <int>nh, j0,
+                                  first_chain + r, <uint32_t>k, counter_word3(AIS_STREAM, 0),
+                                  key)
             # the increment: visible part (from v before the transition) + blocks in order
             for r in prange(n, schedule='static'):
                 acc = 0
@@ -1413,14 +1415,14 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                          v + i0, D)
                     for r in range(n):
                         row_ptr = v + r * D + i0
-                        visible_draw(gauss, row_ptr, vb_s + i0, <int>nv, i0, r, <uint32_t>k,
-                                     counter_word3(AIS_STREAM, 1), key)
+                        visible_draw(gauss, row_ptr, vb_s + i0, <int>nv, i0, first_chain + r,
+                                     <uint32_t>k, counter_word3(AIS_STREAM, 1), key)
 
 
 def ais_log_weights(const floating[:, ::1] W, const floating[::1] vbias,
                     const floating[::1] hbias, const floating[::1] base_vbias, betas,
                     Py_ssize_t n_chains, key, int n_threads, bint gaussian=False, start=None,
-                    bint return_states=False):
+                    bint return_states=False, Py_ssize_t first_chain=0):
     """AIS log weights (float64, one per chain) from the base-rate model with
     visible biases ``base_vbias`` to (W, vbias, hbias) along ``betas``
     (betas[0] = 0, last = 1).  Same draws and meaning as
@@ -1429,14 +1431,17 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] vbias,
     omit the constant -(||b||^2 - ||b_A||^2) / 2, see the reference).
     ``start`` (n_chains, D): start states instead of base draws (reverse AIS:
     ``betas`` from 1 down to 0); ``return_states``: also return the chains'
-    final states."""
+    final states.  ``first_chain``: the chains are chains first_chain ..
+    first_chain + n_chains - 1 of a larger run (their Philox rows)."""
     check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], base_vbias.shape[0],
                "base_vbias", n_threads)
     cdef double[::1] betas_v = _checked_betas(betas)
     if not 0 <= n_chains <= INT_LIMIT:
         raise ValueError(f"n_chains must be in [0, 2**31 - 1], got {n_chains}")
     # c1 = chain, c2 = temperature index
-    check_counters(n_chains, 0, betas_v.shape[0], AIS_STREAM, 1)
+    if first_chain < 0:
+        raise ValueError(f"first_chain must be >= 0, got {first_chain}")
+    check_counters(first_chain + n_chains, 0, betas_v.shape[0], AIS_STREAM, 1)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t K = betas_v.shape[0] - 1
     cdef double[::1] dvb = (np.asarray(vbias, dtype=np.float64)
@@ -1465,7 +1470,8 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] vbias,
         with nogil:
             ais_chains(&W[0, 0], &vbias[0], &hbias[0], &base_vbias[0], &dvb[0], &betas_v[0],
                        K, n_chains, D, H, &v[0], &h[0], &hb_s[0], &vb_s[0], &partial[0],
-                       &logw[0], key_words, n_threads, gaussian, start_given, k_first, k_last)
+                       &logw[0], key_words, n_threads, gaussian, start_given, k_first, k_last,
+                       first_chain)
         if k_last >= K:
             break
         PyErr_CheckSignals()

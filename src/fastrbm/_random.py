@@ -71,11 +71,22 @@ PRETRAINING_LAYER = 99
 SPAWN_LAYER_SAMPLE = 11
 #: DBN: the start of the ``n``-th ``sample`` call (key (12, n)).
 SPAWN_DBN_SAMPLE_START = 12
+#: RBM fit on a dask array: the Philox key of worker ``w >= 1`` (key (13, w));
+#: worker 0 keeps the model's own key, so one worker trains as a plain fit.
+SPAWN_WORKER_KEY = 13
+#: RBM fit on a dask array: worker ``w >= 1``'s row order in epoch ``e``
+#: (key (14, e, w)); worker 0 uses SPAWN_SHUFFLE's (2, e).
+SPAWN_WORKER_SHUFFLE = 14
+#: Streaming fit: the chunk order of epoch ``e`` (key (15, e)) and the row
+#: order within buffer fill ``g`` of it (key (15, e, g)).  A buffer that
+#: holds every chunk uses SPAWN_SHUFFLE's (2, e): the in-memory fit's order.
+SPAWN_STREAM_SHUFFLE = 15
 
 SPAWN_KEYS = {
     "rbm": {"init": SPAWN_INIT, "monitor_rows": SPAWN_MONITOR_ROWS, "shuffle": SPAWN_SHUFFLE,
             "sample_start": SPAWN_SAMPLE_START, "validation": SPAWN_VALIDATION,
-            "tempering": SPAWN_TEMPERING},
+            "tempering": SPAWN_TEMPERING, "worker_key": SPAWN_WORKER_KEY,
+            "worker_shuffle": SPAWN_WORKER_SHUFFLE, "stream_shuffle": SPAWN_STREAM_SHUFFLE},
     "dbn": {"layer_seed": SPAWN_LAYER_SEED, "layer_sample": SPAWN_LAYER_SAMPLE,
             "sample_start": SPAWN_DBN_SAMPLE_START},
     "dbn_classifier": {"init": SPAWN_INIT,

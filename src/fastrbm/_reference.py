@@ -313,7 +313,7 @@ def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, s
 
 
 def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
-                    gaussian=False, start=None, return_states=False):
+                    gaussian=False, start=None, return_states=False, first_chain=0):
     """Annealed importance sampling log weights, one per chain (float64).
 
     Intermediate model k has hidden input ``beta_k * (W v + c)`` and visible
@@ -346,13 +346,16 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     (at 0 it carries no W v + c): its hidden part is ``softplus(0) -
     softplus(a) = log1p(p * expm1(-a))`` with ``a = beta_{k-1} x``.  0 may
     follow a positive temperature only at the end.  ``return_states``: also
-    return the final states (n_chains, D).
+    return the final states (n_chains, D).  ``first_chain``: these are chains
+    first_chain .. first_chain + n_chains - 1 of a larger run (their Philox
+    rows), so that a run split into parts draws what the whole run draws.
     """
     dtype = W.dtype
     betas = np.asarray(betas, dtype=np.float64)
     if np.any((betas[1:-1] == 0) & (betas[:-2] != 0)):
         raise ValueError("betas may reach 0 after a positive temperature only at its end")
-    rows = np.arange(n_chains)
+    # chains first_chain.. of a larger run (split across workers) draw as there
+    rows = np.arange(first_chain, first_chain + n_chains)
     D = W.shape[1]
     dvb = vbias.astype(np.float64) - base_vbias.astype(np.float64)
     if start is None:

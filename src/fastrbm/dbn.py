@@ -30,6 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from . import _cupy
+from ._dask_rows import dispatch, is_dask_collection
 from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, DeviceMovable, array_module,
                        check_int_param, check_layer, check_same_device,
                        get_mlp_engine, is_cupy_array, kernel_threads, reject_gpu,
@@ -379,6 +380,8 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             parameters; see :meth:`BernoulliRBM.fit`): the message names the
             layer and the fix.
         """
+        if is_dask_collection(X):
+            return dispatch("fit", self, X)
         sizes, params = self._check_params()
         X = self._check_input(X, reset=True, dtype=self.dtype)
         dtype = model_dtype_for(X, self.dtype)
@@ -438,6 +441,8 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             Features, in the model's dtype (a CuPy array for a model on the
             GPU, which takes CuPy input only).
         """
+        if is_dask_collection(X):
+            return dispatch("transform", self, X)
         rbms = self._layers()
         X = self._check_input(X, reset=False, dtype=rbms[0]._dtype)
         with range_warning_given():
@@ -876,6 +881,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         ``n_iter_``, ``n_updates_`` and ``history_`` include it.  A second
         Ctrl-C raises KeyboardInterrupt at once.
         """
+        if is_dask_collection(X):
+            return dispatch("fit", self, X)
         with deferred_interrupt() as interrupt:
             return self._fit(X, y, interrupt)
 
@@ -1097,6 +1104,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
             Probabilities, columns in the order of ``classes_`` (a CuPy array
             for a model on the GPU, which takes CuPy input only).
         """
+        if is_dask_collection(X):
+            return dispatch("predict_proba", self, X)
         dtype = self._params()[0][0].dtype
         X = self._check_input(X, reset=False, dtype=dtype)
         out = array_module(X).empty((X.shape[0], len(self.classes_)), dtype=dtype)
@@ -1138,6 +1147,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
             when the labels are numbers or bools, else (strings, objects:
             what CuPy cannot hold) a NumPy array.
         """
+        if is_dask_collection(X):
+            return dispatch("predict", self, X)
         proba = self.predict_proba(X)   # first: raises NotFittedError when unfitted
         if not is_cupy_array(proba):
             return self.classes_[np.argmax(proba, axis=1)]

@@ -25,6 +25,7 @@ raises NotImplementedError for it).
 """
 import numbers
 import warnings
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,7 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import COUNTER_LIMIT, check_int_param, is_cupy_array, to_device, to_host
+from ._dask_rows import ChainSplit, is_dask_collection, rowwise
 from ._engine import bind
 from ._random import STREAM_AIS, seed_sequence
 from ._units import BASE_RATE_CLIP  # noqa: F401  (documented here: the AIS base model)
@@ -384,7 +386,7 @@ def _ais_keys(random_state):
 
 
 def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, data=None,
-                      reverse=True, reverse_burn_in=1000, confidence=0.95):
+                      reverse=True, reverse_burn_in=1000, confidence=0.95, client=None):
     """Estimate log Z with Annealed Importance Sampling, with bounds that hold.
 
     Forward: chains start with exact draws from a base-rate model (no weights,
@@ -439,6 +441,10 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         Gibbs steps before approximate reverse starts (unused when exact).
     confidence : float, default=0.95
         Coverage of [``log_z_low``, ``log_z_high``], in (0, 1).
+    client : distributed.Client, optional
+        Run the forward and reverse chains on its workers, a contiguous
+        block of chains each (CPU models): the result equals the local run's
+        for the same ``random_state`` (each chain keeps its Philox rows).
 
     Returns
     -------
@@ -458,6 +464,9 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         data = bound.validate(data)
     base = _base_visible_bias(bound, data)
     key, reverse_key, burn_in_key, numpy_seed = _ais_keys(random_state)
+    if client is not None:
+        # the chains run on the workers: the engine split by chains
+        bound = dataclasses.replace(bound, engine=ChainSplit(bound.engine, client))
     # a GPU model's chains run on the GPU engine (base biases moved there)
     on_gpu = is_cupy_array(W)
     sigma = visible.sigma()
@@ -656,13 +665,35 @@ def log_likelihood(model, X, log_z=None, *, random_state=None):
         scale (as :func:`log_partition_exact` returns it).
     """
     bound = _bound(model)
+    if is_dask_collection(X):
+        # lazy, row by row on the workers; log Z once, here
+        log_z = _default_log_z(model, bound, log_z, random_state)
+        return rowwise(model, X, _log_likelihood_block, None, np.float64,
+                       log_z=_checked_log_z(log_z))
     X = bound.validate(X)
-    if log_z is None:
-        if bound.visible.exact_units(bound.W) <= EXACT_DEFAULT_UNITS:
-            log_z = log_partition_exact(model)
-        else:
-            log_z = log_partition_ais(model, random_state=random_state)
-    return log_likelihood_validated(model, X, log_z)
+    return log_likelihood_validated(model, X, _default_log_z(model, bound, log_z, random_state))
+
+
+def _default_log_z(model, bound, log_z, random_state):
+    """``log_z`` as given, else exact when the enumerated layer is small, else AIS."""
+    if log_z is not None:
+        return log_z
+    if bound.visible.exact_units(bound.W) <= EXACT_DEFAULT_UNITS:
+        return log_partition_exact(model)
+    return log_partition_ais(model, random_state=random_state)
+
+
+def _checked_log_z(log_z):
+    """log Z as a finite float (an AISResult gives its estimate)."""
+    log_z = float(log_z.log_z if isinstance(log_z, AISResult) else log_z)
+    if not np.isfinite(log_z):
+        raise ValueError(f"log_z must be finite, got {log_z}")
+    return log_z
+
+
+def _log_likelihood_block(model, block, log_z):
+    """:func:`log_likelihood` of one row block of a dask array."""
+    return log_likelihood(model, block, log_z)
 
 
 def log_likelihood_validated(model, X, log_z):
@@ -686,10 +717,7 @@ def log_likelihood_validated(model, X, log_z):
         float64 log-probabilities in nats.
     """
     bound = _bound(model, X)
-    log_z = float(log_z.log_z if isinstance(log_z, AISResult) else log_z)
-    if not np.isfinite(log_z):
-        raise ValueError(f"log_z must be finite, got {log_z}")
-    log_p = -bound.free_energy(X, dtype=np.float64) - log_z
+    log_p = -bound.free_energy(X, dtype=np.float64) - _checked_log_z(log_z)
     if bound.log_jacobian:
         # density of x, not of the model's transformed input (Gaussian: standardised)
         log_p = log_p + bound.log_jacobian

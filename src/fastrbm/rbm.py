@@ -12,6 +12,7 @@ from ._backend import (MAX_C_INT, MAX_GIBBS_STEPS, MAX_ROWS, DeviceMovable, arra
                        check_counters, check_int_param, check_layer, check_same_device,
                        is_cupy_array, kernel_threads, resolve_n_threads, to_device,
                        to_host)
+from ._dask_rows import dispatch, is_dask_collection, is_out_of_core
 from ._engine import bind_estimator
 from ._fit_loop import EarlyStopping, FitLoop
 from ._interrupt import deferred_interrupt
@@ -647,6 +648,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             consecutive epochs, by more than 20% of the first epoch's error
             over them (a fit starting to diverge); once per fit.
         """
+        if is_out_of_core(X):
+            return dispatch("fit_any", self, X, validation_data, callbacks)
         self._check_params()
         callbacks = self._check_callbacks(callbacks)
         X = self._validate(X, reset=True)
@@ -852,6 +855,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             A ValueError, when the call makes a parameter NaN or infinite: the
             model is left as it was before the call (see :meth:`fit`).
         """
+        if is_out_of_core(X):
+            return dispatch("partial_fit_any", self, X)
         self._check_params()
         first = not hasattr(self, "components_")
         X = self._validate(X, reset=first)
@@ -935,6 +940,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         h : ndarray of shape (n_samples, n_components)
             Probabilities, in the model's dtype.
         """
+        if is_dask_collection(X):
+            return dispatch("transform", self, X)
         return self._hidden_proba(self._validate(X, reset=False))
 
     def _hidden_proba(self, X):
@@ -1055,6 +1062,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         F : ndarray of shape (n_samples,)
             Free energy of each row (lower is more probable).
         """
+        if is_dask_collection(X):
+            return dispatch("free_energy", self, X)
         X = self._validate(X, reset=False)
         return self.__fastrbm_bind__(X).free_energy(X)
 
@@ -1062,12 +1071,15 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         """Mean one-bit pseudo-likelihood of the rows of X (history_ entries)."""
         return float(array_module(X).mean(self._pseudo_likelihood(X, step)))
 
-    def _pseudo_likelihood(self, X, step):
+    def _pseudo_likelihood(self, X, step, first_row=0):
+        """One-bit pseudo-likelihood of the rows of validated X, which are
+        rows ``first_row ..`` of the data (the flipped bit depends on the row)."""
         machine = self.__fastrbm_bind__(X)
         n, d = X.shape
         # which bit each row flips: Philox uniforms of the monitor stream, scaled to [0, d)
         xp = array_module(X)
-        u = machine.uniforms(self._key, np.arange(n), 1, step, STREAM_MONITOR, 0, np.float64)
+        u = machine.uniforms(self._key, np.arange(first_row, first_row + n), 1, step,
+                             STREAM_MONITOR, 0, np.float64)
         flip = xp.minimum((u[:, 0] * d).astype(np.intp), d - 1)
         with kernel_threads():
             fe = machine.free_energy(X)
@@ -1091,6 +1103,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         pseudo_likelihood : ndarray of shape (n_samples,)
             Pseudo-likelihood of each row (higher is better).
         """
+        if is_dask_collection(X):
+            return dispatch("score_samples", self, X)
         X = self._validate(X, reset=False)
         return self._pseudo_likelihood(X, 0)
 

@@ -1,0 +1,197 @@
+"""Dask arrays at the engine level: row-wise lazy maps and AIS chains split
+across workers.
+
+The part of the scale-out support (``_dask``, ``fastrbm.dask``) that sits
+below the estimators and ``evaluation`` (docs/design.md, "Layers"): it
+knows models only as objects with methods and engines as modules, and
+imports neither.  Nothing here imports dask until a dask array is met.
+"""
+import sys
+
+import numpy as np
+
+# the scale-out operations, registered by ``_dask`` when ``fastrbm`` is
+# imported: the estimators reach them through dispatch(), so that they need
+# not import the module that knows them (docs/design.md, "Layers")
+_HANDLERS = {}
+
+
+def register(name, function):
+    """Make ``function`` the handler of ``dispatch(name, ...)``."""
+    _HANDLERS[name] = function
+
+
+def dispatch(name, *args, **kwargs):
+    """Call the scale-out handler ``name`` (``_dask``'s function of that name).
+
+    Parameters
+    ----------
+    name : str
+        The operation: 'transform', 'fit', 'fit_any', ...
+    *args, **kwargs
+        Its arguments (the estimator first).
+    """
+    # fastrbm's __init__ imports _dask, which registers every handler
+    return _HANDLERS[name](*args, **kwargs)
+
+
+def is_out_of_core(X):
+    """Whether X is a dask collection, a zarr array or an h5py dataset (data
+    that fit and partial_fit read chunk by chunk), without importing them."""
+    if is_dask_collection(X):
+        return True
+    module = (type(X).__module__ or "").split(".")[0]
+    return module in ("zarr", "h5py") and hasattr(X, "shape")
+
+
+def is_dask_collection(X):
+    """Whether X is a dask collection (dask array, dataframe, delayed), without
+    importing dask.
+
+    Parameters
+    ----------
+    X : object
+        Anything passed to an estimator.
+
+    Returns
+    -------
+    bool
+        False whenever dask has not been imported: no dask object can exist then.
+    """
+    if "dask" not in sys.modules:
+        return False
+    module = type(X).__module__ or ""
+    if module.split(".")[0] not in ("dask", "dask_expr"):
+        return False
+    from dask import is_dask_collection as _is_dask
+
+    return _is_dask(X)
+
+
+def task_threads():
+    """OpenMP threads for one block: the process's share per concurrent task
+    (one thread per task on a worker with as many task slots as cores)."""
+    from ._backend import resolve_n_threads
+
+    slots = None
+    try:
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError):
+        pass
+    if slots is None:
+        # the threaded scheduler runs one task per core
+        from ._backend import cpu_count
+
+        slots = cpu_count()
+    return max(1, resolve_n_threads(None) // max(1, int(slots)))
+
+
+def call_block(block, model, method, first_row_arg=False, block_info=None, **kwargs):
+    """``method`` of ``model`` on one block, with the task's share of threads
+    (a model's explicit ``n_jobs`` is kept)."""
+    from threadpoolctl import threadpool_limits
+
+    if first_row_arg:
+        kwargs["first_row"] = block_info[0]["array-location"][0][0]
+    with threadpool_limits(limits=task_threads(), user_api="openmp"):
+        return method(model, block, **kwargs)
+
+
+def rowwise(model, X, method, out_columns, dtype, **kwargs):
+    """A lazy dask array: ``method(model, block)`` on each row chunk of X.
+
+    ``out_columns`` is None for one value per row, else the width of the
+    output; ``dtype`` is the output's dtype.
+    """
+    import dask
+    import dask.array as da
+
+    from ._backend import array_module
+
+    X = da.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimensions")
+    if len(X.chunks[1]) != 1:
+        # each block must hold whole rows: the model reads all features of a row
+        X = X.rechunk({1: -1})
+    # one task holding the model: sent to each worker once, not once per block
+    shared = dask.delayed(model, pure=True, traverse=False)
+    xp = array_module(X._meta)
+    if out_columns is None:
+        meta = xp.empty((0,), dtype=dtype)
+        return da.map_blocks(call_block, X, shared, method, drop_axis=1, dtype=dtype,
+                             meta=meta, **kwargs)
+    meta = xp.empty((0, 0), dtype=dtype)
+    return da.map_blocks(call_block, X, shared, method, chunks=(X.chunks[0], (out_columns,)),
+                         dtype=dtype, meta=meta, **kwargs)
+
+
+# ------------------------------------------------------------------ AIS
+def ais_part(W, vbias, hbias, base_vbias, betas, n_chains, key, gaussian, start,
+              return_states, first_chain):
+    from ._backend import get_engine, kernel_threads
+
+    with kernel_threads():
+        return get_engine(W).ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key,
+                                             task_threads(), gaussian=gaussian, start=start,
+                                             return_states=return_states,
+                                             first_chain=first_chain)
+
+
+class ChainSplit:
+    """An engine whose ``ais_log_weights`` runs the chains on the workers of a
+    dask.distributed client, a contiguous block each (chain ``i`` keeps
+    Philox row ``i``: ``first_chain``), and concatenates their weights and
+    states in chain order: the local run's result.  Everything else is the
+    wrapped engine's.
+
+    Parameters
+    ----------
+    engine : module
+        The CPU engine (``_gibbs``).
+    client : distributed.Client
+        The cluster.
+    """
+
+    def __init__(self, engine, client):
+        if engine.__name__.endswith("_cupy"):
+            raise TypeError("log_partition_ais(client=...) runs CPU models only; move the "
+                            "model to the host with model.to_numpy()")
+        self._engine, self._client = engine, client
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+    def ais_log_weights(self, W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads,
+                        gaussian=False, start=None, return_states=False):
+        """The engine's ``ais_log_weights``, split by chains across the workers.
+
+        Parameters
+        ----------
+        W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads, gaussian, start, return_states
+            As for the engine (``n_threads`` is replaced by each task's share
+            of its worker).
+
+        Returns
+        -------
+        logw : ndarray of shape (n_chains,)
+            With the final states (n_chains, n_features) when ``return_states``.
+        """
+        client = self._client
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        parts = min(len(workers), int(n_chains)) or 1
+        bounds = [p * int(n_chains) // parts for p in range(parts + 1)]
+        shared = client.scatter([W, vbias, hbias, base_vbias, np.asarray(betas)],
+                                broadcast=True)
+        futures = [client.submit(ais_part, *shared, bounds[p + 1] - bounds[p], key, gaussian,
+                                 None if start is None else start[bounds[p]:bounds[p + 1]],
+                                 return_states, bounds[p], workers=[workers[p]],
+                                 allow_other_workers=False, pure=False)
+                   for p in range(parts)]
+        results = client.gather(futures)
+        if not return_states:
+            return np.concatenate(results)
+        return (np.concatenate([logw for logw, _ in results]),
+                np.concatenate([states for _, states in results]))

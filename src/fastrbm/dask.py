@@ -1,0 +1,142 @@
+"""Scale-out: training on a dask.distributed cluster and streaming fits from
+data larger than memory.
+
+The estimators take dask arrays directly (``model.fit(X)``,
+``model.transform(X)``, ...); this module holds the same fits with their
+options.  Importing it does not import dask; the functions do, when called.
+See the user guide page "Scale-out".
+"""
+from . import _dask
+
+__all__ = ["fit", "stream_fit", "stream_partial_fit"]
+
+
+def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None):
+    """Fit an RBM data-parallel on a dask array, by parameter averaging.
+
+    The row chunks of X are split into one contiguous partition per worker;
+    each worker validates its rows and keeps them.  The model is initialised
+    as :meth:`fastrbm.BernoulliRBM.fit` does (visible biases from the means
+    of all rows), a replica goes to each worker, and then, in rounds of
+    ``sync_every`` minibatches, every worker runs fastrbm's own update
+    kernels on its rows from the same parameters, and the client averages
+    the parameters, the momentum buffers and the sparsity estimate and sends
+    the average back (``client.scatter``).  The persistent chains stay on
+    their workers.
+
+    ``sync_every`` trades speed against quality: every round costs a
+    gather, an average and a broadcast of the parameters (for 784 x 500
+    float32 weights, 1.6 MB each way per worker) and a barrier at which the
+    fastest worker waits for the slowest.  Averaging rarely (per epoch, the
+    default) costs least, but the replicas drift apart between averages and
+    the average of models far apart is a worse model than either (for large
+    learning rates, much worse); averaging every few minibatches keeps the
+    fit close to a single-process fit with ``n_workers`` times the batch
+    size, at the price of one round-trip per average.
+
+    Worker 0 trains with the model's own Philox key and row order, so one
+    worker with one chunk gives exactly the plain fit; worker ``w >= 1`` has
+    its own key (``_random.SPAWN_WORKER_KEY``) and row order, so no two
+    workers draw the same random numbers.  The result is reproducible for a
+    fixed ``random_state``, chunking and number of workers.
+
+    Parameters
+    ----------
+    model : BernoulliRBM or GaussianBernoulliRBM
+        An estimator; its constructor arguments set the fit (``n_iter``,
+        ``batch_size``, ``learning_rate``, ...).  ``validation_fraction``,
+        ``early_stopping`` and ``ais_every`` are not supported here.
+    X : dask.array.Array of shape (n_samples, n_features)
+        Training data with known chunk sizes, chunked along rows.
+    client : distributed.Client, optional
+        The cluster; default the current client (``distributed.get_client``).
+    sync_every : int or None, default=None
+        Average every this many minibatches of each worker; None averages
+        once per epoch.
+    n_workers : int, optional
+        Use the first ``n_workers`` workers of the client (sorted by
+        address); default all.  No more partitions than X has chunks.
+    profile : dict, optional
+        Filled with ``rounds``, ``worker_seconds`` (sum over rounds of the
+        slowest worker's compute time) and ``overhead_seconds`` (per round:
+        its wall-clock time on the client minus the slowest worker's
+        compute, i.e. scheduling, transfers, the average and the broadcast).
+
+    Returns
+    -------
+    model : the fitted estimator
+        Its ``history_`` holds ``epoch`` and ``seconds`` per epoch (no
+        monitoring), ``h_samples_`` the chains of worker 0, ``n_updates_``
+        the largest step counter of the workers.
+
+    Raises
+    ------
+    ValueError
+        Without a distributed client, or for unsupported options.
+    TypeError
+        For a DBN or DBNClassifier: only the RBMs train data-parallel.
+    """
+    return _dask.fit(model, X, client=client, sync_every=sync_every, n_workers=n_workers,
+                     profile=profile)
+
+
+def stream_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
+    """Fit a BernoulliRBM chunk by chunk from a memmap, zarr array, HDF5
+    dataset or dask array, never loading the whole array.
+
+    Each epoch visits the chunks in a random order, fills a buffer of
+    ``buffer_chunks`` chunks at a time and trains on the buffer's rows in a
+    random order (each buffer's last minibatch may be short).  The memory
+    used is the buffer (``buffer_chunks * chunk_rows`` rows of the source's
+    dtype) plus one chunk being read, the model, and an index of 8 bytes per
+    row for the monitored rows.  When the buffer holds every chunk, the fit
+    is exactly :meth:`fastrbm.BernoulliRBM.fit` on the array in memory.
+
+    Parameters
+    ----------
+    model : BernoulliRBM
+        The estimator (``validation_fraction``, ``early_stopping`` and
+        ``ais_every`` are not supported).
+    source : array-like of shape (n_samples, n_features)
+        Anything with ``.shape``, ``.dtype`` and row slicing.
+    buffer_chunks : int, default=8
+        Chunks held in memory and shuffled together.
+    chunk_rows : int, optional
+        Rows per chunk; default the source's own chunks (zarr, HDF5, dask),
+        else about 4 MiB of rows.
+
+    Returns
+    -------
+    model : BernoulliRBM
+        The fitted estimator.
+    """
+    return _dask.stream_fit(model, source, buffer_chunks=buffer_chunks, chunk_rows=chunk_rows)
+
+
+def stream_partial_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
+    """One pass of :meth:`fastrbm.BernoulliRBM.partial_fit` over a source read
+    chunk by chunk, rows in order.
+
+    An unfitted model is first initialised from the visible means of the
+    whole source (read chunk by chunk).  Equal to ``partial_fit`` of the
+    array in memory when the buffer holds every chunk (or when each buffer's
+    rows are a multiple of ``batch_size``).
+
+    Parameters
+    ----------
+    model : BernoulliRBM
+        The estimator.
+    source : array-like of shape (n_samples, n_features)
+        Anything with ``.shape``, ``.dtype`` and row slicing.
+    buffer_chunks : int, default=8
+        Chunks read at a time.
+    chunk_rows : int, optional
+        Rows per chunk (as for :func:`stream_fit`).
+
+    Returns
+    -------
+    model : BernoulliRBM
+        The updated estimator.
+    """
+    return _dask.stream_partial_fit(model, source, buffer_chunks=buffer_chunks,
+                                    chunk_rows=chunk_rows)

@@ -1,0 +1,400 @@
+"""Scale-out on Dask (issue 18): inference on dask arrays equals the NumPy
+result exactly, data-parallel fits on a distributed.LocalCluster (2 worker
+processes of 1 thread, started and stopped here), streaming fits from
+memmaps, zarr arrays and HDF5 datasets."""
+import subprocess
+import sys
+from functools import partial
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+from fastrbm import BernoulliRBM, GaussianBernoulliRBM, evaluation  # noqa: E402
+from fastrbm import dask as fdask  # noqa: E402
+from fastrbm import _dask  # noqa: E402
+from fastrbm.dbn import DBN, DBNClassifier  # noqa: E402
+
+FITTED = ("components_", "intercept_visible_", "intercept_hidden_", "h_samples_",
+          "_hidden_activity")
+
+
+@pytest.fixture(scope="module")
+def client():
+    # processes: the model and the data really travel pickled between processes
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as the_client:
+        yield the_client
+
+
+@pytest.fixture(scope="module")
+def data():
+    # two prototypes with flipped bits: structure an RBM learns in a few epochs
+    rng = np.random.default_rng(0)
+    protos = rng.random((2, 16)) < 0.5
+    labels = rng.integers(0, 2, 300)
+    X = (protos[labels] ^ (rng.random((300, 16)) < 0.1)).astype(np.float64)
+    return X, labels
+
+
+@pytest.fixture(scope="module")
+def models(data):
+    X, y = data
+    return {
+        "bernoulli": BernoulliRBM(n_components=6, n_iter=3, random_state=0).fit(X),
+        "bernoulli32": BernoulliRBM(n_components=6, n_iter=3, random_state=1,
+                                    dtype=np.float32).fit(X),
+        "gaussian": GaussianBernoulliRBM(n_components=5, n_iter=3, random_state=0).fit(X),
+        "dbn": DBN((8, 4), rbm_params={"n_iter": 2}, random_state=0).fit(X),
+        "classifier": DBNClassifier((8,), max_iter=3, min_updates=0,
+                                    rbm_params={"n_iter": 2}, random_state=0).fit(X, y),
+    }
+
+
+INFERENCE = [("bernoulli", "transform"), ("bernoulli", "free_energy"),
+             ("bernoulli", "score_samples"), ("bernoulli32", "transform"),
+             ("bernoulli32", "score_samples"), ("gaussian", "transform"),
+             ("gaussian", "free_energy"), ("gaussian", "score_samples"),
+             ("dbn", "transform"), ("classifier", "predict_proba"),
+             ("classifier", "predict")]
+
+
+def _check_lazy_equal(lazy, expected):
+    assert isinstance(lazy, da.Array)
+    got = lazy.compute()
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "cluster"])
+@pytest.mark.parametrize("name,method", INFERENCE)
+def test_inference_equals_numpy(request, models, data, name, method, scheduler):
+    X, _ = data
+    model = models[name]
+    # uneven row chunks: the pseudo-likelihood's bit of row i depends on i
+    Xd = da.from_array(X, chunks=(37, 8))
+    expected = getattr(model, method)(X)
+    if scheduler == "cluster":
+        request.getfixturevalue("client")
+        _check_lazy_equal(getattr(model, method)(Xd), expected)
+    else:
+        with dask.config.set(scheduler="threads"):
+            _check_lazy_equal(getattr(model, method)(Xd), expected)
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "gaussian"])
+def test_log_likelihood_equals_numpy(models, data, name):
+    X, _ = data
+    model = models[name]
+    Xd = da.from_array(X, chunks=(50, 16))
+    with dask.config.set(scheduler="threads"):
+        # log Z exact (small models), computed once on the client
+        _check_lazy_equal(evaluation.log_likelihood(model, Xd),
+                          evaluation.log_likelihood(model, X))
+        _check_lazy_equal(evaluation.log_likelihood(model, Xd, log_z=3.5),
+                          evaluation.log_likelihood(model, X, log_z=3.5))
+
+
+def test_model_is_one_task_of_the_graph(models, data):
+    X, _ = data
+    model = models["bernoulli"]
+    lazy = model.transform(da.from_array(X, chunks=(20, 16)))
+    graph = dict(lazy.__dask_graph__())
+    holding = [key for key, task in graph.items() if getattr(task, "value", task) is model]
+    # 15 blocks, one task that holds the model (the blocks refer to its key)
+    assert lazy.numblocks[0] == 15 and len(holding) == 1
+
+
+def test_import_does_not_import_dask():
+    code = ("import sys, numpy as np, fastrbm, fastrbm.dask; "
+            "from fastrbm import _dask; "
+            "assert not _dask.is_dask_collection(np.zeros(3)); "
+            "assert 'dask' not in sys.modules and 'distributed' not in sys.modules, "
+            "sorted(m for m in sys.modules if 'dask' in m)")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------- training
+def _assert_same_fit(a, b):
+    for name in FITTED:
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    va, vb = a.__dict__.get("_velocity"), b.__dict__.get("_velocity")
+    assert (va is None) == (vb is None)
+    if va is not None:
+        assert all(np.array_equal(x, y) for x, y in zip(va, vb))
+    assert (a.n_updates_, a.n_epochs_) == (b.n_updates_, b.n_epochs_)
+
+
+@pytest.mark.parametrize("sync_every", [None, 4])
+@pytest.mark.parametrize("kind", ["bernoulli", "uint8", "gaussian"])
+def test_one_worker_one_chunk_is_the_plain_fit(client, data, kind, sync_every):
+    X, _ = data
+    if kind == "uint8":
+        # intensities: a float32 model reading uint8 / 255
+        X = (X * 200 + 20).astype(np.uint8)
+    if kind != "gaussian":
+        params = dict(n_components=6, n_iter=3, random_state=3, momentum=0.5,
+                      sparsity_cost=0.1, batch_size=16)
+        make = BernoulliRBM
+    else:
+        params = dict(n_components=5, n_iter=3, random_state=3, momentum=0.5,
+                      sigma="learn", batch_size=16)
+        make = GaussianBernoulliRBM
+    plain = make(**params).fit(X)
+    profile = {}
+    scaled = fdask.fit(make(**params), da.from_array(X, chunks=(300, 16)), client=client,
+                       n_workers=1, sync_every=sync_every, profile=profile)
+    _assert_same_fit(plain, scaled)
+    if kind == "gaussian":
+        assert np.array_equal(plain._log_var, scaled._log_var)
+        assert np.array_equal(plain.mean_, scaled.mean_)
+        assert np.array_equal(plain.scale_, scaled.scale_)
+    # it ran in rounds on the worker: per epoch, or every 4 minibatches of 16 rows
+    assert profile["rounds"] == (3 if sync_every is None else 3 * 5)
+
+
+def test_two_workers_reproducible_and_data_parallel(client, data):
+    X, _ = data
+    Xd = da.from_array(X, chunks=(75, 16))
+    params = dict(n_components=6, n_iter=4, random_state=5, momentum=0.5, batch_size=10)
+    runs = [fdask.fit(BernoulliRBM(**params), Xd, client=client, sync_every=3)
+            for _ in range(2)]
+    _assert_same_fit(*runs)
+    # two partitions of 150 rows, 15 minibatches each per epoch, in step
+    assert runs[0].n_updates_ == 4 * 15
+    one = fdask.fit(BernoulliRBM(**params), Xd, client=client, n_workers=1, sync_every=3)
+    assert one.n_updates_ == 4 * 30
+    assert not np.array_equal(one.components_, runs[0].components_)
+
+
+def test_two_workers_learn_like_one(client, data):
+    """Averaged data-parallel training is a fit of its own, not the plain
+    one: its exact log-likelihood must be close to the plain fit's and far
+    above the initial model's (a model that learned nothing)."""
+    X, _ = data
+    params = dict(n_components=6, n_iter=20, random_state=2, batch_size=10)
+    plain = BernoulliRBM(**params).fit(X)
+    scaled = fdask.fit(BernoulliRBM(**params), da.from_array(X, chunks=(150, 16)),
+                       client=client, sync_every=5)
+    start = BernoulliRBM(**{**params, "n_iter": 0}).fit(X)
+    mean_ll = [float(np.mean(evaluation.log_likelihood(m, X))) for m in (plain, scaled, start)]
+    assert abs(mean_ll[0] - mean_ll[1]) < 0.5, mean_ll
+    # the plain fit gains 1.4 nats per row over the initial model here
+    assert mean_ll[1] > mean_ll[2] + 0.7, mean_ll
+
+
+def test_worker_keys_and_orders_differ(models):
+    model = models["bernoulli"]
+    keys = [tuple(_dask.worker_key(model, w)) for w in range(4)]
+    assert keys[0] == tuple(model._key)
+    assert len(set(keys)) == 4
+    orders = [_dask.worker_order(model, 50, 0, w) for w in range(3)]
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_averaging_is_the_mean_in_worker_order():
+    a = {"w": np.array([1.0, 2.0], np.float32), "v": (np.zeros(1), np.ones(1)), "n": None}
+    b = {"w": np.array([3.0, 5.0], np.float32), "v": (np.ones(1), np.ones(1)), "n": None}
+    avg = _dask.average_states([a, b])
+    assert avg["w"].dtype == np.float32 and np.array_equal(avg["w"], [2.0, 3.5])
+    assert np.array_equal(avg["v"][0], [0.5]) and avg["n"] is None
+    assert _dask.average_states([a]) is a
+
+
+@pytest.mark.parametrize("make", [lambda: DBN((4,)), lambda: DBNClassifier((4,))])
+def test_dbn_fit_on_dask_refuses(make, data):
+    X, y = data
+    with pytest.raises(TypeError, match="only BernoulliRBM and GaussianBernoulliRBM"):
+        make().fit(da.from_array(X, chunks=50), y)
+
+
+def test_fit_options_refused(client, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="validation_fraction"):
+        BernoulliRBM(validation_fraction=0.1).fit(da.from_array(X, chunks=50))
+    with pytest.raises(ValueError, match="sync_every"):
+        fdask.fit(BernoulliRBM(), da.from_array(X, chunks=50), client=client, sync_every=0)
+
+
+# -------------------------------------------------------------------- streaming
+class CountingSource:
+    """A row-sliceable array that records the largest read."""
+
+    def __init__(self, X):
+        self.X, self.shape, self.dtype, self.largest = X, X.shape, X.dtype, 0
+
+    def __getitem__(self, index):
+        part = self.X[index]
+        self.largest = max(self.largest, part.shape[0])
+        return part
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(7)
+    return (rng.random((230, 20)) * 256).astype(np.uint8)
+
+
+def _sources(images, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    h5py = pytest.importorskip("h5py")
+    z = zarr.open_array(str(tmp_path / "x.zarr"), mode="w", shape=images.shape,
+                        chunks=(25, 20), dtype=np.uint8)
+    z[:] = images
+    h5 = h5py.File(tmp_path / "x.h5", "w")
+    h5.create_dataset("x", data=images, chunks=(25, 20))
+    mm = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8,
+                                   shape=images.shape)
+    mm[:] = images
+    mm.flush()
+    return {"zarr": z, "hdf5": h5["x"], "memmap": np.load(tmp_path / "x.npy", mmap_mode="r"),
+            "dask": da.from_array(images, chunks=(25, 20))}, h5
+
+
+@pytest.mark.parametrize("kind", ["zarr", "hdf5", "memmap", "dask"])
+def test_stream_fit_with_covering_buffer_is_the_in_memory_fit(images, tmp_path, kind):
+    sources, h5 = _sources(images, tmp_path)
+    params = dict(n_components=7, n_iter=3, random_state=4, batch_size=16, momentum=0.5)
+    plain = BernoulliRBM(**params).fit(images)
+    with dask.config.set(scheduler="synchronous"):
+        streamed = fdask.stream_fit(BernoulliRBM(**params), sources[kind], buffer_chunks=10,
+                                    chunk_rows=25)
+    h5.close()
+    _assert_same_fit(plain, streamed)
+    strip = [{k: v for k, v in e.items() if k != "seconds"} for e in plain.history_]
+    assert strip == [{k: v for k, v in e.items() if k != "seconds"}
+                     for e in streamed.history_]
+
+
+def test_zarr_hook_streams(images, tmp_path):
+    sources, h5 = _sources(images, tmp_path)
+    h5.close()
+    params = dict(n_components=7, n_iter=2, random_state=4)
+    # a zarr array goes to fit as it is: default chunks (25 rows) and buffer (8 chunks)
+    model = BernoulliRBM(**params).fit(sources["zarr"])
+    again = fdask.stream_fit(BernoulliRBM(**params), sources["zarr"])
+    _assert_same_fit(model, again)
+    # 10 chunks, buffers of 8 and 2: not the in-memory fit's order
+    assert not np.array_equal(model.components_, BernoulliRBM(**params).fit(images).components_)
+
+
+def test_stream_fit_reads_chunks_only():
+    wide = (np.random.default_rng(8).random((230, 512)) * 256).astype(np.uint8)
+    source = CountingSource(wide)
+    params = dict(n_components=7, n_iter=2, random_state=4, batch_size=16)
+    first = fdask.stream_fit(BernoulliRBM(**params), source, buffer_chunks=3, chunk_rows=20)
+    # row slices: chunks of 20 rows, the visible means' slices of 65536 values
+    # (128 rows of 512), the 64 monitored rows in one read; never all 230
+    assert source.largest == 65536 // 512
+    again = fdask.stream_fit(BernoulliRBM(**params), CountingSource(wide), buffer_chunks=3,
+                             chunk_rows=20)
+    _assert_same_fit(first, again)
+    # 12 chunks (the last of 10 rows), buffers of 3: 60, 60, 60 and 50 rows
+    assert first.n_updates_ == 2 * sum(-(-rows // 16) for rows in (60, 60, 60, 50))
+    assert not np.array_equal(first.components_, BernoulliRBM(**params).fit(wide).components_)
+
+
+def test_stream_partial_fit_is_partial_fit(images):
+    params = dict(n_components=7, random_state=4, batch_size=16)
+    plain = BernoulliRBM(**params).partial_fit(images).partial_fit(images[:100])
+    streamed = fdask.stream_partial_fit(BernoulliRBM(**params), CountingSource(images),
+                                        buffer_chunks=12, chunk_rows=20)
+    # buffers of 80 rows (a multiple of batch_size): the same minibatches
+    fdask.stream_partial_fit(streamed, images[:100], buffer_chunks=4, chunk_rows=20)
+    _assert_same_fit(plain, streamed)
+
+
+def test_stream_refuses_gaussian_and_bad_sources(images):
+    with pytest.raises(TypeError, match="BernoulliRBM only"):
+        fdask.stream_fit(GaussianBernoulliRBM(), images)
+    with pytest.raises(ValueError, match="2-D"):
+        fdask.stream_fit(BernoulliRBM(), images[0])
+    with pytest.raises(ValueError, match="buffer_chunks"):
+        fdask.stream_fit(BernoulliRBM(), images, buffer_chunks=0)
+
+
+def test_public_functions_have_numpydoc_docstrings():
+    from test_docstrings import problems_of
+
+    for name in fdask.__all__:
+        assert problems_of(f"fastrbm.dask.{name}", getattr(fdask, name)) == []
+
+
+def test_partial_fit_hook_streams_dask_chunks(images):
+    params = dict(n_components=7, random_state=4, batch_size=16)
+    plain = BernoulliRBM(**params).partial_fit(images)
+    with dask.config.set(scheduler="synchronous"):
+        # 5 chunks of the dask array, within the default buffer of 8
+        streamed = BernoulliRBM(**params).partial_fit(da.from_array(images, chunks=(50, 20)))
+    _assert_same_fit(plain, streamed)
+
+
+# -------------------------------------------------------------------- AIS
+def _ais_inputs(dtype):
+    rng = np.random.default_rng(6)
+    W = rng.normal(0, 0.3, (7, 10)).astype(dtype)
+    vbias, hbias, base = (rng.normal(size=n).astype(dtype) for n in (10, 7, 10))
+    betas = np.linspace(0, 1, 60)
+    return W, vbias, hbias, base, betas
+
+
+@pytest.mark.parametrize("engine", ["reference", "gibbs"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_ais_chains_split_by_first_chain(engine, dtype, gaussian):
+    from fastrbm import _gibbs, _reference
+
+    module = {"reference": _reference, "gibbs": _gibbs}[engine]
+    W, vbias, hbias, base, betas = _ais_inputs(dtype)
+    key = np.array([3, 4], np.uint32)
+    whole, states = module.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1,
+                                           gaussian=gaussian, return_states=True)
+    parts = [module.ais_log_weights(W, vbias, hbias, base, betas, hi - lo, key, 1,
+                                    gaussian=gaussian, return_states=True, first_chain=lo)
+             for lo, hi in ((0, 5), (5, 12))]
+    # the compiled engine is bit-identical for any split; NumPy's matmul may
+    # round differently for a different number of rows (BLAS edge kernels)
+    same = np.array_equal if engine == "gibbs" else partial(np.allclose, rtol=1e-9, atol=1e-9)
+    assert same(whole, np.concatenate([logw for logw, _ in parts]))
+    if engine == "gibbs" or not gaussian:
+        assert np.array_equal(states, np.concatenate([v for _, v in parts]))
+    # reverse runs (start given) split the same way
+    back = betas[::-1].copy()
+    whole = module.ais_log_weights(W, vbias, hbias, base, back, 12, key, 1, gaussian=gaussian,
+                                   start=states)
+    parts = [module.ais_log_weights(W, vbias, hbias, base, back, hi - lo, key, 1,
+                                    gaussian=gaussian, start=states[lo:hi], first_chain=lo)
+             for lo, hi in ((0, 7), (7, 12))]
+    assert same(whole, np.concatenate(parts))
+
+
+@pytest.mark.parametrize("gaussian", [False, True])
+def test_cupy_ais_chains_split_by_first_chain(gpu, gaussian):
+    from fastrbm import _cupy, _gibbs
+
+    W, vbias, hbias, base, betas = _ais_inputs(np.float64)
+    key = np.array([3, 4], np.uint32)
+    cpu = _gibbs.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1, gaussian=gaussian)
+    part = _cupy.ais_log_weights(gpu.put(W), gpu.put(vbias), gpu.put(hbias), gpu.put(base),
+                                 betas, 7, key, gaussian=gaussian, first_chain=5)
+    np.testing.assert_allclose(part, cpu[5:], rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("n_components", [6, 24])
+def test_ais_across_workers_equals_local(client, data, n_components):
+    """6 hidden units: exact reverse starts; 24 (above EXACT_DEFAULT_UNITS):
+    approximate reverse starts from Gibbs chains on the client."""
+    X, _ = data
+    model = BernoulliRBM(n_components=n_components, n_iter=3, random_state=0).fit(X)
+    kwargs = dict(n_chains=21, betas=300, random_state=9, data=X)
+    local = evaluation.log_partition_ais(model, **kwargs)
+    spread = evaluation.log_partition_ais(model, client=client, **kwargs)
+    for name in ("log_z", "log_z_low", "log_z_high", "log_z_reverse", "log_z_certified",
+                 "ess"):
+        assert getattr(local, name) == getattr(spread, name), name
+    assert np.array_equal(local.log_weights, spread.log_weights)
+    assert np.array_equal(local.reverse_log_weights, spread.reverse_log_weights)
