@@ -14,6 +14,7 @@ outputs of transform, gibbs, sample, free energy and AIS on that model).
 """
 
 import hashlib
+import inspect
 import itertools
 import sys
 import warnings
@@ -30,6 +31,20 @@ def digest(*arrays):
         sha.update(str(array.shape).encode())
         sha.update(array.tobytes())
     return sha.hexdigest()[:16]
+
+
+def make(cls, **params):
+    """``cls(**params)`` without the parameters an older version lacks
+    (None when a parameter that matters, ``solver='adam'``, is missing)."""
+    import fastrbm
+
+    accepted = inspect.signature(cls.__init__).parameters
+    if params.get("solver") == "adam" and "solver" not in accepted:
+        return None
+    if "rbm_params" in params:
+        layer = inspect.signature(fastrbm.BernoulliRBM.__init__).parameters
+        params["rbm_params"] = {k: v for k, v in params["rbm_params"].items() if k in layer}
+    return cls(**{k: v for k, v in params.items() if k in accepted})
 
 
 def rbm_outputs(model, X):
@@ -63,7 +78,7 @@ def main():
          dict(sparsity_cost=0.1, sparsity_target=0.05)])
     for dtype, n_jobs, method, k, extra in grid:
         X = X64.astype(dtype)
-        model = fastrbm.BernoulliRBM(n_components=24, batch_size=16, n_iter=3,
+        model = make(fastrbm.BernoulliRBM, n_components=24, batch_size=16, n_iter=3,
                                      learning_rate=0.05, random_state=0, n_jobs=n_jobs,
                                      method=method, k=k, min_updates=0, **extra)
         model.fit(X)
@@ -76,7 +91,7 @@ def main():
     for dtype, n_jobs, sigma, method in itertools.product(
             [np.float32, np.float64], [1, 2], ["fixed", "learn"], ["cd", "pcd"]):
         X = standardized.astype(dtype)
-        model = fastrbm.GaussianBernoulliRBM(n_components=16, batch_size=16, n_iter=3,
+        model = make(fastrbm.GaussianBernoulliRBM, n_components=16, batch_size=16, n_iter=3,
                                              learning_rate=0.01, random_state=1,
                                              n_jobs=n_jobs, sigma=sigma, method=method,
                                              min_updates=0)
@@ -86,17 +101,18 @@ def main():
 
     for dtype, n_jobs in itertools.product([np.float32, np.float64], [1, 2]):
         X = X64.astype(dtype)
-        dbn = fastrbm.DBN(hidden_layer_sizes=(20, 12), random_state=2, n_jobs=n_jobs,
-                          rbm_params=dict(n_iter=2, batch_size=16, min_updates=0))
+        dbn = make(fastrbm.DBN, hidden_layer_sizes=(20, 12), random_state=2, n_jobs=n_jobs,
+                   rbm_params=dict(n_iter=2, batch_size=16, min_updates=0))
         dbn.fit(X)
         arrays = [a for rbm in dbn.rbms_ for a in (rbm.components_, rbm.intercept_hidden_)]
         lines.append(f"dbn {np.dtype(dtype).name} jobs={n_jobs}: "
                      f"{digest(*arrays, dbn.transform(X[:10]), dbn.sample(4, n_steps=2))}")
         for solver in ["sgd", "adam"]:
-            clf = fastrbm.DBNClassifier(hidden_layer_sizes=(20, 12), max_iter=3, random_state=2,
-                                        n_jobs=n_jobs, solver=solver, min_updates=0,
-                                        dropout=0.1,
-                                        rbm_params=dict(n_iter=2, batch_size=16, min_updates=0))
+            clf = make(fastrbm.DBNClassifier, hidden_layer_sizes=(20, 12), max_iter=3,
+                       random_state=2, n_jobs=n_jobs, solver=solver, min_updates=0,
+                       dropout=0.1, rbm_params=dict(n_iter=2, batch_size=16, min_updates=0))
+            if clf is None:
+                continue
             clf.fit(X, y)
             lines.append(f"dbnclassifier {np.dtype(dtype).name} jobs={n_jobs} {solver}: "
                          f"{digest(*clf.coefs_, *clf.intercepts_, clf.predict_proba(X[:10]))}")

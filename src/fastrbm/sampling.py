@@ -43,7 +43,7 @@ _AUTO_SHARE = 0.25
 class TemperingResult:
     """What :func:`parallel_tempering` returns.
 
-    Attributes
+    Parameters
     ----------
     samples : ndarray of shape (n_chains, n_features)
         The beta = 1 replica of every chain after the last sweep, in the
