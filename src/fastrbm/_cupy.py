@@ -28,10 +28,7 @@ import numpy as np
 from ._gibbs import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
 from ._reference import LOG_VAR_MAX, LOG_VAR_MIN
 
-STREAM_TRAIN = 0
-STREAM_SAMPLE = 1
-STREAM_MONITOR = 2
-STREAM_AIS = 3
+from ._random import STREAM_AIS, STREAM_TRAIN
 
 KERNEL_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cupy_kernels.cu")
 _BLOCK = 256

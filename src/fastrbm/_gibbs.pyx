@@ -24,6 +24,7 @@ from libc.string cimport memset
 from libc.math cimport log1p, exp, log, fabs, expm1, expm1f, log1pf
 from cpython.exc cimport PyErr_CheckSignals
 from fastrbm._blas cimport gemm
+from fastrbm cimport _random as streams
 
 cnp.import_array()
 fr_init_dispatch()
@@ -122,10 +123,17 @@ cdef inline Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcep
     cdef Py_ssize_t width = (dim + n_blocks - 1) // n_blocks
     return (width + 3) // 4 * 4
 
-# Random-stream identifiers (high byte of counter word c3), see _kernels.h.
-STREAM_TRAIN = 0
-STREAM_SAMPLE = 1
-STREAM_MONITOR = 2
+# Random-stream identifiers (high byte of counter word c3): _random.py owns
+# them; the kernels use the same values from _random.pxd.
+from fastrbm._random import STREAM_AIS, STREAM_MONITOR, STREAM_SAMPLE, STREAM_TRAIN
+
+
+def compiled_streams():
+    """The stream ids the compiled kernels were built with (_random.pxd), by
+    name as in ``_random.STREAMS``: tests hold the two equal."""
+    return {"train": streams.STREAM_TRAIN, "sample": streams.STREAM_SAMPLE,
+            "monitor": streams.STREAM_MONITOR, "ais": streams.STREAM_AIS,
+            "dropout": streams.STREAM_DROPOUT}
 
 # Widths of the Philox counter fields (layout in _kernels.h).  No call may
 # take a field past its width: the counter would wrap and draws repeat.  The
@@ -554,7 +562,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     bernoulli(A + r * H + j0, hbias + j0,
                               1 if sparse_on else pos_scale,
                               NULL if cfg.persistent else Hs + r * H + j0,
-                              <int>nh, j0, r, step, counter_word3(0, 0), key)
+                              <int>nh, j0, r, step, counter_word3(streams.STREAM_TRAIN, 0), key)
                 if sparse_on:
                     for j in range(j0, j0 + nh):
                         acc = 0
@@ -575,7 +583,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     for r in range(nneg):
                         row_ptr = V + (bsz + r) * D + i0
                         visible_draw(cfg.gaussian, row_ptr, vdraw_bias + i0, <int>nv, i0, r,
-                                     step, counter_word3(0, 2 * s - 1), key)
+                                     step, counter_word3(streams.STREAM_TRAIN, 2 * s - 1), key)
                     if sparse_on and s == 1:
                         for i in range(i0, i0 + nv):
                             acc = 0
@@ -596,11 +604,11 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                             # chain's next hidden state
                             bernoulli(A + (bsz + r) * H + j0, hbias + j0, neg_scale,
                                       hchain + r * H + j0 if cfg.persistent else NULL,
-                                      <int>nh, j0, r, step, counter_word3(0, 2 * s), key)
+                                      <int>nh, j0, r, step, counter_word3(streams.STREAM_TRAIN, 2 * s), key)
                         else:
                             bernoulli(A + (bsz + r) * H + j0, hbias + j0, 1,
                                       hchain + r * H + j0, <int>nh, j0, r, step,
-                                      counter_word3(0, 2 * s), key)
+                                      counter_word3(streams.STREAM_TRAIN, 2 * s), key)
 
             # update: W += A^T V as one GEMM over the stacked statistics, per
             # block of hidden units; biases alongside
@@ -818,7 +826,8 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     if not 1 <= config.k <= MAX_GIBBS_STEPS:
         raise ValueError(f"config.k must be in [1, {MAX_GIBBS_STEPS}], got {config.k}")
     cdef uint32_t step_word = check_counters(min(batch_size, n_order), step0,
-                           (n_order + batch_size - 1) // batch_size, 0, 2 * config.k)
+                           (n_order + batch_size - 1) // batch_size,
+                           streams.STREAM_TRAIN, 2 * config.k)
     cfg.k = config.k
     cfg.persistent = bool(config.persistent)
     cfg.learning_rate = config.learning_rate
@@ -1291,16 +1300,11 @@ def uniforms(key, rows, Py_ssize_t n_cols, unsigned long step, unsigned int stre
 # Annealed importance sampling (evaluation.log_partition_ais)
 # ---------------------------------------------------------------------------
 
-STREAM_AIS = 3
-
 # All chains go through each GEMM together and the work is split into blocks
 # of hidden or visible units (widths from unit_block: functions of the layer
 # sizes and n_chains, never of the thread count), as in training.  Splitting
 # the chains instead made every block re-pack all of W for a few rows: the
 # packing cost about as much as the multiply (perf, 784 x 500, 50-row blocks).
-cdef enum:
-    AIS_STREAM = 3   # == STREAM_AIS, as a C constant for the nogil kernel
-
 
 cdef inline floating ais_increment(floating p, floating z) noexcept nogil:
     """-log1p(p * expm1(z)) for the hidden part of an AIS log-weight increment.
@@ -1353,7 +1357,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                     for i in range(D):
                         v[r * D + i] = 0
                     visible_draw(gauss, v + r * D, base_vbias, D, 0, r, 0,
-                                 counter_word3(AIS_STREAM, 1), key)
+                                 counter_word3(streams.STREAM_AIS, 1), key)
                 logw[r] = 0
         for k in range(k_first, k_last + 1):
             bk = betas[k]
@@ -1389,7 +1393,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                     partial[blk * n + r] = -acc if to_zero else acc
                     if k < K:
                         bernoulli(row_ptr + j0, hb_s + j0, 1, row_ptr + j0, <int>nh, j0, r,
-                                  <uint32_t>k, counter_word3(AIS_STREAM, 0), key)
+                                  <uint32_t>k, counter_word3(streams.STREAM_AIS, 0), key)
             # the increment: visible part (from v before the transition) + blocks in order
             for r in prange(n, schedule='static'):
                 acc = 0
@@ -1414,7 +1418,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                     for r in range(n):
                         row_ptr = v + r * D + i0
                         visible_draw(gauss, row_ptr, vb_s + i0, <int>nv, i0, r, <uint32_t>k,
-                                     counter_word3(AIS_STREAM, 1), key)
+                                     counter_word3(streams.STREAM_AIS, 1), key)
 
 
 def ais_log_weights(const floating[:, ::1] W, const floating[::1] vbias,
@@ -1436,7 +1440,7 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] vbias,
     if not 0 <= n_chains <= INT_LIMIT:
         raise ValueError(f"n_chains must be in [0, 2**31 - 1], got {n_chains}")
     # c1 = chain, c2 = temperature index
-    check_counters(n_chains, 0, betas_v.shape[0], AIS_STREAM, 1)
+    check_counters(n_chains, 0, betas_v.shape[0], streams.STREAM_AIS, 1)
     cdef int H = W.shape[0], D = W.shape[1]
     cdef Py_ssize_t K = betas_v.shape[0] - 1
     cdef double[::1] dvb = (np.asarray(vbias, dtype=np.float64)

@@ -15,10 +15,7 @@ PHILOX_W0 = np.uint32(0x9E3779B9)
 PHILOX_W1 = np.uint32(0xBB67AE85)
 MASK32 = np.uint64(0xFFFFFFFF)
 
-STREAM_TRAIN = 0
-STREAM_SAMPLE = 1
-STREAM_MONITOR = 2
-STREAM_AIS = 3
+from ._random import STREAM_AIS, STREAM_TRAIN
 
 
 def philox4x32_10(counters, key):
