@@ -23,7 +23,7 @@ from libc.stdint cimport uint32_t, int32_t, int64_t, uint8_t
 from libc.string cimport memset
 from libc.math cimport log1p, exp, log, fabs, expm1, expm1f, log1pf
 from cpython.exc cimport PyErr_CheckSignals
-from fastrbm._blas cimport gemm
+from fastrbm._blas cimport matmul_ab, matmul_abt, matmul_atb
 from fastrbm cimport _random as streams
 
 cnp.import_array()
@@ -469,6 +469,96 @@ cdef double LOG_VAR_MIN = 2 * log(1e-2)
 cdef double LOG_VAR_MAX = 2 * log(1e2)
 
 
+cdef inline floating penalised(floating x, floating w, floating lr, floating wd, floating l1,
+                               floating pen, floating vbar_i, bint sparse_on) noexcept nogil:
+    """x plus the elementwise part of weight w's step: weight decay, L1, and
+    the sparsity penalty's pull pen * vbar_i (pen: the hidden unit's share)."""
+    cdef floating sgn = (w > 0) - (w < 0)
+    return x - lr * (wd * w + l1 * sgn) + (pen * vbar_i if sparse_on else 0)
+
+
+cdef inline void add_step(floating *param, floating *velocity, Py_ssize_t i, floating mom,
+                          floating step) noexcept nogil:
+    """param[i] += step, through the momentum buffer when there is one."""
+    if velocity == NULL:
+        param[i] = param[i] + step
+    else:
+        velocity[i] = mom * velocity[i] + step
+        param[i] = param[i] + velocity[i]
+
+
+cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K,
+                                    const floating *A, int ldA, const floating *V,
+                                    floating *W, floating *W_vel, floating *G,
+                                    floating *zpart, const floating *activity,
+                                    const floating *vbar) noexcept nogil:
+    """The training step of nh rows of W (one block of hidden units), in place.
+
+    step = A^T V (the stacked statistics, pre-scaled: A's columns are this
+    block's, A has row stride ldA) - lr (wd W + l1 sign W)
+    + lr sparsity_cost (target - activity_j) vbar_i, added to W through the
+    momentum buffer W_vel when there is one (W_vel = mom W_vel + step).
+
+    The GEMM adds its product into a buffer the update writes anyway, so the
+    sum is formed in one of three orders (the same value up to rounding; each
+    kept so that results stay bit-identical):
+    - plain SGD (W_vel and G NULL): the elementwise part goes into W first,
+      then the GEMM adds A^T V to W (beta 1);
+    - momentum (W_vel): the GEMM forms mom W_vel + A^T V (beta mom), then the
+      elementwise part is added and W += W_vel;
+    - learned sigma (G, zpart non-NULL): the GEMM writes A^T V to G (beta 0),
+      because the log-variance step needs sum_j W_ji G_ji with W before this
+      update (zpart: this block's share, D values); then the elementwise
+      part is added to G, and G goes through W_vel (if any) into W.
+    """
+    cdef floating lr = <floating>cfg.learning_rate
+    cdef floating mom = <floating>cfg.momentum
+    cdef floating wd = <floating>cfg.weight_decay
+    cdef floating l1 = <floating>cfg.l1
+    cdef floating sp_target = <floating>cfg.sparsity_target
+    cdef floating sp_cost = <floating>cfg.sparsity_cost
+    cdef bint sparse_on = cfg.sparsity_cost > 0
+    cdef bint elementwise = cfg.weight_decay != 0 or cfg.l1 != 0 or sparse_on
+    cdef floating *stats        # where the GEMM writes (or adds) A^T V
+    cdef floating beta
+    cdef floating pen, w, g
+    cdef Py_ssize_t j, i
+    if G != NULL:
+        stats, beta = G, 0
+    elif W_vel != NULL:
+        stats, beta = W_vel, mom
+    else:
+        stats, beta = W, 1
+    if stats == W and elementwise:
+        for j in range(nh):
+            pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+            for i in range(D):
+                w = W[j * D + i]
+                W[j * D + i] = penalised(w, w, lr, wd, l1, pen, vbar[i], sparse_on)
+    matmul_atb(nh, D, K, 1, A, ldA, V, D, beta, stats, D)
+    if stats == W:
+        return
+    if G != NULL:
+        for i in range(D):
+            zpart[i] = 0
+        for j in range(nh):
+            for i in range(D):
+                zpart[i] = zpart[i] + W[j * D + i] * G[j * D + i]
+    for j in range(nh):
+        pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+        for i in range(D):
+            w = W[j * D + i]
+            g = stats[j * D + i]
+            if elementwise:
+                g = penalised(g, w, lr, wd, l1, pen, vbar[i], sparse_on)
+            if W_vel != NULL:
+                if stats == G:
+                    # the GEMM did not fold the momentum in
+                    g = mom * W_vel[j * D + i] + g
+                W_vel[j * D + i] = g
+            W[j * D + i] = w + g
+
+
 cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
                          int batch_size, floating *W, floating *vbias, floating *hbias,
                          floating *chains, floating *W_vel, floating *vbias_vel,
@@ -557,7 +647,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                 nh = H - j0
                 if nh > hblock:
                     nh = hblock
-                gemm(True, False, <int>nh, <int>bsz, D, 1, W + j0 * D, D, V, D, 0, A + j0, H)
+                matmul_abt(<int>bsz, <int>nh, D, 1, V, D, W + j0 * D, D, 0, A + j0, H)
                 for r in range(bsz):
                     bernoulli(A + r * H + j0, hbias + j0,
                               1 if sparse_on else pos_scale,
@@ -578,8 +668,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     nv = D - i0
                     if nv > vblock:
                         nv = vblock
-                    gemm(False, False, <int>nv, <int>nneg, H, 1, W + i0, D, hchain, H, 0,
-                         V + bsz * D + i0, D)
+                    matmul_ab(<int>nneg, <int>nv, H, 1, hchain, H, W + i0, D,
+                              0, V + bsz * D + i0, D)
                     for r in range(nneg):
                         row_ptr = V + (bsz + r) * D + i0
                         visible_draw(cfg.gaussian, row_ptr, vdraw_bias + i0, <int>nv, i0, r,
@@ -596,8 +686,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     nh = H - j0
                     if nh > hblock:
                         nh = hblock
-                    gemm(True, False, <int>nh, <int>nneg, D, 1, W + j0 * D, D, V + bsz * D, D,
-                         0, A + bsz * H + j0, H)
+                    matmul_abt(<int>nneg, <int>nh, D, 1, V + bsz * D, D, W + j0 * D, D,
+                               0, A + bsz * H + j0, H)
                     for r in range(nneg):
                         if s == cfg.k:
                             # last step: negative statistics; PCD also draws the
@@ -619,49 +709,11 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     nh = H - j0
                     if nh > hblock:
                         nh = hblock
-                    if cfg.learn_sigma:
-                        # statistics apart (G), their overlap with the old W
-                        # for the log-variance step, then the update from G
-                        gemm(False, True, D, <int>nh, <int>K, 1, V, D, A + j0, H, 0,
-                             G + j0 * D, D)
-                        for i in range(D):
-                            zpart[blk * D + i] = 0
-                        for j in range(j0, j0 + nh):
-                            for i in range(D):
-                                zpart[blk * D + i] = zpart[blk * D + i] + W[j * D + i] * G[j * D + i]
-                        for j in range(j0, j0 + nh):
-                            pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
-                            for i in range(D):
-                                w = W[j * D + i]
-                                g = G[j * D + i]
-                                if elementwise:
-                                    sgn = (w > 0) - (w < 0)
-                                    g = g - lr * (wd * w + l1 * sgn) + (pen * vbar[i] if sparse_on else 0)
-                                if W_vel == NULL:
-                                    W[j * D + i] = w + g
-                                else:
-                                    W_vel[j * D + i] = mom * W_vel[j * D + i] + g
-                                    W[j * D + i] = w + W_vel[j * D + i]
-                    elif W_vel == NULL:
-                        if elementwise:
-                            for j in range(j0, j0 + nh):
-                                pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
-                                for i in range(D):
-                                    w = W[j * D + i]
-                                    sgn = (w > 0) - (w < 0)
-                                    W[j * D + i] = w - lr * (wd * w + l1 * sgn) + (pen * vbar[i] if sparse_on else 0)
-                        gemm(False, True, D, <int>nh, <int>K, 1, V, D, A + j0, H, 1, W + j0 * D, D)
-                    else:
-                        gemm(False, True, D, <int>nh, <int>K, 1, V, D, A + j0, H, mom,
-                             W_vel + j0 * D, D)
-                        for j in range(j0, j0 + nh):
-                            pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
-                            for i in range(D):
-                                w = W[j * D + i]
-                                if elementwise:
-                                    sgn = (w > 0) - (w < 0)
-                                    W_vel[j * D + i] = W_vel[j * D + i] - lr * (wd * w + l1 * sgn) + (pen * vbar[i] if sparse_on else 0)
-                                W[j * D + i] = w + W_vel[j * D + i]
+                    update_weight_rows(&cfg, <int>nh, D, <int>K, A + j0, H, V, W + j0 * D,
+                                       NULL if W_vel == NULL else W_vel + j0 * D,
+                                       G + j0 * D if cfg.learn_sigma else NULL,
+                                       zpart + blk * D if cfg.learn_sigma else NULL,
+                                       activity + j0, vbar)
                     # bias gradients: row-major sweeps into per-unit sums
                     # (a strided column walk per unit misses the cache)
                     for j in range(j0, j0 + nh):
@@ -671,12 +723,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         for j in range(j0, j0 + nh):
                             sums[j] = sums[j] + row_ptr[j]
                     for j in range(j0, j0 + nh):
-                        acc = sums[j]
-                        if hbias_vel == NULL:
-                            hbias[j] = hbias[j] + acc
-                        else:
-                            hbias_vel[j] = mom * hbias_vel[j] + acc
-                            hbias[j] = hbias[j] + hbias_vel[j]
+                        add_step(hbias, hbias_vel, j, mom, sums[j])
                 else:
                     i0 = (blk - n_hblocks) * vblock
                     nv = D - i0
@@ -712,11 +759,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         if cfg.has_sigma:
                             # dE/db_i = -(v_i - b_i) / s_i^2 = -(u_i - b_i / s_i) / s_i
                             acc = acc * sig[i]
-                        if vbias_vel == NULL:
-                            vbias[i] = vbias[i] + acc
-                        else:
-                            vbias_vel[i] = mom * vbias_vel[i] + acc
-                            vbias[i] = vbias[i] + vbias_vel[i]
+                        add_step(vbias, vbias_vel, i, mom, acc)
 
             if cfg.learn_sigma:
                 # log-variance step: needs every hidden block's zpart (the
@@ -944,7 +987,7 @@ cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                 for i in range(D):
                     v[r * D + i] = v[r * D + i] * inv_s[i]
         if mode == 0:
-            gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, out + r0 * H, H)
+            matmul_abt(<int>nr, H, D, 1, v, D, W, D, 0, out + r0 * H, H)
             for r in range(nr):
                 for j in range(H):
                     if floating is float:
@@ -952,7 +995,7 @@ cdef void hidden_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                     else:
                         out[(r0 + r) * H + j] = fr_sigmoid(out[(r0 + r) * H + j] + hbias[j])
         else:
-            gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, pre, H)
+            matmul_abt(<int>nr, H, D, 1, v, D, W, D, 0, pre, H)
             for r in range(nr):
                 acc = 0
                 if mode == 2:
@@ -1087,7 +1130,7 @@ def visible_proba(const floating[:, ::1] hidden, const floating[:, ::1] W,
         nr = n - r0
         if nr > ROW_BLOCK:
             nr = ROW_BLOCK
-        gemm(False, False, D, <int>nr, H, 1, &W[0, 0], D, &hidden[r0, 0], H, 0, &out[r0, 0], D)
+        matmul_ab(<int>nr, D, H, 1, &hidden[r0, 0], H, &W[0, 0], D, 0, &out[r0, 0], D)
         for r in range(r0, r0 + nr):
             for i in range(D):
                 if scaled:
@@ -1134,11 +1177,11 @@ cdef void gibbs_rows(const Source *src, Py_ssize_t n_rows, const floating *W,
                     for i in range(D):
                         v[r * D + i] = v[r * D + i] * sig[i]
         for s in range(s_first, s_last + 1):
-            gemm(True, False, H, <int>nr, D, 1, W, D, v, D, 0, h, H)
+            matmul_abt(<int>nr, H, D, 1, v, D, W, D, 0, h, H)
             for r in range(nr):
                 bernoulli(h + r * H, hbias, 1, h + r * H, H, 0, r0 + r, step,
                           counter_word3(stream, 2 * s - 2), key)
-            gemm(False, False, D, <int>nr, H, 1, W, D, h, H, 0, v, D)
+            matmul_ab(<int>nr, D, H, 1, h, H, W, D, 0, v, D)
             for r in range(nr):
                 visible_draw(gauss, v + r * D, vbias if sig == NULL else sig + D, D, 0,
                              r0 + r, step, counter_word3(stream, 2 * s - 1), key)
@@ -1377,8 +1420,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                     nh = hblock
                 for j in range(j0, j0 + nh):
                     hb_s[j] = <floating>(abeta * <double>hbias[j])
-                gemm(True, False, <int>nh, <int>n, D, <floating>abeta, W + j0 * D, D, v, D, 0,
-                     h + j0, H)
+                matmul_abt(<int>n, <int>nh, D, <floating>abeta, v, D, W + j0 * D, D, 0, h + j0, H)
                 for r in range(n):
                     row_ptr = h + r * H
                     acc = 0
@@ -1413,8 +1455,7 @@ cdef void ais_chains(const floating *W, const floating *vbias, const floating *h
                     for i in range(i0, i0 + nv):
                         vb_s[i] = <floating>((1 - bk) * <double>base_vbias[i]
                                              + bk * <double>vbias[i])
-                    gemm(False, False, <int>nv, <int>n, H, <floating>bk, W + i0, D, h, H, 0,
-                         v + i0, D)
+                    matmul_ab(<int>n, <int>nv, H, <floating>bk, h, H, W + i0, D, 0, v + i0, D)
                     for r in range(n):
                         row_ptr = v + r * D + i0
                         visible_draw(gauss, row_ptr, vb_s + i0, <int>nv, i0, r, <uint32_t>k,
