@@ -3,7 +3,7 @@ SeedSequence spawn keys are unique, and the compiled kernels use the same
 stream ids as _random.py (they read them from _random.pxd)."""
 import numpy as np
 
-from fastrbm import _gibbs, _random
+from fastrbm import _cpu, _random
 
 
 def _module_constants(prefix):
@@ -20,16 +20,16 @@ def test_stream_ids_are_unique_and_fit_the_counter_field():
     ids = list(_random.STREAMS.values())
     assert len(set(ids)) == len(ids)
     # the stream id is the high byte of counter word c3
-    assert all(0 <= i <= _gibbs.MAX_STREAM for i in ids)
+    assert all(0 <= i <= _cpu.MAX_STREAM for i in ids)
 
 
 def test_compiled_stream_ids_equal_the_python_ones():
-    assert _gibbs.compiled_streams() == _random.STREAMS
+    assert _cpu.compiled_streams() == _random.STREAMS
 
 
 def test_kernel_modules_export_the_python_stream_ids():
     for name in ("STREAM_TRAIN", "STREAM_SAMPLE", "STREAM_MONITOR", "STREAM_AIS"):
-        assert getattr(_gibbs, name) == getattr(_random, name)
+        assert getattr(_cpu, name) == getattr(_random, name)
 
 
 def test_spawn_keys_are_unique_per_estimator_kind():

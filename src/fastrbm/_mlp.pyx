@@ -403,7 +403,7 @@ def forward(const floating[:, ::1] X, list Ws, list bs, int n_threads=1):
 def _key(key):
     if key is None:
         return np.zeros(2, np.uint32)
-    from fastrbm._gibbs import check_key
+    from fastrbm._sampling import check_key
 
     return np.asarray(check_key(key), dtype=np.uint32)
 
