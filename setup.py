@@ -1,4 +1,4 @@
-"""Build of the fastrbm._gibbs, _mlp and _sequences extensions.
+"""Build of fastrbm's compiled extensions (the CPU engine's kernel modules, _mlp and _sequences).
 
 OpenMP flags are chosen per compiler.  A compiler without OpenMP still builds
 a working (single-threaded) extension, unless FASTRBM_REQUIRE_OPENMP=1, which
@@ -7,6 +7,7 @@ purpose (the serial build CI tests).  No machine-specific or fast-math
 compiler flags are ever added (wheels run on any CPU of their platform): the
 SIMD paths in _kernels.h are chosen at run time by CPU features.
 """
+import glob
 import os
 import subprocess
 import sys
@@ -105,30 +106,32 @@ class BuildExt(build_ext):
 
 
 debug = _truthy("FASTRBM_DEBUG")
-extensions = [
-    Extension(
-        "fastrbm._gibbs",
-        ["src/fastrbm/_gibbs.pyx"],
+# every .pxd and the C header: a change to one rebuilds the modules that use it
+SHARED_SOURCES = sorted(glob.glob("src/fastrbm/*.pxd")) + ["src/fastrbm/_kernels.h"]
+
+
+def kernel_extension(name):
+    """The extension fastrbm.<name> from src/fastrbm/<name>.pyx (flags: BuildExt)."""
+    return Extension(
+        f"fastrbm.{name}",
+        [f"src/fastrbm/{name}.pyx"],
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        depends=["src/fastrbm/_kernels.h", "src/fastrbm/_blas.pxd"],
-    ),
-    # backpropagation kernels of DBNClassifier (same flags, via BuildExt)
-    Extension(
-        "fastrbm._mlp",
-        ["src/fastrbm/_mlp.pyx"],
-        include_dirs=[numpy.get_include(), "src/fastrbm"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        depends=["src/fastrbm/_kernels.h", "src/fastrbm/_blas.pxd"],
-    ),
-    # sequence weights and pair counts of fastrbm.sequences (same flags, via BuildExt)
-    Extension(
-        "fastrbm._sequences",
-        ["src/fastrbm/_sequences.pyx"],
-        include_dirs=[numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-    ),
-]
+        depends=SHARED_SOURCES,
+    )
+
+
+# the CPU engine (_cpu.py gathers its operations) by concern, and the
+# backpropagation kernels of DBNClassifier
+extensions = [kernel_extension(name) for name in
+              ("_source", "_sampling", "_layout", "_rows", "_gibbs", "_ais", "_mlp")]
+# sequence weights and pair counts of fastrbm.sequences (same flags, via BuildExt)
+extensions.append(Extension(
+    "fastrbm._sequences",
+    ["src/fastrbm/_sequences.pyx"],
+    include_dirs=[numpy.get_include()],
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
+))
 
 setup(
     ext_modules=cythonize(

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fastrbm import BernoulliRBM, _gibbs, evaluation
+from fastrbm import BernoulliRBM, _cpu, evaluation
 from fastrbm import _reference as ref
 
 
@@ -68,7 +68,7 @@ def main():
     with threadpool_limits(1, user_api="blas"):
         for _ in range(args.repeats):
             t = time.perf_counter()
-            _gibbs.ais_log_weights(W, vb, hb, base, betas, args.chains, key, args.threads)
+            _cpu.ais_log_weights(W, vb, hb, base, betas, args.chains, key, args.threads)
             times["kernel"].append(time.perf_counter() - t)
             t = time.perf_counter()
             ref.ais_log_weights(W, vb, hb, base, betas, args.chains, key)

@@ -6,7 +6,7 @@ Usage::
 
 Synthetic binary data (784 features, density 0.3), 500 hidden units, CD-1,
 float32, ``--threads`` threads; the spans (units per pair of blocks, forced
-with ``fastrbm._gibbs._set_block_span``) run interleaved for ``--repeats``
+with ``fastrbm._layout._set_block_span``) run interleaved for ``--repeats``
 rounds and the median epoch time of each is printed.  Span 0 is the automatic
 choice.  Two threads are used even for small minibatches here.
 """
@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import fastrbm._backend as backend
-from fastrbm import BernoulliRBM, _gibbs
+from fastrbm import BernoulliRBM, _layout
 
 
 def main():
@@ -38,11 +38,11 @@ def main():
     times = {span: [] for span in spans}
     for _ in range(args.repeats):
         for span in spans:
-            _gibbs._set_block_span(span)
+            _layout._set_block_span(span)
             start = time.perf_counter()
             model._run_updates(X_checked, order, workspace, 0)
             times[span].append(time.perf_counter() - start)
-    _gibbs._set_block_span(0)
+    _layout._set_block_span(0)
     print(f"batch {args.batch_size}, {args.n_samples} rows, {args.threads} threads")
     for span, values in times.items():
         label = "auto" if span == 0 else span

@@ -79,26 +79,26 @@ KEY = np.array([2024, 11], dtype=np.uint32)
 
 
 @guarded
-def check_uniforms(cp, _cupy, _gibbs):
+def check_uniforms(cp, _cupy, _cpu):
     section("1. Philox4x32-10 uniforms, GPU vs CPU engine")
     rows = np.arange(0, 4000, 3)
     for dtype in (np.float32, np.float64):
         for step, stream, phase in ((0, 0, 0), (12345, 1, 7), (2**32 - 1, 3, 2**24 - 1)):
             gpu = _cupy.uniforms(KEY, rows, 777, step, stream, phase, dtype).get()
-            cpu = _gibbs.uniforms(KEY, rows, 777, step, stream, phase, dtype)
+            cpu = _cpu.uniforms(KEY, rows, 777, step, stream, phase, dtype)
             check(f"uniforms {np.dtype(dtype).name} step={step} stream={stream}",
                   np.array_equal(gpu, cpu), f"({gpu.size} numbers)")
 
 
 @guarded
-def check_samplers(cp, _cupy, _gibbs):
+def check_samplers(cp, _cupy, _cpu):
     section("2. Fused samplers on identical inputs")
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         act = (4 * rng.normal(size=(300, 501))).astype(dtype)
         bias = rng.normal(size=501).astype(dtype)
         p_gpu, s_gpu = _cupy.bernoulli_sample(cp.asarray(act), cp.asarray(bias), KEY, 9, 0, 3)
-        p_cpu, s_cpu = _gibbs.bernoulli_sample(act, bias, KEY, 9, 0, 3)
+        p_cpu, s_cpu = _cpu.bernoulli_sample(act, bias, KEY, 9, 0, 3)
         p_gpu, s_gpu = p_gpu.get(), s_gpu.get()
         check(f"bernoulli {np.dtype(dtype).name} draws identical", np.array_equal(s_gpu, s_cpu),
               f"(differing: {int((s_gpu != s_cpu).sum())} of {s_cpu.size})")
@@ -106,7 +106,7 @@ def check_samplers(cp, _cupy, _gibbs):
               np.allclose(p_gpu, p_cpu, rtol=0 if dtype == np.float32 else 1e-15, atol=0),
               f"(max |diff| {np.abs(p_gpu - p_cpu).max():.2e})")
         z_gpu = _cupy.gaussian_sample(cp.asarray(act), cp.asarray(bias), KEY, 9, 0, 3).get()
-        z_cpu = _gibbs.gaussian_sample(act, bias, KEY, 9, 0, 3)
+        z_cpu = _cpu.gaussian_sample(act, bias, KEY, 9, 0, 3)
         rel = np.abs(z_gpu - z_cpu).max() / np.abs(z_cpu).max()
         check(f"gaussian {np.dtype(dtype).name}",
               rel < (1e-6 if dtype == np.float32 else 1e-13), f"(max relative diff {rel:.2e})")
@@ -135,7 +135,7 @@ def _train(engine, put, X, config, dtype, H, B, epochs, seed=1):
 
 
 @guarded
-def check_cd(cp, _cupy, _gibbs):
+def check_cd(cp, _cupy, _cpu):
     section("3. CD-1 and PCD-10 epochs, GPU vs CPU engine (2,000 x 100, 64 hidden, batch 50)")
     from fastrbm.rbm import TrainConfig
     rng = np.random.default_rng(3)
@@ -150,7 +150,7 @@ def check_cd(cp, _cupy, _gibbs):
             l1=0.0, sparsity_target=0.1, sparsity_cost=0.1)),
     ):
         for dtype in (np.float64, np.float32):
-            cpu, _ = _train(_gibbs, lambda a: a, X.astype(dtype), cfg, dtype, 64, 50, 2)
+            cpu, _ = _train(_cpu, lambda a: a, X.astype(dtype), cfg, dtype, 64, 50, 2)
             gpu, _ = _train(_cupy, cp.asarray, X.astype(dtype), cfg, dtype, 64, 50, 2)
             diff = max(np.abs(g - c).max() for g, c in zip(gpu, cpu) if g is not None)
             name = f"{label} {np.dtype(dtype).name}"
@@ -217,7 +217,7 @@ def check_gaussian_and_evaluation(cp):
 
 
 @guarded
-def check_ais(cp, _cupy, _gibbs):
+def check_ais(cp, _cupy, _cpu):
     section("5. AIS log weights, GPU vs CPU (784-200, float64, 100 chains, 1,000 temperatures)")
     rng = np.random.default_rng(5)
     W = rng.normal(0, 0.05, (200, 784))
@@ -225,7 +225,7 @@ def check_ais(cp, _cupy, _gibbs):
     betas = np.linspace(0, 1, 1000)
     gpu = _cupy.ais_log_weights(cp.asarray(W), cp.asarray(vbias), cp.asarray(hbias),
                                 cp.asarray(base), betas, 100, KEY)
-    cpu = _gibbs.ais_log_weights(W, vbias, hbias, base, betas, 100, KEY, os.cpu_count())
+    cpu = _cpu.ais_log_weights(W, vbias, hbias, base, betas, 100, KEY, os.cpu_count())
     diff = np.abs(gpu - cpu).max()
     check("AIS log weights", diff < 1e-8, f"(max |diff| {diff:.2e} nats)")
 
@@ -265,7 +265,7 @@ def plain_torch_epoch(torch, X, W, vb, hb, lr, B):
 
 
 @guarded
-def time_cd_epoch(cp, _cupy, _gibbs, repeats):
+def time_cd_epoch(cp, _cupy, _cpu, repeats):
     section("6. CD-1 epoch, 60000 x 784 (synthetic binary), 500 hidden, batch 100, float32")
     from fastrbm.rbm import TrainConfig
     n, D, H, B, lr = 60000, 784, 500, 100, 0.1
@@ -329,8 +329,8 @@ def time_cd_epoch(cp, _cupy, _gibbs, repeats):
             check(f"fastrbm at least 2x faster than the {name}", ratio >= 2,
                   f"({ratio:.2f}x)")
     # the CPU engine on this machine's cores, for scale (one epoch after a warm-up)
-    cpu_state = fastrbm_state(lambda a: a, _gibbs)
-    cpu_source = _gibbs.as_source(X_host)
+    cpu_state = fastrbm_state(lambda a: a, _cpu)
+    cpu_source = _cpu.as_source(X_host)
     threads = os.cpu_count()
 
     def cpu_epoch():
@@ -338,7 +338,7 @@ def time_cd_epoch(cp, _cupy, _gibbs, repeats):
         order = np.random.default_rng(0).permutation(n)
         from fastrbm._backend import kernel_threads
         with kernel_threads():
-            _gibbs.cd_update(cpu_source, order, B, W, vb, hb, None, None, None, None, act,
+            _cpu.cd_update(cpu_source, order, B, W, vb, hb, None, None, None, None, act,
                              ws, cfg, KEY, 0, threads)
     cpu_median, cpu_raw = median_times({"cpu": cpu_epoch}, 2)
     print(f"  CPU engine, {threads} threads: {cpu_median['cpu']:.3f} s per epoch "
@@ -413,7 +413,7 @@ def main():
     import cupy as cp
 
     import fastrbm
-    from fastrbm import _cupy, _gibbs
+    from fastrbm import _cupy, _cpu
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     print("# fastrbm GPU check")
     print(f"fastrbm {fastrbm.__version__}, CuPy {cp.__version__}, NumPy {np.__version__}, "
@@ -421,13 +421,13 @@ def main():
     print(f"GPU: {props['name'].decode()}, CUDA runtime {cp.cuda.runtime.runtimeGetVersion()}, "
           f"CPU cores: {os.cpu_count()}")
     started = time.perf_counter()
-    check_uniforms(cp, _cupy, _gibbs)
-    check_samplers(cp, _cupy, _gibbs)
-    check_cd(cp, _cupy, _gibbs)
+    check_uniforms(cp, _cupy, _cpu)
+    check_samplers(cp, _cupy, _cpu)
+    check_cd(cp, _cupy, _cpu)
     check_estimator(cp)
     check_gaussian_and_evaluation(cp)
-    check_ais(cp, _cupy, _gibbs)
-    time_cd_epoch(cp, _cupy, _gibbs, 3 if args.quick else 7)
+    check_ais(cp, _cupy, _cpu)
+    time_cd_epoch(cp, _cupy, _cpu, 3 if args.quick else 7)
     time_ais(cp, _cupy)
     time_dbn(cp)
     print(f"\nTotal {time.perf_counter() - started:.1f} s; "

@@ -12,7 +12,7 @@ stand-in from ``datasets.py``):
 ``sample_hidden``
     h ~ P(h | v) for one minibatch of ``batch`` rows: the GEMM v W^T, sigmoid,
     Bernoulli draws.  fastrbm: NumPy's GEMM then fastrbm's fused
-    sigmoid + Philox + Bernoulli sampler (``_gibbs.bernoulli_sample``; the
+    sigmoid + Philox + Bernoulli sampler (``_cpu.bernoulli_sample``; the
     library has no public call for this half-step alone).
 ``gibbs_step``
     k full steps v -> h -> v from ``batch`` rows (fastrbm: ``model.gibbs``,
@@ -225,7 +225,7 @@ def epoch_order(model, n):
 
 
 def prepare_fastrbm(case, data):
-    from fastrbm import _gibbs
+    from fastrbm import _cpu
 
     op = case.op
     if op in ("cd_epoch", "pcd_epoch"):
@@ -275,9 +275,9 @@ def prepare_fastrbm(case, data):
 
         def run(_):
             np.matmul(v, W.T, out=a)
-            return _gibbs.bernoulli_sample(a, hb, key, 0, 0, 0)
+            return _cpu.bernoulli_sample(a, hb, key, 0, 0, 0)
         return Prepared(lambda: None, run, per_call=True,
-                        note="NumPy GEMM + _gibbs.bernoulli_sample (fused sigmoid/Philox)")
+                        note="NumPy GEMM + _cpu.bernoulli_sample (fused sigmoid/Philox)")
     if op == "gibbs_step":
         v = data.get(case.dtype, case.batch)
         return Prepared(lambda: None, lambda _: model.gibbs(v, k=case.k), per_call=True,

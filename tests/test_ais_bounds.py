@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from fastrbm import BernoulliRBM, GaussianBernoulliRBM, _gibbs, evaluation
+from fastrbm import BernoulliRBM, GaussianBernoulliRBM, _cpu, evaluation
 from fastrbm import _reference as ref
 from fastrbm._units import BernoulliVisible, GaussianVisible
 from fastrbm.evaluation import AISWarning
@@ -59,9 +59,9 @@ def test_reverse_kernel_matches_reference_and_threads(dtype, gaussian):
     start = (rng.normal(0, 1, (n, D)) if gaussian else rng.random((n, D)) < 0.5).astype(dtype)
     betas = np.linspace(1, 0, 40)
     key = np.array([5, 9], np.uint32)
-    one, end_one = _gibbs.ais_log_weights(W, b, c, base, betas, n, key, 1, gaussian=gaussian,
+    one, end_one = _cpu.ais_log_weights(W, b, c, base, betas, n, key, 1, gaussian=gaussian,
                                           start=start, return_states=True)
-    two, end_two = _gibbs.ais_log_weights(W, b, c, base, betas, n, key, 2, gaussian=gaussian,
+    two, end_two = _cpu.ais_log_weights(W, b, c, base, betas, n, key, 2, gaussian=gaussian,
                                           start=start, return_states=True)
     assert np.array_equal(one, two) and np.array_equal(end_one, end_two)
     expected, end_ref = ref.ais_log_weights(W, b, c, base, betas, n, key, gaussian=gaussian,
@@ -88,7 +88,7 @@ def test_reverse_kernel_of_the_gpu_engine_matches_the_cpu_engine(gpu, gaussian):
     got, states = _cupy.ais_log_weights(gpu.put(W), gpu.put(vbias), gpu.put(hbias),
                                         gpu.put(base), betas, 12, key, gaussian=gaussian,
                                         start=gpu.put(start), return_states=True)
-    want, want_states = _gibbs.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1,
+    want, want_states = _cpu.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1,
                                                gaussian=gaussian, start=start,
                                                return_states=True)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
@@ -104,7 +104,7 @@ def test_reverse_step_to_zero_is_the_log_ratio():
     v = (np.random.default_rng(0).random((6, 7)) < 0.5).astype(np.float64)
     expected = (v @ base + 5 * np.log(2)) - (v @ b + np.logaddexp(0, v @ W.T + c).sum(1))
     key = np.array([1, 2], np.uint32)
-    for engine in (_gibbs, ref):
+    for engine in (_cpu, ref):
         got = engine.ais_log_weights(W, b, c, base, np.array([1.0, 0.0]), 6, key, 1, start=v)
         np.testing.assert_allclose(got, expected, atol=1e-12)
 
@@ -115,13 +115,13 @@ def test_forward_kernel_unchanged_by_the_reverse_option():
     W, b, c = model.components_, model.intercept_visible_, model.intercept_hidden_
     base = np.zeros(8)
     key = np.array([3, 4], np.uint32)
-    plain = _gibbs.ais_log_weights(W, b, c, base, np.linspace(0, 1, 30), 10, key, 1)
-    with_states, states = _gibbs.ais_log_weights(W, b, c, base, np.linspace(0, 1, 30), 10, key,
+    plain = _cpu.ais_log_weights(W, b, c, base, np.linspace(0, 1, 30), 10, key, 1)
+    with_states, states = _cpu.ais_log_weights(W, b, c, base, np.linspace(0, 1, 30), 10, key,
                                                  1, return_states=True)
     assert np.array_equal(plain, with_states) and set(np.unique(states)) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("engine", [_gibbs, ref])
+@pytest.mark.parametrize("engine", [_cpu, ref])
 def test_betas_may_reach_zero_only_at_the_end(engine):
     model, _ = random_model(5, 4, seed=0)
     W, b, c = model.components_, model.intercept_visible_, model.intercept_hidden_
@@ -129,7 +129,7 @@ def test_betas_may_reach_zero_only_at_the_end(engine):
         engine.ais_log_weights(W, b, c, np.zeros(5), np.array([1.0, 0.0, 0.5, 0.0]), 3,
                                np.array([1, 2], np.uint32), 1, start=np.zeros((3, 5)))
     with pytest.raises(ValueError, match="start must have shape"):
-        _gibbs.ais_log_weights(W, b, c, np.zeros(5), np.array([1.0, 0.0]), 3,
+        _cpu.ais_log_weights(W, b, c, np.zeros(5), np.array([1.0, 0.0]), 3,
                                np.array([1, 2], np.uint32), 1, start=np.zeros((2, 5)))
 
 

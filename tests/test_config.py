@@ -6,7 +6,7 @@ import re
 import pytest
 
 import fastrbm
-from fastrbm import _gibbs
+from fastrbm import _cpu
 
 
 def test_version_is_a_string():
@@ -39,7 +39,7 @@ def test_show_config_to_file():
 def test_get_config_types():
     cfg = fastrbm.get_config()
     assert isinstance(cfg["openmp"], bool)
-    assert cfg["openmp"] == _gibbs.openmp_enabled()
+    assert cfg["openmp"] == _cpu.openmp_enabled()
     assert isinstance(cfg["max_threads"], int) and cfg["max_threads"] >= 1
     if not cfg["openmp"]:
         assert cfg["max_threads"] == 1

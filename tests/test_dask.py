@@ -346,9 +346,9 @@ def _ais_inputs(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("gaussian", [False, True])
 def test_ais_chains_split_by_first_chain(engine, dtype, gaussian):
-    from fastrbm import _gibbs, _reference
+    from fastrbm import _cpu, _reference
 
-    module = {"reference": _reference, "gibbs": _gibbs}[engine]
+    module = {"reference": _reference, "gibbs": _cpu}[engine]
     W, vbias, hbias, base, betas = _ais_inputs(dtype)
     key = np.array([3, 4], np.uint32)
     whole, states = module.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1,
@@ -374,11 +374,11 @@ def test_ais_chains_split_by_first_chain(engine, dtype, gaussian):
 
 @pytest.mark.parametrize("gaussian", [False, True])
 def test_cupy_ais_chains_split_by_first_chain(gpu, gaussian):
-    from fastrbm import _cupy, _gibbs
+    from fastrbm import _cpu, _cupy
 
     W, vbias, hbias, base, betas = _ais_inputs(np.float64)
     key = np.array([3, 4], np.uint32)
-    cpu = _gibbs.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1, gaussian=gaussian)
+    cpu = _cpu.ais_log_weights(W, vbias, hbias, base, betas, 12, key, 1, gaussian=gaussian)
     part = _cupy.ais_log_weights(gpu.put(W), gpu.put(vbias), gpu.put(hbias), gpu.put(base),
                                  betas, 7, key, gaussian=gaussian, first_chain=5)
     np.testing.assert_allclose(part, cpu[5:], rtol=1e-10, atol=1e-10)

@@ -1,4 +1,4 @@
-"""The compiled CPU engine (_gibbs) against the NumPy reference, input kinds,
+"""The compiled CPU engine (_cpu) against the NumPy reference, input kinds,
 thread determinism, and exact enumeration on a tiny RBM."""
 import itertools
 
@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from fastrbm import BernoulliRBM, _gibbs
+from fastrbm import BernoulliRBM, _cpu
 from fastrbm import _reference as ref
 from fastrbm.rbm import TrainConfig
 
@@ -86,7 +86,7 @@ def assert_same_state(a, b, atol=None):
 def test_cd_update_matches_reference(dtype, method, k, extras):
     # n=45 with batch 10: the last batch is short (5 rows)
     X = binary_data(45, 37).astype(dtype)
-    a = train(_gibbs, X, dtype, method=method, k=k, extras=extras)
+    a = train(_cpu, X, dtype, method=method, k=k, extras=extras)
     b = train(ref, X, dtype, method=method, k=k, extras=extras)
     assert_same_state(a, b, atol=ATOL[dtype])
     # training moved the parameters (the comparison is not between no-ops)
@@ -106,15 +106,15 @@ def test_cd_update_matches_reference_several_blocks(dtype, method, k, extras):
     orders = [rng.integers(0, 150, size=77).astype(np.intp) for _ in range(2)]
     kw = dict(method=method, k=k, extras=extras, H=45, batch_size=16, epochs=2, orders=orders,
               n_threads=2)
-    assert_same_state(train(_gibbs, X, dtype, **kw), train(ref, X, dtype, **kw),
+    assert_same_state(train(_cpu, X, dtype, **kw), train(ref, X, dtype, **kw),
                       atol=ATOL[dtype])
 
 
 def test_cd_update_step0_and_key_matter():
     X = binary_data(45, 37).astype(np.float64)
-    base = train(_gibbs, X, np.float64, epochs=1)
-    again = train(_gibbs, X, np.float64, epochs=1)
-    other_key = train(_gibbs, X, np.float64, epochs=1, key=np.array([1, 2], np.uint32))
+    base = train(_cpu, X, np.float64, epochs=1)
+    again = train(_cpu, X, np.float64, epochs=1)
+    other_key = train(_cpu, X, np.float64, epochs=1, key=np.array([1, 2], np.uint32))
     assert_same_state(base, again)
     assert not np.array_equal(base["W"], other_key["W"])
 
@@ -128,11 +128,11 @@ def test_cd_update_rejects_mismatched_buffers():
     order = np.arange(20, dtype=np.intp)
     act = np.zeros(5, dtype)
     with pytest.raises(ValueError, match="workspace"):
-        _gibbs.cd_update(X, order, 10, W, vb, hb, np.zeros((10, 5), dtype), None, None, None,
-                         act, _gibbs.make_workspace(8, 5, 4, dtype), cfg, KEY, 0, 1)
+        _cpu.cd_update(X, order, 10, W, vb, hb, np.zeros((10, 5), dtype), None, None, None,
+                         act, _cpu.make_workspace(8, 5, 4, dtype), cfg, KEY, 0, 1)
     with pytest.raises(ValueError, match="chains"):
-        _gibbs.cd_update(X, order, 10, W, vb, hb, np.zeros((9, 5), dtype), None, None, None,
-                         act, _gibbs.make_workspace(8, 5, 10, dtype), cfg, KEY, 0, 1)
+        _cpu.cd_update(X, order, 10, W, vb, hb, np.zeros((9, 5), dtype), None, None, None,
+                         act, _cpu.make_workspace(8, 5, 10, dtype), cfg, KEY, 0, 1)
 
 
 # ------------------------------------------------------------- input kinds
@@ -195,8 +195,8 @@ def test_cd_update_input_kinds(dtype, kind):
     # enter the same GEMMs), and agree with the reference on the raw input
     X, dense = get_kind(kind, dtype)
     assert dense.dtype == dtype and dense.flags.c_contiguous
-    got = train(_gibbs, X, dtype, method="pcd", extras="all", epochs=2)
-    assert_same_state(got, train(_gibbs, dense, dtype, method="pcd", extras="all", epochs=2))
+    got = train(_cpu, X, dtype, method="pcd", extras="all", epochs=2)
+    assert_same_state(got, train(_cpu, dense, dtype, method="pcd", extras="all", epochs=2))
     assert_same_state(got, train(ref, X, dtype, method="pcd", extras="all", epochs=2),
                       atol=ATOL[dtype])
 
@@ -212,31 +212,31 @@ def test_inference_input_kinds(dtype, kind):
     hb = rng.normal(0, 1, H).astype(dtype)
     flip = rng.integers(0, D, len(dense))
 
-    hp = _gibbs.hidden_proba(X, W, hb, 2)
+    hp = _cpu.hidden_proba(X, W, hb, 2)
     assert hp.dtype == dtype and hp.shape == (len(dense), H)
-    assert np.array_equal(hp, _gibbs.hidden_proba(dense, W, hb, 2))
+    assert np.array_equal(hp, _cpu.hidden_proba(dense, W, hb, 2))
     np.testing.assert_allclose(hp, ref.hidden_proba(X, W, hb, 1), **PROBA_TOL[dtype])
 
-    fe = _gibbs.free_energy(X, W, vb, hb, 2)
+    fe = _cpu.free_energy(X, W, vb, hb, 2)
     assert fe.dtype == dtype and fe.shape == (len(dense),)
-    assert np.array_equal(fe, _gibbs.free_energy(dense, W, vb, hb, 2))
+    assert np.array_equal(fe, _cpu.free_energy(dense, W, vb, hb, 2))
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(fe, ref.free_energy(X, W, vb, hb, 1), rtol=rtol)
 
-    fe_flip = _gibbs.free_energy(X, W, vb, hb, 2, flip=flip)
-    assert np.array_equal(fe_flip, _gibbs.free_energy(dense, W, vb, hb, 2, flip=flip))
+    fe_flip = _cpu.free_energy(X, W, vb, hb, 2, flip=flip)
+    assert np.array_equal(fe_flip, _cpu.free_energy(dense, W, vb, hb, 2, flip=flip))
     np.testing.assert_allclose(fe_flip, ref.free_energy(X, W, vb, hb, 1, flip=flip), rtol=rtol)
     # flip really flips: F of the explicitly flipped dense rows
     flipped = dense.copy()
     idx = (np.arange(len(dense)), flip)
     flipped[idx] = 1 - flipped[idx]
-    np.testing.assert_allclose(fe_flip, _gibbs.free_energy(flipped, W, vb, hb, 2), rtol=rtol)
+    np.testing.assert_allclose(fe_flip, _cpu.free_energy(flipped, W, vb, hb, 2), rtol=rtol)
     # and the caller's data was not flipped in place
-    assert np.array_equal(_gibbs.free_energy(X, W, vb, hb, 2), fe)
+    assert np.array_equal(_cpu.free_energy(X, W, vb, hb, 2), fe)
 
-    g = _gibbs.gibbs(X, W, vb, hb, 2, KEY, 7, 1, 2)
+    g = _cpu.gibbs(X, W, vb, hb, 2, KEY, 7, 1, 2)
     assert g.dtype == dtype and g.shape == dense.shape
-    assert np.array_equal(g, _gibbs.gibbs(dense, W, vb, hb, 2, KEY, 7, 1, 2))
+    assert np.array_equal(g, _cpu.gibbs(dense, W, vb, hb, 2, KEY, 7, 1, 2))
     assert np.array_equal(g, ref.gibbs(X, W, vb, hb, 2, KEY, 7, 1, 1))
 
 
@@ -247,12 +247,12 @@ def test_visible_proba_matches_reference(dtype):
     W = rng.normal(0, 0.5, (H, D)).astype(dtype)
     vb = rng.normal(0, 1, D).astype(dtype)
     hidden = (rng.random((n, H)) < 0.5).astype(dtype)
-    got = _gibbs.visible_proba(hidden, W, vb, 2)
+    got = _cpu.visible_proba(hidden, W, vb, 2)
     assert got.dtype == dtype and got.shape == (n, D)
     np.testing.assert_allclose(got, ref.visible_proba(hidden, W, vb, 1), **PROBA_TOL[dtype])
     # real-valued hidden input too (mean-field reconstruction uses probabilities)
     hp = rng.random((n, H)).astype(dtype)
-    np.testing.assert_allclose(_gibbs.visible_proba(hp, W, vb, 2),
+    np.testing.assert_allclose(_cpu.visible_proba(hp, W, vb, 2),
                                ref.visible_proba(hp, W, vb, 1), **PROBA_TOL[dtype])
 
 
@@ -266,19 +266,19 @@ def test_gibbs_matches_reference(dtype, k):
     vb = rng.normal(0, 0.5, D).astype(dtype)
     hb = rng.normal(0, 0.5, H).astype(dtype)
     for step, stream in [(0, 1), (12345, 2)]:
-        got = _gibbs.gibbs(X, W, vb, hb, k, KEY, step, stream, 2)
+        got = _cpu.gibbs(X, W, vb, hb, k, KEY, step, stream, 2)
         assert np.array_equal(got, ref.gibbs(X, W, vb, hb, k, KEY, step, stream, 1))
-    assert not np.array_equal(_gibbs.gibbs(X, W, vb, hb, k, KEY, 0, 1, 1),
-                              _gibbs.gibbs(X, W, vb, hb, k, KEY, 1, 1, 1))
+    assert not np.array_equal(_cpu.gibbs(X, W, vb, hb, k, KEY, 0, 1, 1),
+                              _cpu.gibbs(X, W, vb, hb, k, KEY, 1, 1, 1))
 
 
 def test_empty_row_inputs():
     W, vb, hb = init_params(6, 4, np.float64)
     X = np.zeros((0, 6))
-    assert _gibbs.hidden_proba(X, W, hb, 1).shape == (0, 4)
-    assert _gibbs.free_energy(X, W, vb, hb, 1).shape == (0,)
-    assert _gibbs.gibbs(X, W, vb, hb, 1, KEY, 0, 1, 1).shape == (0, 6)
-    assert _gibbs.visible_proba(np.zeros((0, 4)), W, vb, 1).shape == (0, 6)
+    assert _cpu.hidden_proba(X, W, hb, 1).shape == (0, 4)
+    assert _cpu.free_energy(X, W, vb, hb, 1).shape == (0,)
+    assert _cpu.gibbs(X, W, vb, hb, 1, KEY, 0, 1, 1).shape == (0, 6)
+    assert _cpu.visible_proba(np.zeros((0, 4)), W, vb, 1).shape == (0, 6)
 
 
 # --------------------------------------------------------- thread determinism
@@ -291,9 +291,9 @@ def test_cd_update_thread_count_invariant(dtype, method, k, extras):
     # split the work; results must be bit-identical
     X = binary_data(300, 100, p=0.4, seed=11).astype(dtype)
     kw = dict(method=method, k=k, extras=extras, H=70, batch_size=32, epochs=2)
-    one = train(_gibbs, X, dtype, n_threads=1, **kw)
-    assert_same_state(one, train(_gibbs, X, dtype, n_threads=2, **kw))
-    assert_same_state(one, train(_gibbs, X, dtype, n_threads=3, **kw))
+    one = train(_cpu, X, dtype, n_threads=1, **kw)
+    assert_same_state(one, train(_cpu, X, dtype, n_threads=2, **kw))
+    assert_same_state(one, train(_cpu, X, dtype, n_threads=3, **kw))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -308,14 +308,14 @@ def test_row_kernels_thread_count_invariant(dtype):
     hidden = rng.random((n, H)).astype(dtype)
     flip = rng.integers(0, D, n)
     for threads in (2, 3):
-        assert np.array_equal(_gibbs.gibbs(X, W, vb, hb, 3, KEY, 5, 1, 1),
-                              _gibbs.gibbs(X, W, vb, hb, 3, KEY, 5, 1, threads))
-        assert np.array_equal(_gibbs.hidden_proba(X, W, hb, 1),
-                              _gibbs.hidden_proba(X, W, hb, threads))
-        assert np.array_equal(_gibbs.visible_proba(hidden, W, vb, 1),
-                              _gibbs.visible_proba(hidden, W, vb, threads))
-        assert np.array_equal(_gibbs.free_energy(X, W, vb, hb, 1, flip=flip),
-                              _gibbs.free_energy(X, W, vb, hb, threads, flip=flip))
+        assert np.array_equal(_cpu.gibbs(X, W, vb, hb, 3, KEY, 5, 1, 1),
+                              _cpu.gibbs(X, W, vb, hb, 3, KEY, 5, 1, threads))
+        assert np.array_equal(_cpu.hidden_proba(X, W, hb, 1),
+                              _cpu.hidden_proba(X, W, hb, threads))
+        assert np.array_equal(_cpu.visible_proba(hidden, W, vb, 1),
+                              _cpu.visible_proba(hidden, W, vb, threads))
+        assert np.array_equal(_cpu.free_energy(X, W, vb, hb, 1, flip=flip),
+                              _cpu.free_energy(X, W, vb, hb, threads, flip=flip))
 
 
 def _fit(seed, n_jobs, method="pcd", dtype=np.float32, n_iter=2):
@@ -389,7 +389,7 @@ def test_free_energy_brute_force(dtype):
     W, vb, hb = tiny_rbm(dtype, scale=2.0)
     V, F, _, _ = exact_model(W, vb, hb)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(_gibbs.free_energy(V.astype(dtype), W, vb, hb, 1), F,
+    np.testing.assert_allclose(_cpu.free_energy(V.astype(dtype), W, vb, hb, 1), F,
                                rtol=rtol, atol=rtol)
     np.testing.assert_allclose(ref.free_energy(V.astype(dtype), W, vb, hb, 1), F,
                                rtol=rtol, atol=rtol)
@@ -404,7 +404,7 @@ def test_free_energy_large_activations_stable():
     V = all_states(2)
     pre = V @ W.T + hb
     expected = -(V @ vb) - np.maximum(pre, 0).sum(axis=1) - np.log1p(np.exp(-np.abs(pre))).sum(1)
-    got = _gibbs.free_energy(V, W, vb, hb, 1)
+    got = _cpu.free_energy(V, W, vb, hb, 1)
     assert np.all(np.isfinite(got))
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -430,7 +430,7 @@ def test_gibbs_one_step_is_exact_transition(dtype):
     weights = 2 ** np.arange(D - 1, -1, -1)
     for i, s in enumerate([0, 5, 15]):
         start = np.repeat(V[s:s + 1], 20000, axis=0).astype(dtype)
-        out = _gibbs.gibbs(start, W, vb, hb, 1, KEY, 100 + i, 1, 2)
+        out = _cpu.gibbs(start, W, vb, hb, 1, KEY, 100 + i, 1, 2)
         counts = np.bincount((out @ weights).astype(int), minlength=2**D)
         assert chi2_pvalue(counts, T[s]) > 1e-3 / 3, s
 
@@ -448,7 +448,7 @@ def test_gibbs_converges_to_exact_distribution(dtype):
     law = np.full(2**D, 1 / 2**D) @ np.linalg.matrix_power(T, k)
     assert np.abs(law - p_v).sum() < 1e-6
     start = (np.random.default_rng(0).random((n, D)) < 0.5).astype(dtype)
-    out = _gibbs.gibbs(start, W, vb, hb, k, KEY, 0, 1, 2)
+    out = _cpu.gibbs(start, W, vb, hb, k, KEY, 0, 1, 2)
     counts = np.bincount((out @ 2 ** np.arange(D - 1, -1, -1)).astype(int), minlength=2**D)
     assert chi2_pvalue(counts, p_v) > 1e-3
     # the same draws through the reference engine
@@ -473,22 +473,22 @@ def test_gibbs_estimator_sample_exact_distribution():
 def test_simd_and_scalar_paths_give_identical_training():
     # the run-time SIMD dispatch must not change any result bit: training
     # (CD-3 with every extra) and Gibbs chains on both paths
-    previous = _gibbs.set_simd(True)
+    previous = _cpu.set_simd(True)
     try:
-        if _gibbs.simd_dispatch() == "baseline (scalar)":
+        if _cpu.simd_dispatch() == "baseline (scalar)":
             pytest.skip("this CPU has no SIMD sampling path")
         results = {}
         for path in ("simd", "scalar"):
-            _gibbs.set_simd(path == "simd")
+            _cpu.set_simd(path == "simd")
             for dtype in DTYPES:
                 X = binary_data(150, 70, p=0.4, seed=2).astype(dtype)
-                state = train(_gibbs, X, dtype, method="cd", k=3, extras="all", H=45,
+                state = train(_cpu, X, dtype, method="cd", k=3, extras="all", H=45,
                               batch_size=16, epochs=2)
                 W, vb, hb = state["W"], state["vbias"], state["hbias"]
-                results[path, dtype] = (state, _gibbs.gibbs(X, W, vb, hb, 3, KEY, 1, 1, 1),
-                                        _gibbs.hidden_proba(X, W, hb, 1))
+                results[path, dtype] = (state, _cpu.gibbs(X, W, vb, hb, 3, KEY, 1, 1, 1),
+                                        _cpu.hidden_proba(X, W, hb, 1))
     finally:
-        _gibbs.set_simd(previous)
+        _cpu.set_simd(previous)
     for dtype in DTYPES:
         (sa, ga, ha), (sb, gb, hb_) = results["simd", dtype], results["scalar", dtype]
         assert_same_state(sa, sb)

@@ -15,7 +15,7 @@ import inspect
 import numpy as np
 import pytest
 
-from fastrbm import _cupy, _gibbs
+from fastrbm import _cpu, _cupy
 from fastrbm import _reference as ref
 from fastrbm._engine import BoundRBM, Engine
 from fastrbm._units import BernoulliHidden, BernoulliVisible, GaussianVisible
@@ -43,7 +43,7 @@ def engine(request):
     if request.param == "reference":
         yield EngineUnderTest("reference", ref)
     elif request.param == "cpu":
-        yield EngineUnderTest("cpu", _gibbs)
+        yield EngineUnderTest("cpu", _cpu)
     elif request.param == "gpu-host":
         if cuda_host.compiler() is None:
             pytest.skip("no C++ compiler for the host stand-in of the CUDA kernels")

@@ -11,7 +11,7 @@ import pytest
 from scipy.special import logsumexp
 from sklearn.exceptions import NotFittedError
 
-from fastrbm import BernoulliRBM, _gibbs, evaluation
+from fastrbm import BernoulliRBM, _cpu, evaluation
 from fastrbm import _reference as ref
 
 
@@ -71,8 +71,8 @@ def test_ais_kernel_matches_reference_and_threads(dtype):
     b, c, base = (rng.normal(0, 1, m).astype(dtype) for m in (D, H, D))
     betas = np.concatenate([[0, 0], np.linspace(0, 1, 40)])  # a repeated 0: zero increment
     key = np.array([7, 11], np.uint32)
-    one = _gibbs.ais_log_weights(W, b, c, base, betas, n, key, 1)
-    two = _gibbs.ais_log_weights(W, b, c, base, betas, n, key, 2)
+    one = _cpu.ais_log_weights(W, b, c, base, betas, n, key, 1)
+    two = _cpu.ais_log_weights(W, b, c, base, betas, n, key, 2)
     assert one.dtype == np.float64 and one.shape == (n,)
     assert np.array_equal(one, two)
     expected = ref.ais_log_weights(W, b, c, base, betas, n, key)
@@ -90,7 +90,7 @@ def test_ais_base_draw_uses_stream_3():
     u = ref.uniforms(key, np.arange(5), 6, 0, ref.STREAM_AIS, 1, np.float64)
     v = (u < ref.sigmoid(base)).astype(np.float64)
     expected = v @ (b - base) + np.logaddexp(0, v @ W.T + c).sum(1) - 4 * np.log(2)
-    got = _gibbs.ais_log_weights(W, b, c, base, np.array([0.0, 1.0]), 5, key, 1)
+    got = _cpu.ais_log_weights(W, b, c, base, np.array([0.0, 1.0]), 5, key, 1)
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
 

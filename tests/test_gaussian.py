@@ -7,7 +7,7 @@ import pytest
 from scipy import integrate, stats
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastrbm import GaussianBernoulliRBM, _gibbs, evaluation
+from fastrbm import GaussianBernoulliRBM, _cpu, evaluation
 from fastrbm import _reference as ref
 from fastrbm.rbm import TrainConfig
 
@@ -39,21 +39,21 @@ def test_gaussian_sample_matches_reference(dtype, n_cols):
     rng = np.random.default_rng(0)
     act = rng.normal(0, 2, (9, n_cols)).astype(dtype)
     bias = rng.normal(0, 1, n_cols).astype(dtype)
-    got = _gibbs.gaussian_sample(act, bias, KEY, 11, 0, 3)
+    got = _cpu.gaussian_sample(act, bias, KEY, 11, 0, 3)
     assert got.dtype == dtype
     # same uniforms; the only rounding difference could come from libm vs
     # NumPy log/cos/sin in float64, invisible after rounding to float32 and
     # within a few ulp in float64
     np.testing.assert_allclose(got, ref.gaussian_sample(act, bias, KEY, 11, 0, 3),
                                rtol=0, atol=0 if dtype == np.float32 else 1e-14)
-    assert not np.array_equal(got, _gibbs.gaussian_sample(act, bias, KEY, 12, 0, 3))
+    assert not np.array_equal(got, _cpu.gaussian_sample(act, bias, KEY, 12, 0, 3))
 
 
 def test_gaussian_sample_box_muller_layout():
     """z(2m), z(2m+1) are the cos/sin pair of the uniforms of columns 2m, 2m+1."""
     zero = np.zeros((3, 5))
-    z = _gibbs.gaussian_sample(zero, np.zeros(5), KEY, 4, 1, 2)
-    u = _gibbs.uniforms(KEY, np.arange(3), 6, 4, 1, 2, np.float64)
+    z = _cpu.gaussian_sample(zero, np.zeros(5), KEY, 4, 1, 2)
+    u = _cpu.uniforms(KEY, np.arange(3), 6, 4, 1, 2, np.float64)
     r = np.sqrt(-2 * np.log(1 - u[:, 0::2]))
     expected = np.empty((3, 6))
     expected[:, 0::2] = r * np.cos(2 * np.pi * u[:, 1::2])
@@ -66,7 +66,7 @@ def test_gaussian_sample_goodness_of_fit(dtype):
     """KS test against N(0, 1) for the cos and the sin draws separately, and
     no correlation within a pair (each at false-alarm rate ALPHA)."""
     n, d = 200, 101     # odd: the last column is a lone cos draw
-    z = _gibbs.gaussian_sample(np.zeros((n, d), dtype), np.zeros(d, dtype), KEY, 0, 0, 1)
+    z = _cpu.gaussian_sample(np.zeros((n, d), dtype), np.zeros(d, dtype), KEY, 0, 0, 1)
     z = z.astype(np.float64)
     cos_draws, sin_draws = z[:, 0::2], z[:, 1::2]
     for draws in (cos_draws, sin_draws, z):
@@ -74,7 +74,7 @@ def test_gaussian_sample_goodness_of_fit(dtype):
     pairs = stats.pearsonr(cos_draws[:, :-1].ravel(), sin_draws.ravel())
     assert pairs.pvalue > ALPHA
     # and the mean shift is exact
-    shifted = _gibbs.gaussian_sample(np.full((n, d), 3, dtype), np.ones(d, dtype), KEY, 0, 0, 1)
+    shifted = _cpu.gaussian_sample(np.full((n, d), 3, dtype), np.ones(d, dtype), KEY, 0, 0, 1)
     np.testing.assert_allclose(shifted - 4, z, atol=1e-5 if dtype == np.float32 else 1e-12)
 
 
@@ -122,7 +122,7 @@ ALL_EXTRAS = dict(momentum=0.5, weight_decay=1e-3, l1=1e-4, sparsity_cost=0.5)
 def test_cd_update_gaussian_matches_reference(dtype, method, k, shape):
     X = real_data(*shape).astype(dtype)
     extras = ALL_EXTRAS if k == 3 else None
-    a = train(_gibbs, X, dtype, method=method, k=k, extras=extras)
+    a = train(_cpu, X, dtype, method=method, k=k, extras=extras)
     b = train(ref, X, dtype, method=method, k=k, extras=extras)
     for name in a:
         if a[name] is None:
@@ -133,9 +133,9 @@ def test_cd_update_gaussian_matches_reference(dtype, method, k, shape):
         else:
             np.testing.assert_allclose(a[name], b[name], rtol=0, atol=ATOL[dtype], err_msg=name)
     # the flag matters: the Bernoulli kernel on the same data differs
-    bern = train(_gibbs, np.clip(X, 0, 1), dtype, method=method, k=k, extras=extras,
+    bern = train(_cpu, np.clip(X, 0, 1), dtype, method=method, k=k, extras=extras,
                  gaussian=False)
-    gauss01 = train(_gibbs, np.clip(X, 0, 1), dtype, method=method, k=k, extras=extras)
+    gauss01 = train(_cpu, np.clip(X, 0, 1), dtype, method=method, k=k, extras=extras)
     assert not np.array_equal(bern["W"], gauss01["W"])
 
 
@@ -145,9 +145,9 @@ def test_cd_update_gaussian_thread_count_invariant(method, sigma):
     # H = 300: several blocks of hidden units, so the log-variance step adds
     # per-block partial sums (in block order, whatever thread made them)
     X = real_data(60, 301).astype(np.float32)
-    one = train(_gibbs, X, np.float32, method=method, k=2, n_threads=1, H=300, sigma=sigma,
+    one = train(_cpu, X, np.float32, method=method, k=2, n_threads=1, H=300, sigma=sigma,
                 extras=ALL_EXTRAS)
-    two = train(_gibbs, X, np.float32, method=method, k=2, n_threads=2, H=300, sigma=sigma,
+    two = train(_cpu, X, np.float32, method=method, k=2, n_threads=2, H=300, sigma=sigma,
                 extras=ALL_EXTRAS)
     for name in one:
         if one[name] is not None:
@@ -163,7 +163,7 @@ def test_cd_update_sigma_matches_reference(dtype, method, k, extras, shape, H, s
     """Per-feature s (fixed or learned through log s^2): the kernel's u = v / s
     formulation against the reference's direct v-space formulas."""
     X = (real_data(*shape) * np.linspace(0.3, 3, shape[1])).astype(dtype)
-    a = train(_gibbs, X, dtype, method=method, k=k, extras=extras, H=H, sigma=sigma)
+    a = train(_cpu, X, dtype, method=method, k=k, extras=extras, H=H, sigma=sigma)
     b = train(ref, X, dtype, method=method, k=k, extras=extras, H=H, sigma=sigma)
     for name in a:
         if a[name] is None:
@@ -178,7 +178,7 @@ def test_cd_update_sigma_matches_reference(dtype, method, k, extras, shape, H, s
         # the log-variances moved by far more than the tolerance
         assert np.max(np.abs(a["log_var"] - start)) > 1e3 * ATOL[dtype]
         # and s matters: the unit-variance run from the same start differs
-        unit = train(_gibbs, X, dtype, method=method, k=k, extras=extras, H=H)
+        unit = train(_cpu, X, dtype, method=method, k=k, extras=extras, H=H)
         assert np.max(np.abs(unit["W"] - a["W"])) > 1e3 * ATOL[dtype]
     else:
         assert np.array_equal(a["log_var"], start)
@@ -187,12 +187,12 @@ def test_cd_update_sigma_matches_reference(dtype, method, k, extras, shape, H, s
 def test_cd_update_sigma_argument_checks():
     X = real_data(20, 5)
     W, vb, hb = init_params(5, 3, np.float64)
-    ws = _gibbs.make_workspace(5, 3, 10, np.float64)
+    ws = _cpu.make_workspace(5, 3, 10, np.float64)
     order = np.arange(20, dtype=np.intp)
     args = (X, order, 10, W, vb, hb, None, None, None, None, np.full(3, 0.1), ws)
     base = dict(k=1, persistent=False, learning_rate=0.01, momentum=0.0, weight_decay=0.0,
                 l1=0.0, sparsity_target=0.1, sparsity_cost=0.0)
-    for engine in (_gibbs, ref):
+    for engine in (_cpu, ref):
         with pytest.raises(ValueError, match="Gaussian"):
             engine.cd_update(*args, TrainConfig(**base), KEY, 0, 1,
                              log_var=np.zeros(5))
@@ -207,23 +207,23 @@ def test_row_kernels_gaussian_match_reference(dtype):
     X = real_data(70, 11).astype(dtype)
     W, vb, hb = init_params(11, 6, dtype)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    fe = _gibbs.free_energy(X, W, vb, hb, 2, gaussian=True)
+    fe = _cpu.free_energy(X, W, vb, hb, 2, gaussian=True)
     x64 = X.astype(np.float64)
     direct = (((x64 - vb) ** 2).sum(1) / 2
               - np.logaddexp(0, x64 @ W.T.astype(np.float64) + hb).sum(1))
     np.testing.assert_allclose(fe, direct, **tol)
     np.testing.assert_allclose(fe, ref.free_energy(X, W, vb, hb, 1, gaussian=True), **tol)
-    hidden = _gibbs.hidden_proba(X, W, hb, 1)
-    mean = _gibbs.visible_proba(hidden, W, vb, 2, gaussian=True)
+    hidden = _cpu.hidden_proba(X, W, hb, 1)
+    mean = _cpu.visible_proba(hidden, W, vb, 2, gaussian=True)
     np.testing.assert_allclose(mean, hidden @ W + vb, **tol)
     np.testing.assert_allclose(mean, ref.visible_proba(hidden, W, vb, 1, gaussian=True), **tol)
     for k in (1, 3):
-        g = _gibbs.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True)
+        g = _cpu.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True)
         np.testing.assert_allclose(g, ref.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True),
                                    **tol)
-        assert np.array_equal(g, _gibbs.gibbs(X, W, vb, hb, k, KEY, 5, 1, 2, gaussian=True))
+        assert np.array_equal(g, _cpu.gibbs(X, W, vb, hb, k, KEY, 5, 1, 2, gaussian=True))
     with pytest.raises(ValueError, match="flip"):
-        _gibbs.free_energy(X, W, vb, hb, 1, flip=np.zeros(70, np.intp), gaussian=True)
+        _cpu.free_energy(X, W, vb, hb, 1, flip=np.zeros(70, np.intp), gaussian=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -235,32 +235,32 @@ def test_row_kernels_sigma_match_reference(dtype):
     sigma = np.exp(0.5 * init_log_var(11, np.float64)).astype(dtype)
     s64 = sigma.astype(np.float64)
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    fe = _gibbs.free_energy(X, W, vb, hb, 2, gaussian=True, sigma=sigma)
+    fe = _cpu.free_energy(X, W, vb, hb, 2, gaussian=True, sigma=sigma)
     x64, W64 = X.astype(np.float64), W.astype(np.float64)
     direct = ((((x64 - vb) / s64) ** 2).sum(1) / 2
               - np.logaddexp(0, (x64 / s64) @ W64.T + hb).sum(1))
     np.testing.assert_allclose(fe, direct, **tol)
     np.testing.assert_allclose(fe, ref.free_energy(X, W, vb, hb, 1, gaussian=True, sigma=sigma),
                                **tol)
-    assert np.max(np.abs(fe - _gibbs.free_energy(X, W, vb, hb, 2, gaussian=True))) > 1
-    hidden = _gibbs.hidden_proba(X, W, hb, 2, sigma=sigma)
+    assert np.max(np.abs(fe - _cpu.free_energy(X, W, vb, hb, 2, gaussian=True))) > 1
+    hidden = _cpu.hidden_proba(X, W, hb, 2, sigma=sigma)
     np.testing.assert_allclose(hidden, 1 / (1 + np.exp(-((x64 / s64) @ W64.T + hb))), **tol)
     np.testing.assert_allclose(hidden, ref.hidden_proba(X, W, hb, 1, sigma=sigma), **tol)
-    mean = _gibbs.visible_proba(hidden, W, vb, 2, gaussian=True, sigma=sigma)
+    mean = _cpu.visible_proba(hidden, W, vb, 2, gaussian=True, sigma=sigma)
     np.testing.assert_allclose(mean, vb + s64 * (hidden @ W64), **tol)
     np.testing.assert_allclose(mean, ref.visible_proba(hidden, W, vb, 1, gaussian=True,
                                                        sigma=sigma), **tol)
     for k in (1, 3):
-        g = _gibbs.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True, sigma=sigma)
+        g = _cpu.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True, sigma=sigma)
         np.testing.assert_allclose(g, ref.gibbs(X, W, vb, hb, k, KEY, 5, 1, 1, gaussian=True,
                                                 sigma=sigma), **tol)
-        assert np.array_equal(g, _gibbs.gibbs(X, W, vb, hb, k, KEY, 5, 1, 2, gaussian=True,
+        assert np.array_equal(g, _cpu.gibbs(X, W, vb, hb, k, KEY, 5, 1, 2, gaussian=True,
                                               sigma=sigma))
     for bad in (np.zeros(11), np.ones(10), np.full(11, np.nan)):
         with pytest.raises(ValueError, match="sigma"):
-            _gibbs.hidden_proba(X, W, hb, 1, sigma=bad)
+            _cpu.hidden_proba(X, W, hb, 1, sigma=bad)
     with pytest.raises(ValueError, match="Gaussian"):
-        _gibbs.free_energy(X, W, vb, hb, 1, sigma=sigma)
+        _cpu.free_energy(X, W, vb, hb, 1, sigma=sigma)
 
 
 def test_gibbs_one_step_sigma_conditional():
@@ -271,8 +271,8 @@ def test_gibbs_one_step_sigma_conditional():
     W *= 10
     sigma = np.array([0.1, 1.0, 5.0])
     v0 = np.tile(np.array([[0.05, -1.0, 10.0]]), (n, 1))
-    v1 = _gibbs.gibbs(v0, W, vb, hb, 1, KEY, 0, 1, 1, gaussian=True, sigma=sigma)
-    p = _gibbs.hidden_proba(v0[:1], W, hb, 1, sigma=sigma)[0]
+    v1 = _cpu.gibbs(v0, W, vb, hb, 1, KEY, 0, 1, 1, gaussian=True, sigma=sigma)
+    p = _cpu.hidden_proba(v0[:1], W, hb, 1, sigma=sigma)[0]
     expected_mean = vb + sigma * (p @ W)
     cov = np.diag(sigma) @ (W.T @ np.diag(p * (1 - p)) @ W + np.eye(D)) @ np.diag(sigma)
     diff = v1.mean(0) - expected_mean
@@ -291,8 +291,8 @@ def test_gibbs_one_step_gaussian_conditional():
     W, vb, hb = init_params(D, H, np.float64, seed=2)
     W *= 10
     v0 = np.tile(np.array([[0.5, -1.0, 2.0]]), (n, 1))
-    v1 = _gibbs.gibbs(v0, W, vb, hb, 1, KEY, 0, 1, 1, gaussian=True)
-    p = _gibbs.hidden_proba(v0[:1], W, hb, 1)[0]
+    v1 = _cpu.gibbs(v0, W, vb, hb, 1, KEY, 0, 1, 1, gaussian=True)
+    p = _cpu.hidden_proba(v0[:1], W, hb, 1)[0]
     expected_mean = vb + p @ W
     cov = W.T @ np.diag(p * (1 - p)) @ W + np.eye(D)
     # Hotelling-style check of the mean with the exact covariance (chi2, D dof)
@@ -618,12 +618,12 @@ def test_ais_gaussian_kernel_matches_reference_and_threads(dtype):
     W = rng.normal(0, 0.5, (H, D)).astype(dtype)
     b, c, base = (rng.normal(0, 1, m).astype(dtype) for m in (D, H, D))
     betas = np.linspace(0, 1, 40)
-    one = _gibbs.ais_log_weights(W, b, c, base, betas, n, KEY, 1, gaussian=True)
-    assert np.array_equal(one, _gibbs.ais_log_weights(W, b, c, base, betas, n, KEY, 2,
+    one = _cpu.ais_log_weights(W, b, c, base, betas, n, KEY, 1, gaussian=True)
+    assert np.array_equal(one, _cpu.ais_log_weights(W, b, c, base, betas, n, KEY, 2,
                                                       gaussian=True))
     expected = ref.ais_log_weights(W, b, c, base, betas, n, KEY, gaussian=True)
     np.testing.assert_allclose(one, expected, rtol=0, atol=1e-10 if dtype == np.float64 else 1e-4)
-    assert not np.array_equal(one, _gibbs.ais_log_weights(W, b, c, base, betas, n, KEY, 1))
+    assert not np.array_equal(one, _cpu.ais_log_weights(W, b, c, base, betas, n, KEY, 1))
 
 
 def test_ais_gaussian_one_temperature_is_importance_sampling():
@@ -637,7 +637,7 @@ def test_ais_gaussian_one_temperature_is_importance_sampling():
     log_p1 = -((v - b) ** 2).sum(1) / 2 + np.logaddexp(0, v @ W.T + c).sum(1)
     log_p0 = -((v - base) ** 2).sum(1) / 2 + H * np.log(2)
     constant = -(b @ b - base @ base) / 2          # left to the caller
-    got = _gibbs.ais_log_weights(W, b, c, base, np.array([0.0, 1.0]), n, KEY, 1, gaussian=True)
+    got = _cpu.ais_log_weights(W, b, c, base, np.array([0.0, 1.0]), n, KEY, 1, gaussian=True)
     np.testing.assert_allclose(got + constant, log_p1 - log_p0, atol=1e-12)
 
 
@@ -673,12 +673,12 @@ def test_ais_monitoring_in_fit_matches_evaluation():
 
 def test_simd_and_scalar_paths_give_identical_gaussian_training():
     X = real_data(40, 70).astype(np.float32)
-    previous = _gibbs.set_simd(True)
+    previous = _cpu.set_simd(True)
     try:
-        fast = train(_gibbs, X, np.float32, method="pcd", k=2)
-        _gibbs.set_simd(False)
-        slow = train(_gibbs, X, np.float32, method="pcd", k=2)
+        fast = train(_cpu, X, np.float32, method="pcd", k=2)
+        _cpu.set_simd(False)
+        slow = train(_cpu, X, np.float32, method="pcd", k=2)
     finally:
-        _gibbs.set_simd(previous)
+        _cpu.set_simd(previous)
     for name in fast:
         assert np.array_equal(fast[name], slow[name]), name

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 import fastrbm
 
-from fastrbm import BernoulliRBM, _cupy, _gibbs
+from fastrbm import BernoulliRBM, _cpu, _cupy
 from fastrbm import _reference as ref
 from fastrbm._backend import get_engine
 from fastrbm.rbm import TrainConfig
@@ -33,7 +33,7 @@ KEY = np.array([0x12345678, 0x9ABCDEF0], dtype=np.uint32)
 def test_uniforms_are_the_cpu_engines(gpu, dtype):
     rows = np.array([0, 1, 7, 1000, 2**31 + 5])
     got = gpu.get(_cupy.uniforms(KEY, rows, 13, 2**32 - 1, 3, 77, dtype))
-    np.testing.assert_array_equal(got, _gibbs.uniforms(KEY, rows, 13, 2**32 - 1, 3, 77, dtype))
+    np.testing.assert_array_equal(got, _cpu.uniforms(KEY, rows, 13, 2**32 - 1, 3, 77, dtype))
     np.testing.assert_array_equal(got, ref.uniforms(KEY, rows, 13, 2**32 - 1, 3, 77, dtype))
 
 
@@ -43,13 +43,13 @@ def test_fused_samplers_match_the_cpu_engine(gpu, dtype):
     act = (3 * rng.normal(size=(9, 70))).astype(dtype)
     bias = rng.normal(size=70).astype(dtype)
     proba, sample = _cupy.bernoulli_sample(gpu.put(act), gpu.put(bias), KEY, 5, 1, 2)
-    proba_cpu, sample_cpu = _gibbs.bernoulli_sample(act, bias, KEY, 5, 1, 2)
+    proba_cpu, sample_cpu = _cpu.bernoulli_sample(act, bias, KEY, 5, 1, 2)
     # float32: the same branch-free exp, no FMA contraction: the same bits
     np.testing.assert_allclose(gpu.get(proba), proba_cpu, rtol=0 if dtype == np.float32
                                else 1e-15, atol=0)
     np.testing.assert_array_equal(gpu.get(sample), sample_cpu)
     z = gpu.get(_cupy.gaussian_sample(gpu.put(act), gpu.put(bias), KEY, 5, 1, 2))
-    np.testing.assert_allclose(z, _gibbs.gaussian_sample(act, bias, KEY, 5, 1, 2),
+    np.testing.assert_allclose(z, _cpu.gaussian_sample(act, bias, KEY, 5, 1, 2),
                                rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 
@@ -175,28 +175,28 @@ def test_inference_operations_match_the_cpu_engine(gpu, gaussian):
     kw = {"gaussian": True} if gaussian else {}
     if gaussian == "sigma":
         kw["sigma"] = rng.uniform(0.3, 3, 9)
-    source = _gibbs.as_source(X)
+    source = _cpu.as_source(X)
     sigma_kw = {"sigma": kw["sigma"]} if "sigma" in kw else {}
     if sigma_kw:
         kw["sigma"] = gpu.put(kw["sigma"])
     np.testing.assert_allclose(gpu.get(_cupy.hidden_proba(Xd, Wd, hd, 1, **(
         {"sigma": kw["sigma"]} if sigma_kw else {}))),
-                               _gibbs.hidden_proba(source, W, hbias, 1, **sigma_kw), rtol=1e-13)
+                               _cpu.hidden_proba(source, W, hbias, 1, **sigma_kw), rtol=1e-13)
     cpu_kw = {**kw, **sigma_kw}
     H = (rng.random((17, 6)) < 0.5).astype(float)
     np.testing.assert_allclose(gpu.get(_cupy.visible_proba(gpu.put(H), Wd, vd, 1, **kw)),
-                               _gibbs.visible_proba(H, W, vbias, 1, **cpu_kw), rtol=1e-13)
+                               _cpu.visible_proba(H, W, vbias, 1, **cpu_kw), rtol=1e-13)
     np.testing.assert_allclose(gpu.get(_cupy.free_energy(Xd, Wd, vd, hd, 1, **kw)),
-                               _gibbs.free_energy(source, W, vbias, hbias, 1, **cpu_kw),
+                               _cpu.free_energy(source, W, vbias, hbias, 1, **cpu_kw),
                                rtol=1e-12)
     if not gaussian:
         flip = rng.integers(0, 9, 17)
         np.testing.assert_allclose(
             gpu.get(_cupy.free_energy(Xd, Wd, vd, hd, 1, flip=flip)),
-            _gibbs.free_energy(source, W, vbias, hbias, 1, flip=flip), rtol=1e-12)
+            _cpu.free_energy(source, W, vbias, hbias, 1, flip=flip), rtol=1e-12)
         np.testing.assert_array_equal(gpu.get(Xd), X)  # flipping copies
     np.testing.assert_allclose(gpu.get(_cupy.gibbs(Xd, Wd, vd, hd, 3, KEY, 9, 1, 1, **kw)),
-                               _gibbs.gibbs(source, W, vbias, hbias, 3, KEY, 9, 1, 1, **cpu_kw),
+                               _cpu.gibbs(source, W, vbias, hbias, 3, KEY, 9, 1, 1, **cpu_kw),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -209,7 +209,7 @@ def test_ais_log_weights_match_the_cpu_engine(gpu, gaussian):
     got = _cupy.ais_log_weights(gpu.put(W), gpu.put(vbias), gpu.put(hbias), gpu.put(base),
                                 betas, 12, KEY, gaussian=gaussian)
     assert isinstance(got, np.ndarray)
-    np.testing.assert_allclose(got, _gibbs.ais_log_weights(W, vbias, hbias, base, betas, 12,
+    np.testing.assert_allclose(got, _cpu.ais_log_weights(W, vbias, hbias, base, betas, 12,
                                                           KEY, 1, gaussian=gaussian),
                                rtol=1e-10, atol=1e-10)
 
@@ -218,9 +218,9 @@ def test_find_invalid_matches_the_cpu_engine(gpu):
     X = np.full((5, 4), 0.5)
     X[3, 1], X[4, 0] = 1.5, np.nan
     for data, clip in ((X, False), (X, True), (sp.csr_matrix(X), False)):
-        source = _gibbs.DataSource(data, clip)
+        source = _cpu.DataSource(data, clip)
         got = _cupy.find_invalid(gpu.put(data), clip)
-        assert str(got) == str(_gibbs.find_invalid(source))
+        assert str(got) == str(_cpu.find_invalid(source))
     # integer data are intensities, never out of range (cupyx CSR holds no
     # uint8, so bool there)
     data = np.full((3, 3), 200, dtype=np.uint8) if gpu.name == "host" else np.ones((3, 3), bool)

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from fastrbm import (DBN, BernoulliRBM, DBNClassifier, GaussianBernoulliRBM, _backend, _cupy,
-                     _gibbs, _mlp, evaluation, io)
+                     _cpu, _mlp, evaluation, io)
 from fastrbm.rbm import TrainConfig
 
 KEY = np.array([1, 2], dtype=np.uint32)
@@ -226,22 +226,22 @@ def test_dbn_classifier_parameters_are_checked(X, attr, value, match):
 # ------------------------------------------------- the kernels' own checks
 def kernel_calls(X, W, vbias, hbias):
     """Every compiled entry point that reads W, with the given shapes."""
-    src = _gibbs.as_source(X)
+    src = _cpu.as_source(X)
     H = W.shape[0]
-    ws = _gibbs.make_workspace(X.shape[1], H, 5, W.dtype)
+    ws = _cpu.make_workspace(X.shape[1], H, 5, W.dtype)
     cfg = TrainConfig(k=1, persistent=False, learning_rate=0.1, momentum=0.0,
                       weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0)
     order = np.arange(X.shape[0], dtype=np.intp)
     return {
-        "hidden_proba": lambda: _gibbs.hidden_proba(src, W, hbias, 1),
-        "free_energy": lambda: _gibbs.free_energy(src, W, vbias, hbias, 1),
-        "gibbs": lambda: _gibbs.gibbs(src, W, vbias, hbias, 1, KEY, 0, 1, 1),
-        "visible_proba": lambda: _gibbs.visible_proba(
+        "hidden_proba": lambda: _cpu.hidden_proba(src, W, hbias, 1),
+        "free_energy": lambda: _cpu.free_energy(src, W, vbias, hbias, 1),
+        "gibbs": lambda: _cpu.gibbs(src, W, vbias, hbias, 1, KEY, 0, 1, 1),
+        "visible_proba": lambda: _cpu.visible_proba(
             np.zeros((3, max(H, 1) + 1), W.dtype), W, vbias, 1),
-        "cd_update": lambda: _gibbs.cd_update(
+        "cd_update": lambda: _cpu.cd_update(
             src, order, 5, W, vbias, hbias, None, None, None, None,
             np.zeros(H, W.dtype), ws, cfg, KEY, 0, 1),
-        "ais_log_weights": lambda: _gibbs.ais_log_weights(
+        "ais_log_weights": lambda: _cpu.ais_log_weights(
             W, vbias, hbias, np.zeros(X.shape[1], W.dtype), np.linspace(0, 1, 3), 2, KEY, 1),
     }
 
@@ -277,17 +277,17 @@ def test_kernels_refuse_inconsistent_shapes(X, call, which):
 def test_kernels_refuse_out_of_range_indices(X):
     W, b, c = np.zeros((4, 8), np.float32), np.zeros(8, np.float32), np.zeros(4, np.float32)
     with pytest.raises(ValueError, match="flip"):
-        _gibbs.free_energy(X, W, b, c, 1, flip=np.full(len(X), 8))
+        _cpu.free_energy(X, W, b, c, 1, flip=np.full(len(X), 8))
     cfg = TrainConfig(k=1, persistent=False, learning_rate=0.1, momentum=0.0,
                       weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0)
-    ws = _gibbs.make_workspace(8, 4, 5, np.float32)
+    ws = _cpu.make_workspace(8, 4, 5, np.float32)
     with pytest.raises(ValueError, match="order has row indices outside"):
-        _gibbs.cd_update(X, np.array([0, len(X)]), 5, W, b, c, None, None, None, None,
+        _cpu.cd_update(X, np.array([0, len(X)]), 5, W, b, c, None, None, None, None,
                          np.zeros(4, np.float32), ws, cfg, KEY, 0, 1)
     with pytest.raises(ValueError, match="n_threads"):
-        _gibbs.hidden_proba(X, W, c, 0)
+        _cpu.hidden_proba(X, W, c, 0)
     with pytest.raises(ValueError, match="bias has 3 entries"):
-        _gibbs.bernoulli_sample(np.zeros((2, 8), np.float32), np.zeros(3, np.float32), KEY,
+        _cpu.bernoulli_sample(np.zeros((2, 8), np.float32), np.zeros(3, np.float32), KEY,
                                 0, 0, 0)
 
 
@@ -517,7 +517,7 @@ def test_read_only_parameters_are_accepted(model, X):
     for name in ("components_", "intercept_visible_", "intercept_hidden_"):
         setattr(model, name, read_only(getattr(model, name)))
     assert np.array_equal(model.transform(X), expected)
-    assert np.array_equal(_gibbs.hidden_proba(X, read_only(model.components_),
+    assert np.array_equal(_cpu.hidden_proba(X, read_only(model.components_),
                                               read_only(model.intercept_hidden_), 1), expected)
 
 
@@ -532,13 +532,13 @@ def test_read_only_csr_input_to_dbn_classifier(X):
 
 # ------------------------------------------------------ D12: counter limits
 def test_gibbs_steps_beyond_the_phase_field_raise(model, X):
-    limit = _gibbs.MAX_GIBBS_STEPS
+    limit = _cpu.MAX_GIBBS_STEPS
     assert limit == 2**23 - 1
     # phase 2k - 1 (gibbs) and 2k (training) must fit 24 bits
-    assert 2 * limit <= _gibbs.MAX_PHASE < 2 * (limit + 1)
+    assert 2 * limit <= _cpu.MAX_PHASE < 2 * (limit + 1)
     for call in (lambda: model.gibbs(X, k=limit + 1),
                  lambda: model.sample(2, n_steps=limit + 1),
-                 lambda: _gibbs.gibbs(X, model.components_, model.intercept_visible_,
+                 lambda: _cpu.gibbs(X, model.components_, model.intercept_visible_,
                                       model.intercept_hidden_, limit + 1, KEY, 0, 1, 1),
                  lambda: BernoulliRBM(n_components=2, k=limit + 1).fit(X)):
         with pytest.raises(ValueError, match=str(limit)):
@@ -548,13 +548,13 @@ def test_gibbs_steps_beyond_the_phase_field_raise(model, X):
 def test_phase_and_stream_fields_are_checked():
     act = np.zeros((2, 4), np.float32)
     bias = np.zeros(4, np.float32)
-    _gibbs.bernoulli_sample(act, bias, KEY, 0, 255, _gibbs.MAX_PHASE)
+    _cpu.bernoulli_sample(act, bias, KEY, 0, 255, _cpu.MAX_PHASE)
     with pytest.raises(ValueError, match="24-bit phase field"):
-        _gibbs.bernoulli_sample(act, bias, KEY, 0, 1, _gibbs.MAX_PHASE + 1)
+        _cpu.bernoulli_sample(act, bias, KEY, 0, 1, _cpu.MAX_PHASE + 1)
     with pytest.raises(ValueError, match="stream"):
-        _gibbs.gaussian_sample(act, bias, KEY, 0, 256, 0)
+        _cpu.gaussian_sample(act, bias, KEY, 0, 256, 0)
     with pytest.raises(ValueError, match="phase"):
-        _gibbs.uniforms(KEY, [0], 4, 0, 0, 2**24, np.float32)
+        _cpu.uniforms(KEY, [0], 4, 0, 0, 2**24, np.float32)
 
 
 def test_step_counter_limit(model, X):

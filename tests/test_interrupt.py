@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from fastrbm import DBN, BernoulliRBM, DBNClassifier, GaussianBernoulliRBM, _gibbs, evaluation
+from fastrbm import (DBN, BernoulliRBM, DBNClassifier, GaussianBernoulliRBM, _cpu, _layout,
+                     evaluation)
 from fastrbm import _reference as ref
 from fastrbm import _interrupt
 from fastrbm._interrupt import deferred_interrupt
@@ -226,9 +227,9 @@ def test_gibbs_and_ais_react_to_ctrl_c(small_rbm, digits):
 @pytest.fixture
 def chunk_steps():
     """Run with a fixed number of steps per chunk; restore the timed chunks."""
-    previous = _gibbs._set_chunk_steps(0)
-    yield _gibbs._set_chunk_steps
-    _gibbs._set_chunk_steps(previous)
+    previous = _layout._set_chunk_steps(0)
+    yield _layout._set_chunk_steps
+    _layout._set_chunk_steps(previous)
 
 
 def _params(D, H, dtype, seed=3):
@@ -249,7 +250,7 @@ def test_chunked_gibbs_equals_one_run(chunk_steps, dtype, gaussian):
     runs = []
     for steps in (k, 1, 3, 0):     # one chunk, one step a chunk, 3 (a remainder), timed
         chunk_steps(steps)
-        runs.append(_gibbs.gibbs(X, W, vb, hb, k, KEY, 5, 1, 2, **extra))
+        runs.append(_cpu.gibbs(X, W, vb, hb, k, KEY, 5, 1, 2, **extra))
     for run in runs[1:]:
         np.testing.assert_array_equal(run, runs[0])
     # and the one-chunk run is the definition's (the reference engine)
@@ -268,7 +269,7 @@ def test_chunked_ais_equals_one_run(chunk_steps, dtype, gaussian):
     runs = []
     for steps in (len(betas), 1, 4, 0):
         chunk_steps(steps)
-        runs.append(_gibbs.ais_log_weights(W, vb, hb, base, betas, n, KEY, 2,
+        runs.append(_cpu.ais_log_weights(W, vb, hb, base, betas, n, KEY, 2,
                                            gaussian=gaussian))
     for run in runs[1:]:
         np.testing.assert_array_equal(run, runs[0])

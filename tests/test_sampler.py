@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fastrbm import _gibbs
+from fastrbm import _cpu
 from fastrbm import _reference as ref
 
 DTYPES = [np.float32, np.float64]
@@ -22,9 +22,9 @@ def logit(p):
 
 
 def _simd_available():
-    previous = _gibbs.set_simd(True)
-    available = _gibbs.simd_dispatch() != "baseline (scalar)"
-    _gibbs.set_simd(previous)
+    previous = _cpu.set_simd(True)
+    available = _cpu.simd_dispatch() != "baseline (scalar)"
+    _cpu.set_simd(previous)
     return available
 
 
@@ -33,9 +33,9 @@ def kernel_path(request):
     """Run the test with the SIMD sampling path, then with the scalar one."""
     if request.param == "simd" and not _simd_available():
         pytest.skip("this CPU has no SIMD sampling path")
-    previous = _gibbs.set_simd(request.param == "simd")
+    previous = _cpu.set_simd(request.param == "simd")
     yield request.param
-    _gibbs.set_simd(previous)
+    _cpu.set_simd(previous)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -46,7 +46,7 @@ def test_matches_reference(dtype, m, n, kernel_path):
     act = rng.normal(0, 4, (n, m)).astype(dtype)
     bias = rng.normal(0, 1, m).astype(dtype)
     for step, stream, phase in [(0, 0, 0), (5, 1, 3), (2**32 - 1, 2, 0xFFFFFF)]:
-        p_c, s_c = _gibbs.bernoulli_sample(act, bias, KEY, step, stream, phase)
+        p_c, s_c = _cpu.bernoulli_sample(act, bias, KEY, step, stream, phase)
         p_r, s_r = ref.bernoulli_sample(act, bias, KEY, step, stream, phase)
         assert p_c.dtype == dtype and s_c.dtype == dtype
         assert p_c.shape == s_c.shape == (n, m)
@@ -64,7 +64,7 @@ def test_sample_is_uniform_below_proba(dtype, kernel_path):
     n, m = 50, 130
     act = rng.normal(0, 2, (n, m)).astype(dtype)
     bias = np.zeros(m, dtype=dtype)
-    p_c, s_c = _gibbs.bernoulli_sample(act, bias, KEY, 11, 1, 4)
+    p_c, s_c = _cpu.bernoulli_sample(act, bias, KEY, 11, 1, 4)
     u = ref.uniforms(KEY, np.arange(n), m, 11, 1, 4, dtype)
     assert np.array_equal(s_c, (u < p_c).astype(dtype))
 
@@ -79,15 +79,15 @@ def test_simd_and_scalar_paths_bit_identical(dtype):
     act = rng.normal(0, 8, (41, 203)).astype(dtype)
     act[0, :7] = [-1e4, -200, -88, 0, 88, 200, 1e4]
     bias = rng.normal(0, 1, 203).astype(dtype)
-    previous = _gibbs.set_simd(True)
+    previous = _cpu.set_simd(True)
     try:
-        assert _gibbs.simd_dispatch() != "baseline (scalar)"
-        p_simd, s_simd = _gibbs.bernoulli_sample(act, bias, KEY, 9, 1, 5)
-        _gibbs.set_simd(False)
-        assert _gibbs.simd_dispatch() == "baseline (scalar)"
-        p_scalar, s_scalar = _gibbs.bernoulli_sample(act, bias, KEY, 9, 1, 5)
+        assert _cpu.simd_dispatch() != "baseline (scalar)"
+        p_simd, s_simd = _cpu.bernoulli_sample(act, bias, KEY, 9, 1, 5)
+        _cpu.set_simd(False)
+        assert _cpu.simd_dispatch() == "baseline (scalar)"
+        p_scalar, s_scalar = _cpu.bernoulli_sample(act, bias, KEY, 9, 1, 5)
     finally:
-        _gibbs.set_simd(previous)
+        _cpu.set_simd(previous)
     assert np.array_equal(p_simd, p_scalar)
     assert np.array_equal(s_simd, s_scalar)
 
@@ -97,7 +97,7 @@ def test_saturated_activations(dtype, kernel_path):
     # very large |activation|: probabilities 0 or 1 up to rounding, no NaN
     act = np.array([[-200, -60, -20, 0, 20, 60, 200]], dtype=dtype).repeat(500, axis=0)
     bias = np.zeros(act.shape[1], dtype=dtype)
-    p_c, s_c = _gibbs.bernoulli_sample(act, bias, KEY, 0, 0, 0)
+    p_c, s_c = _cpu.bernoulli_sample(act, bias, KEY, 0, 0, 0)
     p_r, _ = ref.bernoulli_sample(act, bias, KEY, 0, 0, 0)
     assert np.all(np.isfinite(p_c)) and np.all((p_c >= 0) & (p_c <= 1))
     np.testing.assert_allclose(p_c, p_r, rtol=0, atol=1e-7)
@@ -107,7 +107,7 @@ def test_saturated_activations(dtype, kernel_path):
 def test_empty_inputs():
     for shape in [(0, 5), (3, 0)]:
         act = np.zeros(shape, dtype=np.float32)
-        p, s = _gibbs.bernoulli_sample(act, np.zeros(shape[1], np.float32), KEY, 0, 0, 0)
+        p, s = _cpu.bernoulli_sample(act, np.zeros(shape[1], np.float32), KEY, 0, 0, 0)
         assert p.shape == s.shape == shape
 
 
@@ -125,7 +125,7 @@ def test_counts_are_binomial(dtype):
     p = np.resize(P_GRID, m)
     act = np.zeros((n, m), dtype=dtype)
     bias = logit(p).astype(dtype)
-    proba, sample = _gibbs.bernoulli_sample(act, bias, KEY, 3, 0, 1)
+    proba, sample = _cpu.bernoulli_sample(act, bias, KEY, 3, 0, 1)
     p_exact = proba[0].astype(np.float64)
     counts = sample.sum(axis=0).astype(int)
     alpha = 1e-3 / m
@@ -143,7 +143,7 @@ def test_counts_are_binomial_across_tile(dtype):
     n, m = 4000, 130
     act = np.zeros((n, m), dtype=dtype)
     bias = np.full(m, logit(0.3), dtype=dtype)
-    proba, sample = _gibbs.bernoulli_sample(act, bias, KEY, 0, 1, 0)
+    proba, sample = _cpu.bernoulli_sample(act, bias, KEY, 0, 1, 0)
     q = float(proba[0, 0])
     counts = sample.sum(axis=0)
     z = (counts - n * q) / np.sqrt(n * q * (1 - q))
@@ -181,11 +181,11 @@ def test_sampler_implied_uniform_is_uniform():
     p = (np.arange(n) + 0.5) / n
     act = logit(p)[:, None]
     bias = np.zeros(1)
-    proba, sample = _gibbs.bernoulli_sample(np.ascontiguousarray(act), bias, KEY, 0, 0, 0)
+    proba, sample = _cpu.bernoulli_sample(np.ascontiguousarray(act), bias, KEY, 0, 0, 0)
     # repeat over 50 steps (fresh draws) to get 100000 Bernoullis
     samples = [sample[:, 0]]
     for step in range(1, 50):
-        samples.append(_gibbs.bernoulli_sample(np.ascontiguousarray(act), bias, KEY,
+        samples.append(_cpu.bernoulli_sample(np.ascontiguousarray(act), bias, KEY,
                                                step, 0, 0)[1][:, 0])
     ones = np.stack(samples).sum(axis=0)
     q = proba[:, 0]
@@ -199,7 +199,7 @@ def test_sampler_implied_uniform_is_uniform():
 
 def _bits(n, m, step, stream, phase, key=KEY, dtype=np.float64):
     act = np.zeros((n, m), dtype=dtype)
-    return _gibbs.bernoulli_sample(act, np.zeros(m, dtype), key, step, stream, phase)[1]
+    return _cpu.bernoulli_sample(act, np.zeros(m, dtype), key, step, stream, phase)[1]
 
 
 def test_same_address_same_draws():

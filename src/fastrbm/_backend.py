@@ -5,7 +5,7 @@ An engine is a module offering the same small set of operations
 (``cd_update``, ``hidden_proba``, ``visible_proba``, ``free_energy``,
 ``gibbs``, ``uniforms``, ``bernoulli_sample``, ``gaussian_sample``,
 ``make_workspace``, ``ais_log_weights``).  NumPy and SciPy sparse input goes
-to the compiled CPU engine (``_gibbs``), CuPy arrays (dense and cupyx CSR) to
+to the compiled CPU engine (``_cpu``), CuPy arrays (dense and cupyx CSR) to
 the GPU engine (``_cupy``, which imports CuPy only then).  ``_reference`` is
 the NumPy definition used by tests and benchmarks; users never get it
 silently.
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _cupy, _gibbs
+from . import _cpu, _cupy
 
 _controller = None
 # kernel_threads() state, shared by every Python thread: the BLAS limit is
@@ -46,7 +46,7 @@ def get_engine(X=None):
     """The engine for the input's array type."""
     if X is not None and is_cupy_array(X):
         return _cupy
-    return _gibbs
+    return _cpu
 
 
 def get_mlp_engine(X=None):
@@ -187,7 +187,7 @@ def resolve_n_threads(n_jobs):
     """
     cpus = cpu_count()
     if n_jobs is None:
-        return max(1, min(_gibbs.max_threads(), cpus))
+        return max(1, min(_cpu.max_threads(), cpus))
     if not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool):
         raise ValueError(f"n_jobs must be None or a nonzero integer, got {n_jobs!r}")
     n_jobs = int(n_jobs)
@@ -260,12 +260,12 @@ def _release_blas_control(force=False):
 #: in the estimators' parameter checks, never an OverflowError in a kernel.
 MAX_C_INT = 2**31 - 1
 #: Most Gibbs steps per call or update (``k``, ``n_steps``): the Philox
-#: counter's 24-bit phase field holds 2k (_gibbs.MAX_GIBBS_STEPS).
-MAX_GIBBS_STEPS = _gibbs.MAX_GIBBS_STEPS
+#: counter's 24-bit phase field holds 2k (_cpu.MAX_GIBBS_STEPS).
+MAX_GIBBS_STEPS = _cpu.MAX_GIBBS_STEPS
 #: Rows one call may draw for (the 32-bit counter word c1), and the 32-bit
 #: step word's range (updates of a model, temperatures of an AIS run).
-MAX_ROWS = COUNTER_LIMIT = _gibbs.COUNTER_LIMIT
-check_counters = _gibbs.check_counters
+MAX_ROWS = COUNTER_LIMIT = _cpu.COUNTER_LIMIT
+check_counters = _cpu.check_counters
 
 
 def check_int_param(name, value, low=1, high=MAX_C_INT):

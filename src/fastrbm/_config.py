@@ -1,7 +1,7 @@
 """Build and runtime configuration: ``fastrbm.show_config()``."""
 import sys
 
-from . import _gibbs, _wait_policy
+from . import _cpu, _wait_policy
 from ._version import __version__
 
 
@@ -32,10 +32,10 @@ def get_config():
     return {
         "version": __version__,
         "python": sys.version.split()[0],
-        "openmp": _gibbs.openmp_enabled(),
-        "max_threads": _gibbs.max_threads(),
+        "openmp": _cpu.openmp_enabled(),
+        "max_threads": _cpu.max_threads(),
         "wait_policy": _wait_policy.applied,
-        "simd": _gibbs.simd_dispatch(),
+        "simd": _cpu.simd_dispatch(),
         "blas": blas,
         "openmp_runtimes": openmp_runtimes,
     }

@@ -1,6 +1,6 @@
 """GPU engine: CuPy arrays, cuBLAS GEMMs and fused CUDA kernels.
 
-The same operations as the CPU engine (``_gibbs``) and the reference
+The same operations as the CPU engine (``_cpu``) and the reference
 (``_reference``), with the same meaning and the same random numbers: the
 kernels in ``_cupy_kernels.cu`` implement the Philox4x32-10 counter layout of
 ``_kernels.h``, so for one key the three engines make the same draws.
@@ -25,13 +25,10 @@ import threading
 import numpy as np
 
 # bounds of learned log-variances: the reference's and the CPU engine's
-from ._gibbs import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
+from ._cpu import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
 from ._reference import LOG_VAR_MAX, LOG_VAR_MIN, visible_train_flags
 
-STREAM_TRAIN = 0
-STREAM_SAMPLE = 1
-STREAM_MONITOR = 2
-STREAM_AIS = 3
+from ._random import STREAM_AIS, STREAM_TRAIN
 
 KERNEL_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cupy_kernels.cu")
 _BLOCK = 256
@@ -311,7 +308,7 @@ def _visible_draw(act, bias, gaussian, row0, tick, step0, c3, key, ops=None):
 
 
 # ---------------------------------------------------------------------------
-# Engine operations (the same signatures as _gibbs and _reference)
+# Engine operations (the same signatures as _cpu and _reference)
 # ---------------------------------------------------------------------------
 
 def make_workspace(n_features, n_components, batch_size, dtype):
@@ -635,7 +632,7 @@ def gaussian_sample(activation, bias, key, step, stream, phase):
 
 def find_invalid(X, clip):
     """(row, column, value) of the first invalid entry of X, or None (see
-    ``_gibbs.find_invalid``; value None means a column index out of range)."""
+    ``_cpu.find_invalid``; value None means a column index out of range)."""
     dev = device()
     xp = dev.xp
     source = as_source(X, clip)

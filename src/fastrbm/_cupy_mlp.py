@@ -26,7 +26,7 @@ import numpy as np
 from . import _cupy
 from ._mlp_reference import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, adam_rate
 
-STREAM_DROPOUT = 4
+from ._random import STREAM_DROPOUT
 # smallest positive normal float32: keeps log finite when p underflows (as _mlp.pyx)
 TINY = 1.2e-38
 # elements per layer buffer in forward(): bounds its temporaries for large inputs

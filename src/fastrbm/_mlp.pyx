@@ -31,6 +31,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from libc.stdint cimport uint32_t
 from fastrbm._blas cimport gemm
+from fastrbm cimport _random as streams
 
 cnp.import_array()
 
@@ -43,9 +44,7 @@ cdef extern from "_kernels.h" nogil:
 # word unit % 4; c1 = row within the minibatch; c2 = update index; c3 =
 # STREAM_DROPOUT << 24 | hidden layer), uniform (x >> 8) * 2**-24 in float32
 # and x * 2**-32 in float64; a unit is dropped when u < p.
-STREAM_DROPOUT = 4
-cdef enum:
-    C_STREAM_DROPOUT = 4
+from fastrbm._random import STREAM_DROPOUT
 
 # Adam's constants (Kingma & Ba 2015, the paper's defaults); the bias
 # correction is folded into the step size, as in the paper's section 2:
@@ -171,7 +170,7 @@ cdef void forward_all(floating **A, Py_ssize_t B, const Py_ssize_t *sizes, int n
         forward_layer(A[i], B, sizes[i], W[i], b[i], A[i + 1], sizes[i + 1],
                       i == n_layers - 1, n_threads,
                       dropout if i < n_layers - 1 else 0, step,
-                      (<uint32_t>C_STREAM_DROPOUT << 24) | <uint32_t>i, key)
+                      (<uint32_t>streams.STREAM_DROPOUT << 24) | <uint32_t>i, key)
 
 
 cdef double output_delta(floating *P, Py_ssize_t B, Py_ssize_t n_out, const int *y,
@@ -404,7 +403,7 @@ def forward(const floating[:, ::1] X, list Ws, list bs, int n_threads=1):
 def _key(key):
     if key is None:
         return np.zeros(2, np.uint32)
-    from fastrbm._gibbs import check_key
+    from fastrbm._sampling import check_key
 
     return np.asarray(check_key(key), dtype=np.uint32)
 

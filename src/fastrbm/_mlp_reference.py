@@ -11,7 +11,7 @@ from scipy.special import expit, softmax
 from ._reference import uniforms
 
 TINY = 1.2e-38
-STREAM_DROPOUT = 4
+from ._random import STREAM_DROPOUT
 
 
 def forward_layers(X, Ws, bs, dropout=0.0, key=None, step=0):

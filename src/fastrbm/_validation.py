@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import validate_data
 
-from . import _cupy, _gibbs
+from . import _cpu, _cupy
 from ._backend import array_module, is_cupy_array, to_host
 
 NATIVE_DTYPES = (np.float32, np.float64, np.uint8, np.bool_)
@@ -74,7 +74,7 @@ def clips_out_of_range(out_of_range):
 
 def _first_invalid(X, finite_only):
     """First NaN/inf (and, unless ``finite_only``, value outside [0, 1])."""
-    return _gibbs.find_invalid(_gibbs.DataSource(X, finite_only))
+    return _cpu.find_invalid(_cpu.DataSource(X, finite_only))
 
 
 def column_means(X, rows=None, *, clip=False):

@@ -28,9 +28,9 @@ applied = "environment"
 if not any(name in os.environ for name in USER_VARIABLES):
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     try:
-        from . import _gibbs
+        from . import _cpu
 
-        _gibbs.max_threads()  # libomp initialises (and reads the variable) here
+        _cpu.max_threads()  # libomp initialises (and reads the variable) here
         applied = "passive"
     finally:
         del os.environ["OMP_WAIT_POLICY"]

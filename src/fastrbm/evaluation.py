@@ -5,7 +5,7 @@
 - :func:`log_partition_ais`: log Z estimated with Annealed Importance Sampling
   from a base-rate model (Salakhutdinov & Murray, "On the quantitative analysis
   of deep belief networks", ICML 2008), with the chains run in the engine's
-  OpenMP kernel (``_gibbs.ais_log_weights``), and reverse AIS from model
+  OpenMP kernel (``_ais.ais_log_weights``), and reverse AIS from model
   samples (bidirectional Monte Carlo, Grosse, Ghahramani & Adams 2015) for a
   stochastic upper bound; the result carries a confidence bracket, a certified
   lower bound, the effective sample size and :class:`AISWarning` when the
