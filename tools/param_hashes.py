@@ -47,17 +47,19 @@ def make(cls, **params):
     return cls(**{k: v for k, v in params.items() if k in accepted})
 
 
-def rbm_outputs(model, X):
-    """Arrays that a fitted RBM produces for fixed seeds."""
+def rbm_lines(name, model, X, *extra):
+    """'name part: hash' lines of a fitted RBM: its parameters, its row and
+    sampler outputs for fixed seeds, and a small AIS run."""
     import fastrbm.evaluation as ev
 
-    outputs = [model.components_, model.intercept_hidden_, model.intercept_visible_,
-               model.transform(X[:20]), model.free_energy(X[:20]),
-               model.gibbs(X[:7].copy()), model.sample(5, n_steps=3)]
+    params = digest(model.components_, model.intercept_hidden_, model.intercept_visible_,
+                    *extra)
+    outputs = digest(model.transform(X[:20]), model.free_energy(X[:20]),
+                     model.gibbs(X[:7].copy()), model.sample(5, n_steps=3))
     ais = ev.log_partition_ais(model, n_chains=8, betas=ev.ais_schedule([0, 0.5, 1.0]),
                                random_state=3)
-    outputs.append(np.asarray([ais.log_z, ais.log_z_low, ais.log_z_high], dtype=np.float64))
-    return outputs
+    return [f"{name} params: {params}", f"{name} outputs: {outputs}",
+            f"{name} ais: {digest(np.asarray([ais.log_z, ais.log_z_low], dtype=np.float64))}"]
 
 
 def main():
@@ -83,7 +85,7 @@ def main():
                                      method=method, k=k, min_updates=0, **extra)
         model.fit(X)
         name = f"bernoulli {np.dtype(dtype).name} jobs={n_jobs} {method}-{k} {sorted(extra.items())}"
-        lines.append(f"{name}: {digest(*rbm_outputs(model, X))}")
+        lines.extend(rbm_lines(name, model, X))
         model.partial_fit(X[:40])
         lines.append(f"{name} partial_fit: {digest(model.components_, model.intercept_visible_)}")
 
@@ -97,7 +99,7 @@ def main():
                                              min_updates=0)
         model.fit(X)
         name = f"gaussian {np.dtype(dtype).name} jobs={n_jobs} sigma={sigma} {method}"
-        lines.append(f"{name}: {digest(*rbm_outputs(model, X), model.sigma_)}")
+        lines.extend(rbm_lines(name, model, X, model.sigma_))
 
     for dtype, n_jobs in itertools.product([np.float32, np.float64], [1, 2]):
         X = X64.astype(dtype)

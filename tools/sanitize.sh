@@ -98,7 +98,8 @@ EOF
 cd "$ROOT"
 if [[ $# -eq 0 ]]; then
     set -- tests/test_engine.py tests/test_sampler.py tests/test_validation.py \
-        tests/test_philox.py tests/test_interrupt.py tests/test_divergence.py
+        tests/test_philox.py tests/test_interrupt.py tests/test_divergence.py \
+        tests/test_sequences.py tests/test_engine_contract.py
     for extra in tests/test_property*.py tests/test_hardening*.py; do
         [[ -e "$extra" ]] && set -- "$@" "$extra"
     done
