@@ -54,7 +54,8 @@ def compiled_streams():
     name as in ``_random.STREAMS``: tests hold the two equal."""
     return {"train": streams.STREAM_TRAIN, "sample": streams.STREAM_SAMPLE,
             "monitor": streams.STREAM_MONITOR, "ais": streams.STREAM_AIS,
-            "dropout": streams.STREAM_DROPOUT}
+            "dropout": streams.STREAM_DROPOUT, "tempering": streams.STREAM_TEMPERING,
+            "tempering_swap": streams.STREAM_TEMPERING_SWAP}
 
 
 # Widths of the Philox counter fields (layout in _kernels.h).  No call may
