@@ -285,7 +285,7 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     from ._validation import check_X, model_dtype_for
     from .dbn import DBN, DBNClassifier
     from .gaussian import GaussianBernoulliRBM, _MIN_SCALE
-    from .rbm import DivergenceError, epochs_for_updates
+    from .rbm import epochs_for_updates
 
     if isinstance(model, (DBN, DBNClassifier)):
         raise TypeError(f"{type(model).__name__}.fit does not take a dask array: only "
@@ -392,15 +392,7 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
                 profile["worker_seconds"] += slowest
                 profile["overhead_seconds"].append(time.perf_counter() - round_start - slowest)
         model.n_updates_ = max(steps)
-        bad = model._diverged_params()
-        if bad:
-            for name, value in snapshot.items():
-                setattr(model, name, value)
-            rate = float(model.learning_rate)
-            raise DivergenceError(
-                f"{type(model).__name__} diverged in epoch {epoch + 1} on the dask "
-                f"workers: {', '.join(bad)} became NaN or infinite with "
-                f"learning_rate={rate:g}; lower learning_rate (e.g. to {rate / 10:g}).")
+        model._check_finite(snapshot, f"epoch {epoch + 1} on the dask workers")
         model.n_epochs_ += 1
         model.history_.append({"epoch": epoch + 1, "seconds": time.perf_counter() - start})
     # the chains of worker 0 (the model's own key) continue in a later partial_fit

@@ -527,15 +527,8 @@ def connected_correlations(codes, n_categories, weights=None, n_jobs=None):
 
     Parameters
     ----------
-    codes : array-like of int, shape (n_sequences, n_sites)
-        Integer-coded sequences with values in ``0 .. n_categories - 1``
-        (at most 256 categories).
-    n_categories : int
-        Number of categories ``q``.
-    weights : array-like of float, shape (n_sequences,), optional
-        Non-negative weight of each sequence; all ones when omitted.
-    n_jobs : int or None, default=None
-        Threads; the result does not depend on it.
+    codes, n_categories, weights, n_jobs
+        As for :func:`pair_frequencies`.
 
     Returns
     -------
