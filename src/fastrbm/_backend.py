@@ -10,6 +10,7 @@ the GPU engine (``_cupy``, which imports CuPy only then).  ``_reference`` is
 the NumPy definition used by tests and benchmarks; users never get it
 silently.
 """
+import functools
 import numbers
 import os
 import threading
@@ -19,7 +20,6 @@ import numpy as np
 
 from . import _cpu, _cupy
 
-_controller = None
 # kernel_threads() state, shared by every Python thread: the BLAS limit is
 # process-wide, so it is set by the first caller in and restored by the last
 # one out (guarded by the lock)
@@ -28,13 +28,12 @@ _limit_depth = 0
 _limit_active = None
 
 
+@functools.lru_cache(maxsize=None)
 def _threadpool_controller():
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+    """One ThreadpoolController per process (it inspects the loaded libraries once)."""
+    from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    return _controller
+    return ThreadpoolController()
 
 
 def is_cupy_array(X):

@@ -6,11 +6,13 @@ through ``_gibbs.compiled_streams()``.  Kernels cimport this module as a
 namespace (``from fastrbm cimport _random as streams``) so that the Python
 names they re-export from ``_random.py`` do not clash with these."""
 
+# the ids in order from 0 (C numbers enumerators so): STREAM_TRAIN = 0 ...
+# STREAM_TEMPERING_SWAP = 6, the values of _random.py
 cdef enum:
-    STREAM_TRAIN = 0
-    STREAM_SAMPLE = 1
-    STREAM_MONITOR = 2
-    STREAM_AIS = 3
-    STREAM_DROPOUT = 4
-    STREAM_TEMPERING = 5
-    STREAM_TEMPERING_SWAP = 6
+    STREAM_TRAIN
+    STREAM_SAMPLE
+    STREAM_MONITOR
+    STREAM_AIS
+    STREAM_DROPOUT
+    STREAM_TEMPERING
+    STREAM_TEMPERING_SWAP

@@ -131,17 +131,24 @@ def philox4x32_10(counters, key):
     return out_arr
 
 
+def _sampler_counters(Py_ssize_t n, Py_ssize_t m, Py_ssize_t n_bias, step, unsigned int stream,
+                      unsigned int phase):
+    """The step word of a sampler call on an (n, m) activation, after its
+    checks: one bias per column, and counters that do not wrap."""
+    if n_bias != m:
+        raise ValueError(f"bias has {n_bias} entries but activation has {m} columns")
+    return check_counters(n, step, 1, stream, phase)
+
+
 def bernoulli_sample(const floating[:, ::1] activation, const floating[::1] bias, key,
                      step, unsigned int stream, unsigned int phase):
     """The fused kernel alone: returns (proba, sample) for
     proba = sigmoid(activation + bias), row r drawn with counter row r."""
     cdef Py_ssize_t n = activation.shape[0], m = activation.shape[1], r
-    if bias.shape[0] != m:
-        raise ValueError(f"bias has {bias.shape[0]} entries but activation has {m} columns")
-    cdef uint32_t step_word = check_counters(n, step, 1, stream, phase)
+    cdef uint32_t step_word = _sampler_counters(n, m, bias.shape[0], step, stream, phase)
     cdef uint32_t key_words[2]
-    dtype = np.float32 if floating is float else np.float64
-    proba_arr = np.array(activation, dtype=dtype, copy=True)
+    proba_arr = np.array(activation, dtype=np.float32 if floating is float else np.float64,
+                         copy=True)
     sample_arr = np.empty_like(proba_arr)
     if n == 0 or m == 0:
         return proba_arr, sample_arr
@@ -160,12 +167,10 @@ def gaussian_sample(const floating[:, ::1] activation, const floating[::1] bias,
     """The Gaussian visible draw alone: activation + bias + z, z ~ N(0, 1) by
     Box-Muller on column pairs (_kernels.h); row r drawn with counter row r."""
     cdef Py_ssize_t n = activation.shape[0], m = activation.shape[1], r
-    if bias.shape[0] != m:
-        raise ValueError(f"bias has {bias.shape[0]} entries but activation has {m} columns")
-    cdef uint32_t step_word = check_counters(n, step, 1, stream, phase)
+    cdef uint32_t step_word = _sampler_counters(n, m, bias.shape[0], step, stream, phase)
     cdef uint32_t key_words[2]
-    dtype = np.float32 if floating is float else np.float64
-    out_arr = np.array(activation, dtype=dtype, copy=True)
+    out_arr = np.array(activation, dtype=np.float32 if floating is float else np.float64,
+                       copy=True)
     if n == 0 or m == 0:
         return out_arr
     cdef floating[:, ::1] out = out_arr

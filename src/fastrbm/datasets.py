@@ -337,11 +337,8 @@ def load_fashion_mnist(subset="train", *, download=True):
 
     Parameters
     ----------
-    subset : {'train', 'test'}, default='train'
-        60000 training or 10000 test images.
-    download : bool, default=True
-        Download from a public mirror (checking SHA-256) when no local copy
-        is found (see the module docstring for where it looks).
+    subset, download
+        As for :func:`load_mnist`.
 
     Returns
     -------

@@ -272,7 +272,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data on the original scale.
+            Data to reconstruct, on the original scale.
 
         Returns
         -------
@@ -394,7 +394,8 @@ n_features_in_, history_, stop_reason_, n_updates_
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data on the original scale.
+            Data on the original scale (standardised here with ``mean_`` and
+            ``scale_``).
 
         Returns
         -------

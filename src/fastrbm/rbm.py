@@ -956,7 +956,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Data, as for :meth:`fit`.
+            Data to reconstruct, read as :meth:`fit` reads it.
 
         Returns
         -------
