@@ -229,3 +229,10 @@ def test_gaussian_trajectory_with_learned_sigma(tmp_path):
     loaded = load_model(tmp_path / "g.npz")
     for a, b in zip(loaded.checkpoint_log_var_, model.checkpoint_log_var_):
         np.testing.assert_array_equal(a, b)
+
+
+def test_checkpoints_need_an_in_memory_fit():
+    da = pytest.importorskip("dask.array")
+    X = da.from_array(np.random.default_rng(0).random((40, D)) < 0.5, chunks=20)
+    with pytest.raises(ValueError, match="checkpoints"):
+        BernoulliRBM(n_components=2, n_iter=1).fit(X, checkpoints=3)

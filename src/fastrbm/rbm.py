@@ -649,6 +649,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             over them (a fit starting to diverge); once per fit.
         """
         if is_out_of_core(X):
+            if checkpoints is not None:
+                raise ValueError("checkpoints are kept by in-memory fits only; fit a NumPy "
+                                 "array (or a memmap) to keep them")
             return dispatch("fit_any", self, X, validation_data, callbacks)
         self._check_params()
         callbacks = self._check_callbacks(callbacks)
