@@ -236,3 +236,13 @@ def test_checkpoints_need_an_in_memory_fit():
     X = da.from_array(np.random.default_rng(0).random((40, D)) < 0.5, chunks=20)
     with pytest.raises(ValueError, match="checkpoints"):
         BernoulliRBM(n_components=2, n_iter=1).fit(X, checkpoints=3)
+
+
+def test_starts_are_read_as_the_kernels_read_data():
+    # uint8 intensities are intensity / 255, as everywhere else
+    model = two_mode_model(strength=3.0)
+    ones8 = np.full((30, D), 255, dtype=np.uint8)
+    a = parallel_tempering(model, n_sweeps=3, n_temperatures=3, start=ones8, random_state=0)
+    b = parallel_tempering(model, n_sweeps=3, n_temperatures=3, start=np.ones((30, D)),
+                           random_state=0)
+    np.testing.assert_array_equal(a.samples, b.samples)

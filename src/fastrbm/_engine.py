@@ -11,6 +11,8 @@ every operation is one call on it (docs/design.md, "Layers").
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
+import numpy as np
+
 from ._backend import get_engine, kernel_threads, resolve_n_threads, threads_for_work
 from ._units import BernoulliHidden
 
@@ -105,6 +107,17 @@ class BoundRBM:
     def source(self, X):
         """The engine's view of validated X (clamped when the layer clips)."""
         return self.engine.as_source(X, clip=self.visible.clip)
+
+    def read_rows(self, X, start=0, stop=None):
+        """Rows start..stop of validated host X as float64, read as the
+        engines read them (uint8 / 255, sparse densified, clamped to [0, 1]
+        when the visible layer clips)."""
+        part = X[start:stop]
+        part = part.toarray() if hasattr(part, "toarray") else np.asarray(part)
+        part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
+        if self.visible.clip:
+            np.clip(part, 0, 1, out=part)
+        return part
 
     def hidden_proba(self, X):
         """P(h = 1 | v) of the rows of validated X."""

@@ -29,7 +29,6 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.utils.validation import check_is_fitted
 
@@ -84,16 +83,6 @@ def _pseudo_likelihood_only(bound, what):
         raise NotImplementedError(
             f"{what} is not implemented for {bound.name} (real-valued data); "
             f"use log_likelihood")
-
-
-def _dense_rows(bound, X, start, stop):
-    """Rows start..stop of validated X as float64, read as the engines read them."""
-    part = X[start:stop]
-    part = part.toarray() if sp.issparse(part) else np.asarray(part)
-    part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
-    if bound.visible.clip:
-        np.clip(part, 0, 1, out=part)
-    return part
 
 
 def _state_bits(start, stop, n_bits):
@@ -501,7 +490,7 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
     visited = [to_host(final).astype(np.float64)]
     if data is not None:
         # any set of states gives a certified bound: a bounded subset keeps memory small
-        rows = _dense_rows(bound, to_host(data), 0, min(data.shape[0], _MAX_DATA_STATES))
+        rows = bound.read_rows(to_host(data), 0, min(data.shape[0], _MAX_DATA_STATES))
         visited.append(rows / sigma if sigma is not None else rows)
 
     log_z_reverse, reverse_logw, reverse_exact, log_z_exact = np.nan, None, False, None
@@ -760,7 +749,7 @@ def pseudo_likelihood(model, X, *, normalize=False):
     out = np.empty(n)
     chunk = max(1, _CHUNK_ELEMENTS // (D * H))
     for start in range(0, n, chunk):
-        v = _dense_rows(bound, X, start, min(n, start + chunk))
+        v = bound.read_rows(X, start, min(n, start + chunk))
         x = v @ W.T + c                     # (m, H)
         s = 1 - 2 * v                       # change of bit i when flipped, (m, D)
         # F(v with bit i flipped) - F(v), for every row and bit

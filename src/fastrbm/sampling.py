@@ -236,9 +236,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         check_int_param("n_chains", n_chains, 1)
         start = visible.sample(np.broadcast_to(base, (int(n_chains), W.shape[1])), rng)
     else:
-        start = to_host(bound.validate(start))
-        start = start.toarray() if hasattr(start, "toarray") else np.asarray(start)
-        start = start.astype(np.float64)
+        start = bound.read_rows(to_host(bound.validate(start)))
         if sigma is not None:
             start = start / sigma
     start = put(np.ascontiguousarray(start, dtype=dtype))
@@ -325,8 +323,7 @@ def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, rand
         start = bound.visible.sample(np.broadcast_to(base, (int(n_chains), bound.W.shape[1])),
                                      rng)
     else:
-        start = to_host(bound.validate(start))
-        start = (start.toarray() if hasattr(start, "toarray") else np.asarray(start))
+        start = bound.read_rows(to_host(bound.validate(start)))
     start = put(np.ascontiguousarray(start, dtype=dtype))
     replicas = [start.copy() for _ in range(R)]
     with kernel_threads():
