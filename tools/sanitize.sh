@@ -84,9 +84,6 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_stri
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONMALLOC=malloc
 export PYTHONPATH="$OUT/src${PYTHONPATH:+:$PYTHONPATH}"
-# the code runs several times slower under the sanitizers: the Ctrl-C tests'
-# reaction-time bounds scale with this (what is tested here is memory safety)
-export FASTRBM_TEST_TIME_SCALE="${FASTRBM_TEST_TIME_SCALE:-10}"
 
 "$PYTHON" - <<'EOF'
 import fastrbm
