@@ -38,6 +38,19 @@ def histogram(samples):
     return np.bincount(index, minlength=2 ** D)
 
 
+def chi_square_p_value(samples, p):
+    """p-value of the chi-square goodness of fit of the samples' histogram
+    to p, states with an expected count below 5 pooled."""
+    counts = histogram(samples)
+    expected = p * len(samples)
+    big = expected >= 5
+    observed = np.append(counts[big], counts[~big].sum())
+    expected = np.append(expected[big], expected[~big].sum())
+    keep = expected > 0
+    statistic = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    return stats.chi2.sf(statistic, keep.sum() - 1)
+
+
 def total_variation(samples, p):
     return 0.5 * np.abs(histogram(samples) / len(samples) - p).sum()
 
@@ -67,14 +80,7 @@ def test_pt_converges_to_the_exact_distribution():
     _, p = exact_distribution(model)
     result = parallel_tempering(model, n_chains=3000, n_sweeps=200, n_temperatures=6,
                                 random_state=5)
-    counts = histogram(result.samples)
-    expected = p * len(result.samples)
-    big = expected >= 5
-    observed = np.append(counts[big], counts[~big].sum())
-    expected = np.append(expected[big], expected[~big].sum())
-    keep = expected > 0
-    statistic = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
-    assert stats.chi2.sf(statistic, keep.sum() - 1) > 1e-3
+    assert chi_square_p_value(result.samples, p) > 1e-3
 
 
 def test_pt_is_thread_count_invariant_and_seeded():
@@ -175,14 +181,7 @@ def test_trajectory_tempering_converges_to_the_exact_distribution():
     model = with_trajectory(two_mode_model(strength=3.0), [0, 1, 2, 3])
     _, p = exact_distribution(model)
     samples = trajectory_tempering(model, n_chains=3000, n_sweeps=200, random_state=6).samples
-    counts = histogram(samples)
-    expected = p * len(samples)
-    big = expected >= 5
-    observed = np.append(counts[big], counts[~big].sum())
-    expected = np.append(expected[big], expected[~big].sum())
-    keep = expected > 0
-    statistic = ((observed[keep] - expected[keep]) ** 2 / expected[keep]).sum()
-    assert stats.chi2.sf(statistic, keep.sum() - 1) > 1e-3
+    assert chi_square_p_value(samples, p) > 1e-3
 
 
 def test_fit_keeps_checkpoints_and_samples_from_them(tmp_path):

@@ -186,8 +186,9 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         ``start`` is given.
     n_sweeps : int, default=1000
         Sweeps: one Gibbs step of every replica, then the swaps.  A sweep
-        costs about R plain Gibbs steps of ``n_chains`` chains plus the
-        free energies of the swaps.
+        costs R Gibbs steps of ``n_chains`` chains plus four free energies
+        per proposed swap: about 3 times R plain Gibbs steps on the CPU
+        engine (benchmarks/bench_tempering.py).
     n_temperatures : int, default=10
         Replicas per chain (R), with ``betas`` None or 'auto'.
     betas : None, 'auto' or array-like, default=None
