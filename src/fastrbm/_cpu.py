@@ -14,10 +14,15 @@ modules, by concern:
 - ``_rows``: hidden and visible probabilities, the free energy;
 - ``_ais``: annealed importance sampling.
 """
-from ._ais import ais_log_weights
-from ._gibbs import cd_update, gibbs, make_workspace
+from . import _reference
+from ._ais import ais_log_weights as _ais_log_weights
+from ._gibbs import cd_update as _cd_update
+from ._gibbs import gibbs as _gibbs
+from ._gibbs import make_workspace
 from ._layout import CHUNK_SECONDS, check_dims, max_threads, openmp_enabled
-from ._rows import free_energy, hidden_proba, visible_proba
+from ._rows import free_energy as _free_energy
+from ._rows import hidden_proba as _hidden_proba
+from ._rows import visible_proba as _visible_proba
 from ._sampling import (COUNTER_LIMIT, MAX_GIBBS_STEPS, MAX_PHASE, MAX_STREAM, STREAM_AIS,
                         STREAM_MONITOR, STREAM_SAMPLE, STREAM_TRAIN, bernoulli_sample,
                         check_counters, check_key, compiled_streams, gaussian_sample,
@@ -33,3 +38,36 @@ __all__ = [
     "openmp_enabled", "philox4x32_10", "set_simd", "simd_dispatch", "uniforms",
     "visible_proba",
 ]
+
+
+# Categorical visible units (``categories=q``; docs/design.md, "Unit types")
+# run on the NumPy reference until their compiled kernels exist.
+def _by_units(compiled, categorical):
+    def operation(*args, categories=None, **kwargs):
+        if categories is None:
+            return compiled(*args, **kwargs)
+        return categorical(*args, categories=categories, **kwargs)
+
+    operation.__name__ = compiled.__name__
+    operation.__doc__ = compiled.__doc__
+    return operation
+
+
+hidden_proba = _by_units(_hidden_proba, _reference.hidden_proba)
+visible_proba = _by_units(_visible_proba, _reference.visible_proba)
+free_energy = _by_units(_free_energy, _reference.free_energy)
+gibbs = _by_units(_gibbs, _reference.gibbs)
+ais_log_weights = _by_units(_ais_log_weights, _reference.ais_log_weights)
+
+
+def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
+              activity, workspace, config, key, step0, n_threads, sample_weight=None,
+              **update):
+    """CD/PCD minibatch updates (``_gibbs.cd_update``; categorical units:
+    ``_reference.categorical_cd_update``)."""
+    if getattr(config, "categories", 0) or sample_weight is not None:
+        return _reference.cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
+                                    vbias_vel, hbias_vel, activity, workspace, config, key,
+                                    step0, n_threads, sample_weight=sample_weight, **update)
+    return _cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel,
+                      hbias_vel, activity, workspace, config, key, step0, n_threads, **update)

@@ -174,7 +174,8 @@ def sigma_of(log_var, dtype):
 
 
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
-              activity, workspace, config, key, step0, n_threads, log_var=None):
+              activity, workspace, config, key, step0, n_threads, log_var=None,
+              sample_weight=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see _gibbs.cd_update).
 
     ``log_var`` (Gaussian visible units only): per-feature log-variances
@@ -187,7 +188,18 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     term is linear in h), data minus model; plain gradient ascent (no
     momentum, no decay), all gradients from the parameters before the update,
     z clipped to [LOG_VAR_MIN, LOG_VAR_MAX].  None: s = 1 (unit variance).
+
+    ``config.categories`` (q > 0): categorical visible units, see
+    :func:`categorical_cd_update` (the only units that take ``sample_weight``).
     """
+    if getattr(config, "categories", 0):
+        if log_var is not None:
+            raise ValueError("log_var needs Gaussian visible units")
+        return categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
+                                     vbias_vel, hbias_vel, activity, workspace, config, key,
+                                     step0, n_threads, sample_weight=sample_weight)
+    if sample_weight is not None:
+        raise ValueError("sample_weight is supported for categorical visible units only")
     dtype = W.dtype
     lr = dtype.type(config.learning_rate)
     mom = dtype.type(config.momentum)
@@ -251,27 +263,38 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
             log_var[...] = np.clip(np.where(np.isnan(z), log_var, z), LOG_VAR_MIN, LOG_VAR_MAX)
 
 
-def hidden_proba(X, W, hbias, n_threads, sigma=None):
-    """P(h = 1 | v) for every row of X (``sigma``: of v / sigma, Gaussian units)."""
+def hidden_proba(X, W, hbias, n_threads, sigma=None, categories=None):
+    """P(h = 1 | v) for every row of X (``sigma``: of v / sigma, Gaussian units;
+    ``categories``: X holds integer codes of categorical units)."""
+    if categories is not None:
+        return categorical_hidden_proba(X, W, hbias, n_threads, categories)
     v = to_dense(X, slice(None), W.dtype)
     if sigma is not None:
         v = v / sigma
     return sigmoid(v @ W.T + hbias)
 
 
-def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
-    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = b + sigma * hW)."""
+def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None, categories=None):
+    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = b + sigma * hW;
+    ``categories``: P(v_i = a | h), see :func:`categorical_visible_proba`)."""
+    if categories is not None:
+        return categorical_visible_proba(hidden, W, vbias, n_threads, categories)
     if not gaussian:
         return sigmoid(hidden @ W + vbias)
     return vbias + (hidden @ W if sigma is None else sigma * (hidden @ W))
 
 
-def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=None):
+def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=None,
+                categories=None):
     """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first.
 
     ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j softplus(c_j + W_j.(v / s))
-    with s = ``sigma`` (None: ones).
+    with s = ``sigma`` (None: ones).  ``categories``: see :func:`categorical_free_energy`.
     """
+    if categories is not None:
+        if flip is not None:
+            raise ValueError("flip has no meaning for categorical visible units")
+        return categorical_free_energy(X, W, vbias, hbias, n_threads, categories)
     v = to_dense(X, slice(None), W.dtype)
     if gaussian:
         if flip is not None:
@@ -287,12 +310,16 @@ def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=
     return -(v @ vbias) - np.logaddexp(0, v @ W.T + hbias).sum(axis=1)
 
 
-def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, sigma=None):
+def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, sigma=None,
+          categories=None):
     """Visible samples after k Gibbs steps v -> h -> v from every row of X.
 
     ``sigma`` (Gaussian units): hidden input W (v / s) + c, visible draw
-    v = b + s * (hW) + s * z.
+    v = b + s * (hW) + s * z.  ``categories``: see :func:`categorical_gibbs`.
     """
+    if categories is not None:
+        return categorical_gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads,
+                                 categories)
     if sigma is not None and not gaussian:
         raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
     v = to_dense(X, slice(None), W.dtype)
@@ -310,7 +337,8 @@ def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, s
 
 
 def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
-                    gaussian=False, start=None, return_states=False, first_chain=0):
+                    gaussian=False, start=None, return_states=False, first_chain=0,
+                    categories=None):
     """Annealed importance sampling log weights, one per chain (float64).
 
     Intermediate model k has hidden input ``beta_k * (W v + c)`` and visible
@@ -346,7 +374,12 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     return the final states (n_chains, D).  ``first_chain``: these are chains
     first_chain .. first_chain + n_chains - 1 of a larger run (their Philox
     rows), so that a run split into parts draws what the whole run draws.
+    ``categories``: see :func:`categorical_ais_log_weights`.
     """
+    if categories is not None:
+        return categorical_ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key,
+                                           n_threads, categories, start, return_states,
+                                           first_chain)
     dtype = W.dtype
     betas = np.asarray(betas, dtype=np.float64)
     if np.any((betas[1:-1] == 0) & (betas[:-2] != 0)):
@@ -383,3 +416,238 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
         v = _visible_draw(dtype.type(bk) * (h @ W) + vb_s, rows, key, k, STREAM_AIS, 1,
                           gaussian)
     return (logw, v) if return_states else logw
+
+
+# ----------------------------------------------------------------------------
+# Categorical (Potts) visible units (docs/design.md, "Unit types")
+#
+# L sites with q categories each.  The visible parameters are laid out site by
+# site: column i * q + a of W (n_hidden, L q) and entry i * q + a of the
+# visible biases belong to category a of site i.  Data and samples are
+# integer codes (n, L) with values 0..q-1; the engines take them in any
+# integer dtype and return int32 codes.  A state is the one-hot vector of its
+# codes, so E(v, h) = -sum_i b_{i v_i} - c.h - sum_j h_j sum_i W_{j, i v_i}.
+#
+# Categorical draw (all engines): one Philox uniform u per (row, site), at
+# column i of the visible draw's counter address (the same step, stream and
+# phase as a Bernoulli visible draw; L columns instead of D).  With the
+# logits x_a of the site in the model dtype, e_a = exp(x_a - max x),
+# running sums C_a = e_0 + ... + e_a (in that order, in the model dtype), the
+# category is the first a with u * C_{q-1} < C_a (q - 1 if rounding leaves
+# none): the inverse CDF of the softmax.
+# ----------------------------------------------------------------------------
+
+def codes_of(X, rows=slice(None)):
+    """Rows of integer-coded X (or a Source of it) as intp codes (n, L)."""
+    source = as_source(X)
+    return np.asarray(source.X[rows]).astype(np.intp)
+
+
+def one_hot(codes, q, dtype):
+    """The one-hot rows (n, L q) of integer codes (n, L)."""
+    n, L = codes.shape
+    out = np.zeros((n, L * q), dtype=dtype)
+    out[np.arange(n)[:, None], np.arange(L)[None, :] * q + codes] = 1
+    return out
+
+
+def categorical_field(codes, W, q):
+    """sum_i W[:, i q + v_i] per row: what the hidden units receive (n, H)."""
+    return one_hot(codes, q, W.dtype) @ W.T
+
+
+def softmax_sites(logits, q):
+    """Per-site softmax of logits (n, L q): probabilities (n, L q)."""
+    n = logits.shape[0]
+    x = logits.reshape(n, -1, q)
+    e = np.exp(x - x.max(axis=2, keepdims=True))
+    return (e / e.sum(axis=2, keepdims=True)).reshape(n, -1)
+
+
+def categorical_draw(logits, rows, key, step, stream, phase, q):
+    """Codes (n, L) int32 drawn from the per-site softmax of ``logits`` (n, L q)."""
+    n, Lq = logits.shape
+    L = Lq // q
+    x = logits.reshape(n, L, q)
+    e = np.exp(x - x.max(axis=2, keepdims=True))
+    running = np.cumsum(e, axis=2, dtype=logits.dtype)
+    u = uniforms(key, rows, L, step, stream, phase, logits.dtype)
+    target = u * running[..., -1]
+    code = (running <= target[..., None]).sum(axis=2)
+    return np.minimum(code, q - 1).astype(np.int32)
+
+
+def categorical_hidden_proba(X, W, hbias, n_threads, categories):
+    """P(h = 1 | v) of integer-coded rows: sigmoid(c + sum_i W[:, i q + v_i])."""
+    return sigmoid(categorical_field(codes_of(X), W, categories) + hbias)
+
+
+def categorical_visible_proba(hidden, W, vbias, n_threads, categories):
+    """P(v_i = a | h) (n, L q): the per-site softmax of b + h W."""
+    return softmax_sites(hidden @ W + vbias, categories)
+
+
+def categorical_free_energy(X, W, vbias, hbias, n_threads, categories):
+    """F(v) = -sum_i b_{i v_i} - sum_j softplus(c_j + sum_i W_{j, i v_i})."""
+    v = one_hot(codes_of(X), categories, W.dtype)
+    return -(v @ vbias) - np.logaddexp(0, v @ W.T + hbias).sum(axis=1)
+
+
+def categorical_gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, categories):
+    """Codes (n, L) int32 after k Gibbs steps v -> h -> v from every row of X.
+
+    Draws as in :func:`gibbs`: step s draws h at phase 2s - 2 and v at 2s - 1.
+    """
+    q = categories
+    v = codes_of(X)
+    rows = np.arange(len(v))
+    for step_k in range(1, k + 1):
+        h = _draw(sigmoid(categorical_field(v, W, q) + hbias), rows, key, step, stream,
+                  2 * step_k - 2)
+        v = categorical_draw(h @ W + vbias, rows, key, step, stream, 2 * step_k - 1, q)
+    return v.astype(np.int32)
+
+
+def zero_sum_gauge(W, vbias, hbias, q):
+    """Move the parameters to the zero-sum gauge, in place, without changing the model.
+
+    Each site's fields b_i. lose their mean over categories (P(v) changes
+    only by a constant factor); each coupling block W_j,i. loses its mean
+    m_ji, and c_j gains sum_i m_ji (W_j,i. + m_ji and c_j - m_ji give every
+    v the same hidden input), so P(v, h) is unchanged.
+    """
+    H = W.shape[0]
+    Wb = W.reshape(H, -1, q)
+    means = Wb.mean(axis=2, keepdims=True)
+    Wb -= means
+    hbias += means.sum(axis=(1, 2)).astype(hbias.dtype)
+    bb = vbias.reshape(-1, q)
+    bb -= bb.mean(axis=1, keepdims=True)
+
+
+def categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel,
+                          hbias_vel, activity, workspace, config, key, step0, n_threads,
+                          sample_weight=None):
+    """CD-k / PCD-k minibatch updates for categorical visible units, in place.
+
+    ``config.categories`` is q.  The draws take the addresses of
+    :func:`cd_update` (phase 0 the hidden draw from the data, 2s - 1 and 2s
+    the visible and hidden draws of Gibbs step s; a categorical visible draw
+    takes one uniform per site).  ``chains`` (PCD): hidden states
+    (n_chains, H), any number of chains.  ``sample_weight`` (over the rows of
+    X, or None): the data statistics of a minibatch are weighted means
+    sum_r w_r x_r / sum_r w_r.  Penalties on W, from the parameters before
+    the update: ``weight_decay`` (L2), ``l1``, and ``l1_squared``
+    (``config.l1_squared``, PGM's L1b: the gradient of
+    (lambda / 2) sum_j (mean_ia |W_j,ia|)^2 L q, which is
+    lambda * mean_ia |W_j,ia| * sign(W_j,ia)); the sparsity target as in
+    :func:`cd_update`.  ``config.zero_sum_gauge``: :func:`zero_sum_gauge`
+    after every update.
+    """
+    dtype = W.dtype
+    q = int(config.categories)
+    lr = dtype.type(config.learning_rate)
+    mom = dtype.type(config.momentum)
+    l1_squared = float(getattr(config, "l1_squared", 0.0))
+    gauge = bool(getattr(config, "zero_sum_gauge", False))
+    for t, start in enumerate(range(0, len(order), batch_size)):
+        rows = order[start:start + batch_size]
+        step = step0 + t
+        v_data = one_hot(codes_of(X, rows), q, dtype)
+        n_pos = len(rows)
+        if sample_weight is None:
+            weights = np.full(n_pos, 1.0 / n_pos)
+        else:
+            w = np.asarray(sample_weight, dtype=np.float64)[rows]
+            weights = w / w.sum()
+        weights = weights.astype(dtype)
+        hidden_data = sigmoid(v_data @ W.T + hbias)
+        if config.persistent:
+            h = chains.copy()
+        else:
+            h = _draw(hidden_data, np.arange(n_pos), key, step, STREAM_TRAIN, 0)
+        n_neg = len(h)
+        for step_k in range(1, config.k + 1):
+            codes = categorical_draw(h @ W + vbias, np.arange(n_neg), key, step, STREAM_TRAIN,
+                                     2 * step_k - 1, q)
+            v = one_hot(codes, q, dtype)
+            hidden_model = sigmoid(v @ W.T + hbias)
+            if step_k < config.k or config.persistent:
+                h = _draw(hidden_model, np.arange(n_neg), key, step, STREAM_TRAIN, 2 * step_k)
+        if config.persistent:
+            chains[...] = h
+
+        grad_W = lr * ((hidden_data * weights[:, None]).T @ v_data
+                       - hidden_model.T @ v / n_neg)
+        grad_W -= lr * (config.weight_decay * W + config.l1 * np.sign(W))
+        if l1_squared > 0:
+            grad_W -= lr * (l1_squared * np.abs(W).mean(axis=1, keepdims=True) * np.sign(W))
+        grad_h = lr * (weights @ hidden_data - hidden_model.mean(0))
+        grad_v = lr * (weights @ v_data - v.mean(0))
+        if config.sparsity_cost > 0:
+            decay = config.sparsity_decay
+            activity[...] = decay * activity + (1 - decay) * (weights @ hidden_data)
+            penalty = lr * config.sparsity_cost * (config.sparsity_target - activity)
+            grad_W += np.outer(penalty, weights @ v_data)
+            grad_h += penalty
+        for param, velocity, grad in ((W, W_vel, grad_W), (hbias, hbias_vel, grad_h),
+                                      (vbias, vbias_vel, grad_v)):
+            if velocity is None:
+                param += grad.astype(dtype)
+            else:
+                velocity *= mom
+                velocity += grad.astype(dtype)
+                param += velocity
+        if gauge:
+            zero_sum_gauge(W, vbias, hbias, q)
+
+
+def categorical_ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
+                                categories=None, start=None, return_states=False,
+                                first_chain=0):
+    """AIS log weights for categorical visible units (see :func:`ais_log_weights`).
+
+    The base model has independent sites with fields ``base_vbias`` (L q)
+    and uniform hidden units; model k has hidden input beta_k (W v + c) and
+    visible logits (1 - beta_k) b_A + beta_k (h W + b).  The base draw is a
+    categorical draw at step 0, phase 1; states (``start``,
+    ``return_states``) are codes (n_chains, L).  The increments are those of
+    the Bernoulli case with v replaced by its one-hot vector.
+    """
+    q = int(categories)
+    dtype = W.dtype
+    betas = np.asarray(betas, dtype=np.float64)
+    if np.any((betas[1:-1] == 0) & (betas[:-2] != 0)):
+        raise ValueError("betas may reach 0 after a positive temperature only at its end")
+    rows = np.arange(first_chain, first_chain + n_chains)
+    Lq = W.shape[1]
+    dvb = vbias.astype(np.float64) - base_vbias.astype(np.float64)
+    if start is None:
+        codes = categorical_draw(np.zeros((n_chains, Lq), dtype) + base_vbias.astype(dtype),
+                                 rows, key, 0, STREAM_AIS, 1, q)
+    else:
+        codes = np.asarray(start).astype(np.intp).reshape(n_chains, Lq // q)
+    v = one_hot(codes, q, dtype)
+    logw = np.zeros(n_chains)
+    K = len(betas) - 1
+    for k in range(1, K + 1):
+        bk, delta = betas[k], betas[k] - betas[k - 1]
+        to_zero = bk == 0 and delta != 0
+        abeta = betas[k - 1] if to_zero else bk
+        hb_s = (abeta * hbias.astype(np.float64)).astype(dtype)
+        vb_s = ((1 - bk) * base_vbias.astype(np.float64)
+                + bk * vbias.astype(np.float64)).astype(dtype)
+        a = dtype.type(abeta) * (v @ W.T) + hb_s
+        p = sigmoid(a)
+        logw += delta * (v.astype(np.float64) @ dvb)
+        if to_zero:
+            logw += np.log1p(p * np.expm1(-a)).astype(np.float64).sum(axis=1)
+        elif delta != 0 and bk > 0:
+            ratio = dtype.type(delta / bk)
+            logw -= np.log1p(p * np.expm1(-ratio * a)).astype(np.float64).sum(axis=1)
+        if k == K:
+            break
+        h = _draw(p, rows, key, k, STREAM_AIS, 0)
+        codes = categorical_draw(dtype.type(bk) * (h @ W) + vb_s, rows, key, k, STREAM_AIS, 1, q)
+        v = one_hot(codes, q, dtype)
+    return (logw, codes.astype(np.int32)) if return_states else logw
