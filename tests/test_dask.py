@@ -205,11 +205,43 @@ def test_averaging_is_the_mean_in_worker_order():
     assert _dask.average_states([a]) is a
 
 
-@pytest.mark.parametrize("make", [lambda: DBN((4,)), lambda: DBNClassifier((4,))])
-def test_dbn_fit_on_dask_refuses(make, data):
+def test_classifier_fit_on_dask_refuses(data):
     X, y = data
-    with pytest.raises(TypeError, match="only BernoulliRBM and GaussianBernoulliRBM"):
-        make().fit(da.from_array(X, chunks=50), y)
+    with pytest.raises(TypeError, match="fine-tuning does not train data-parallel"):
+        DBNClassifier((4,)).fit(da.from_array(X, chunks=50), y)
+
+
+def test_dbn_fit_on_dask_refuses_sampled_layer_input(client, data):
+    X, _ = data
+    with pytest.raises(ValueError, match="layer_input='proba'"):
+        DBN((4,), layer_input="sample").fit(da.from_array(X, chunks=50))
+
+
+@pytest.mark.parametrize("visible_units", ["bernoulli", "gaussian"])
+def test_dbn_one_worker_one_chunk_is_the_plain_fit(client, data, visible_units):
+    X, _ = data
+    params = dict(hidden_layer_sizes=(6, 4), rbm_params={"n_iter": 3, "batch_size": 16},
+                  random_state=4, visible_units=visible_units)
+    plain = DBN(**params).fit(X)
+    scaled = fdask.fit(DBN(**params), da.from_array(X, chunks=(300, 16)), client=client,
+                       n_workers=1)
+    assert scaled.n_features_in_ == 16 and len(scaled.rbms_) == 2
+    for a, b in zip(plain.rbms_, scaled.rbms_):
+        _assert_same_fit(a, b)
+    assert np.array_equal(plain.transform(X), scaled.transform(X))
+    assert [len(h) for h in scaled.history_] == [len(h) for h in plain.history_]
+
+
+def test_dbn_two_workers_reproducible(client, data):
+    X, _ = data
+    Xd = da.from_array(X, chunks=(75, 16))
+    params = dict(hidden_layer_sizes=(6, 4), rbm_params={"n_iter": 2, "batch_size": 10},
+                  random_state=5)
+    runs = [DBN(**params).fit(Xd) for _ in range(2)]
+    for a, b in zip(*(run.rbms_ for run in runs)):
+        _assert_same_fit(a, b)
+    # each layer trained on two partitions of 150 rows: 15 minibatches per epoch
+    assert all(r.n_epochs_ >= 2 and r.n_updates_ == r.n_epochs_ * 15 for r in runs[0].rbms_)
 
 
 def test_fit_options_refused(client, data):

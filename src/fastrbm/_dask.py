@@ -287,10 +287,12 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     from .gaussian import GaussianBernoulliRBM, _MIN_SCALE
     from .rbm import epochs_for_updates
 
-    if isinstance(model, (DBN, DBNClassifier)):
-        raise TypeError(f"{type(model).__name__}.fit does not take a dask array: only "
-                        f"BernoulliRBM and GaussianBernoulliRBM train data-parallel; "
-                        f"pass X.compute() to fit in memory")
+    if isinstance(model, DBNClassifier):
+        raise TypeError("DBNClassifier.fit does not take a dask array: fine-tuning does "
+                        "not train data-parallel (BernoulliRBM, GaussianBernoulliRBM and "
+                        "DBN do); pass X.compute() to fit in memory")
+    if isinstance(model, DBN):
+        return _fit_dbn(model, X, client=client, sync_every=sync_every, n_workers=n_workers)
     if sync_every is not None:
         check_int_param("sync_every", sync_every, 1)
     model._check_params()
@@ -399,6 +401,48 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     model.h_samples_ = client.submit(_chains, replicas[0], workers=where[0],
                                      allow_other_workers=False, pure=False).result()
     model.n_updates_ = max(steps)
+    return model
+
+
+def _fit_dbn(model, X, **options):
+    """DBN.fit on a dask array: each layer's RBM trains data-parallel
+    (:func:`fit`) on the lazy transform of the layer below, so with one
+    worker and one chunk every layer is the plain fit's, bit for bit."""
+    import dask.array as da
+
+    from ._random import seed_words
+    from ._validation import model_dtype_for
+    from .dbn import _layer_seed
+
+    sizes, params = model._check_params()
+    if model.layer_input == "sample":
+        raise ValueError("DBN.fit on a dask array needs layer_input='proba': the binary "
+                         "samples passed up with 'sample' are drawn for the whole data "
+                         "at once; pass X.compute() to fit in memory")
+    X = da.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimensions")
+    # the first layer validates every block on its workers; a zero row of
+    # X's dtype sets n_features_in_ and chooses the dtype as fit would
+    probe = model._check_input(np.zeros((1, X.shape[1]), dtype=X.dtype), reset=True,
+                               dtype=model.dtype)
+    dtype = model_dtype_for(probe, model.dtype)
+    model._seed_words = seed_words(model.random_state)
+    model._sample_calls = 0
+    model.rbms_ = []
+    model.stop_reason_ = None
+    data = X
+    for i, (size, layer_params) in enumerate(zip(sizes, params)):
+        if model.verbose:
+            print(f"[DBN] layer {i + 1}/{len(sizes)}: {data.shape[1]} -> {size} units "
+                  f"(on the dask workers)", flush=True)
+        rbm = model._make_rbm(size, layer_params, _layer_seed(model._seed_words, i), dtype,
+                              i == 0)
+        fit(rbm, data, **options)
+        model.rbms_.append(rbm)
+        if i + 1 < len(sizes):
+            data = transform(rbm, data)
+    model.history_ = [list(r.history_) for r in model.rbms_]
     return model
 
 

@@ -42,10 +42,13 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
 
     Parameters
     ----------
-    model : BernoulliRBM or GaussianBernoulliRBM
+    model : BernoulliRBM, GaussianBernoulliRBM or DBN
         An estimator; its constructor arguments set the fit (``n_iter``,
         ``batch_size``, ``learning_rate``, ...).  ``validation_fraction``,
-        ``early_stopping`` and ``ais_every`` are not supported here.
+        ``early_stopping`` and ``ais_every`` are not supported here.  A DBN
+        trains layer by layer, each RBM as above on the lazy transform of the
+        layer below (``layer_input='proba'`` only); a DBNClassifier does not
+        train on dask arrays (its fine-tuning is not data-parallel).
     X : dask.array.Array of shape (n_samples, n_features)
         Training data with known chunk sizes, chunked along rows.
     client : distributed.Client, optional
