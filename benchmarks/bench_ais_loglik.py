@@ -77,6 +77,8 @@ VARIANTS = [
     ("fastrbm PCD-10", "fastrbm",
      dict(method="pcd", k=10, learning_rate=0.05, momentum=0.5, weight_decay=1e-4), "linear"),
     ("scikit-learn (PCD-1)", "sklearn", dict(learning_rate=0.05), "constant"),
+    # only with --only learnergy (pip install learnergy --no-deps; it needs torch)
+    ("learnergy (CD-1)", "learnergy", dict(learning_rate=0.1, batch_size=128), "constant"),
 ]
 
 
@@ -95,6 +97,10 @@ def describe(library, params, schedule):
     if library == "sklearn":
         return (f"PCD-1, lr {params['learning_rate']:g} constant, no momentum, "
                 f"no weight decay (scikit-learn defaults)")
+    if library == "learnergy":
+        return (f"CD-1, lr {params['learning_rate']:g} constant, batch "
+                f"{params['batch_size']}, no momentum, no weight decay, visible biases "
+                f"start at 0 (learnergy defaults)")
     algo = f"{params['method'].upper()}-{params['k']}"
     lr = f"lr {params['learning_rate']:g} " + ("constant" if schedule == "constant"
                                               else "decayed linearly to 0")
@@ -172,6 +178,8 @@ def train(library, params, schedule, X, epochs):
         model.intercept_hidden_ = sk.intercept_hidden_.astype(np.float32)
         model.intercept_visible_ = sk.intercept_visible_.astype(np.float32)
         return model, seconds
+    if library == "learnergy":
+        return train_learnergy(params, X, epochs)
     model = BernoulliRBM(n_iter=epochs, **COMMON, **params)
     callbacks = None
     if schedule == "linear":
@@ -185,6 +193,27 @@ def train(library, params, schedule, X, epochs):
     return model, seconds
 
 
+def train_learnergy(params, X, epochs):
+    """learnergy's Bernoulli RBM (its CD-1 with SGD on the free-energy
+    difference), parameters copied into a fastrbm model."""
+    import torch
+    from learnergy.models.bernoulli.rbm import RBM
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)
+    rbm = RBM(n_visible=X.shape[1], n_hidden=COMMON["n_components"], steps=1,
+              learning_rate=params["learning_rate"])
+    data = torch.utils.data.TensorDataset(torch.from_numpy(X), torch.zeros(len(X)))
+    t = time.perf_counter()
+    rbm.fit(data, batch_size=params["batch_size"], epochs=epochs)
+    seconds = time.perf_counter() - t
+    model = BernoulliRBM(n_components=COMMON["n_components"], n_iter=0, random_state=0).fit(X)
+    model.components_ = rbm.W.detach().numpy().T.astype(np.float32).copy()
+    model.intercept_hidden_ = rbm.b.detach().numpy().astype(np.float32).copy()
+    model.intercept_visible_ = rbm.a.detach().numpy().astype(np.float32).copy()
+    return model, seconds
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
@@ -195,7 +224,7 @@ def main():
     parser.add_argument("--skip-sklearn", action="store_true")
     parser.add_argument("--only", nargs="+", default=None,
                         help="run only these variants: full names or a word of them "
-                             "(CD-1, CD-10, PCD-10, scikit-learn)")
+                             "(CD-1, CD-10, PCD-10, scikit-learn, learnergy)")
     parser.add_argument("--schedule", choices=["per-variant", "constant", "linear"],
                         default="per-variant",
                         help="learning-rate schedule of the fastrbm variants (default: VARIANTS)")
@@ -209,6 +238,7 @@ def main():
     X_test = binarised(ROOT + "t10k-images-idx3-ubyte.gz", args.n_test, seed=1)
     variants = [v for v in VARIANTS
                 if not (args.skip_sklearn and v[1] == "sklearn")
+                and (v[1] != "learnergy" or args.only is not None)
                 and (args.only is None or any(s == v[0] or s in v[0].replace("(", " ").split()
                                               for s in args.only))]
     load_start = os.getloadavg()

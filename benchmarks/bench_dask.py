@@ -7,6 +7,8 @@ Usage::
                                             [--buffers 1 4 16 60]
     python benchmarks/bench_dask.py workers [--n-train 60000] [--hidden 100] [--epochs 3]
                                             [--sync-every 0 100] [--betas 2000] [--reverse]
+                                            [--method pcd|cd] [--learning-rate 0.05]
+                                            [--single-seeds 0 1 2] [--curve]
 
 ``stream``: writes the Fashion-MNIST training images (60,000 x 784 uint8)
 to a zarr array and an HDF5 dataset with chunks of ``--chunk`` rows, then
@@ -18,7 +20,9 @@ and the table says whether a buffer covering the data gives its parameters
 bit for bit.
 
 ``workers``: the same BernoulliRBM trained for ``--epochs`` epochs in one
-process (all cores) and on a ``LocalCluster`` of 2 worker processes with 1
+process (all cores; one fit per ``--single-seeds`` seed, whose spread is
+the noise floor of the comparison; ``--curve`` adds the test
+log-likelihood after each epoch) and on a ``LocalCluster`` of 2 worker processes with 1
 thread each, averaging per epoch (``--sync-every 0``) or every N
 minibatches; the test log-likelihood of each (AIS, one log Z estimate per
 model with the same seed), the wall-clock times, and the measured split of
@@ -157,7 +161,8 @@ def workers(args):
     X = (rng.random(X.shape) < X / 255.0).astype(np.float32)
     X_test = (rng.random(X_test.shape) < X_test / 255.0).astype(np.float32)
     params = dict(n_components=args.hidden, n_iter=args.epochs, batch_size=20,
-                  learning_rate=0.05, momentum=0.5, random_state=0)
+                  learning_rate=args.learning_rate, momentum=0.5, random_state=0,
+                  method=args.method)
 
     def test_ll(model):
         result = evaluation.log_partition_ais(model, n_chains=100, betas=args.betas,
@@ -170,14 +175,23 @@ def workers(args):
                 f"{ll + result.log_z - result.log_z_low:.2f}]")
 
     print(f"# Fashion-MNIST {len(X)} train / {len(X_test)} test, binarised; "
-          f"{args.hidden} hidden, batch 20, lr 0.05, momentum 0.5, {args.epochs} epochs; "
+          f"{args.hidden} hidden, {args.method.upper()}-1, batch 20, lr {args.learning_rate}, "
+          f"momentum 0.5, {args.epochs} epochs; "
           f"AIS 100 chains, {args.betas} linear temperatures"
           f"{', forward and reverse' if args.reverse else ', forward only'}; "
           f"load average {_load():.1f}")
     rows = []
-    start = time.perf_counter()
-    single = BernoulliRBM(**params).fit(X)
-    rows.append(("1 process, all cores", time.perf_counter() - start, test_ll(single), None))
+    for seed in args.single_seeds:
+        start = time.perf_counter()
+        single = BernoulliRBM(**{**params, "random_state": seed}).fit(X)
+        rows.append((f"1 process, all cores, seed {seed}", time.perf_counter() - start,
+                     test_ll(single), None))
+    if args.curve:
+        # the single-process fit's test log-likelihood after each epoch (seed 0)
+        for n_epochs in range(1, args.epochs + 2):
+            model = BernoulliRBM(**{**params, "n_iter": n_epochs}).fit(X)
+            print(f"# 1 process, seed 0, after {n_epochs} epoch(s): {test_ll(model)}",
+                  flush=True)
     Xd = da.from_array(X, chunks=(len(X) // 2, 784))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
@@ -248,6 +262,14 @@ def main():
     w.add_argument("--epochs", type=int, default=3)
     w.add_argument("--sync-every", type=int, nargs="+", default=[0, 100])
     w.add_argument("--betas", type=int, default=2000)
+    w.add_argument("--method", choices=["pcd", "cd"], default="pcd")
+    w.add_argument("--learning-rate", type=float, default=0.05)
+    w.add_argument("--single-seeds", type=int, nargs="+", default=[0],
+                   help="seeds of the single-process fits (their spread is the noise "
+                        "floor of the comparison)")
+    w.add_argument("--curve", action="store_true",
+                   help="also print the single-process test log-likelihood after "
+                        "1 .. epochs + 1 epochs")
     w.add_argument("--reverse", action="store_true",
                    help="also run reverse AIS and print the log-likelihood's 95%% bracket")
     args = parser.parse_args()

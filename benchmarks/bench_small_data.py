@@ -46,11 +46,12 @@ SMALL = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_canc
 DATASETS = list(SMALL) + ["fashion10k"]
 
 
-def models(seed, n_jobs):
-    """The contenders at their defaults (random_state = seed)."""
+def models(seed, n_jobs, dbn_params=None):
+    """The contenders at their defaults (random_state = seed); ``dbn_params``
+    overrides DBNClassifier settings (for trying a candidate default)."""
     return {
         "DBNClassifier": DBNClassifier(random_state=seed, n_jobs=n_jobs,
-                                       out_of_range="clip"),
+                                       out_of_range="clip", **(dbn_params or {})),
         "MLPClassifier": MLPClassifier(random_state=seed),
     }
 
@@ -75,7 +76,7 @@ def fashion10k():
     return part("train", 10000) + part("t10k", 10000)
 
 
-def run(name, seeds, n_jobs):
+def run(name, seeds, n_jobs, only=None, dbn_params=None):
     """{model: ([score per seed], [seconds per fit])} for one data set."""
     results = {}
     for seed in seeds:
@@ -85,7 +86,9 @@ def run(name, seeds, n_jobs):
             X, y = SMALL[name](return_X_y=True)
             folds = StratifiedKFold(5, shuffle=True, random_state=seed).split(X, y)
             splits = [(X[tr], y[tr], X[te], y[te]) for tr, te in folds]
-        for label, model in models(seed, n_jobs).items():
+        for label, model in models(seed, n_jobs, dbn_params).items():
+            if only and label not in only:
+                continue
             scores, times = [], []
             for X_train, y_train, X_test, y_test in splits:
                 score, seconds = fit_score(model, X_train, y_train, X_test, y_test)
@@ -105,11 +108,22 @@ def main(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="DBNClassifier's n_jobs (default: its default, None)")
+    parser.add_argument("--models", nargs="+", choices=["DBNClassifier", "MLPClassifier"],
+                        default=None, help="run only these models")
+    parser.add_argument("--dbn-param", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="DBNClassifier settings other than the defaults (numbers)")
     args = parser.parse_args(argv)
+    dbn_params = {}
+    for item in args.dbn_param:
+        key, value = item.split("=", 1)
+        dbn_params[key] = float(value) if any(c in value for c in ".e") else int(value)
+    if dbn_params:
+        print(f"DBNClassifier settings: {dbn_params}", flush=True)
     print(f"load average before: {os.getloadavg()}", flush=True)
     rows = []
     for name in args.datasets:
-        for label, (scores, times) in run(name, args.seeds, args.n_jobs).items():
+        for label, (scores, times) in run(name, args.seeds, args.n_jobs, args.models,
+                                          dbn_params).items():
             rows.append(f"| {name} | {label} | {np.mean(scores):.4f} | "
                         f"{min(scores):.4f}-{max(scores):.4f} | {np.median(times):.2f} |")
     print(f"load average after: {os.getloadavg()}")

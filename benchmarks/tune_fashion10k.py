@@ -34,6 +34,8 @@ VARIANTS = {
     "lr0.003-drop0.2": dict(learning_rate=0.003, dropout=0.2),
     "b64": dict(batch_size=64),
     "wd1e-4": dict(weight_decay=1e-4),
+    "sgd": dict(solver="sgd"),
+    "sgd-lr0.05": dict(solver="sgd", learning_rate=0.05),
 }
 for spec in sys.argv[1:]:
     name, seed = spec.rsplit(":", 1)
