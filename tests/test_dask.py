@@ -340,9 +340,35 @@ def test_stream_partial_fit_is_partial_fit(images):
     _assert_same_fit(plain, streamed)
 
 
-def test_stream_refuses_gaussian_and_bad_sources(images):
-    with pytest.raises(TypeError, match="BernoulliRBM only"):
-        fdask.stream_fit(GaussianBernoulliRBM(), images)
+def test_stream_fit_gaussian(images):
+    """A GaussianBernoulliRBM streams too: mean_ and scale_ pooled over the
+    chunks (the in-memory values to rounding; with one chunk exactly, and
+    then the whole fit is the in-memory fit bit for bit)."""
+    X = images.astype(np.float64) / 7.0 - 3.0
+    params = dict(n_components=5, n_iter=3, random_state=4, batch_size=16, sigma="learn")
+    plain = GaussianBernoulliRBM(**params).fit(X)
+    one = fdask.stream_fit(GaussianBernoulliRBM(**params), CountingSource(X), chunk_rows=230)
+    _assert_same_fit(plain, one)
+    assert np.array_equal(plain.mean_, one.mean_) and np.array_equal(plain.scale_, one.scale_)
+    assert np.array_equal(plain._log_var, one._log_var)
+    source = CountingSource(X)
+    many = fdask.stream_fit(GaussianBernoulliRBM(**params), source, buffer_chunks=10,
+                            chunk_rows=25)
+    assert source.largest == 64        # the monitored rows; chunks of 25 otherwise
+    np.testing.assert_allclose(many.mean_, plain.mean_, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(many.scale_, plain.scale_, rtol=1e-13)
+    # the buffer covers the data: the in-memory minibatches, standardised
+    # with statistics equal to rounding
+    np.testing.assert_allclose(many.components_, plain.components_, rtol=1e-7, atol=1e-9)
+    # partial_fit of a fresh model learns the standardisation the same way
+    fresh = fdask.stream_partial_fit(GaussianBernoulliRBM(**params), CountingSource(X),
+                                     chunk_rows=230, buffer_chunks=1)
+    assert np.array_equal(fresh.mean_, plain.mean_)
+
+
+def test_stream_refuses_dbn_and_bad_sources(images):
+    with pytest.raises(TypeError, match="got DBN"):
+        fdask.stream_fit(DBN((4,)), images)
     with pytest.raises(ValueError, match="2-D"):
         fdask.stream_fit(BernoulliRBM(), images[0])
     with pytest.raises(ValueError, match="buffer_chunks"):

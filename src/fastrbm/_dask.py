@@ -194,6 +194,22 @@ def _gaussian_stats(model, raw):
     return X.shape[0], to_host(data.mean(axis=0)), to_host(data.std(axis=0))
 
 
+def _set_standardisation(model, stats):
+    """``mean_`` and ``scale_`` of a GaussianBernoulliRBM from the (rows,
+    mean, std) of consecutive parts of the data, combined exactly (the
+    pooled mean and variance); one part gives the in-memory values."""
+    from .gaussian import _MIN_SCALE
+
+    if len(stats) == 1:
+        mean, std = stats[0][1], stats[0][2]
+    else:
+        total = sum(n for n, _, _ in stats)
+        mean = sum(n * m for n, m, _ in stats) / total
+        std = np.sqrt(sum(n * (s ** 2 + (m - mean) ** 2) for n, m, s in stats) / total)
+    model.mean_ = mean
+    model.scale_ = np.where(std < _MIN_SCALE, 1.0, std)
+
+
 def _validated_rows(model, raw):
     return model._validate(raw, reset=False)
 
@@ -284,7 +300,7 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     from ._backend import is_cupy_array
     from ._validation import check_X, model_dtype_for
     from .dbn import DBN, DBNClassifier
-    from .gaussian import GaussianBernoulliRBM, _MIN_SCALE
+    from .gaussian import GaussianBernoulliRBM
     from .rbm import epochs_for_updates
 
     if isinstance(model, DBNClassifier):
@@ -333,16 +349,8 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     probe = np.zeros((1, d), dtype=model_dtype_for(probe, model.dtype))
     if gaussian:
         model_future = client.scatter(model, broadcast=True)
-        stats = client.gather([submit(_gaussian_stats, model_future, raw[p], part=p)
-                               for p in range(n_parts)])
-        if n_parts == 1:
-            mean, std = stats[0][1], stats[0][2]
-        else:
-            total = sum(n for n, _, _ in stats)
-            mean = sum(n * m for n, m, _ in stats) / total
-            std = np.sqrt(sum(n * (s ** 2 + (m - mean) ** 2) for n, m, s in stats) / total)
-        model.mean_ = mean
-        model.scale_ = np.where(std < _MIN_SCALE, 1.0, std)
+        _set_standardisation(model, client.gather(
+            [submit(_gaussian_stats, model_future, raw[p], part=p) for p in range(n_parts)]))
     _initialize_with_means(model, probe, np.zeros(d))
     model_future = client.scatter(model, broadcast=True)
     rows = [submit(_validated_rows, model_future, raw[p], part=p) for p in range(n_parts)]
@@ -488,12 +496,11 @@ def _read_rows(source, rows):
 
 
 def _check_source(model, source, what):
-    from .gaussian import GaussianBernoulliRBM
+    from .dbn import DBN, DBNClassifier
 
-    if isinstance(model, GaussianBernoulliRBM):
-        raise TypeError("streaming fits support BernoulliRBM only: a "
-                        "GaussianBernoulliRBM standardises with the mean and scale of "
-                        "the whole data; fit it on a dask array with a Client instead")
+    if isinstance(model, (DBN, DBNClassifier)):
+        raise TypeError(f"{what} trains a BernoulliRBM or GaussianBernoulliRBM, got "
+                        f"{type(model).__name__}")
     shape = getattr(source, "shape", None)
     if shape is None or len(shape) != 2:
         raise ValueError(f"{what} needs a 2-D array-like with .shape (a memmap, zarr "
@@ -502,15 +509,28 @@ def _check_source(model, source, what):
         raise ValueError(f"{what} got a source with no rows")
 
 
-def _begin_stream(model, source):
+def _begin_stream(model, source, chunks):
     """Validate the first row (the feature count) and initialise the model
-    from visible means read chunk by chunk."""
+    from visible means read chunk by chunk (a GaussianBernoulliRBM first
+    learns ``mean_`` and ``scale_`` in one more pass over the chunks)."""
     from ._validation import model_dtype_for
+    from .gaussian import GaussianBernoulliRBM
 
     probe = model._validate(_read(source, 0, 1), reset=True)
     probe = np.zeros((1, source.shape[1]), dtype=model_dtype_for(probe, model.dtype))
-    # _column_means reads slices of 65536 values: the same sums as in memory
-    _initialize_with_means(model, probe, model._column_means(source))
+    if not isinstance(model, GaussianBernoulliRBM):
+        # _column_means reads slices of 65536 values: the same sums as in memory
+        _initialize_with_means(model, probe, model._column_means(source))
+        return
+    _set_standardisation(model, [_gaussian_stats(model, _read(source, start, stop))
+                                 for start, stop in chunks])
+    _initialize_with_means(model, probe, np.zeros(source.shape[1]))
+    # the standardised data's means (about 0), summed chunk by chunk
+    total = np.zeros(source.shape[1])
+    for start, stop in chunks:
+        total += model._validate(_read(source, start, stop), reset=False).sum(
+            axis=0, dtype=np.float64)
+    _initialize_with_means(model, probe, total / source.shape[0])
 
 
 def _fill(source, chunks, buffer):
@@ -535,7 +555,7 @@ def stream_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
     n = int(source.shape[0])
     step = chunk_rows_of(source, chunk_rows)
     chunks = [(start, min(start + step, n)) for start in range(0, n, step)]
-    _begin_stream(model, source)
+    _begin_stream(model, source, chunks)
     monitor_rng = spawn_rng(model._seed_words, SPAWN_MONITOR_ROWS)
     n_monitor = min(MONITOR_ROWS, max(MONITOR_MIN_ROWS, n // MONITOR_ONE_IN))
     monitor = np.sort(monitor_rng.permutation(n)[:n_monitor]).astype(np.intp)
@@ -587,7 +607,7 @@ def stream_partial_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
     step = chunk_rows_of(source, chunk_rows)
     chunks = [(start, min(start + step, n)) for start in range(0, n, step)]
     if not hasattr(model, "components_"):
-        _begin_stream(model, source)
+        _begin_stream(model, source, chunks)
     else:
         model._validate(_read(source, 0, 1), reset=False)
         model._params()

@@ -84,8 +84,8 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
 
 
 def stream_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
-    """Fit a BernoulliRBM chunk by chunk from a memmap, zarr array, HDF5
-    dataset or dask array, never loading the whole array.
+    """Fit an RBM chunk by chunk from a memmap, zarr array, HDF5 dataset or
+    dask array, never loading the whole array.
 
     Each epoch visits the chunks in a random order, fills a buffer of
     ``buffer_chunks`` chunks at a time and trains on the buffer's rows in a
@@ -93,11 +93,14 @@ def stream_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
     used is the buffer (``buffer_chunks * chunk_rows`` rows of the source's
     dtype) plus one chunk being read, the model, and an index of 8 bytes per
     row for the monitored rows.  When the buffer holds every chunk, the fit
-    is exactly :meth:`fastrbm.BernoulliRBM.fit` on the array in memory.
+    is exactly :meth:`fastrbm.BernoulliRBM.fit` on the array in memory.  A
+    GaussianBernoulliRBM first reads the chunks once more for ``mean_`` and
+    ``scale_`` (per-chunk means and deviations, pooled: the in-memory values
+    to rounding, exactly with one chunk).
 
     Parameters
     ----------
-    model : BernoulliRBM
+    model : BernoulliRBM or GaussianBernoulliRBM
         The estimator (``validation_fraction``, ``early_stopping`` and
         ``ais_every`` are not supported).
     source : array-like of shape (n_samples, n_features)
@@ -110,7 +113,7 @@ def stream_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
 
     Returns
     -------
-    model : BernoulliRBM
+    model : BernoulliRBM or GaussianBernoulliRBM
         The fitted estimator.
     """
     return _dask.stream_fit(model, source, buffer_chunks=buffer_chunks, chunk_rows=chunk_rows)
@@ -121,13 +124,14 @@ def stream_partial_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
     chunk by chunk, rows in order.
 
     An unfitted model is first initialised from the visible means of the
-    whole source (read chunk by chunk).  Equal to ``partial_fit`` of the
+    whole source (read chunk by chunk; a GaussianBernoulliRBM also learns
+    ``mean_`` and ``scale_`` from it, as :func:`stream_fit`).  Equal to ``partial_fit`` of the
     array in memory when the buffer holds every chunk (or when each buffer's
     rows are a multiple of ``batch_size``).
 
     Parameters
     ----------
-    model : BernoulliRBM
+    model : BernoulliRBM or GaussianBernoulliRBM
         The estimator.
     source : array-like of shape (n_samples, n_features)
         Anything with ``.shape``, ``.dtype`` and row slicing.
@@ -138,7 +142,7 @@ def stream_partial_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
 
     Returns
     -------
-    model : BernoulliRBM
+    model : BernoulliRBM or GaussianBernoulliRBM
         The updated estimator.
     """
     return _dask.stream_partial_fit(model, source, buffer_chunks=buffer_chunks,
