@@ -172,7 +172,7 @@ def test_classifier_min_updates_and_solver_settings():
         assert pre.dbn_.rbms_[0].n_updates_ == 300
     default = DBNClassifier()
     assert default.solver == "adam" and default.learning_rate is None
-    assert default._learning_rate() == 0.01
+    assert default._learning_rate() == 0.003
     assert DBNClassifier(solver="sgd")._learning_rate() == 0.1
     for bad, match in [({"solver": "lbfgs"}, "solver"), ({"min_updates": -1}, "min_updates"),
                        ({"learning_rate": -1.0}, "learning_rate")]:
@@ -206,7 +206,7 @@ def test_classifier_adam_fit_follows_the_reference_kernels():
     for epoch in range(3):
         order = np.random.default_rng(np.random.SeedSequence(
             words, spawn_key=(2, epoch))).permutation(30)
-        ref.train_epoch_adam(X, y, order, 8, *state, 0.01 * (1 - epoch / 3), 1e-5,
+        ref.train_epoch_adam(X, y, order, 8, *state, 0.003 * (1 - epoch / 3), 1e-5,
                              key=words[:2], first_step=step)
         step += 4
     for got, want in zip(clf.coefs_ + clf.intercepts_, state[0] + state[1]):
@@ -238,7 +238,7 @@ def test_warning_suggests_only_what_was_not_tried():
         clf._warn_if_not_learning(np.asarray(y))
     text = str(record[0].message)
     assert "solver=" not in text and "pretrain=True" not in text
-    assert "below 0.01" in text and "(500, 500)" in text
+    assert "below 0.003" in text and "(500, 500)" in text
 
 
 # ------------------------------------------------------------ defaults that learn
