@@ -343,3 +343,31 @@ def test_sklearn_estimator_checks(estimator, check):
         warnings.simplefilter("ignore")
         check(estimator)
 
+
+
+# ------------------------------------------------------------------ model files
+def test_save_load_round_trip_continues_identically(tmp_path):
+    from fastrbm import io
+
+    X = tiny_data(4, n=40)
+    model = CategoricalRBM(n_components=3, batch_size=10, n_iter=2, n_chains=6, momentum=0.5,
+                           random_state=3).fit(X, sample_weight=np.linspace(0.5, 2, 40))
+    loaded = io.load_model(io.save_model(model, tmp_path / "potts"))
+    assert type(loaded) is CategoricalRBM
+    assert (loaded.n_categories_, loaded.n_sites_) == (Q, L)
+    np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+    assert loaded.history_ == model.history_
+    model.partial_fit(X)
+    loaded.partial_fit(X)
+    np.testing.assert_array_equal(loaded.components_, model.components_)
+    np.testing.assert_array_equal(loaded.sample(4, n_steps=3), model.sample(4, n_steps=3))
+
+
+def test_model_file_with_inconsistent_sites_is_refused(tmp_path):
+    from fastrbm import io
+
+    model = CategoricalRBM(n_components=2, batch_size=10, n_iter=1).fit(tiny_data())
+    model.n_sites_ = L + 1
+    path = io.save_model(model, tmp_path / "bad")
+    with pytest.raises(ValueError, match="n_sites_"):
+        io.load_model(path)

@@ -294,7 +294,9 @@ class CategoricalRBM(BernoulliRBM):
     def _initialize(self, X, rows=None):
         """Fresh parameters and state for validated codes X; visible fields
         from the site frequencies of ``rows`` of X (default all)."""
-        dtype = np.dtype(self.dtype) if self.dtype is not None else self._input_dtype
+        # the dtype rule reads the data as given (before the codes' conversion)
+        input_dtype = self.__dict__.pop("_input_dtype", np.dtype(np.float32))
+        dtype = np.dtype(self.dtype) if self.dtype is not None else input_dtype
         n_features = self.n_sites_ * self.n_categories_
         self._seed_words = seed_words(self.random_state)
         self._key = self._seed_words[:2].copy()
