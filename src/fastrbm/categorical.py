@@ -97,17 +97,17 @@ class CategoricalRBM(BernoulliRBM):
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_sites_ * n_categories_)
+    components_ : ndarray of shape (n_components, L * q)
         Weights, site-major (column ``i * q + a``).
-    intercept_visible_ : ndarray of shape (n_sites_ * n_categories_,)
+    intercept_visible_ : ndarray of shape (L * q,)
         Visible fields, initialised to the log of the (clipped) site
         frequencies of the training data.
     intercept_hidden_ : ndarray of shape (n_components,)
         Hidden biases.
     n_categories_ : int
-        Categories per site (q).
+        Categories per site (q in the shapes here).
     n_sites_ : int
-        Sites per row (L).
+        Sites per row (L in the shapes here).
     h_samples_ : ndarray of shape (n_chains, n_components)
         Hidden states of the persistent chains (PCD).
     n_features_in_ : int
@@ -432,7 +432,7 @@ class CategoricalRBM(BernoulliRBM):
 
         Returns
         -------
-        p : ndarray of shape (n_samples, n_sites_ * n_categories_)
+        p : ndarray of shape (n_samples, L * q)
             P(v_i = a | h), site-major; each site's q entries sum to 1.
         """
         return super().reconstruct(X)
@@ -449,7 +449,7 @@ class CategoricalRBM(BernoulliRBM):
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_sites_), int32
+        codes : ndarray of shape (n_samples, L), int32
             Codes after k steps.  Each call draws fresh random numbers
             (a deterministic sequence for a given ``random_state``).
         """
@@ -475,7 +475,7 @@ class CategoricalRBM(BernoulliRBM):
 
         Returns
         -------
-        codes : ndarray of shape (n_samples, n_sites_), int32
+        codes : ndarray of shape (n_samples, L), int32
             Codes after ``n_steps`` steps.
         """
         if method != "gibbs":

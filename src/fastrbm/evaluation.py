@@ -718,9 +718,9 @@ def pseudo_likelihood(model, X, *, normalize=False):
     scikit-learn's ``score_samples`` estimates this sum from one random bit
     per row (times n_features); this is the full sum, computed exactly
     (float64, vectorised over rows, bits and hidden units in chunks).  For
-    a :class:`~fastrbm.CategoricalRBM` the units are the sites: log P(v_i |
-    v_-i) normalises over the q categories of site i, from the free
-    energies of the q alternatives at that site.
+    a :class:`~fastrbm.CategoricalRBM` the units are the sites:
+    ``log P(v_i | v_-i)`` normalises over the q categories of site i, from
+    the free energies of the q alternatives at that site.
 
     Parameters
     ----------
