@@ -18,6 +18,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastrbm import CategoricalRBM, evaluation
 from fastrbm import _reference as ref
+from test_engine import chi2_pvalue  # noqa: E402  (pools bins of expected count < 5)
 
 L, Q = 3, 3
 ALPHA = 1e-3
@@ -130,16 +131,6 @@ def test_ais_brackets_exact_log_z(seed):
 
 
 # ------------------------------------------------------------------ sampling
-def chi2_pvalue(counts, probs):
-    # pool states whose expected count is < 5 into one bin (chi-square validity)
-    expected = probs * counts.sum()
-    small = expected < 5
-    if small.any():
-        counts = np.append(counts[~small], counts[small].sum())
-        expected = np.append(expected[~small], expected[small].sum())
-    return stats.chisquare(counts, expected).pvalue
-
-
 def state_counts(codes, q=Q):
     index = (codes.astype(np.int64) * q ** np.arange(codes.shape[1])[::-1]).sum(axis=1)
     return np.bincount(index, minlength=q ** codes.shape[1])
@@ -371,3 +362,10 @@ def test_model_file_with_inconsistent_sites_is_refused(tmp_path):
     path = io.save_model(model, tmp_path / "bad")
     with pytest.raises(ValueError, match="n_sites_"):
         io.load_model(path)
+
+
+def test_out_of_core_data_is_refused():
+    da = pytest.importorskip("dask.array")
+    X = da.from_array(tiny_data(), chunks=20)
+    with pytest.raises(TypeError, match="in-memory"):
+        CategoricalRBM(n_components=2, n_iter=1).fit(X)

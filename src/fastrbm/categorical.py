@@ -7,6 +7,7 @@ from sklearn.utils.validation import (_check_sample_weight, _num_samples, check_
                                       validate_data)
 
 from ._backend import MAX_ROWS, check_int_param, check_same_device, is_cupy_array
+from ._dask_rows import is_out_of_core
 from ._random import SPAWN_INIT, SPAWN_SAMPLE_START, STREAM_MONITOR, seed_words, spawn_rng
 from ._units import CategoricalVisible
 from ._validation import model_dtype_for
@@ -318,6 +319,13 @@ class CategoricalRBM(BernoulliRBM):
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
 
+    @staticmethod
+    def _refuse_out_of_core(X):
+        # the scale-out fits (fastrbm.dask) run Bernoulli and Gaussian units only
+        if is_out_of_core(X):
+            raise TypeError("CategoricalRBM trains on in-memory arrays of codes; pass a NumPy "
+                            "array (e.g. dask_array.compute())")
+
     def _sample_weight(self, sample_weight, X):
         """float64 weights of the rows of X (None stays None); positive."""
         if sample_weight is None:
@@ -352,6 +360,7 @@ class CategoricalRBM(BernoulliRBM):
         self : CategoricalRBM
             The fitted model.
         """
+        self._refuse_out_of_core(X)
         self._train_sample_weight = self._sample_weight(sample_weight, X)
         try:
             return super().fit(X, validation_data=validation_data, callbacks=callbacks,
@@ -376,6 +385,7 @@ class CategoricalRBM(BernoulliRBM):
         self : CategoricalRBM
             The updated model.
         """
+        self._refuse_out_of_core(X)
         self._train_sample_weight = self._sample_weight(sample_weight, X)
         try:
             return super().partial_fit(X)
