@@ -369,3 +369,14 @@ def test_out_of_core_data_is_refused():
     X = da.from_array(tiny_data(), chunks=20)
     with pytest.raises(TypeError, match="in-memory"):
         CategoricalRBM(n_components=2, n_iter=1).fit(X)
+
+
+def test_l1_squared_reaches_the_update():
+    # the penalty's gradient lambda * mean|W_j| * sign(W): with it the weights
+    # end smaller; without the TrainConfig field they would be identical
+    X = tiny_data()
+    params = dict(n_components=3, batch_size=10, n_iter=10, learning_rate=0.2, method="cd",
+                  random_state=0, dtype=np.float64)
+    free = CategoricalRBM(**params).fit(X)
+    sparse = CategoricalRBM(l1_squared=2.0, **params).fit(X)
+    assert np.abs(sparse.components_).sum() < 0.9 * np.abs(free.components_).sum()
