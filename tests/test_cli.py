@@ -371,3 +371,66 @@ def test_model_file_with_disagreeing_shapes_as_subprocess(tmp_path):
     result = run("evaluate", str(path), "--data", str(tmp_path / "x.npy"))
     assert result.returncode == 1
     assert_one_line_error(result, "evil.npz", "n_features_in_")
+
+
+# ------------------------------------------------------------------ sequences
+def write_fasta(path, codes, alphabet="ACDEFGHIKLMNPQRSTVWY-"):
+    with open(path, "w") as fh:
+        for i, row in enumerate(codes):
+            fh.write(f">>seq{i}\n{''.join(alphabet[a] for a in row)}\n")
+
+
+def test_categorical_rbm_from_fasta_with_pictures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 21, (40, 12))
+    codes[:, 3] = codes[:, 2]
+    write_fasta(tmp_path / "family.fasta", codes)
+    out = tmp_path / "out"
+    assert cli.main(["train", "--model", "categorical-rbm", "--data",
+                     str(tmp_path / "family.fasta"), "--sequence-weights", "--n-iter", "2",
+                     "--n-components", "5", "--k", "2", "--n-steps", "3", "--quiet",
+                     "--n-jobs", "1", "--out", str(out)]) == 0, capsys.readouterr().err
+    text = capsys.readouterr().out
+    assert "sequence weights" in text and "40 rows x 12 features" in text
+    model = io.load_model(out / "model.npz")
+    assert type(model).__name__ == "CategoricalRBM"
+    assert model.n_categories_ == 21 and model.components_.shape == (5, 12 * 21)
+    for name in ("weights.png", "statistics.png", "training_curves.png", "metrics.json"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train"]["pseudo_likelihood"] == pytest.approx(
+        model.score_samples(codes).mean())
+    # the same codes from a .npy file give the same model (codes read as they are)
+    np.save(tmp_path / "codes.npy", codes)
+    out2 = tmp_path / "out2"
+    assert cli.main(["train", "--model", "categorical-rbm", "--data", str(tmp_path / "codes.npy"),
+                     "--sequence-weights", "--n-iter", "2", "--n-components", "5", "--k", "2",
+                     "--no-plots", "--quiet", "--n-jobs", "1", "--out", str(out2)]) == 0
+    assert "intensities" not in capsys.readouterr().err
+    np.testing.assert_array_equal(io.load_model(out2 / "model.npz").components_,
+                                  model.components_)
+    # sample writes codes only; evaluate reads the alignment
+    assert cli.main(["sample", str(out / "model.npz"), "--n-samples", "4", "--n-steps", "2",
+                     "--out", str(tmp_path / "s")]) == 0
+    samples = np.load(tmp_path / "s" / "samples_4x2.npy")
+    assert samples.shape == (4, 12) and samples.max() < 21
+    assert not (tmp_path / "s" / "samples_4x2.png").exists()
+    assert cli.main(["evaluate", str(out / "model.npz"), "--data",
+                     str(tmp_path / "family.fasta")]) == 0
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["train", "--sequence-weights"], ["--sequence-weights", "categorical-rbm"]),
+    (["train", "--model", "dbn", "--alphabet", "dna"], ["--alphabet", "categorical-rbm"]),
+    (["train", "--model", "categorical-rbm", "--identity", "0.9"],
+     ["--identity", "--sequence-weights"]),
+])
+def test_sequence_options_need_a_sequence_model(tmp_path, capsys, argv, words):
+    one_line(capsys, argv + ["--out", str(tmp_path)], 2, *words)
+
+
+def test_bad_alignment_is_one_line(tmp_path, capsys):
+    (tmp_path / "bad.fasta").write_text(">>a\nACDX\n>>b\nACDE\n")
+    one_line(capsys, ["train", "--model", "categorical-rbm", "--data",
+                      str(tmp_path / "bad.fasta"), "--out", str(tmp_path)], 1, "bad.fasta")

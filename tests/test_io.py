@@ -259,6 +259,12 @@ def _fitted_models():
         "dbn": fastrbm.DBN((5, 3), random_state=0, n_jobs=1,
                            rbm_params=dict(n_iter=1, min_updates=0)).fit(X),
         "dbn_classifier": clf,
+        # 0/1 rows read as codes of q = 2, and codes of q = 3 below
+        "categorical": fastrbm.CategoricalRBM(4, n_chains=7, momentum=0.5, l1_squared=0.01,
+                                              **common).fit(X),
+        "categorical_one_hot": fastrbm.CategoricalRBM(
+            3, n_categories=2, input="one-hot", method="cd", **common).fit(
+                np.stack([1 - X, X], axis=2).reshape(len(X), -1)),
     }
 
 
@@ -267,7 +273,8 @@ def fitted_models():
     return _fitted_models()
 
 
-@pytest.mark.parametrize("name", ["pcd_momentum", "gaussian_learn", "dbn", "dbn_classifier"])
+@pytest.mark.parametrize("name", ["pcd_momentum", "gaussian_learn", "dbn", "dbn_classifier",
+                                  "categorical"])
 def test_v2_round_trip_is_exact(name, fitted_models, tmp_path):
     X, models = fitted_models
     model = models[name]
@@ -285,7 +292,8 @@ def test_v2_round_trip_is_exact(name, fitted_models, tmp_path):
         assert_same_model(original, loaded)
 
 
-@pytest.mark.parametrize("name", ["pcd_momentum", "gaussian_learn", "dbn", "dbn_classifier"])
+@pytest.mark.parametrize("name", ["pcd_momentum", "gaussian_learn", "dbn", "dbn_classifier",
+                                  "categorical", "categorical_one_hot"])
 def test_schema_covers_every_fitted_attribute(name, fitted_models):
     """A fitted attribute the schema does not name would be lost in a file:
     adding state to an estimator means deciding here whether files keep it."""

@@ -105,19 +105,18 @@ class BoundRBM:
         return threads_for_work(self.n_jobs, rows * self.W.shape[0] * self.W.shape[1])
 
     def source(self, X):
-        """The engine's view of validated X (clamped when the layer clips)."""
-        return self.engine.as_source(X, clip=self.visible.clip)
+        """The engine's view of validated X, as the visible layer has it read
+        (clamped when the layer clips; categorical codes as they are)."""
+        return self.visible.source(self.engine, X)
 
     def read_rows(self, X, start=0, stop=None):
         """Rows start..stop of validated host X as float64, read as the
-        engines read them (uint8 / 255, sparse densified, clamped to [0, 1]
-        when the visible layer clips)."""
+        engines read them (sparse densified; the layer's ``read_rows``:
+        uint8 / 255 and clamped to [0, 1] for binary units, codes as they
+        are for categorical units)."""
         part = X[start:stop]
         part = part.toarray() if hasattr(part, "toarray") else np.asarray(part)
-        part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
-        if self.visible.clip:
-            np.clip(part, 0, 1, out=part)
-        return part
+        return self.visible.read_rows(part)
 
     def hidden_proba(self, X):
         """P(h = 1 | v) of the rows of validated X."""
@@ -155,8 +154,8 @@ class BoundRBM:
         """k Gibbs steps of the unit-variance model with visible biases
         ``vbias`` (``evaluation``'s AIS scale) from the rows of ``start``."""
         with kernel_threads():
-            return self.engine.gibbs(self.engine.as_source(start), self.W, vbias, self.hbias,
-                                     int(k), key, 0, stream, n_threads,
+            return self.engine.gibbs(self.visible.source(self.engine, start), self.W, vbias,
+                                     self.hbias, int(k), key, 0, stream, n_threads,
                                      **self.visible.unit_scale_kwargs())
 
     def uniforms(self, key, rows, n_cols, step, stream, phase, dtype):
@@ -169,9 +168,12 @@ class BoundRBM:
                                           self.W.dtype)
 
     def cd_epoch(self, X, order, batch_size, chains, velocity, activity, workspace, config,
-                 key, step0, n_threads):
-        """CD/PCD minibatch updates of the parameters over the rows ``order`` of X."""
+                 key, step0, n_threads, sample_weight=None):
+        """CD/PCD minibatch updates of the parameters over the rows ``order``
+        of X (``sample_weight``: per row of X, or None)."""
         _, update = self.visible.train_options()
+        if sample_weight is not None:
+            update = dict(update, sample_weight=sample_weight)
         with kernel_threads():
             self.engine.cd_update(self.source(X), order, int(batch_size), self.W, self.vbias,
                                   self.hbias, chains, *velocity, activity, workspace, config,

@@ -94,6 +94,41 @@ class BernoulliVisible:
         """Per-unit standard deviations (float64), or None: not scaled."""
         return None
 
+    def source(self, engine, X):
+        """The engine's view of validated X (clamped when the layer clips)."""
+        return engine.as_source(X, clip=self.clip)
+
+    def read_rows(self, part):
+        """Validated host rows as float64 states, as the engines read them
+        (uint8 / 255, clamped to [0, 1] when the layer clips)."""
+        part = part / 255.0 if part.dtype == np.uint8 else part.astype(np.float64)
+        if self.clip:
+            np.clip(part, 0, 1, out=part)
+        return part
+
+    def column_means(self, X, rows=None):
+        """Feature means of (``rows`` of) validated X as the engines read it:
+        what ``initial_bias`` and ``base_bias`` take."""
+        from ._validation import column_means
+
+        return column_means(X, rows, clip=self.clip)
+
+    def as_states(self, states, dtype):
+        """Host states (float64) in the form the engines take as chains' starts."""
+        return states.astype(dtype)
+
+    def pseudo_log_likelihood(self, v, W, b, c):
+        """Exact sum over units of log P(v_i | v_-i) of float64 rows ``v``
+        (float64 host parameters): for each bit, the free energy with it flipped."""
+        x = v @ W.T + c                     # (m, H)
+        s = 1 - 2 * v                       # change of bit i when flipped, (m, D)
+        # F(v with bit i flipped) - F(v), for every row and bit
+        sp_x = np.logaddexp(0, x)
+        flipped = np.logaddexp(0, x[:, None, :] + s[:, :, None] * W.T[None, :, :])
+        dF = -s * b - (flipped - sp_x[:, None, :]).sum(axis=2)
+        # log P(v_i | v_-i) = log sigmoid(dF) = -softplus(-dF)
+        return -np.logaddexp(0, -dF).sum(axis=1)
+
     def check_entries(self):
         """This layer's own parameters for ``_backend.check_layer``: none."""
         return []
@@ -267,3 +302,159 @@ class GaussianVisible(BernoulliVisible):
         exactly integrated over v (unit-variance scale)."""
         h = np.unique((states @ W.T + c > 0).astype(np.float64), axis=0)
         return float(logsumexp(self.log_weights(h, W, b, c, "hidden")) + self.constant(W, b))
+
+
+class CategoricalVisible(BernoulliVisible):
+    """Categorical (Potts) visible units: L sites with q categories each.
+
+    A state is the one-hot vector of its integer codes v_i in 0..q-1, laid
+    out site by site (column i * q + a of W and entry i * q + a of the
+    visible biases belong to category a of site i; ``_reference``'s
+    "Categorical (Potts) visible units").  Energy term -sum_i b_{i v_i};
+    the hidden units receive sum_i W_{j, i v_i}.  Data and states are codes
+    (n, L); the engines take them in any integer dtype (``categories=q``).
+
+    Parameters
+    ----------
+    q : int
+        Categories per site.
+    l1_squared : float, default=0.0
+        The L1-squared penalty on the weights (a training option).
+    zero_sum_gauge : bool, default=False
+        Move the parameters to the zero-sum gauge after every update.
+    """
+
+    kind = "categorical"
+    binary = False
+    # the pseudo-likelihood of a site sums over its q categories
+    has_pseudo_likelihood = True
+    # the visible side has q**L states: only the hidden side is enumerated
+    enumerable = False
+
+    def __init__(self, q, l1_squared=0.0, zero_sum_gauge=False):
+        super().__init__(clip=False)
+        self.q = int(q)
+        self.l1_squared = float(l1_squared)
+        self.zero_sum_gauge = bool(zero_sum_gauge)
+
+    def engine_kwargs(self):
+        return {"categories": self.q}
+
+    def hidden_kwargs(self):
+        return {"categories": self.q}
+
+    def train_options(self):
+        return ({"categories": self.q, "l1_squared": self.l1_squared,
+                 "zero_sum_gauge": self.zero_sum_gauge}, {})
+
+    def unit_scale_kwargs(self):
+        return {"categories": self.q}
+
+    def source(self, engine, X):
+        # the engines read integer codes as they are (no / 255, no clamp)
+        return X
+
+    def read_rows(self, part):
+        """Validated host codes (n, L) as float64 codes."""
+        return np.asarray(part).astype(np.float64)
+
+    def one_hot(self, codes):
+        """float64 one-hot rows (n, L q) of codes (n, L)."""
+        codes = np.asarray(codes).astype(np.intp)
+        n, L = codes.shape
+        out = np.zeros((n, L * self.q))
+        out[np.arange(n)[:, None], np.arange(L)[None, :] * self.q + codes] = 1
+        return out
+
+    def column_means(self, X, rows=None, sample_weight=None):
+        """Site frequencies (L q): the (weighted) fraction of rows with
+        category a at site i."""
+        if rows is not None:
+            X = X[np.asarray(rows)]
+            sample_weight = None if sample_weight is None else sample_weight[np.asarray(rows)]
+        X = np.asarray(X)
+        n, L = X.shape
+        weight = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        counts = np.zeros((L, self.q))
+        for i in range(L):
+            counts[i] = np.bincount(X[:, i].astype(np.intp), weights=weight,
+                                    minlength=self.q)[:self.q]
+        return (counts / max(weight.sum(), np.finfo(float).tiny)).ravel()
+
+    def as_states(self, states, dtype):
+        return np.asarray(states).astype(np.int32)
+
+    def initial_bias(self, means, clip_p):
+        """Visible biases at the start of training: log of the clipped site
+        frequencies (the independent-site model of the data)."""
+        return np.log(np.clip(np.asarray(means, dtype=np.float64), clip_p, None))
+
+    # ------------------------------------------------------------ exact sums
+    def exact_units(self, W):
+        return W.shape[0]
+
+    def enumerated_side(self, W):
+        return "hidden"
+
+    def site_log_marginal(self, field):
+        """Per row, sum over sites of log sum_a exp(field_ia) of fields (n, L q)."""
+        n = field.shape[0]
+        return logsumexp(field.reshape(n, -1, self.q), axis=2).sum(axis=1)
+
+    def log_weights(self, states, W, b, c, side):
+        return states @ c + self.site_log_marginal(states @ W + b)
+
+    def constant(self, W, b):
+        return 0.0
+
+    def sample(self, field, rng):
+        """Codes (n, L) as float64, one category per site drawn from the
+        softmax of the field b + h W by inverse CDF."""
+        n = field.shape[0]
+        x = field.reshape(n, -1, self.q)
+        e = np.exp(x - x.max(axis=2, keepdims=True))
+        cdf = np.cumsum(e, axis=2)
+        u = rng.random((n, x.shape[1], 1)) * cdf[..., -1:]
+        return np.minimum((cdf <= u).sum(axis=2), self.q - 1).astype(np.float64)
+
+    def binarize(self, rows, rng):
+        return rows
+
+    def best_hidden_log_weights(self, states, W, b, c):
+        """Certified-bound terms: log of the exact sum over the distinct most
+        probable h given each visited code row."""
+        h = np.unique((self.one_hot(states) @ W.T + c > 0).astype(np.float64), axis=0)
+        return float(logsumexp(self.log_weights(h, W, b, c, "hidden")))
+
+    def pseudo_log_likelihood(self, v, W, b, c):
+        """Exact sum over sites of log P(v_i | v_-i) of code rows ``v``: at
+        each site the q alternatives' terms, analytically (float64)."""
+        q = self.q
+        codes = np.asarray(v).astype(np.intp)
+        m, L = codes.shape
+        H = W.shape[0]
+        Wb = W.reshape(H, L, q)
+        bb = b.reshape(L, q)
+        x = self.one_hot(codes) @ W.T + c                      # (m, H)
+        own = Wb[:, np.arange(L)[None, :], codes]              # (H, m, L): W_{j, i v_i}
+        # hidden input with site i set to category a: x - W_{j,i v_i} + W_{j,i a}
+        rest = x.T[:, :, None] - own                          # (H, m, L)
+        alt = rest[..., None] + Wb[:, None, :, :]              # (H, m, L, q)
+        neg_f = bb[None] + np.logaddexp(0, alt).sum(axis=0)    # (m, L, q): -F up to a constant
+        chosen = np.take_along_axis(neg_f, codes[..., None], axis=2)[..., 0]
+        return (chosen - logsumexp(neg_f, axis=2)).sum(axis=1)
+
+    # ------------------------------------------------------------ AIS base model
+    def base_bias(self, means):
+        """Fields of the AIS base model: log of the clipped site frequencies."""
+        if means is None:
+            return None
+        return np.log(np.clip(np.asarray(means, dtype=np.float64), BASE_RATE_CLIP, None))
+
+    def uniform_means(self, n_features):
+        return np.full(n_features, 1.0 / self.q)
+
+    def log_z_base(self, W, b, base):
+        """log Z of the base model: uniform hidden units, independent sites."""
+        return W.shape[0] * np.log(2.0) + float(logsumexp(base.reshape(-1, self.q),
+                                                          axis=1).sum())

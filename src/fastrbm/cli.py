@@ -15,6 +15,9 @@ Data files follow the Python API's input rules (floats in [0, 1], uint8 as
 intensity/255, bool and 0/1 integers as they are), with one convenience
 stated in a printed note: whole numbers that reach above 1 and stay within
 0-255 (integer arrays, CSV exports of images) are read as 0-255 intensities.
+For ``--model categorical-rbm`` the data are sequences: an aligned FASTA or
+A2M file (``fastrbm.sequences.read_alignment``, ``--alphabet``), or a NumPy
+or CSV file of integer codes, read as they are.
 """
 import argparse
 import importlib.util
@@ -60,7 +63,13 @@ MODEL_TYPES = {
     "gaussian-rbm": ("GaussianBernoulliRBM", False, lambda o, c, s: _rbm_params(o, c)),
     "dbn": ("DBN", False, _dbn_params),
     "dbn-classifier": ("DBNClassifier", True, _dbn_params),
+    "categorical-rbm": ("CategoricalRBM", False, lambda o, c, s: _rbm_params(o, c)),
 }
+
+# models of sequences (integer codes, read as they are)
+SEQUENCE_MODELS = ("categorical-rbm",)
+# file endings of aligned sequences (optionally .gz)
+ALIGNMENT_SUFFIXES = (".fasta", ".fa", ".faa", ".fas", ".afa", ".a2m", ".aln")
 
 # defaults per data set: small and fast for the 8x8 digits (the no-argument
 # run is a first look, so it must be quick; its time is in
@@ -75,7 +84,14 @@ DEFAULTS = {
     "images": dict(n_components=200, learning_rate=0.05, batch_size=50, n_iter=5, k=1,
                    method="pcd", momentum=0.5, weight_decay=1e-4,
                    min_updates=IMAGES_MIN_UPDATES),
+    # PCD-10 with 100 hidden units and minibatches of 100, the setting of
+    # DsysDML's rbms and of benchmarks/bench_kunitz.py
+    "sequences": dict(n_components=100, learning_rate=0.01, batch_size=100, n_iter=20, k=10,
+                      method="pcd", momentum=0.0, weight_decay=0.0,
+                      min_updates=IMAGES_MIN_UPDATES),
 }
+# chains of the site-statistics picture of a sequence model
+SEQUENCE_SAMPLES = 1000
 
 
 # --hidden-layer-sizes of a dbn or dbn-classifier unless given
@@ -120,8 +136,30 @@ MAX_SHOWN = 400
 
 
 # ----------------------------------------------------------------- data
-def _load_path(path):
-    """(X, y or None, description) from a .npy, .npz, .csv or IDX file."""
+def _is_alignment(path):
+    lower = path.lower()
+    lower = lower[:-3] if lower.endswith(".gz") else lower
+    return lower.endswith(ALIGNMENT_SUFFIXES)
+
+
+def _load_alignment(path, alphabet):
+    """(codes, None, description) of an aligned FASTA / A2M file."""
+    from .sequences import read_alignment
+
+    if not os.path.exists(path):
+        raise CLIError(f"data file not found: {path}")
+    try:
+        alignment = read_alignment(path, alphabet=alphabet)
+    except (ValueError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise CLIError(f"{path}: cannot read the alignment ({_first_line(exc)})") from None
+    if alignment.codes.size == 0:
+        raise CLIError(f"{path}: the alignment holds no sequences")
+    return alignment.codes, None, f"{path} ({len(alignment.alphabet)} symbols)"
+
+
+def _load_path(path, codes=False):
+    """(X, y or None, description) from a .npy, .npz, .csv or IDX file
+    (``codes``: integer codes, never read as intensities)."""
     if not os.path.exists(path):
         raise CLIError(f"data file not found: {path}")
     if os.path.isdir(path):
@@ -177,7 +215,7 @@ def _load_path(path):
             row, col = bad[0]
             raise CLIError(f"{path}: row {row}, column {col} (counting from 0) is "
                            f"{X[row, col]}; remove or fill in such values")
-    return _intensities(X, path), y, path
+    return (X if codes else _intensities(X, path)), y, path
 
 
 def _intensities(X, path):
@@ -230,8 +268,18 @@ def _load_csv(path):
     return X
 
 
-def load_data(spec, subset="train"):
-    """The data named by ``--data``: (X, y or None, description, image shape)."""
+def load_data(spec, subset="train", sequences=None):
+    """The data named by ``--data``: (X, y or None, description, image shape).
+
+    ``sequences``: the alphabet of a sequence model's data (aligned FASTA /
+    A2M files are read with it, other files as integer codes); None for
+    models of images."""
+    if sequences is not None and spec not in ("digits", "fashion-mnist", "mnist"):
+        if _is_alignment(spec):
+            X, y, desc = _load_alignment(spec, sequences)
+        else:
+            X, y, desc = _load_path(spec, codes=True)
+        return X, y, desc, None
     if spec == "digits":
         X, y = datasets.load_digits()
         # a fixed split so that train reports held-out metrics
@@ -274,14 +322,19 @@ def _metrics(model, X, y=None):
     """Reconstruction error, pseudo-likelihood, free energy (and accuracy)."""
     out = {"n_samples": int(X.shape[0])}
     # an RBM with real-valued visible units (Gaussian) reads raw numbers
-    # (uint8 too) and reconstructs on that scale
-    gaussian = _is_rbm(model) and not bind(model).visible.binary
-    data = X / 255.0 if X.dtype == np.uint8 and not gaussian else X
+    # (uint8 too) and reconstructs on that scale; categorical units
+    # reconstruct the one-hot rows of their codes
+    visible = bind(model).visible if _is_rbm(model) else None
+    binary = visible is None or visible.binary
+    data = X / 255.0 if X.dtype == np.uint8 and binary else X
+    if visible is not None and hasattr(visible, "one_hot"):
+        data = visible.one_hot(X)
     if hasattr(model, "reconstruct"):
         out["reconstruction_error"] = float(np.mean((data - model.reconstruct(X)) ** 2))
     if hasattr(model, "score_samples"):
         # GaussianBernoulliRBM.score_samples is log p(x) + log Z, not a pseudo-likelihood
-        key = "unnormalised_log_density" if gaussian else "pseudo_likelihood"
+        key = ("pseudo_likelihood" if visible is None or visible.has_pseudo_likelihood
+               else "unnormalised_log_density")
         out[key] = float(np.mean(model.score_samples(X)))
     if hasattr(model, "free_energy"):
         out["mean_free_energy"] = float(np.mean(model.free_energy(X)))
@@ -371,13 +424,20 @@ def _prepare_out(out):
 # ----------------------------------------------------------------- commands
 def _refuse_inapplicable(args):
     """Options given that the chosen model or command would silently ignore."""
-    rbm = args.model in ("rbm", "gaussian-rbm")
+    rbm = args.model in ("rbm", "gaussian-rbm") + SEQUENCE_MODELS
+    if args.model not in SEQUENCE_MODELS:
+        for option in ("sequence_weights", "alphabet", "identity"):
+            if getattr(args, option) is not None and getattr(args, option) is not False:
+                raise UsageError(f"--{option.replace('_', '-')} is for sequence data "
+                                 f"(--model categorical-rbm)")
+    if args.identity is not None and not args.sequence_weights:
+        raise UsageError("--identity applies only with --sequence-weights")
     if args.hidden_layer_sizes is not None and rbm:
         raise UsageError(f"--hidden-layer-sizes is for --model dbn or dbn-classifier; "
                          f"--model {args.model} takes --n-components")
     if args.ais and not rbm:
         raise UsageError(f"--ais estimates an RBM's log-likelihood; --model {args.model} "
-                         f"has none (use --model rbm or gaussian-rbm)")
+                         f"has none (use --model rbm, gaussian-rbm or categorical-rbm)")
     if args.ais_chains is not None and not args.ais:
         raise UsageError("--ais-chains applies only with --ais")
     if args.n_steps is not None and args.no_plots:
@@ -393,7 +453,9 @@ def cmd_train(args):
                        "GPU; use --device cpu")
     _prepare_out(args.out)
     print(f"loading data: {args.data}", flush=True)
-    X, y, desc, shape = load_data(args.data, "train")
+    sequences = args.model in SEQUENCE_MODELS
+    alphabet = (args.alphabet or "protein") if sequences else None
+    X, y, desc, shape = load_data(args.data, "train", sequences=alphabet)
     if needs_labels and y is None:
         raise CLIError(f"--model {args.model} needs labels; {desc} has none "
                        f"(use a .npz file with arrays X and y)")
@@ -406,9 +468,11 @@ def cmd_train(args):
     if "n_iter" in explicit:
         # epochs given on the command line are run as given
         explicit["min_updates"] = 0
-    if args.model == "rbm" or args.model == "gaussian-rbm":
+    if args.model in ("rbm", "gaussian-rbm") + SEQUENCE_MODELS:
         # the RBM gets the data set's defaults; a DBN keeps its own per-layer defaults
-        explicit = {**DEFAULTS["digits" if args.data == "digits" else "images"], **explicit}
+        kind = ("sequences" if sequences else "digits" if args.data == "digits"
+                else "images")
+        explicit = {**DEFAULTS[kind], **explicit}
         if args.model == "gaussian-rbm" and "learning_rate" not in _given_options(args):
             # unbounded visible units: 0.05 diverges on digits (0.01 does not)
             explicit["learning_rate"] = GAUSSIAN_LEARNING_RATE
@@ -420,6 +484,18 @@ def cmd_train(args):
         if name not in accepted:
             raise UsageError(f"option for {name} does not apply to {cls.__name__}")
     model = cls(**params)
+    fit_options = {}
+    if args.sequence_weights:
+        from .sequences import sequence_weights
+
+        identity = 0.8 if args.identity is None else args.identity
+        try:
+            weights = sequence_weights(X, identity=identity, n_jobs=args.n_jobs)
+        except (ValueError, TypeError) as exc:
+            raise CLIError(f"cannot weight the sequences of {desc}: {exc}") from None
+        fit_options["sample_weight"] = weights
+        print(f"sequence weights (identity >= {identity:g}): effective number of sequences "
+              f"{weights.sum():.1f} of {len(weights)}", flush=True)
     print(f"training {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in params.items())})\n"
           f"  on {desc}: {X.shape[0]} rows x {X.shape[1]} features", flush=True)
     if args.device == "gpu":
@@ -428,7 +504,7 @@ def cmd_train(args):
         X = cupy.asarray(X)
     start = time.perf_counter()
     try:
-        model.fit(X, y) if needs_labels else model.fit(X)
+        model.fit(X, y) if needs_labels else model.fit(X, **fit_options)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"cannot train on {desc}: {exc}") from None
     seconds = time.perf_counter() - start
@@ -456,7 +532,12 @@ def cmd_train(args):
     plotting = _plotting(not args.no_plots)
     if plotting is not None:
         shown = test[0] if test is not None else X
-        written += _pictures(plotting, model, shown, shape, args.out, args.n_steps or 1000)
+        if sequences:
+            written += _sequence_pictures(plotting, model, shown, alphabet, args.out,
+                                          args.n_steps or 1000,
+                                          fit_options.get("sample_weight"))
+        else:
+            written += _pictures(plotting, model, shown, shape, args.out, args.n_steps or 1000)
     print("wrote:\n  " + "\n  ".join(written))
     return 0
 
@@ -487,6 +568,27 @@ def _pictures(plotting, model, X, shape, out, n_steps):
         samples = model.sample(100, n_steps=n_steps)
         plotting.plot_samples(samples, shape, title=f"100 Gibbs chains after {n_steps} steps",
                               path=path("samples.png"))
+    if getattr(model, "history_", None):
+        plotting.plot_history(model, path=path("training_curves.png"))
+    return files
+
+
+def _sequence_pictures(plotting, model, X, alphabet, out, n_steps, weights):
+    """Pictures of a sequence model: weight heat maps of the strongest hidden
+    units, the site statistics of samples against the data, training curves."""
+    files = []
+
+    def path(name):
+        files.append(os.path.join(out, name))
+        return files[-1]
+
+    from .sequences import ALPHABETS
+
+    plotting.plot_sequence_weights(model, alphabet=ALPHABETS.get(alphabet, alphabet),
+                                   path=path("weights.png"))
+    samples = model.sample(SEQUENCE_SAMPLES, n_steps=n_steps)
+    plotting.plot_sequence_statistics(X, samples, model.n_categories_, weights,
+                                      path=path("statistics.png"))
     if getattr(model, "history_", None):
         plotting.plot_history(model, path=path("training_curves.png"))
     return files
@@ -526,7 +628,8 @@ def cmd_sample(args):
     # a name of its own: never the samples.png that 'train' wrote into the same folder
     stem = os.path.join(args.out, f"samples_{args.n_samples}x{args.n_steps}")
     targets = [stem + ".npy"]
-    plotting = _plotting(not args.no_plots)
+    # a sequence model's samples are codes, not images: the .npy file only
+    plotting = _plotting(not args.no_plots and getattr(model, "n_categories_", None) is None)
     if plotting is not None:
         targets.append(stem + ".png")
     replaced = [t for t in targets if os.path.exists(t)]
@@ -555,7 +658,9 @@ def cmd_evaluate(args):
     if args.ais and not _is_rbm(model):
         raise UsageError(f"--ais estimates an RBM's log-likelihood; {args.model_file} holds a "
                          f"{type(model).__name__}")
-    X, y, desc, _ = load_data(args.data, args.subset or "test")
+    sequences = ((args.alphabet or "protein")
+                 if getattr(model, "n_categories_", None) is not None else None)
+    X, y, desc, _ = load_data(args.data, args.subset or "test", sequences=sequences)
     n_in = getattr(model, "n_features_in_", None)
     if n_in is not None and X.shape[1] != n_in:
         raise CLIError(f"{desc} has {X.shape[1]} features but the model was trained on {n_in}")
@@ -688,7 +793,8 @@ def build_parser():
                        help=data_help + " (default: digits)")
     train.add_argument("--model", default="rbm", choices=list(MODEL_TYPES),
                        help="model type: rbm (BernoulliRBM), gaussian-rbm, dbn, dbn-classifier "
-                            "(needs labels); types missing from this version say so "
+                            "(needs labels), categorical-rbm (sequences: an aligned FASTA/A2M "
+                            "file or integer codes); types missing from this version say so "
                             "(default: rbm)")
     train.add_argument("--n-components", type=_positive_int,
                        help="hidden units of an rbm (default: 100 for digits, 200 for 28x28 "
@@ -724,6 +830,15 @@ def build_parser():
                        help="also estimate the log-likelihood by annealed importance sampling")
     train.add_argument("--ais-chains", type=_count(MAX_AIS_CHAINS),
                        help="AIS chains, with --ais (default: 100)")
+    train.add_argument("--alphabet", metavar="SYMBOLS",
+                       help="categorical-rbm: alphabet of an aligned FASTA/A2M file: protein "
+                            "(ACDEFGHIKLMNPQRSTVWY-), dna, rna or the symbols in code order "
+                            "(default: protein)")
+    train.add_argument("--sequence-weights", action="store_true",
+                       help="categorical-rbm: weight each sequence by 1 / (number of "
+                            "sequences at >= --identity identity)")
+    train.add_argument("--identity", type=_nonneg_float,
+                       help="identity threshold of --sequence-weights (default: 0.8)")
     train.add_argument("--no-plots", action="store_true", help="write no pictures")
     train.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     train.set_defaults(func=cmd_train)
@@ -755,6 +870,9 @@ def build_parser():
     evaluate.add_argument("--ais-chains", type=_count(MAX_AIS_CHAINS),
                           help="AIS chains, with --ais (default: 100)")
     evaluate.add_argument("--seed", type=int, help="AIS random seed, with --ais (default: 0)")
+    evaluate.add_argument("--alphabet", metavar="SYMBOLS",
+                          help="alphabet of an aligned FASTA/A2M file, for a categorical-rbm "
+                               "(default: protein)")
     evaluate.add_argument("--json", metavar="FILE", help="also write the metrics as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
 

@@ -37,7 +37,6 @@ from ._dask_rows import ChainSplit, is_dask_collection, rowwise
 from ._engine import bind
 from ._random import STREAM_AIS, seed_sequence
 from ._units import BASE_RATE_CLIP  # noqa: F401  (documented here: the AIS base model)
-from ._validation import column_means
 
 __all__ = ["AISResult", "AISWarning", "ais_schedule", "log_likelihood", "log_partition_ais",
            "log_partition_exact", "pseudo_likelihood"]
@@ -356,7 +355,7 @@ def _base_visible_bias(bound, data):
     """Visible biases of the base-rate model from validated ``data``'s feature
     means, else the training data's (the visible layer's ``base_bias``)."""
     if data is not None:
-        means = column_means(data, clip=bound.visible.clip)
+        means = bound.visible.column_means(data)
     else:
         means = bound.visible_means
         if means is None:
@@ -503,7 +502,7 @@ def log_partition_ais(model, n_chains=100, betas=None, random_state=None, *, dat
         else:
             start = _approximate_samples(bound, vbias, visited, int(n_chains),
                                          reverse_burn_in, burn_in_key, threads, rng)
-        start = start.astype(W.dtype)
+        start = visible.as_states(start, W.dtype)
         visited.append(start)
         # strictly decreasing from 1 to 0: the kernels step down to 0 only at the end
         backwards = np.unique(schedule)[::-1].copy()
@@ -540,7 +539,7 @@ def _approximate_samples(bound, vbias, visited, n, burn_in, key, threads, rng):
     steps of the model (unit-variance scale for Gaussian units)."""
     pool = visited[-1] if len(visited) > 1 else visited[0]
     pick = rng.choice(len(pool), size=n, replace=len(pool) < n)
-    start = bound.visible.binarize(pool[pick], rng).astype(bound.W.dtype)
+    start = bound.visible.as_states(bound.visible.binarize(pool[pick], rng), bound.W.dtype)
     if burn_in == 0:
         return start
     if is_cupy_array(bound.W):
@@ -714,11 +713,14 @@ def log_likelihood_validated(model, X, log_z):
 
 
 def pseudo_likelihood(model, X, *, normalize=False):
-    """Exact pseudo-likelihood over all bits: ``sum_i log P(x_i | x_-i)``.
+    """Exact pseudo-likelihood over all units: ``sum_i log P(x_i | x_-i)``.
 
     scikit-learn's ``score_samples`` estimates this sum from one random bit
     per row (times n_features); this is the full sum, computed exactly
-    (float64, vectorised over rows, bits and hidden units in chunks).
+    (float64, vectorised over rows, bits and hidden units in chunks).  For
+    a :class:`~fastrbm.CategoricalRBM` the units are the sites:
+    ``log P(v_i | v_-i)`` normalises over the q categories of site i, from
+    the free energies of the q alternatives at that site.
 
     Parameters
     ----------
@@ -727,8 +729,9 @@ def pseudo_likelihood(model, X, *, normalize=False):
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Binary data, as for the model's ``fit``.
     normalize : bool, default=False
-        Divide by the number of features (mean log conditional per bit,
-        comparable across data sets of different widths).
+        Divide by the number of features (sites of a categorical model):
+        the mean log conditional per unit, comparable across data sets of
+        different widths.
 
     Returns
     -------
@@ -750,13 +753,6 @@ def pseudo_likelihood(model, X, *, normalize=False):
     chunk = max(1, _CHUNK_ELEMENTS // (D * H))
     for start in range(0, n, chunk):
         v = bound.read_rows(X, start, min(n, start + chunk))
-        x = v @ W.T + c                     # (m, H)
-        s = 1 - 2 * v                       # change of bit i when flipped, (m, D)
-        # F(v with bit i flipped) - F(v), for every row and bit
-        sp_x = np.logaddexp(0, x)
-        flipped = np.logaddexp(0, x[:, None, :] + s[:, :, None] * W.T[None, :, :])
-        dF = -s * b - (flipped - sp_x[:, None, :]).sum(axis=2)
-        # log P(v_i | v_-i) = log sigmoid(dF) = -softplus(-dF)
-        out[start:start + len(v)] = -np.logaddexp(0, -dF).sum(axis=1)
-    out = out / D if normalize else out
+        out[start:start + len(v)] = bound.visible.pseudo_log_likelihood(v, W, b, c)
+    out = out / X.shape[1] if normalize else out
     return to_device(out) if on_gpu else out

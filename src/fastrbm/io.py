@@ -120,6 +120,7 @@ METADATA_KEY = "__fastrbm__"
 MODEL_CLASSES = {
     "BernoulliRBM": "fastrbm.rbm:BernoulliRBM",
     "GaussianBernoulliRBM": "fastrbm.gaussian:GaussianBernoulliRBM",
+    "CategoricalRBM": "fastrbm.categorical:CategoricalRBM",
     "DBN": "fastrbm.dbn:DBN",
     "DBNClassifier": "fastrbm.dbn:DBNClassifier",
 }
@@ -305,6 +306,11 @@ STATE_SCHEMA = {
         Field("log_variance", "_log_var", "array", False, _or_none(_float_array(1))),
         Field("checkpoint_log_variances", "checkpoint_log_var_", "arrays", False,
               _float_arrays),
+    ),
+    # categories per site and sites: components_ has n_sites_ * n_categories_ columns
+    "CategoricalRBM": _RBM_STATE + (
+        Field("n_categories_", "n_categories_", "scalar", True, _int_in(2, 2**16)),
+        Field("n_sites_", "n_sites_", "scalar", True, _int_in(1, 2**31 - 1)),
     ),
     "DBN": (
         _N_FEATURES, _FEATURE_NAMES,
@@ -574,7 +580,16 @@ def _check_state(params, state, where, names):
             raise _CorruptField(f"{where}.params.n_components",
                                 f"{params.get('n_components')!r} disagrees with "
                                 f"components_ {W.shape}")
-        if state.get("n_features_in_") != D:
+        width = D
+        if "n_categories_" in state:
+            # categorical units: D = sites x categories; X has a column per
+            # site (codes) or per unit (one-hot)
+            q, sites = state["n_categories_"], state.get("n_sites_")
+            if sites is None or sites * q != D:
+                raise _CorruptField(f"{where}.n_sites_", f"{sites!r} sites of {q} categories "
+                                                         f"disagree with components_ {W.shape}")
+            width = D if params.get("input") == "one-hot" else sites
+        if state.get("n_features_in_") != width:
             raise _CorruptField(f"{where}.n_features_in_",
                                 f"{state.get('n_features_in_')!r} disagrees with "
                                 f"components_ {W.shape}")

@@ -1,4 +1,5 @@
-"""Pictures of RBMs: filters, reconstructions, Gibbs samples, training curves.
+"""Pictures of RBMs: filters, reconstructions, Gibbs samples, training curves,
+and for sequence models weight heat maps and site statistics.
 
 matplotlib is an optional dependency (``pip install "fastrbm[plot]"``); it is
 imported when a function here is first called, with the non-interactive Agg
@@ -217,6 +218,106 @@ def plot_history(history, path=None):
         ax.plot(epochs, [h[key] for h in history], marker="o", markersize=3)
         ax.set_xlabel("epoch")
         ax.set_title(key.replace("_", " ") + " (monitoring rows)", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+# ------------------------------------------------------------- sequences
+def plot_sequence_weights(model, n_units=6, alphabet=None, path=None):
+    """Heat maps (category x site) of the weights of the strongest hidden units
+    of a :class:`~fastrbm.CategoricalRBM`.
+
+    The units are ranked by the L2 norm of their weights (in the zero-sum
+    gauge, which a default fit keeps, the norm does not depend on the
+    arbitrary offsets of each site's weights); each map is centred on 0
+    (red positive, blue negative) with its own colour scale.
+
+    Parameters
+    ----------
+    model : fitted CategoricalRBM
+        The model (``components_``, ``n_sites_``, ``n_categories_``).
+    n_units : int, default=6
+        How many units to show, strongest first.
+    alphabet : str, optional
+        One symbol per category, for the rows' labels (default the codes).
+    path : str, optional
+        Write a PNG there and close the figure.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    plt = _pyplot()
+    W = np.asarray(model.components_, dtype=np.float64)
+    L, q = int(model.n_sites_), int(model.n_categories_)
+    blocks = W.reshape(len(W), L, q)
+    # centred per site: any offset shared by a site's categories changes nothing
+    blocks = blocks - blocks.mean(axis=2, keepdims=True)
+    norms = np.sqrt((blocks ** 2).sum(axis=(1, 2)))
+    order = np.argsort(norms)[::-1][:n_units]
+    labels = list(alphabet) if alphabet is not None and len(alphabet) == q else [
+        str(a) for a in range(q)]
+    fig, axes = plt.subplots(len(order), 1, figsize=(max(6, 0.14 * L + 2), 2.1 * len(order)),
+                             dpi=100, squeeze=False)
+    for ax, j in zip(axes[:, 0], order):
+        scale = float(np.abs(blocks[j]).max()) or 1.0
+        image = ax.imshow(blocks[j].T, cmap="RdBu_r", vmin=-scale, vmax=scale, aspect="auto",
+                          interpolation="nearest")
+        ax.set_yticks(range(q))
+        ax.set_yticklabels(labels, fontsize=5)
+        ax.set_xlabel("site", fontsize=7)
+        ax.tick_params(axis="x", labelsize=6)
+        ax.set_title(f"hidden unit {j} (weight norm {norms[j]:.2f})", fontsize=8)
+        fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_sequence_statistics(data, samples, n_categories, weights=None, path=None):
+    """Site and pair statistics of samples against the data (the usual check
+    of a sequence model): one-site frequencies f_i(a) and connected two-site
+    correlations f_ij(a, b) - f_i(a) f_j(b), one point per entry, with their
+    Pearson r.
+
+    Parameters
+    ----------
+    data : array-like of int, shape (n_sequences, n_sites)
+        The data's codes.
+    samples : array-like of int, shape (n_samples, n_sites)
+        The model's samples (codes).
+    n_categories : int
+        Categories per site.
+    weights : array-like of float, optional
+        Weights of the data's sequences (e.g. ``sequences.sequence_weights``).
+    path : str, optional
+        Write a PNG there and close the figure.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    from .sequences import connected_correlations, site_frequencies
+
+    plt = _pyplot()
+    pairs = []
+    f_data = site_frequencies(data, n_categories, weights).ravel()
+    f_model = site_frequencies(samples, n_categories).ravel()
+    pairs.append(("one-site frequencies", f_data, f_model))
+    if np.asarray(data).shape[1] > 1:
+        c_data = connected_correlations(data, n_categories, weights).ravel()
+        c_model = connected_correlations(samples, n_categories).ravel()
+        pairs.append(("connected two-site correlations", c_data, c_model))
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4 * len(pairs), 4), dpi=100,
+                             squeeze=False)
+    for ax, (name, x, y) in zip(axes[0], pairs):
+        r = float(np.corrcoef(x, y)[0, 1]) if np.std(x) > 0 and np.std(y) > 0 else float("nan")
+        ax.scatter(x, y, s=2, alpha=0.4, linewidths=0)
+        low, high = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+        ax.plot([low, high], [low, high], color="gray", linewidth=0.8)
+        ax.set_xlabel("data")
+        ax.set_ylabel("samples")
+        ax.set_title(f"{name}\nPearson r = {r:.3f}", fontsize=9)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return _finish(fig, path)

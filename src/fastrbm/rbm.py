@@ -129,6 +129,12 @@ class TrainConfig:
     gaussian: bool = False
     #: Gaussian units: learn the log-variances handed to ``cd_update(log_var=)``
     learn_sigma: bool = False
+    #: categorical visible units: q categories per site (0: not categorical)
+    categories: int = 0
+    #: categorical units: PGM's L1-squared penalty on the weights
+    l1_squared: float = 0.0
+    #: categorical units: zero-sum gauge after every update
+    zero_sum_gauge: bool = False
 
 
 class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -418,10 +424,15 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                     [(vbias, "intercept_visible_", 1, "same_dtype"),
                      (hbias, "intercept_hidden_", 0, "same_dtype")]
                     + self._unit_parameters(check_layer_entries=True),
-                    [(getattr(self, "n_features_in_", None), f"{owner}.n_features_in_"),
-                     (None if X is None else X.shape[1], "X")])
+                    self._input_widths(X))
         self._default_state()
         return W, vbias, hbias
+
+    def _input_widths(self, X=None):
+        """(width, name) pairs that must equal the weights' column count."""
+        owner = type(self).__name__
+        return [(getattr(self, "n_features_in_", None), f"{owner}.n_features_in_"),
+                (None if X is None else X.shape[1], "X")]
 
     def _unit_parameters(self, check_layer_entries=True):
         """The visible units' own parameters for ``check_layer`` (none for
@@ -556,9 +567,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             self._velocity = velocity
         chains = None
         if self.method == "pcd":
-            chains = writable(self.h_samples_, (self.batch_size, H))
+            n_chains = self._n_chains()
+            chains = writable(self.h_samples_, (n_chains, H))
             if chains is None:
-                chains = xp.zeros((self.batch_size, H), dtype=dtype)
+                chains = xp.zeros((n_chains, H), dtype=dtype)
             self.h_samples_ = chains
         activity = writable(self._hidden_activity, (H,))
         if activity is None:
@@ -585,12 +597,20 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         check_counters(0, step0, -(-len(order) // self.batch_size))
         try:
             machine.cd_epoch(X, order, self.batch_size, chains, velocity, activity, workspace,
-                             config, self._key, step0, threads)
+                             config, self._key, step0, threads, **self._update_options())
         finally:
             # the kernel runs a whole epoch without the GIL, so Ctrl-C arrives
             # after it returns: count its updates even then, so the Philox
             # step counter never reuses the addresses of draws already made
             self.n_updates_ = step0 + -(-len(order) // self.batch_size)
+
+    def _n_chains(self):
+        """Persistent chains of PCD: one per minibatch row."""
+        return self.batch_size
+
+    def _update_options(self):
+        """Extra keyword arguments of the engine's epoch call (none here)."""
+        return {}
 
     def _workspace(self, X):
         return self.__fastrbm_bind__(X).workspace(self.batch_size)
