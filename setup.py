@@ -124,7 +124,8 @@ def kernel_extension(name):
 # the CPU engine (_cpu.py gathers its operations) by concern, and the
 # backpropagation kernels of DBNClassifier
 extensions = [kernel_extension(name) for name in
-              ("_source", "_sampling", "_layout", "_rows", "_gibbs", "_ais", "_mlp")]
+              ("_source", "_sampling", "_layout", "_rows", "_gibbs", "_ais", "_mlp",
+               "_categorical")]
 # sequence weights and pair counts of fastrbm.sequences (same flags, via BuildExt)
 extensions.append(Extension(
     "fastrbm._sequences",
