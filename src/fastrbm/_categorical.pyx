@@ -102,7 +102,7 @@ def _checked_codes(X, Py_ssize_t q, Py_ssize_t L, str what="X"):
         if bad.any():
             row, site = np.argwhere(bad)[0]
             raise ValueError(f"{what}[{row}, {site}] = {arr[row, site]} is not a category "
-                             f"code in [0, {q})")
+                             f"code in 0..{q - 1}")
     return arr
 
 
@@ -512,10 +512,10 @@ def gibbs(X, floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias, int k
     key_words[0], key_words[1] = check_key(key)
     cdef int H = W.shape[0]
     dtype = np.float32 if floating is float else np.float64
-    out_arr = (arr.astype(np.int32) + (np.arange(L, dtype=np.int32) * q)[None, :]) if n else (
-        np.empty((0, L), dtype=np.int32))
     if n == 0:
-        return out_arr
+        return np.empty((0, L), dtype=np.int32)
+    # the chains carry parameter columns i q + v_i; codes again after step k
+    out_arr = arr.astype(np.int32, order="C") + (np.arange(L, dtype=np.int32) * q)[None, :]
     cdef int32_t[:, ::1] out = out_arr
     cdef floating[:, ::1] Wt = _transposed(W)
     cdef floating[::1] scratch = np.empty(n_threads * ROW_BLOCK * (H + L * q), dtype=dtype)
@@ -701,7 +701,7 @@ def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias
     cdef bint start_given = start is not None
     if start_given:
         cols_arr = (_checked_codes(np.asarray(start).reshape(n_chains, L), q, L, "start")
-                    .astype(np.int32) + (np.arange(L, dtype=np.int32) * q)[None, :])
+                    .astype(np.int32, order="C") + (np.arange(L, dtype=np.int32) * q)[None, :])
     else:
         cols_arr = np.empty((n_chains, L), dtype=np.int32)
     logw_arr = np.zeros(n_chains)
@@ -719,9 +719,9 @@ def ais_log_weights(floating[:, ::1] W, floating[::1] vbias, floating[::1] hbias
         k_last = K if K - k_first < chunk else k_first + chunk - 1
         started = perf_counter()
         with nogil:
-            ais_rows(n_chains, &W[0, 0], &Wt[0, 0], &vbias[0], &hbias[0], &base[0], &base64[0],
-                     &dvb[0], &beta_v[0], K, &cols[0, 0], &logw[0], &scratch[0], L, q, H, key_words,
-                     first_chain, start_given, k_first, k_last, n_threads)
+            ais_rows(n_chains, &W[0, 0], &Wt[0, 0], &vbias[0], &hbias[0], &base[0],
+                     &base64[0], &dvb[0], &beta_v[0], K, &cols[0, 0], &logw[0], &scratch[0],
+                     L, q, H, key_words, first_chain, start_given, k_first, k_last, n_threads)
         if k_last >= K:
             break
         PyErr_CheckSignals()
