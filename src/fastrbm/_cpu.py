@@ -16,6 +16,8 @@ modules, by concern:
 - ``_categorical``: all of the above for categorical (Potts) visible units,
   chosen by ``categories=q`` (``config.categories`` in ``cd_update``).
 """
+import functools
+
 from . import _categorical
 from ._ais import ais_log_weights as _ais_log_weights
 from ._gibbs import cd_update as _cd_update
@@ -45,13 +47,14 @@ __all__ = [
 # Categorical visible units (``categories=q``; docs/design.md, "Unit types")
 # have their own kernels (_categorical), with the same signatures.
 def _by_units(compiled, categorical):
+    # wraps: the operation keeps the identity (module, name, docstring) of
+    # the kernel module's function that the other units use
+    @functools.wraps(compiled)
     def operation(*args, categories=None, **kwargs):
         if categories is None:
             return compiled(*args, **kwargs)
         return categorical(*args, categories=categories, **kwargs)
 
-    operation.__name__ = compiled.__name__
-    operation.__doc__ = compiled.__doc__
     return operation
 
 
@@ -62,12 +65,12 @@ gibbs = _by_units(_gibbs, _categorical.gibbs)
 ais_log_weights = _by_units(_ais_log_weights, _categorical.ais_log_weights)
 
 
+@functools.wraps(_cd_update)
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
               activity, workspace, config, key, step0, n_threads, sample_weight=None,
               **update):
-    """CD/PCD minibatch updates (``_gibbs.cd_update``; categorical units,
-    ``config.categories``: ``_categorical.cd_update``, the only units that
-    take ``sample_weight``)."""
+    # categorical units (config.categories): _categorical.cd_update, the only
+    # units that take sample_weight
     if getattr(config, "categories", 0):
         return _categorical.cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
                                       vbias_vel, hbias_vel, activity, workspace, config, key,
