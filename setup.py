@@ -117,7 +117,8 @@ def kernel_extension(name):
         [f"src/fastrbm/{name}.pyx"],
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        depends=SHARED_SOURCES,
+        # a module's own header (_categorical.h) rebuilds that module only
+        depends=SHARED_SOURCES + glob.glob(f"src/fastrbm/{name}.h"),
     )
 
 

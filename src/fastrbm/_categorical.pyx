@@ -150,11 +150,19 @@ cdef inline void gather_field(const int32_t *cols, const floating *Wt, int L, in
             out[j] = out[j] + w[j]
 
 
-cdef inline floating exp_of(floating x) noexcept nogil:
+cdef extern from "_categorical.h" nogil:
+    void fr_cat_expf(float *x, int n)
+
+
+cdef inline void exp_pass(floating *x, int n) noexcept nogil:
+    """x[c] = exp(x[c]) for c < n in the model dtype: float32 by the branch-free
+    fr_expf of _kernels.h (about 2 ulp; four lanes at a time), float64 by libm."""
+    cdef Py_ssize_t c
     if floating is float:
-        return expf(x)
+        fr_cat_expf(x, n)
     else:
-        return exp(x)
+        for c in range(n):
+            x[c] = exp(x[c])
 
 
 cdef inline floating sigmoid_of(floating x) noexcept nogil:
@@ -173,28 +181,35 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
     not NULL.  As the reference: e_a = exp(x_a - max x), running sums C_a
     in the model dtype, the first a with u C_{q-1} < C_a (q - 1 if none),
     u the Philox uniform of column site0 + s.  cols[s] = (site0 + s) q + a.
+    The passes run over all the sites' values at once where they can (bias,
+    exp), so that they vectorise.
     """
     cdef uint32_t ctr[4]
     cdef uint32_t words[4]
-    cdef Py_ssize_t s, a, site, block = -1
+    cdef Py_ssize_t s, a, c, site, block = -1
+    cdef Py_ssize_t n = <Py_ssize_t>n_sites * q
     cdef floating *xs
     cdef floating m, total, u, target
     cdef int code
+    if bias != NULL:
+        for c in range(n):
+            x[c] = x[c] + bias[c]
+    for s in range(n_sites):
+        xs = x + s * q
+        m = xs[0]
+        for a in range(1, q):
+            m = xs[a] if xs[a] > m else m
+        for a in range(q):
+            xs[a] = xs[a] - m
+    exp_pass(x, <int>n)
     ctr[1] = <uint32_t>row
     ctr[2] = step
     ctr[3] = c3
     for s in range(n_sites):
         xs = x + s * q
-        if bias != NULL:
-            for a in range(q):
-                xs[a] = xs[a] + bias[s * q + a]
-        m = xs[0]
-        for a in range(1, q):
-            if xs[a] > m:
-                m = xs[a]
         total = 0
         for a in range(q):
-            total = total + exp_of(xs[a] - m)
+            total = total + xs[a]
             xs[a] = total
         site = site0 + s
         if site >> 2 != block:
@@ -206,11 +221,13 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
         else:
             u = <double>words[site & 3] * 2.3283064365386963e-10
         target = u * total
-        code = q - 1
+        # the first a with target < C_a is the count of C_a <= target (the
+        # sums do not decrease); counted without branches
+        code = 0
         for a in range(q):
-            if target < xs[a]:
-                code = <int>a
-                break
+            code = code + (xs[a] <= target)
+        if code > q - 1:
+            code = q - 1
         cols[s] = <int32_t>(site * q + code)
 
 
@@ -358,7 +375,7 @@ cdef void softmax_rows(const floating *hidden, Py_ssize_t n, const floating *W,
                        int n_threads) noexcept nogil:
     """out (n, L q) = per-site softmax of b + h W, one GEMM per row block."""
     cdef Py_ssize_t n_blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
-    cdef Py_ssize_t blk, r0, nr, r, i, a
+    cdef Py_ssize_t blk, r0, nr, r, i, a, c
     cdef int Lq = L * q
     cdef floating *xs
     cdef floating m, total
@@ -369,20 +386,23 @@ cdef void softmax_rows(const floating *hidden, Py_ssize_t n, const floating *W,
             nr = ROW_BLOCK
         matmul_ab(<int>nr, Lq, H, 1, hidden + r0 * H, H, W, Lq, 0, out + r0 * Lq, Lq)
         for r in range(r0, r0 + nr):
+            xs = out + r * Lq
+            for c in range(Lq):
+                xs[c] = xs[c] + vbias[c]
             for i in range(L):
-                xs = out + r * Lq + i * q
-                for a in range(q):
-                    xs[a] = xs[a] + vbias[i * q + a]
-                m = xs[0]
+                m = xs[i * q]
                 for a in range(1, q):
-                    if xs[a] > m:
-                        m = xs[a]
+                    if xs[i * q + a] > m:
+                        m = xs[i * q + a]
+                for a in range(q):
+                    xs[i * q + a] = xs[i * q + a] - m
+            exp_pass(xs, Lq)
+            for i in range(L):
                 total = 0
                 for a in range(q):
-                    xs[a] = exp_of(xs[a] - m)
-                    total = total + xs[a]
+                    total = total + xs[i * q + a]
                 for a in range(q):
-                    xs[a] = xs[a] / total
+                    xs[i * q + a] = xs[i * q + a] / total
 
 
 def visible_proba(hidden, floating[:, ::1] W, floating[::1] vbias, int n_threads,
