@@ -35,7 +35,7 @@ from types import SimpleNamespace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from fastrbm import _cpu, _reference
+from fastrbm import _backend, _cpu, _reference
 
 N_ROWS, N_SITES, Q, N_HIDDEN, BATCH = 11819, 53, 21, 100, 100
 KEY = np.array([7, 11], dtype=np.uint32)
@@ -68,8 +68,10 @@ def epoch(engine, k, persistent, n_rows, n_threads):
     cfg = config(k, persistent)
 
     def run():
-        engine.cd_update(X, order, BATCH, W, vbias, hbias, chains, *velocity, activity,
-                         workspace, cfg, KEY, 0, n_threads)
+        # BLAS on one thread inside the OpenMP kernels, as the estimators run them
+        with _backend.kernel_threads():
+            engine.cd_update(X, order, BATCH, W, vbias, hbias, chains, *velocity, activity,
+                             workspace, cfg, KEY, 0, n_threads)
     return run
 
 

@@ -246,3 +246,27 @@ def test_the_cpu_engine_dispatches_categories_to_the_compiled_kernels():
         _cpu.cd_update(np.zeros((4, 3)), np.arange(4), 2, *model(L=3, q=1), None, None,
                        None, None, np.zeros(H), _cpu.make_workspace(3, H, 2, np.float64),
                        config(categories=0), KEY, 0, 1, sample_weight=np.ones(4))
+
+
+def test_float32_cpu_and_gpu_host_make_the_same_draws():
+    """Both engines form the float32 softmax with the same exp (fr_expf of
+    _kernels.h, op for op) and the same order of sums, so their float32 draws
+    are identical too, not only close (the reference's np.exp differs)."""
+    import cuda_host
+    from fastrbm import _cupy
+    if cuda_host.compiler() is None:
+        pytest.skip("no C++ compiler for the host stand-in of the CUDA kernels")
+    W, vbias, hbias = model(np.float32, L=6, q=5, H=7)
+    X = codes(n=20, L=6, q=5)
+    previous = _cupy._set_device(cuda_host.HostDevice())
+    try:
+        put = cuda_host.to_device
+        got = _cupy.gibbs(put(X), put(W), put(vbias), put(hbias), 3, KEY, 9, 1, 1,
+                          categories=5)
+        proba = _cupy.hidden_proba(put(X), put(W), put(hbias), 1, categories=5)
+    finally:
+        _cupy._set_device(previous)
+    np.testing.assert_array_equal(
+        np.asarray(got), _categorical.gibbs(X, W, vbias, hbias, 3, KEY, 9, 1, 2, categories=5))
+    np.testing.assert_array_equal(np.asarray(proba),
+                                  _categorical.hidden_proba(X, W, hbias, 2, 5))

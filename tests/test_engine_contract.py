@@ -181,17 +181,11 @@ def categorical_parameters(seed=0):
             rng.normal(0, 0.5, H))
 
 
-def skip_without_categorical(engine):
-    if engine.module is _cupy:
-        pytest.skip("the GPU engine has no categorical kernels yet (issue 16)")
-
-
 def categorical_codes(seed=1, dtype=np.int16):
     return np.random.default_rng(seed).integers(0, Q_CAT, (N, L_CAT)).astype(dtype)
 
 
 def test_categorical_row_operations_match_the_reference(engine):
-    skip_without_categorical(engine)
     W, vbias, hbias = categorical_parameters()
     X = categorical_codes()
     on = [engine.put(a.copy()) for a in (W, vbias, hbias)]
@@ -219,7 +213,6 @@ def test_categorical_row_operations_match_the_reference(engine):
     ("pcd", 2, 0.5, 5, True, 0.02, True), ("pcd", 1, 0.0, 13, False, 0.0, False)])
 def test_categorical_cd_epoch_matches_the_reference(engine, method, k, momentum, n_chains,
                                                     weighted, l1_squared, gauge):
-    skip_without_categorical(engine)
     batch = 8
     X = categorical_codes()
     sample_weight = np.random.default_rng(5).uniform(0.2, 2, N) if weighted else None
@@ -247,7 +240,6 @@ def test_categorical_cd_epoch_matches_the_reference(engine, method, k, momentum,
 
 
 def test_categorical_ais_log_weights_match_the_reference(engine):
-    skip_without_categorical(engine)
     betas = np.linspace(0, 1, 30)
     base = np.random.default_rng(3).normal(0, 0.3, L_CAT * Q_CAT)
     out = []
