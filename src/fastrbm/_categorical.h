@@ -9,6 +9,8 @@
 #ifndef FASTRBM_CATEGORICAL_H
 #define FASTRBM_CATEGORICAL_H
 
+#include <stddef.h>
+#include <string.h>
 #include "_kernels.h"
 
 #if defined(__SSE2__)
@@ -45,5 +47,52 @@ static inline void fr_cat_expf(float *x, int n)
     for (; c < n; c++)
         x[c] = fr_expf(x[c]);
 }
+
+/* out[j] = sum_k base[idx[k] * ld + j] for j < H, the rows added in the
+ * order of idx (k = 0, 1, ...) starting from 0: the hidden field of a coded
+ * row (base = W^T, idx = its parameter columns) and the sums of a category's
+ * hidden vectors (base = the statistics, idx = the rows with that category).
+ * Blocks of 32 (float) or 16 (double) units keep their partial sums in
+ * registers across the whole sum; every unit's sum is the same sequence of
+ * additions as a plain loop, so the results are those of one. */
+typedef float fr_v4f __attribute__((vector_size(16)));
+typedef double fr_v2d __attribute__((vector_size(16)));
+
+#define FR_DEFINE_SUM_ROWS(NAME, T, V, LANES)                                          \
+static inline V NAME##_load(const T *p) { V v; memcpy(&v, p, sizeof v); return v; }    \
+static inline void NAME(const T *base, ptrdiff_t ld, const int32_t *idx, int n, int H, \
+                        T *out)                                                        \
+{                                                                                      \
+    int j0 = 0;                                                                        \
+    for (; j0 + 8 * LANES <= H; j0 += 8 * LANES) {                                     \
+        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0},        \
+          a7 = {0};                                                                    \
+        for (int k = 0; k < n; k++) {                                                  \
+            const T *w = base + (ptrdiff_t)idx[k] * ld + j0;                           \
+            a0 += NAME##_load(w);             a1 += NAME##_load(w + LANES);            \
+            a2 += NAME##_load(w + 2 * LANES); a3 += NAME##_load(w + 3 * LANES);        \
+            a4 += NAME##_load(w + 4 * LANES); a5 += NAME##_load(w + 5 * LANES);        \
+            a6 += NAME##_load(w + 6 * LANES); a7 += NAME##_load(w + 7 * LANES);        \
+        }                                                                              \
+        memcpy(out + j0, &a0, sizeof a0);             memcpy(out + j0 + LANES, &a1, sizeof a1); \
+        memcpy(out + j0 + 2 * LANES, &a2, sizeof a2); memcpy(out + j0 + 3 * LANES, &a3, sizeof a3); \
+        memcpy(out + j0 + 4 * LANES, &a4, sizeof a4); memcpy(out + j0 + 5 * LANES, &a5, sizeof a5); \
+        memcpy(out + j0 + 6 * LANES, &a6, sizeof a6); memcpy(out + j0 + 7 * LANES, &a7, sizeof a7); \
+    }                                                                                  \
+    for (; j0 + LANES <= H; j0 += LANES) {                                             \
+        V a = {0};                                                                     \
+        for (int k = 0; k < n; k++)                                                    \
+            a += NAME##_load(base + (ptrdiff_t)idx[k] * ld + j0);                      \
+        memcpy(out + j0, &a, sizeof a);                                                \
+    }                                                                                  \
+    for (; j0 < H; j0++) {                                                             \
+        T a = 0;                                                                       \
+        for (int k = 0; k < n; k++) a += base[(ptrdiff_t)idx[k] * ld + j0];            \
+        out[j0] = a;                                                                   \
+    }                                                                                  \
+}
+
+FR_DEFINE_SUM_ROWS(fr_cat_sum_rows_f32, float, fr_v4f, 4)
+FR_DEFINE_SUM_ROWS(fr_cat_sum_rows_f64, double, fr_v2d, 2)
 
 #endif

@@ -137,21 +137,28 @@ cdef inline void to_columns(const Codes *c, Py_ssize_t row, int L, int q,
         cols[i] = <int32_t>(i * q + code_at(c, row, i))
 
 
+cdef inline void sum_rows(const floating *base, Py_ssize_t ld, const int32_t *idx, int n,
+                          int H, floating *out) noexcept nogil:
+    """out[j] = sum_k base[idx[k] ld + j], rows added in the order of idx
+    (_categorical.h: partial sums in registers, the results of a plain loop)."""
+    if floating is float:
+        fr_cat_sum_rows_f32(base, ld, idx, n, H, out)
+    else:
+        fr_cat_sum_rows_f64(base, ld, idx, n, H, out)
+
+
 cdef inline void gather_field(const int32_t *cols, const floating *Wt, int L, int H,
                               floating *out) noexcept nogil:
     """out[j] = sum_i Wt[cols[i], j], sites added in order."""
-    cdef Py_ssize_t i, j
-    cdef const floating *w
-    for j in range(H):
-        out[j] = 0
-    for i in range(L):
-        w = Wt + <Py_ssize_t>cols[i] * H
-        for j in range(H):
-            out[j] = out[j] + w[j]
+    sum_rows(Wt, H, cols, L, H, out)
 
 
 cdef extern from "_categorical.h" nogil:
     void fr_cat_expf(float *x, int n)
+    void fr_cat_sum_rows_f32(const float *base, Py_ssize_t ld, const int32_t *idx, int n,
+                             int H, float *out)
+    void fr_cat_sum_rows_f64(const double *base, Py_ssize_t ld, const int32_t *idx, int n,
+                             int H, double *out)
 
 
 cdef inline void exp_pass(floating *x, int n) noexcept nogil:
@@ -798,8 +805,8 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                          Py_ssize_t n_chains, floating *Vt, floating *vbias_vel,
                          floating *hbias_vel, floating *activity, int32_t *cols, floating *A,
                          floating *Hs, floating *logits, floating *G, floating *posw,
-                         floating *vstat, floating *hstat, int L, int q, int H,
-                         CatConfig cfg, uint32_t step0, const uint32_t *key,
+                         floating *vstat, floating *hstat, int32_t *sort_scratch, int L,
+                         int q, int H, CatConfig cfg, uint32_t step0, const uint32_t *key,
                          int n_threads) noexcept nogil:
     """Run ceil(n_order / batch_size) CD-k or PCD-k updates, in place.
 
@@ -817,6 +824,9 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
       vstat (2 L q)    per column: weighted data frequency, negative count
       hstat (5 H)      per hidden unit: weighted data mean, sparsity pull,
                        mean |W| (L1-squared), two gauge sums
+      sort_scratch (n_threads (B + C + 2 q + 1))  per thread: the rows of a
+                       site sorted by category, the categories' offsets and
+                       counts
     """
     cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
     cdef Py_ssize_t hblock = unit_block(H, batch_size)
@@ -841,7 +851,8 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
     cdef floating neg_scale, acc, w, g, sgn, m
     cdef double wsum
     cdef floating *hchain
-    cdef floating *arow
+    cdef int32_t *perm
+    cdef int32_t *counts
     cdef floating *hpos = hstat
     cdef floating *pen = hstat + H
     cdef floating *meanabs = hstat + 2 * H
@@ -947,21 +958,33 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                     i1 = i0 + sblock
                     if i1 > L:
                         i1 = L
-                    for c in range(i0 * q, i1 * q):
-                        vpos[c] = 0
-                        vneg[c] = 0
-                        for j in range(H):
-                            G[c * H + j] = 0
-                    for r in range(K):
-                        arow = A + r * H
-                        for i in range(i0, i1):
-                            c = cols[r * L + i]
-                            for j in range(H):
-                                G[c * H + j] = G[c * H + j] + arow[j]
-                            if r < bsz:
-                                vpos[c] = vpos[c] + posw[r]
-                            else:
-                                vneg[c] = vneg[c] + 1
+                    # per site, the rows of each category in row order (a
+                    # counting sort), then each category's sum of their
+                    # statistics: the scatter-add without one-hot matrices,
+                    # every sum in row order whatever the threads
+                    perm = sort_scratch + threadid() * (K + 2 * q + 1)
+                    counts = perm + K
+                    for i in range(i0, i1):
+                        for a in range(2 * q + 1):
+                            counts[a] = 0
+                        for r in range(K):
+                            counts[cols[r * L + i] - i * q + 1] += 1
+                        for a in range(q):
+                            counts[a + 1] = counts[a + 1] + counts[a]
+                        for r in range(K):
+                            a = cols[r * L + i] - i * q
+                            perm[counts[q + 1 + a] + counts[a]] = <int32_t>r
+                            counts[q + 1 + a] += 1
+                        for a in range(q):
+                            c = i * q + a
+                            sum_rows(A, H, perm + counts[a], counts[q + 1 + a], H, G + c * H)
+                            vpos[c] = 0
+                            vneg[c] = 0
+                            for r in range(counts[a], counts[a] + counts[q + 1 + a]):
+                                if perm[r] < bsz:
+                                    vpos[c] = vpos[c] + posw[perm[r]]
+                                else:
+                                    vneg[c] = vneg[c] + 1
                     for c in range(i0 * q, i1 * q):
                         for j in range(H):
                             w = Wt[c * H + j]
@@ -1028,16 +1051,18 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                                 vbias[i * q + a] = vbias[i * q + a] - m
 
 
-def _buffers(workspace, int L, int q, int H, int batch_size, Py_ssize_t n_chains, dtype):
+def _buffers(workspace, int L, int q, int H, int batch_size, Py_ssize_t n_chains, dtype,
+             int n_threads):
     """The training buffers (see cd_minibatches), kept in ``workspace`` across calls."""
     C = max(batch_size, n_chains)
     shapes = {"Wt": (L * q, H), "Vt": (L * q, H), "cols": (batch_size + C, L),
               "A": (batch_size + C, H), "Hs": (batch_size, H), "logits": (C, L * q),
-              "G": (L * q, H), "posw": (batch_size,), "vstat": (2 * L * q,), "hstat": (5 * H,)}
+              "G": (L * q, H), "posw": (batch_size,), "vstat": (2 * L * q,), "hstat": (5 * H,),
+              "sort": (n_threads * (batch_size + C + 2 * q + 1),)}
     buffers = workspace.get("categorical")
     if (buffers is None or buffers["dtype"] != np.dtype(dtype)
             or any(buffers[name].shape != shape for name, shape in shapes.items())):
-        buffers = {name: np.zeros(shape, dtype=np.int32 if name == "cols" else dtype)
+        buffers = {name: np.zeros(shape, dtype=np.int32 if name in ("cols", "sort") else dtype)
                    for name, shape in shapes.items()}
         buffers["dtype"] = np.dtype(dtype)
         workspace["categorical"] = buffers
@@ -1157,7 +1182,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     if n_order == 0:
         return
     dtype = np.float32 if floating is float else np.float64
-    buffers = _buffers(workspace, L, q, H, batch_size, n_chains, dtype)
+    buffers = _buffers(workspace, L, q, H, batch_size, n_chains, dtype, n_threads)
     # the kernel works on the transposed weights (contiguous gathers and
     # scatter-adds); they go back into W and W_vel at the end
     np.copyto(buffers["Wt"], W_arr.T)
@@ -1173,14 +1198,15 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cdef floating[::1] posw = buffers["posw"]
     cdef floating[::1] vstat = buffers["vstat"]
     cdef floating[::1] hstat = buffers["hstat"]
+    cdef int32_t[::1] sort_scratch = buffers["sort"]
     cdef floating *Vt_p = NULL if W_vel is None else &Vt[0, 0]
     with nogil:
         cd_minibatches(&codes, &order_view[0], n_order, batch_size, sw_p, &Wt[0, 0],
                        &vbias[0], &hbias[0], chains_p, n_chains,
                        Vt_p, vb_vel_p, hb_vel_p,
                        &activity[0], &cols[0, 0], &A[0, 0], &Hs[0, 0], &logits[0, 0],
-                       &G[0, 0], &posw[0], &vstat[0], &hstat[0], L, q, H, cfg, step_word,
-                       key_words, n_threads)
+                       &G[0, 0], &posw[0], &vstat[0], &hstat[0], &sort_scratch[0], L, q, H,
+                       cfg, step_word, key_words, n_threads)
     np.copyto(W_arr, buffers["Wt"].T)
     if W_vel is not None:
         np.copyto(W_vel, buffers["Vt"].T)
