@@ -95,4 +95,48 @@ static inline void NAME(const T *base, ptrdiff_t ld, const int32_t *idx, int n, 
 FR_DEFINE_SUM_ROWS(fr_cat_sum_rows_f32, float, fr_v4f, 4)
 FR_DEFINE_SUM_ROWS(fr_cat_sum_rows_f64, double, fr_v2d, 2)
 
+
+/* Per site of q values: x -= max(x) (the softmax's shift).  The maximum is
+ * exact whatever the order it is taken in, so the SSE2 lanes give the
+ * plain loop's value. */
+static inline void fr_cat_shift_f32(float *x, int n_sites, int q)
+{
+    for (int s = 0; s < n_sites; s++) {
+        float *xs = x + (ptrdiff_t)s * q;
+        float m = xs[0];
+        int a = 0;
+#if defined(__SSE2__)
+        if (q >= 4) {
+            __m128 mv = _mm_loadu_ps(xs);
+            for (a = 4; a + 4 <= q; a += 4) mv = _mm_max_ps(mv, _mm_loadu_ps(xs + a));
+            float lanes[4];
+            _mm_storeu_ps(lanes, mv);
+            for (int l = 0; l < 4; l++) m = lanes[l] > m ? lanes[l] : m;
+        }
+#endif
+        for (; a < q; a++) m = xs[a] > m ? xs[a] : m;
+        for (a = 0; a < q; a++) xs[a] = xs[a] - m;
+    }
+}
+
+static inline void fr_cat_shift_f64(double *x, int n_sites, int q)
+{
+    for (int s = 0; s < n_sites; s++) {
+        double *xs = x + (ptrdiff_t)s * q;
+        double m = xs[0];
+        int a = 0;
+#if defined(__SSE2__)
+        if (q >= 2) {
+            __m128d mv = _mm_loadu_pd(xs);
+            for (a = 2; a + 2 <= q; a += 2) mv = _mm_max_pd(mv, _mm_loadu_pd(xs + a));
+            double lanes[2];
+            _mm_storeu_pd(lanes, mv);
+            for (int l = 0; l < 2; l++) m = lanes[l] > m ? lanes[l] : m;
+        }
+#endif
+        for (; a < q; a++) m = xs[a] > m ? xs[a] : m;
+        for (a = 0; a < q; a++) xs[a] = xs[a] - m;
+    }
+}
+
 #endif

@@ -155,6 +155,8 @@ cdef inline void gather_field(const int32_t *cols, const floating *Wt, int L, in
 
 cdef extern from "_categorical.h" nogil:
     void fr_cat_expf(float *x, int n)
+    void fr_cat_shift_f32(float *x, int n_sites, int q)
+    void fr_cat_shift_f64(double *x, int n_sites, int q)
     void fr_cat_sum_rows_f32(const float *base, Py_ssize_t ld, const int32_t *idx, int n,
                              int H, float *out)
     void fr_cat_sum_rows_f64(const double *base, Py_ssize_t ld, const int32_t *idx, int n,
@@ -201,13 +203,11 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
     if bias != NULL:
         for c in range(n):
             x[c] = x[c] + bias[c]
-    for s in range(n_sites):
-        xs = x + s * q
-        m = xs[0]
-        for a in range(1, q):
-            m = xs[a] if xs[a] > m else m
-        for a in range(q):
-            xs[a] = xs[a] - m
+    # x - max x per site (_categorical.h), then exp over all the sites at once
+    if floating is float:
+        fr_cat_shift_f32(x, n_sites, q)
+    else:
+        fr_cat_shift_f64(x, n_sites, q)
     exp_pass(x, <int>n)
     ctr[1] = <uint32_t>row
     ctr[2] = step
