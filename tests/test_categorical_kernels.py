@@ -270,3 +270,18 @@ def test_float32_cpu_and_gpu_host_make_the_same_draws():
         np.asarray(got), _categorical.gibbs(X, W, vbias, hbias, 3, KEY, 9, 1, 2, categories=5))
     np.testing.assert_array_equal(np.asarray(proba),
                                   _categorical.hidden_proba(X, W, hbias, 2, 5))
+
+
+def test_the_exp_pass_paths_give_the_scalar_values():
+    """The softmax's float32 exp runs on 8 (AVX2) or 4 (SSE2) lanes; each
+    path is fr_expf of _kernels.h operation for operation, so every value is
+    the scalar one, bit for bit (odd lengths exercise the tails)."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(-100, 100, 1001), rng.normal(0, 3, 1000),
+                        [0.0, -0.0, -87.0, -87.5, 88.0, 89.0, 1e-30, -1e-30]]).astype(np.float32)
+    scalar, sse2, avx2 = _categorical._expf_paths(x)
+    np.testing.assert_array_equal(sse2, scalar)
+    if avx2 is not None:
+        np.testing.assert_array_equal(avx2, scalar)
+    inside = (x > -80) & (x < 80)
+    np.testing.assert_allclose(scalar[inside], np.exp(x[inside].astype(np.float64)), rtol=1e-6)

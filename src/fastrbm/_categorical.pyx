@@ -154,13 +154,31 @@ cdef inline void gather_field(const int32_t *cols, const floating *Wt, int L, in
 
 
 cdef extern from "_categorical.h" nogil:
+    void fr_cat_init()
     void fr_cat_expf(float *x, int n)
+    int fr_cat_expf_path(float *x, int n, int path)
     void fr_cat_shift_f32(float *x, int n_sites, int q)
     void fr_cat_shift_f64(double *x, int n_sites, int q)
     void fr_cat_sum_rows_f32(const float *base, Py_ssize_t ld, const int32_t *idx, int n,
                              int H, float *out)
     void fr_cat_sum_rows_f64(const double *base, Py_ssize_t ld, const int32_t *idx, int n,
                              int H, double *out)
+
+
+# the exp pass's SIMD path, chosen once before any kernel runs
+fr_cat_init()
+
+
+def _expf_paths(x):
+    """exp of float32 values by each path of the exp pass (tests): the scalar
+    fr_expf, SSE2 and AVX2 (None where this build or CPU lacks it)."""
+    out = []
+    cdef float[::1] view
+    for path in range(3):
+        y = np.array(x, dtype=np.float32)
+        view = y
+        out.append(y if fr_cat_expf_path(&view[0], <int>view.shape[0], path) == 0 else None)
+    return out
 
 
 cdef inline void exp_pass(floating *x, int n) noexcept nogil:
