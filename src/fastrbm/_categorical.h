@@ -215,4 +215,31 @@ static inline void fr_cat_shift_f64(double *x, int n_sites, int q)
     }
 }
 
+/* The number of the q running sums C_0 <= C_1 <= ... at or below target:
+ * the inverse-CDF draw's category before the q - 1 cap.  Counting is exact
+ * in any order, so the SSE2 lanes give the plain loop's count. */
+static inline int fr_cat_count_f32(const float *c, int q, float target)
+{
+    int n = 0, a = 0;
+#if defined(__SSE2__)
+    const __m128 t = _mm_set1_ps(target);
+    for (; a + 4 <= q; a += 4)
+        n += __builtin_popcount((unsigned)_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(c + a), t)));
+#endif
+    for (; a < q; a++) n += c[a] <= target;
+    return n;
+}
+
+static inline int fr_cat_count_f64(const double *c, int q, double target)
+{
+    int n = 0, a = 0;
+#if defined(__SSE2__)
+    const __m128d t = _mm_set1_pd(target);
+    for (; a + 2 <= q; a += 2)
+        n += __builtin_popcount((unsigned)_mm_movemask_pd(_mm_cmple_pd(_mm_loadu_pd(c + a), t)));
+#endif
+    for (; a < q; a++) n += c[a] <= target;
+    return n;
+}
+
 #endif

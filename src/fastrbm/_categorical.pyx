@@ -157,6 +157,8 @@ cdef extern from "_categorical.h" nogil:
     void fr_cat_init()
     void fr_cat_expf(float *x, int n)
     int fr_cat_expf_path(float *x, int n, int path)
+    int fr_cat_count_f32(const float *c, int q, float target)
+    int fr_cat_count_f64(const double *c, int q, double target)
     void fr_cat_shift_f32(float *x, int n_sites, int q)
     void fr_cat_shift_f64(double *x, int n_sites, int q)
     void fr_cat_sum_rows_f32(const float *base, Py_ssize_t ld, const int32_t *idx, int n,
@@ -248,9 +250,10 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
         target = u * total
         # the first a with target < C_a is the count of C_a <= target (the
         # sums do not decrease); counted without branches
-        code = 0
-        for a in range(q):
-            code = code + (xs[a] <= target)
+        if floating is float:
+            code = fr_cat_count_f32(xs, q, target)
+        else:
+            code = fr_cat_count_f64(xs, q, target)
         if code > q - 1:
             code = q - 1
         cols[s] = <int32_t>(site * q + code)
