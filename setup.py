@@ -117,14 +117,16 @@ def kernel_extension(name):
         [f"src/fastrbm/{name}.pyx"],
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
-        depends=SHARED_SOURCES,
+        # a module's own header (_categorical.h) rebuilds that module only
+        depends=SHARED_SOURCES + glob.glob(f"src/fastrbm/{name}.h"),
     )
 
 
 # the CPU engine (_cpu.py gathers its operations) by concern, and the
 # backpropagation kernels of DBNClassifier
 extensions = [kernel_extension(name) for name in
-              ("_source", "_sampling", "_layout", "_rows", "_gibbs", "_ais", "_mlp")]
+              ("_source", "_sampling", "_layout", "_rows", "_gibbs", "_ais", "_mlp",
+               "_categorical")]
 # sequence weights and pair counts of fastrbm.sequences (same flags, via BuildExt)
 extensions.append(Extension(
     "fastrbm._sequences",

@@ -11,6 +11,7 @@ GEMM rounding and every draw compares a uniform with a probability equal to
 ~1e-15, which in practice means identical samples.
 """
 import inspect
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -163,5 +164,93 @@ def test_ais_log_weights_match_the_reference(engine, kind):
         reverse = bound.ais_log_weights(bound.vbias, runner.put(base), betas[::-1].copy(), 12,
                                         KEY, 1, start=start)
         out.append([runner.get(forward), runner.get(reverse)])
+    for got, want in zip(*out):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+# Categorical (Potts) visible units: every operation takes ``categories=q``
+# (``config.categories`` in cd_update), integer codes (n, L) in any integer
+# dtype, and returns int32 codes.  The engines are called directly here: the
+# unit-type object of _units.py binds them for the estimators.
+L_CAT, Q_CAT = 5, 4
+
+
+def categorical_parameters(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(0, 0.5, (H, L_CAT * Q_CAT)), rng.normal(0, 0.5, L_CAT * Q_CAT),
+            rng.normal(0, 0.5, H))
+
+
+def categorical_codes(seed=1, dtype=np.int16):
+    return np.random.default_rng(seed).integers(0, Q_CAT, (N, L_CAT)).astype(dtype)
+
+
+def test_categorical_row_operations_match_the_reference(engine):
+    W, vbias, hbias = categorical_parameters()
+    X = categorical_codes()
+    on = [engine.put(a.copy()) for a in (W, vbias, hbias)]
+    m = engine.module
+    np.testing.assert_allclose(
+        engine.get(m.hidden_proba(engine.put(X), on[0], on[2], 1, categories=Q_CAT)),
+        ref.hidden_proba(X, W, hbias, 1, categories=Q_CAT), **TOL)
+    hidden = np.random.default_rng(2).random((N, H))
+    np.testing.assert_allclose(
+        engine.get(m.visible_proba(engine.put(hidden), on[0], on[1], 1, categories=Q_CAT)),
+        ref.visible_proba(hidden, W, vbias, 1, categories=Q_CAT), **TOL)
+    np.testing.assert_allclose(
+        engine.get(m.free_energy(engine.put(X), *on, 1, categories=Q_CAT)),
+        ref.free_energy(X, W, vbias, hbias, 1, categories=Q_CAT), **TOL)
+    for step, stream, k in [(0, 1, 1), (77, 2, 3)]:
+        got = engine.get(m.gibbs(engine.put(X), *on, k, KEY, step, stream, 1,
+                                 categories=Q_CAT))
+        assert got.dtype == np.int32
+        np.testing.assert_array_equal(got, ref.gibbs(X, W, vbias, hbias, k, KEY, step, stream,
+                                                     1, categories=Q_CAT))
+
+
+@pytest.mark.parametrize("method, k, momentum, n_chains, weighted, l1_squared, gauge", [
+    ("cd", 1, 0.0, None, False, 0.0, False), ("cd", 2, 0.5, None, True, 0.01, True),
+    ("pcd", 2, 0.5, 5, True, 0.02, True), ("pcd", 1, 0.0, 13, False, 0.0, False)])
+def test_categorical_cd_epoch_matches_the_reference(engine, method, k, momentum, n_chains,
+                                                    weighted, l1_squared, gauge):
+    batch = 8
+    X = categorical_codes()
+    sample_weight = np.random.default_rng(5).uniform(0.2, 2, N) if weighted else None
+    config = SimpleNamespace(k=k, persistent=method == "pcd", learning_rate=0.05,
+                             momentum=momentum, weight_decay=1e-3, l1=1e-4,
+                             sparsity_target=0.1, sparsity_cost=0.1, sparsity_decay=0.9,
+                             categories=Q_CAT, l1_squared=l1_squared, zero_sum_gauge=gauge)
+    results = []
+    for runner in (engine, EngineUnderTest("reference", ref)):
+        W, vbias, hbias = (runner.put(a.copy()) for a in categorical_parameters())
+        chains = runner.put(np.zeros((n_chains, H))) if method == "pcd" else None
+        velocity = ((runner.put(np.zeros((H, L_CAT * Q_CAT))), runner.put(np.zeros(L_CAT * Q_CAT)),
+                     runner.put(np.zeros(H))) if momentum else (None, None, None))
+        activity = runner.put(np.full(H, 0.1))
+        workspace = runner.module.make_workspace(L_CAT * Q_CAT, H, batch, np.float64)
+        for epoch in range(2):
+            order = np.random.default_rng(epoch).permutation(N).astype(np.intp)
+            runner.module.cd_update(runner.put(X), order, batch, W, vbias, hbias, chains,
+                                    *velocity, activity, workspace, config, KEY, epoch * 5, 1,
+                                    sample_weight=sample_weight)
+        arrays = [W, vbias, hbias, activity] + ([chains] if method == "pcd" else [])
+        results.append([runner.get(a) for a in arrays])
+    for got, want in zip(*results):
+        np.testing.assert_allclose(got, want, **TOL)
+
+
+def test_categorical_ais_log_weights_match_the_reference(engine):
+    betas = np.linspace(0, 1, 30)
+    base = np.random.default_rng(3).normal(0, 0.3, L_CAT * Q_CAT)
+    out = []
+    for runner in (engine, EngineUnderTest("reference", ref)):
+        on = [runner.put(a.copy()) for a in categorical_parameters()]
+        forward, final = runner.module.ais_log_weights(*on, runner.put(base), betas, 12, KEY, 1,
+                                                       return_states=True, first_chain=3,
+                                                       categories=Q_CAT)
+        reverse = runner.module.ais_log_weights(*on, runner.put(base), betas[::-1].copy(), 12,
+                                                KEY, 1, start=runner.put(np.asarray(
+                                                    runner.get(final))), categories=Q_CAT)
+        out.append([runner.get(forward), runner.get(final), runner.get(reverse)])
     for got, want in zip(*out):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)

@@ -12,9 +12,13 @@ modules, by concern:
   int limit of the dimensions;
 - ``_gibbs``: CD-k / PCD-k training and Gibbs sampling;
 - ``_rows``: hidden and visible probabilities, the free energy;
-- ``_ais``: annealed importance sampling.
+- ``_ais``: annealed importance sampling;
+- ``_categorical``: all of the above for categorical (Potts) visible units,
+  chosen by ``categories=q`` (``config.categories`` in ``cd_update``).
 """
-from . import _reference
+import functools
+
+from . import _categorical
 from ._ais import ais_log_weights as _ais_log_weights
 from ._gibbs import cd_update as _cd_update
 from ._gibbs import gibbs as _gibbs
@@ -41,33 +45,37 @@ __all__ = [
 
 
 # Categorical visible units (``categories=q``; docs/design.md, "Unit types")
-# run on the NumPy reference until their compiled kernels exist.
+# have their own kernels (_categorical), with the same signatures.
 def _by_units(compiled, categorical):
+    # wraps: the operation keeps the identity (module, name, docstring) of
+    # the kernel module's function that the other units use
+    @functools.wraps(compiled)
     def operation(*args, categories=None, **kwargs):
         if categories is None:
             return compiled(*args, **kwargs)
         return categorical(*args, categories=categories, **kwargs)
 
-    operation.__name__ = compiled.__name__
-    operation.__doc__ = compiled.__doc__
     return operation
 
 
-hidden_proba = _by_units(_hidden_proba, _reference.hidden_proba)
-visible_proba = _by_units(_visible_proba, _reference.visible_proba)
-free_energy = _by_units(_free_energy, _reference.free_energy)
-gibbs = _by_units(_gibbs, _reference.gibbs)
-ais_log_weights = _by_units(_ais_log_weights, _reference.ais_log_weights)
+hidden_proba = _by_units(_hidden_proba, _categorical.hidden_proba)
+visible_proba = _by_units(_visible_proba, _categorical.visible_proba)
+free_energy = _by_units(_free_energy, _categorical.free_energy)
+gibbs = _by_units(_gibbs, _categorical.gibbs)
+ais_log_weights = _by_units(_ais_log_weights, _categorical.ais_log_weights)
 
 
+@functools.wraps(_cd_update)
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
               activity, workspace, config, key, step0, n_threads, sample_weight=None,
               **update):
-    """CD/PCD minibatch updates (``_gibbs.cd_update``; categorical units:
-    ``_reference.categorical_cd_update``)."""
-    if getattr(config, "categories", 0) or sample_weight is not None:
-        return _reference.cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
-                                    vbias_vel, hbias_vel, activity, workspace, config, key,
-                                    step0, n_threads, sample_weight=sample_weight, **update)
+    # categorical units (config.categories): _categorical.cd_update, the only
+    # units that take sample_weight
+    if getattr(config, "categories", 0):
+        return _categorical.cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
+                                      vbias_vel, hbias_vel, activity, workspace, config, key,
+                                      step0, n_threads, sample_weight=sample_weight, **update)
+    if sample_weight is not None:
+        raise ValueError("sample_weight is supported for categorical visible units only")
     return _cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel,
                       hbias_vel, activity, workspace, config, key, step0, n_threads, **update)

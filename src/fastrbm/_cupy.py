@@ -26,7 +26,7 @@ import numpy as np
 
 # bounds of learned log-variances: the reference's and the CPU engine's
 from ._cpu import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
-from ._reference import LOG_VAR_MAX, LOG_VAR_MIN, visible_train_flags
+from ._reference import LOG_VAR_MAX, LOG_VAR_MIN, visible_train_flags, zero_sum_gauge
 
 from ._random import STREAM_AIS, STREAM_TRAIN
 
@@ -50,7 +50,7 @@ def kernel_names():
         names += [f"fr_{name}<{t}>" for name in (
             "uniforms", "bernoulli", "gaussian", "sparsity_activity", "column_mean",
             "weight_step", "bias_step", "ais_hidden", "ais_visible_bias", "sigma_prep",
-            "scale_columns", "log_var_step")]
+            "scale_columns", "log_var_step", "cat_field", "cat_draw")]
         for tin in ("float", "double", "fr_u8"):
             names.append(f"fr_gather_dense<{tin}, {t}>")
             names += [f"fr_gather_csr<{tin}, {tidx}, {t}>" for tidx in ("int", "fr_i64")]
@@ -441,10 +441,21 @@ class _Epoch:
 
 
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
-              activity, workspace, config, key, step0, n_threads, log_var=None):
+              activity, workspace, config, key, step0, n_threads, log_var=None,
+              sample_weight=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see
     ``_gibbs.cd_update``; ``n_threads`` is ignored).  ``log_var``: per-feature
-    log-variances of Gaussian units (learned when ``config.learn_sigma``)."""
+    log-variances of Gaussian units (learned when ``config.learn_sigma``).
+    ``config.categories``: categorical visible units (see
+    :func:`_categorical_cd_update`; the only units that take ``sample_weight``)."""
+    if getattr(config, "categories", 0):
+        if log_var is not None:
+            raise ValueError("log_var needs Gaussian visible units")
+        return _categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
+                                      vbias_vel, hbias_vel, activity, config, key, step0,
+                                      sample_weight)
+    if sample_weight is not None:
+        raise ValueError("sample_weight is supported for categorical visible units only")
     gaussian, learn_sigma = visible_train_flags(config, log_var)
     dev = device()
     xp = dev.xp
@@ -482,8 +493,11 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
         epoch.step(counter, last)
 
 
-def hidden_proba(X, W, hbias, n_threads, sigma=None):
-    """P(h = 1 | v) for every row of X (``sigma``: of v / sigma, Gaussian units)."""
+def hidden_proba(X, W, hbias, n_threads, sigma=None, categories=None):
+    """P(h = 1 | v) for every row of X (``sigma``: of v / sigma, Gaussian units;
+    ``categories``: X holds integer codes of categorical units)."""
+    if categories is not None:
+        return _categorical_hidden_proba(X, W, hbias, categories)
     source = as_source(X)
     check_dims(W.shape[0], W.shape[1], -1, hbias.shape[0], source.shape[1])
     xp = device().xp
@@ -498,8 +512,14 @@ def hidden_proba(X, W, hbias, n_threads, sigma=None):
     return out
 
 
-def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
-    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = b + sigma * hW)."""
+def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None, categories=None):
+    """P(v = 1 | h) for every row of ``hidden`` (``gaussian``: E[v | h] = b + sigma * hW;
+    ``categories``: P(v_i = a | h), the per-site softmax of b + h W)."""
+    if categories is not None:
+        if gaussian or sigma is not None:
+            raise ValueError("gaussian and sigma have no meaning for categorical visible "
+                             "units")
+        return _categorical_visible_proba(hidden, W, vbias, categories)
     xp = device().xp
     hidden = xp.ascontiguousarray(hidden, dtype=W.dtype)
     check_dims(W.shape[0], W.shape[1], vbias.shape[0])
@@ -515,12 +535,19 @@ def visible_proba(hidden, W, vbias, n_threads, gaussian=False, sigma=None):
     return out
 
 
-def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=None):
+def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=None,
+                categories=None):
     """F(v) = -v.b - sum_j softplus(c_j + W_j.v); ``flip`` flips one bit per row first.
 
     ``gaussian``: F(v) = sum_i (v_i - b_i)^2 / (2 s_i^2) - sum_j softplus(c_j + W_j.(v / s))
-    with s = ``sigma`` (None: ones).
+    with s = ``sigma`` (None: ones).  ``categories``: integer-coded rows of
+    categorical units, F(v) = -sum_i b_{i v_i} - sum_j softplus(c_j + sum_i W_{j, i v_i}).
     """
+    if categories is not None:
+        if flip is not None or gaussian or sigma is not None:
+            raise ValueError("flip, gaussian and sigma have no meaning for categorical "
+                             "visible units")
+        return _categorical_free_energy(X, W, vbias, hbias, categories)
     if gaussian and flip is not None:
         raise ValueError("flip has no meaning for Gaussian visible units")
     dev = device()
@@ -556,12 +583,19 @@ def free_energy(X, W, vbias, hbias, n_threads, flip=None, gaussian=False, sigma=
     return out
 
 
-def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, sigma=None):
+def gibbs(X, W, vbias, hbias, k, key, step, stream, n_threads, gaussian=False, sigma=None,
+          categories=None):
     """Visible samples after k Gibbs steps v -> h -> v from every row of X.
 
     ``sigma`` (Gaussian units): the chain runs on u = v / s (hidden input
     W u + c, visible draw u = W^T h + b / s + z) and returns v = s u.
+    ``categories``: integer codes in, int32 codes out.
     """
+    if categories is not None:
+        if gaussian or sigma is not None:
+            raise ValueError("gaussian and sigma have no meaning for categorical visible "
+                             "units")
+        return _categorical_gibbs(X, W, vbias, hbias, k, key, step, stream, categories)
     if sigma is not None and not gaussian:
         raise ValueError("sigma needs Gaussian visible units (gaussian=True)")
     dev = device()
@@ -670,11 +704,15 @@ def find_invalid(X, clip):
 
 
 def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
-                    gaussian=False, start=None, return_states=False, first_chain=0):
+                    gaussian=False, start=None, return_states=False, first_chain=0,
+                    categories=None):
     """AIS log weights (float64 NumPy array, one per chain); the same draws and
     meaning as ``_reference.ais_log_weights`` (``start``: the chains' start
     states, for reverse AIS; ``return_states``: also return the final states,
-    on the device; ``first_chain``: the Philox row of the first chain)."""
+    on the device; ``first_chain``: the Philox row of the first chain;
+    ``categories``: categorical visible units, states are int32 codes)."""
+    if categories is not None and gaussian:
+        raise ValueError("gaussian has no meaning for categorical visible units")
     dev = device()
     xp = dev.xp
     dtype = W.dtype
@@ -694,7 +732,11 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     check_counters(first_chain + n_chains, 0, betas.shape[0], STREAM_AIS, 1)
     if n_chains == 0:
         empty = np.zeros(0)
-        return (empty, xp.zeros((0, D), dtype=dtype)) if return_states else empty
+        if categories is not None:
+            states = xp.zeros((0, _categorical_sites(W, categories)[1]), dtype=np.int32)
+        else:
+            states = xp.zeros((0, D), dtype=dtype)
+        return (empty, states) if return_states else empty
     key = _key(key)
     k0, k1 = key
     tick = _zero_tick()
@@ -708,7 +750,21 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     act = xp.empty((n_chains, H), dtype=dtype)
     vb_s = xp.empty(D, dtype=dtype)
     base = base64.astype(dtype)
-    if start is None:
+    if categories is not None:
+        # categorical units: the chains carry codes (as parameter columns)
+        # and v is their one-hot vector; the increments are then the
+        # Bernoulli case's (_reference.categorical_ais_log_weights)
+        q, L = _categorical_sites(W, categories)
+        cols = xp.empty((n_chains, L), dtype=np.int64)
+        no_bias = xp.zeros(D, dtype=dtype)
+        if start is None:
+            v += base
+            _categorical_draw(v, no_bias, q, first_chain, tick, 0, _c3(STREAM_AIS, 1), key,
+                              cols)
+        else:
+            cols = _categorical_columns(xp.asarray(start).reshape(n_chains, L), q, L, "start")
+        _one_hot(cols, v)
+    elif start is None:
         _visible_draw(v, base, gaussian, first_chain, tick, 0, _c3(STREAM_AIS, 1), key)
     else:
         if tuple(start.shape) != (n_chains, D):
@@ -733,5 +789,248 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
             break
         _launch(f"fr_ais_visible_bias<{t}>", D, (base64, vbias64, np.float64(bk), _i64(D), vb_s))
         _gemm(False, False, dtype.type(bk), h, W, 0, v)
-        _visible_draw(v, vb_s, gaussian, first_chain, tick, k, _c3(STREAM_AIS, 1), key)
+        if categories is not None:
+            _categorical_draw(v, vb_s, q, first_chain, tick, k, _c3(STREAM_AIS, 1), key, cols)
+            _one_hot(cols, v)
+        else:
+            _visible_draw(v, vb_s, gaussian, first_chain, tick, k, _c3(STREAM_AIS, 1), key)
+    if categories is not None:
+        v = _categorical_codes(cols, q)
     return (dev.to_host(logw), v) if return_states else dev.to_host(logw)
+
+
+# ---------------------------------------------------------------------------
+# Categorical (Potts) visible units (``categories=q``; the definition is the
+# categorical block of _reference.py).  Codes travel as parameter columns
+# i q + v_i (int64); the hidden field is a gather-sum (fr_cat_field), the
+# visible draw a fused softmax + inverse-CDF kernel (fr_cat_draw) after the
+# cuBLAS GEMM of the logits.  Training forms the weight gradient as cuBLAS
+# GEMMs with one-hot matrices (deterministic, unlike atomic scatter-adds)
+# and runs minibatch by minibatch, not as the replayed launch list of the
+# other units.
+# ---------------------------------------------------------------------------
+
+def _categorical_sites(W, categories):
+    """(q, L) of a model with W (H, L q)."""
+    q = int(categories)
+    if q < 1:
+        raise ValueError(f"categories must be >= 1, got {categories}")
+    if W.shape[1] % q:
+        raise ValueError(f"W has {W.shape[1]} columns, not a multiple of categories={q}")
+    return q, W.shape[1] // q
+
+
+def _categorical_columns(X, q, L, what="X"):
+    """Integer codes (n, L) on the device, checked (0 <= code < q), as the
+    parameter columns i q + v_i (int64, C-contiguous)."""
+    dev = device()
+    xp = dev.xp
+    X = xp.asarray(getattr(X, "X", X))
+    if X.dtype.kind not in "iu":
+        raise TypeError(f"{what} must hold integer category codes, got dtype {X.dtype}")
+    if X.ndim != 2 or X.shape[1] != L:
+        raise ValueError(f"{what} must have shape (n, {L}) (one code per site), got "
+                         f"{tuple(X.shape)}")
+    if X.size:
+        bad = (X < 0) | (X >= q)
+        if bool(bad.any()):
+            row, site = (int(i) for i in dev.to_host(xp.argwhere(bad)[0]))
+            value = int(dev.to_host(X[row, site:site + 1])[0])
+            raise ValueError(f"{what}[{row}, {site}] = {value} is not a category code in "
+                             f"0..{q - 1}")
+    return xp.ascontiguousarray(X.astype(np.int64) + xp.arange(L, dtype=np.int64) * q)
+
+
+def _categorical_codes(cols, q):
+    """int32 codes of parameter columns."""
+    xp = device().xp
+    return (cols - xp.arange(cols.shape[1], dtype=np.int64) * q).astype(np.int32)
+
+
+def _one_hot(cols, out):
+    """out (n, L q) = the one-hot rows of parameter columns cols (n, L)."""
+    xp = device().xp
+    out[...] = 0
+    out[xp.arange(cols.shape[0])[:, None], cols] = 1
+
+
+def _categorical_field(Wt, cols, out, ops=None):
+    """out[r] = sum_i Wt[cols[r, i]]: the hidden field of coded rows (Wt = W^T)."""
+    n, L = cols.shape
+    H = Wt.shape[1]
+    _launch(f"fr_cat_field<{_TYPE_NAMES[out.dtype]}>", n * H,
+            (Wt, cols, _i64(n), _i64(L), _i64(H), out, _i64(out.strides[0] // out.itemsize)),
+            ops)
+
+
+def _categorical_draw(logits, bias, q, row0, tick, step, c3, key, cols, ops=None):
+    """cols = the categorical draws from logits + bias (logits overwritten)."""
+    n, L = cols.shape
+    k0, k1 = key
+    _launch(f"fr_cat_draw<{_TYPE_NAMES[logits.dtype]}>", n * L,
+            (logits, _i64(logits.strides[0] // logits.itemsize), bias, _i64(n), _i64(L),
+             _i64(q), _i64(row0), tick, _u32(step), c3, k0, k1, cols), ops)
+
+
+def _categorical_hidden_proba(X, W, hbias, categories):
+    q, L = _categorical_sites(W, categories)
+    check_dims(W.shape[0], W.shape[1], -1, hbias.shape[0])
+    xp = device().xp
+    cols = _categorical_columns(X, q, L)
+    out = xp.empty((cols.shape[0], W.shape[0]), dtype=W.dtype)
+    if cols.shape[0]:
+        _categorical_field(xp.ascontiguousarray(W.T), cols, out)
+        _bernoulli(out, hbias, 1, None, False, 0, _zero_tick(), 0, _u32(0), _NO_KEY)
+    return out
+
+
+def _categorical_visible_proba(hidden, W, vbias, categories):
+    q, L = _categorical_sites(W, categories)
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0])
+    xp = device().xp
+    hidden = xp.ascontiguousarray(hidden, dtype=W.dtype)
+    if hidden.ndim != 2 or hidden.shape[1] != W.shape[0]:
+        raise ValueError(f"hidden has shape {hidden.shape} but W has {W.shape[0]} rows")
+    out = xp.empty((hidden.shape[0], W.shape[1]), dtype=W.dtype)
+    _gemm(False, False, 1, hidden, W, 0, out)
+    x = (out + vbias).reshape(hidden.shape[0], L, q)
+    e = xp.exp(x - x.max(axis=2, keepdims=True))
+    return (e / e.sum(axis=2, keepdims=True)).reshape(hidden.shape[0], L * q)
+
+
+def _categorical_free_energy(X, W, vbias, hbias, categories):
+    q, L = _categorical_sites(W, categories)
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0])
+    xp = device().xp
+    cols = _categorical_columns(X, q, L)
+    field = xp.empty((cols.shape[0], W.shape[0]), dtype=W.dtype)
+    if cols.shape[0]:
+        _categorical_field(xp.ascontiguousarray(W.T), cols, field)
+    return -vbias[cols].sum(axis=1) - xp.logaddexp(0, field + hbias).sum(axis=1)
+
+
+def _categorical_gibbs(X, W, vbias, hbias, k, key, step, stream, categories):
+    q, L = _categorical_sites(W, categories)
+    check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0])
+    if not 1 <= k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
+    xp = device().xp
+    cols = _categorical_columns(X, q, L)
+    n = cols.shape[0]
+    check_counters(n, step, 1, stream, 2 * k - 1)
+    if n == 0:
+        return xp.zeros((0, L), dtype=np.int32)
+    Wt = xp.ascontiguousarray(W.T)
+    h = xp.empty((n, W.shape[0]), dtype=W.dtype)
+    logits = xp.empty((n, W.shape[1]), dtype=W.dtype)
+    key, tick = _key(key), _zero_tick()
+    for step_k in range(1, int(k) + 1):
+        _categorical_field(Wt, cols, h)
+        _bernoulli(h, hbias, 1, h, True, 0, tick, step, _c3(stream, 2 * step_k - 2), key)
+        _gemm(False, False, 1, h, W, 0, logits)
+        _categorical_draw(logits, vbias, q, 0, tick, step, _c3(stream, 2 * step_k - 1), key,
+                          cols)
+    return _categorical_codes(cols, q)
+
+
+def _categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel,
+                           hbias_vel, activity, config, key, step0, sample_weight):
+    """CD-k / PCD-k updates of categorical units, in place: the meaning, draws
+    and options of ``_reference.categorical_cd_update`` (PCD chains of any
+    count, ``sample_weight``, ``l1_squared``, ``zero_sum_gauge``)."""
+    dev = device()
+    xp = dev.xp
+    dtype = W.dtype
+    q, L = _categorical_sites(W, config.categories)
+    H, D = W.shape
+    check_dims(H, D, vbias.shape[0], hbias.shape[0])
+    cols_all = _categorical_columns(X, q, L)
+    order = np.ascontiguousarray(dev.to_host(order) if is_engine_array(order) else order,
+                                 dtype=np.int64)
+    n_order, B = int(order.shape[0]), int(batch_size)
+    if B < 1 or activity.shape != (H,):
+        raise ValueError("batch_size must be >= 1 and activity match W's rows")
+    if n_order and (int(order.min()) < 0 or int(order.max()) >= cols_all.shape[0]):
+        raise ValueError(f"order has row indices outside [0, {cols_all.shape[0]})")
+    if not 1 <= config.k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"config.k must be in [1, {MAX_GIBBS_STEPS}], got {config.k}")
+    n_chains = 0
+    if config.persistent:
+        if chains.ndim != 2 or chains.shape[0] < 1 or chains.shape[1] != H:
+            raise ValueError(f"persistent chains must have shape (n_chains >= 1, {H}), got "
+                             f"{tuple(chains.shape)}")
+        n_chains = int(chains.shape[0])
+    if sample_weight is not None:
+        sample_weight = xp.asarray(sample_weight, dtype=np.float64)
+        if sample_weight.shape != (cols_all.shape[0],):
+            raise ValueError(f"sample_weight has {sample_weight.shape[0]} entries but X has "
+                             f"{cols_all.shape[0]} rows")
+    check_counters(max(min(B, n_order), n_chains), step0, -(-n_order // B), STREAM_TRAIN,
+                   2 * config.k)
+    lr, mom = dtype.type(config.learning_rate), dtype.type(config.momentum)
+    l1_squared = float(getattr(config, "l1_squared", 0.0))
+    gauge = bool(getattr(config, "zero_sum_gauge", False))
+    key, tick = _key(key), _zero_tick()
+    order = xp.asarray(order)
+    Wt = xp.empty((D, H), dtype=dtype)
+    for t, start in enumerate(range(0, n_order, B)):
+        rows = order[start:start + B]
+        n_pos = int(rows.shape[0])
+        step = int(step0) + t
+        cols_pos = xp.ascontiguousarray(cols_all[rows])
+        if sample_weight is None:
+            weights = xp.full(n_pos, 1.0 / n_pos)
+        else:
+            w = sample_weight[rows]
+            weights = w / w.sum()
+        weights = weights.astype(dtype)
+        Wt[...] = W.T
+        hidden_data = xp.empty((n_pos, H), dtype=dtype)
+        _categorical_field(Wt, cols_pos, hidden_data)
+        if config.persistent:
+            _bernoulli(hidden_data, hbias, 1, None, False, 0, tick, step, _u32(0), _NO_KEY)
+            h = chains
+        else:
+            h = xp.empty((n_pos, H), dtype=dtype)
+            _bernoulli(hidden_data, hbias, 1, h, True, 0, tick, step, _c3(STREAM_TRAIN, 0),
+                       key)
+        n_neg = int(h.shape[0])
+        logits = xp.empty((n_neg, D), dtype=dtype)
+        cols_neg = xp.empty((n_neg, L), dtype=np.int64)
+        hidden_model = xp.empty((n_neg, H), dtype=dtype)
+        for step_k in range(1, config.k + 1):
+            _gemm(False, False, 1, h, W, 0, logits)
+            _categorical_draw(logits, vbias, q, 0, tick, step,
+                              _c3(STREAM_TRAIN, 2 * step_k - 1), key, cols_neg)
+            _categorical_field(Wt, cols_neg, hidden_model)
+            draw = step_k < config.k or config.persistent
+            _bernoulli(hidden_model, hbias, 1, h if draw else None, draw, 0, tick, step,
+                       _c3(STREAM_TRAIN, 2 * step_k), key if draw else _NO_KEY)
+        v_data = xp.empty((n_pos, D), dtype=dtype)
+        v = xp.empty((n_neg, D), dtype=dtype)
+        _one_hot(cols_pos, v_data)
+        _one_hot(cols_neg, v)
+        # the reference's arithmetic, term for term
+        grad_W = lr * ((hidden_data * weights[:, None]).T @ v_data
+                       - hidden_model.T @ v / n_neg)
+        grad_W -= lr * (config.weight_decay * W + config.l1 * xp.sign(W))
+        if l1_squared > 0:
+            grad_W -= lr * (l1_squared * xp.abs(W).mean(axis=1, keepdims=True) * xp.sign(W))
+        grad_h = lr * (weights @ hidden_data - hidden_model.mean(0))
+        grad_v = lr * (weights @ v_data - v.mean(0))
+        if config.sparsity_cost > 0:
+            decay = config.sparsity_decay
+            activity[...] = decay * activity + (1 - decay) * (weights @ hidden_data)
+            penalty = lr * config.sparsity_cost * (config.sparsity_target - activity)
+            grad_W += xp.outer(penalty, weights @ v_data)
+            grad_h += penalty
+        for param, velocity, grad in ((W, W_vel, grad_W), (hbias, hbias_vel, grad_h),
+                                      (vbias, vbias_vel, grad_v)):
+            if velocity is None:
+                param += grad.astype(dtype)
+            else:
+                velocity *= mom
+                velocity += grad.astype(dtype)
+                param += velocity
+        if gauge:
+            zero_sum_gauge(W, vbias, hbias, q)

@@ -454,3 +454,58 @@ __global__ void fr_increment(fr_i64 *counter)
 {
     if (fr_thread_index() == 0) counter[0] += 1;
 }
+
+/* ------------------------------------------- categorical (Potts) visible units
+ *
+ * Integer-coded states are carried as parameter columns cols[r, i] = i q + v_i
+ * (see _categorical.pyx and the categorical block of _reference.py). */
+
+/* The hidden field as a gather-sum over sites, in site order (as the CPU
+ * engine): out[r, j] = sum_i Wt[cols[r, i], j] with Wt = W^T (L q, H).  One
+ * thread per (row, hidden unit). */
+template <typename T>
+__global__ void fr_cat_field(const T *Wt, const fr_i64 *cols, fr_i64 n_rows, fr_i64 L,
+                             fr_i64 H, T *out, fr_i64 ld_out)
+{
+    fr_i64 t = fr_thread_index();
+    if (t >= n_rows * H) return;
+    fr_i64 r = t / H, j = t - r * H;
+    T acc = 0;
+    for (fr_i64 i = 0; i < L; i++) acc = acc + Wt[cols[r * L + i] * H + j];
+    out[r * ld_out + j] = acc;
+}
+
+__device__ __forceinline__ float fr_cat_exp(float x) { return fr_expf(x); }
+__device__ __forceinline__ double fr_cat_exp(double x) { return exp(x); }
+
+/* The categorical draw of one site per thread (row, site), as
+ * _reference.categorical_draw: x_a = logits + bias, e_a = exp(x_a - max x),
+ * running sums C_a in T, code = the number of C_a <= u C_{q-1} (at most
+ * q - 1), u the uniform of column i at counter row row0 + r.  The logits are
+ * overwritten; cols[r, i] = i q + code. */
+template <typename T>
+__global__ void fr_cat_draw(T *logits, fr_i64 ld, const T *bias, fr_i64 n_rows, fr_i64 L,
+                            fr_i64 q, fr_i64 row0, const fr_i64 *tick, fr_u32 step0,
+                            fr_u32 c3, fr_u32 k0, fr_u32 k1, fr_i64 *cols)
+{
+    fr_i64 t = fr_thread_index();
+    if (t >= n_rows * L) return;
+    fr_i64 r = t / L, i = t - r * L;
+    T *x = logits + r * ld + i * q;
+    const T *b = bias + i * q;
+    for (fr_i64 a = 0; a < q; a++) x[a] = x[a] + b[a];
+    T m = x[0];
+    for (fr_i64 a = 1; a < q; a++) m = x[a] > m ? x[a] : m;
+    T total = 0;
+    for (fr_i64 a = 0; a < q; a++) {
+        total = total + fr_cat_exp(x[a] - m);
+        x[a] = total;
+    }
+    fr_u32 w[4];
+    fr_philox((fr_u32)(i >> 2), (fr_u32)(row0 + r), step0 + (fr_u32)tick[0], c3, k0, k1, w);
+    T target = fr_uniform(w[i & 3], (T)0) * total;
+    fr_i64 code = 0;
+    for (fr_i64 a = 0; a < q; a++) code += x[a] <= target;
+    if (code > q - 1) code = q - 1;
+    cols[r * L + i] = i * q + code;
+}

@@ -1,0 +1,245 @@
+/* Vector helpers of the categorical kernels (_categorical.pyx).
+ *
+ * The exp pass of the softmax: x[c] = fr_expf(x[c]) over a row of logits,
+ * 8 lanes with AVX2 (chosen at run time) or 4 with SSE2 (every x86-64 CPU),
+ * operation for operation as the scalar fr_expf of _kernels.h: the same
+ * results, bit for bit, except that a NaN input gives exp(-87) instead of
+ * NaN.  The scalar loop does not vectorise: without -ffast-math GCC keeps
+ * the clamps' branches. */
+#ifndef FASTRBM_CATEGORICAL_H
+#define FASTRBM_CATEGORICAL_H
+
+#include <stddef.h>
+#include <string.h>
+#include "_kernels.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* The SSE2 path (x86-64 baseline; else the scalar loop). */
+static inline void fr_cat_expf_sse2(float *x, int n)
+{
+    int c = 0;
+#if defined(__SSE2__)
+    const __m128 lo = _mm_set1_ps(-87.0f), hi = _mm_set1_ps(88.0f);
+    const __m128 round = _mm_set1_ps(12582912.0f), one = _mm_set1_ps(1.0f);
+    for (; c + 4 <= n; c += 4) {
+        __m128 v = _mm_loadu_ps(x + c);
+        v = _mm_max_ps(v, lo);
+        v = _mm_min_ps(v, hi);
+        __m128 fx = _mm_mul_ps(v, _mm_set1_ps(1.44269504088896341f));
+        __m128 k = _mm_sub_ps(_mm_add_ps(fx, round), round);
+        __m128 r = _mm_sub_ps(v, _mm_mul_ps(k, _mm_set1_ps(0.693359375f)));
+        r = _mm_sub_ps(r, _mm_mul_ps(k, _mm_set1_ps(-2.12194440e-4f)));
+        __m128 z = _mm_mul_ps(r, r);
+        __m128 y = _mm_set1_ps(1.9875691500e-4f);
+        y = _mm_add_ps(_mm_mul_ps(y, r), _mm_set1_ps(1.3981999507e-3f));
+        y = _mm_add_ps(_mm_mul_ps(y, r), _mm_set1_ps(8.3334519073e-3f));
+        y = _mm_add_ps(_mm_mul_ps(y, r), _mm_set1_ps(4.1665795894e-2f));
+        y = _mm_add_ps(_mm_mul_ps(y, r), _mm_set1_ps(1.6666665459e-1f));
+        y = _mm_add_ps(_mm_mul_ps(y, r), _mm_set1_ps(5.0000001201e-1f));
+        y = _mm_add_ps(_mm_add_ps(_mm_mul_ps(y, z), r), one);
+        __m128i bits = _mm_slli_epi32(
+            _mm_add_epi32(_mm_cvttps_epi32(k), _mm_set1_epi32(127)), 23);
+        _mm_storeu_ps(x + c, _mm_mul_ps(y, _mm_castsi128_ps(bits)));
+    }
+#endif
+    for (; c < n; c++)
+        x[c] = fr_expf(x[c]);
+}
+
+/* The same on 8 lanes where the CPU has AVX2 (chosen at run time; AVX2
+ * without FMA, so nothing is contracted and the values are the same). */
+#if FR_HAVE_AVX2_PATH
+__attribute__((target("avx2")))
+static void fr_cat_expf_avx2(float *x, int n)
+{
+    int c = 0;
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    const __m256 round = _mm256_set1_ps(12582912.0f), one = _mm256_set1_ps(1.0f);
+    for (; c + 8 <= n; c += 8) {
+        __m256 v = _mm256_loadu_ps(x + c);
+        v = _mm256_max_ps(v, lo);
+        v = _mm256_min_ps(v, hi);
+        __m256 fx = _mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f));
+        __m256 k = _mm256_sub_ps(_mm256_add_ps(fx, round), round);
+        __m256 r = _mm256_sub_ps(v, _mm256_mul_ps(k, _mm256_set1_ps(0.693359375f)));
+        r = _mm256_sub_ps(r, _mm256_mul_ps(k, _mm256_set1_ps(-2.12194440e-4f)));
+        __m256 z = _mm256_mul_ps(r, r);
+        __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+        y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.3981999507e-3f));
+        y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(8.3334519073e-3f));
+        y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(4.1665795894e-2f));
+        y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.6666665459e-1f));
+        y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(5.0000001201e-1f));
+        y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, z), r), one);
+        __m256i bits = _mm256_slli_epi32(
+            _mm256_add_epi32(_mm256_cvttps_epi32(k), _mm256_set1_epi32(127)), 23);
+        _mm256_storeu_ps(x + c, _mm256_mul_ps(y, _mm256_castsi256_ps(bits)));
+    }
+    fr_cat_expf_sse2(x + c, n - c);
+}
+#endif
+
+/* Set once at module import (before any kernel runs): whether to use AVX2. */
+static int fr_cat_use_avx2 = 0;
+
+static void fr_cat_init(void)
+{
+#if FR_HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    fr_cat_use_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+#endif
+}
+
+static inline void fr_cat_expf(float *x, int n)
+{
+#if FR_HAVE_AVX2_PATH
+    if (fr_cat_use_avx2) {
+        fr_cat_expf_avx2(x, n);
+        return;
+    }
+#endif
+    fr_cat_expf_sse2(x, n);
+}
+
+/* Tests: path 0 scalar, 1 SSE2, 2 AVX2 (-1 when this build or CPU lacks it). */
+static int fr_cat_expf_path(float *x, int n, int path)
+{
+    if (path == 0) {
+        for (int c = 0; c < n; c++) x[c] = fr_expf(x[c]);
+        return 0;
+    }
+    if (path == 1) {
+        fr_cat_expf_sse2(x, n);
+        return 0;
+    }
+#if FR_HAVE_AVX2_PATH
+    if (fr_cat_use_avx2) {
+        fr_cat_expf_avx2(x, n);
+        return 0;
+    }
+#endif
+    return -1;
+}
+
+/* out[j] = sum_k base[idx[k] * ld + j] for j < H, the rows added in the
+ * order of idx (k = 0, 1, ...) starting from 0: the hidden field of a coded
+ * row (base = W^T, idx = its parameter columns) and the sums of a category's
+ * hidden vectors (base = the statistics, idx = the rows with that category).
+ * Blocks of 32 (float) or 16 (double) units keep their partial sums in
+ * registers across the whole sum; every unit's sum is the same sequence of
+ * additions as a plain loop, so the results are those of one. */
+typedef float fr_v4f __attribute__((vector_size(16)));
+typedef double fr_v2d __attribute__((vector_size(16)));
+
+#define FR_DEFINE_SUM_ROWS(NAME, T, V, LANES)                                          \
+static inline V NAME##_load(const T *p) { V v; memcpy(&v, p, sizeof v); return v; }    \
+static inline void NAME(const T *base, ptrdiff_t ld, const int32_t *idx, int n, int H, \
+                        T *out)                                                        \
+{                                                                                      \
+    int j0 = 0;                                                                        \
+    for (; j0 + 8 * LANES <= H; j0 += 8 * LANES) {                                     \
+        V a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0},        \
+          a7 = {0};                                                                    \
+        for (int k = 0; k < n; k++) {                                                  \
+            const T *w = base + (ptrdiff_t)idx[k] * ld + j0;                           \
+            a0 += NAME##_load(w);             a1 += NAME##_load(w + LANES);            \
+            a2 += NAME##_load(w + 2 * LANES); a3 += NAME##_load(w + 3 * LANES);        \
+            a4 += NAME##_load(w + 4 * LANES); a5 += NAME##_load(w + 5 * LANES);        \
+            a6 += NAME##_load(w + 6 * LANES); a7 += NAME##_load(w + 7 * LANES);        \
+        }                                                                              \
+        memcpy(out + j0, &a0, sizeof a0);             memcpy(out + j0 + LANES, &a1, sizeof a1); \
+        memcpy(out + j0 + 2 * LANES, &a2, sizeof a2); memcpy(out + j0 + 3 * LANES, &a3, sizeof a3); \
+        memcpy(out + j0 + 4 * LANES, &a4, sizeof a4); memcpy(out + j0 + 5 * LANES, &a5, sizeof a5); \
+        memcpy(out + j0 + 6 * LANES, &a6, sizeof a6); memcpy(out + j0 + 7 * LANES, &a7, sizeof a7); \
+    }                                                                                  \
+    for (; j0 + LANES <= H; j0 += LANES) {                                             \
+        V a = {0};                                                                     \
+        for (int k = 0; k < n; k++)                                                    \
+            a += NAME##_load(base + (ptrdiff_t)idx[k] * ld + j0);                      \
+        memcpy(out + j0, &a, sizeof a);                                                \
+    }                                                                                  \
+    for (; j0 < H; j0++) {                                                             \
+        T a = 0;                                                                       \
+        for (int k = 0; k < n; k++) a += base[(ptrdiff_t)idx[k] * ld + j0];            \
+        out[j0] = a;                                                                   \
+    }                                                                                  \
+}
+
+FR_DEFINE_SUM_ROWS(fr_cat_sum_rows_f32, float, fr_v4f, 4)
+FR_DEFINE_SUM_ROWS(fr_cat_sum_rows_f64, double, fr_v2d, 2)
+
+
+/* Per site of q values: x -= max(x) (the softmax's shift).  The maximum is
+ * exact whatever the order it is taken in, so the SSE2 lanes give the
+ * plain loop's value. */
+static inline void fr_cat_shift_f32(float *x, int n_sites, int q)
+{
+    for (int s = 0; s < n_sites; s++) {
+        float *xs = x + (ptrdiff_t)s * q;
+        float m = xs[0];
+        int a = 0;
+#if defined(__SSE2__)
+        if (q >= 4) {
+            __m128 mv = _mm_loadu_ps(xs);
+            for (a = 4; a + 4 <= q; a += 4) mv = _mm_max_ps(mv, _mm_loadu_ps(xs + a));
+            float lanes[4];
+            _mm_storeu_ps(lanes, mv);
+            for (int l = 0; l < 4; l++) m = lanes[l] > m ? lanes[l] : m;
+        }
+#endif
+        for (; a < q; a++) m = xs[a] > m ? xs[a] : m;
+        for (a = 0; a < q; a++) xs[a] = xs[a] - m;
+    }
+}
+
+static inline void fr_cat_shift_f64(double *x, int n_sites, int q)
+{
+    for (int s = 0; s < n_sites; s++) {
+        double *xs = x + (ptrdiff_t)s * q;
+        double m = xs[0];
+        int a = 0;
+#if defined(__SSE2__)
+        if (q >= 2) {
+            __m128d mv = _mm_loadu_pd(xs);
+            for (a = 2; a + 2 <= q; a += 2) mv = _mm_max_pd(mv, _mm_loadu_pd(xs + a));
+            double lanes[2];
+            _mm_storeu_pd(lanes, mv);
+            for (int l = 0; l < 2; l++) m = lanes[l] > m ? lanes[l] : m;
+        }
+#endif
+        for (; a < q; a++) m = xs[a] > m ? xs[a] : m;
+        for (a = 0; a < q; a++) xs[a] = xs[a] - m;
+    }
+}
+
+/* The number of the q running sums C_0 <= C_1 <= ... at or below target:
+ * the inverse-CDF draw's category before the q - 1 cap.  Counting is exact
+ * in any order, so the SSE2 lanes give the plain loop's count. */
+static inline int fr_cat_count_f32(const float *c, int q, float target)
+{
+    int n = 0, a = 0;
+#if defined(__SSE2__)
+    const __m128 t = _mm_set1_ps(target);
+    for (; a + 4 <= q; a += 4)
+        n += __builtin_popcount((unsigned)_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(c + a), t)));
+#endif
+    for (; a < q; a++) n += c[a] <= target;
+    return n;
+}
+
+static inline int fr_cat_count_f64(const double *c, int q, double target)
+{
+    int n = 0, a = 0;
+#if defined(__SSE2__)
+    const __m128d t = _mm_set1_pd(target);
+    for (; a + 2 <= q; a += 2)
+        n += __builtin_popcount((unsigned)_mm_movemask_pd(_mm_cmple_pd(_mm_loadu_pd(c + a), t)));
+#endif
+    for (; a < q; a++) n += c[a] <= target;
+    return n;
+}
+
+#endif
