@@ -441,10 +441,15 @@ class _Epoch:
 
 
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
-              activity, workspace, config, key, step0, n_threads, log_var=None):
+              activity, workspace, config, key, step0, n_threads, log_var=None, offsets=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see
     ``_gibbs.cd_update``; ``n_threads`` is ignored).  ``log_var``: per-feature
-    log-variances of Gaussian units (learned when ``config.learn_sigma``)."""
+    log-variances of Gaussian units (learned when ``config.learn_sigma``).
+    Centred training (``config.centered``, ``offsets``) is not implemented
+    here: NotImplementedError."""
+    if getattr(config, "centered", False) or offsets is not None:
+        raise NotImplementedError("centred training (centered=True) runs on the CPU engine "
+                                  "only; the GPU engine does not implement it yet")
     gaussian, learn_sigma = visible_train_flags(config, log_var)
     dev = device()
     xp = dev.xp

@@ -169,9 +169,12 @@ class BoundRBM:
                                           self.W.dtype)
 
     def cd_epoch(self, X, order, batch_size, chains, velocity, activity, workspace, config,
-                 key, step0, n_threads):
-        """CD/PCD minibatch updates of the parameters over the rows ``order`` of X."""
+                 key, step0, n_threads, offsets=None):
+        """CD/PCD minibatch updates of the parameters over the rows ``order`` of X
+        (``offsets``: those of centred training, ``config.centered``)."""
         _, update = self.visible.train_options()
+        if offsets is not None:
+            update = dict(update, offsets=offsets)
         with kernel_threads():
             self.engine.cd_update(self.source(X), order, int(batch_size), self.W, self.vbias,
                                   self.hbias, chains, *velocity, activity, workspace, config,
