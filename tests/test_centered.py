@@ -238,3 +238,13 @@ def test_gaussian_estimator_trains_centred():
     assert np.all(np.isfinite(model.components_))
     mu, lam = model._offsets
     assert mu.shape == (4,) and lam.shape == (3,)
+
+
+def test_gpu_engine_refuses_centred_training():
+    from fastrbm import _cupy
+
+    s = state()
+    with pytest.raises(NotImplementedError, match="CPU engine"):
+        _cupy.cd_update(s["X"], np.arange(4), B, s["W"], s["vbias"], s["hbias"], s["chains"],
+                        None, None, None, s["activity"], {}, config(), np.zeros(2, np.uint32),
+                        0, 1, offsets=(s["mu"], s["lam"]))

@@ -20,7 +20,8 @@ from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START, SPAWN_
                       SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng,
                       spawn_seed)
 from ._units import BernoulliVisible
-from .sampling import parallel_tempering, tempered_pcd_updates, trajectory_tempering
+from .sampling import (check_betas, parallel_tempering, tempered_pcd_updates,
+                       trajectory_tempering)
 from ._validation import check_X, clips_out_of_range, column_means, model_dtype_for
 
 # history_ is measured on a fixed subset of the training rows: 1 in
@@ -277,9 +278,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     h_samples_ : ndarray of shape (batch_size, n_components)
         Hidden states of the persistent chains (PCD; with ``method='pt'`` the
         beta = 1 replicas).
-    swap_acceptance_ : ndarray of shape (n_temperatures - 1,)
+    swap_acceptance_ : ndarray of shape (n_temperatures - 1,) or None
         ``method='pt'``: the fraction of swaps accepted between each pair of
-        neighbouring temperatures during the last epoch.
+        neighbouring temperatures during the last epoch (None for the other
+        methods).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str
@@ -570,6 +572,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._velocity = None
         self._offsets = None
         self._tempering_chains = None
+        self.swap_acceptance_ = None
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
         if is_cupy_array(X):
@@ -620,15 +623,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if isinstance(betas, str):
             raise ValueError("betas of training (method='pt') must be None or an increasing "
                              f"sequence from 0 to 1, got {betas!r}")
-        if betas is None:
-            check_int_param("n_temperatures", self.n_temperatures, 2, 10_000)
-            return np.linspace(0.0, 1.0, int(self.n_temperatures))
-        betas = np.asarray(betas, dtype=np.float64)
-        if (betas.ndim != 1 or len(betas) < 2 or betas[0] != 0 or betas[-1] != 1
-                or not np.all(np.diff(betas) > 0)):
-            raise ValueError("betas must be None or an increasing 1-D sequence from 0 to 1 "
-                             "with at least 2 values")
-        return betas
+        return check_betas(betas, self.n_temperatures)
 
     def _centering_offsets(self, machine):
         """The offsets (mu, lam) of centred training, created at the training

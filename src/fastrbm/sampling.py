@@ -70,7 +70,27 @@ class TemperingResult:
     n_sweeps: int
 
 
-def _check_betas(betas, n_temperatures):
+def check_betas(betas, n_temperatures):
+    """The inverse temperatures a ladder option asks for, checked.
+
+    Parameters
+    ----------
+    betas : None, 'auto' or array-like
+        None or 'auto': ``n_temperatures`` values equally spaced from 0 to 1
+        (the starting ladder of 'auto'); else the values themselves.
+    n_temperatures : int
+        Number of temperatures when ``betas`` is None or 'auto'.
+
+    Returns
+    -------
+    ndarray of float64
+        Increasing from 0 to 1, at least 2 values.
+
+    Raises
+    ------
+    ValueError
+        When the values are not an increasing 1-D sequence from 0 to 1.
+    """
     if betas is None or (isinstance(betas, str) and betas == "auto"):
         check_int_param("n_temperatures", n_temperatures, 2, 10_000)
         return np.linspace(0.0, 1.0, int(n_temperatures))
@@ -226,7 +246,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
     bound = bind(model)
     check_int_param("n_sweeps", n_sweeps, 1)
     auto = isinstance(betas, str) and betas == "auto"
-    betas = _check_betas(betas, n_temperatures)
+    betas = check_betas(betas, n_temperatures)
     R = len(betas)
     words = seed_sequence(random_state).generate_state(4, np.uint32)
     key = words[:2].copy()
