@@ -164,6 +164,21 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
             cshift[j] = acc
 
 
+cdef inline void column_sums(const floating *V, Py_ssize_t r0, Py_ssize_t r1, int D,
+                             Py_ssize_t i0, Py_ssize_t nv, floating *out) noexcept nogil:
+    """out[i] = sum of V[r, i] over rows r0..r1-1, for columns i0..i0+nv-1,
+    rows added in order (row-major sweeps: a strided column walk per unit
+    misses the cache)."""
+    cdef Py_ssize_t r, i
+    cdef const floating *row_ptr
+    for i in range(i0, i0 + nv):
+        out[i] = 0
+    for r in range(r0, r1):
+        row_ptr = V + r * D
+        for i in range(i0, i0 + nv):
+            out[i] = out[i] + row_ptr[i]
+
+
 cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
                          int batch_size, floating *W, floating *vbias, floating *hbias,
                          floating *chains, floating *W_vel, floating *vbias_vel,
@@ -341,12 +356,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         nv = D - i0
                         if nv > vblock:
                             nv = vblock
-                        for i in range(i0, i0 + nv):
-                            sums[H + i] = 0
-                        for r in range(bsz):
-                            row_ptr = V + r * D
-                            for i in range(i0, i0 + nv):
-                                sums[H + i] = sums[H + i] + row_ptr[i]
+                        column_sums(V, 0, bsz, D, i0, nv, sums + H)
                         for i in range(i0, i0 + nv):
                             mu[i] = (1 - nu) * mu[i] + nu * (sums[H + i] / bsz)
                         for r in range(K):
@@ -389,17 +399,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                     nv = D - i0
                     if nv > vblock:
                         nv = vblock
-                    for i in range(i0, i0 + nv):
-                        sums[H + i] = 0
-                        sums[H + D + i] = 0
-                    for r in range(bsz):
-                        row_ptr = V + r * D
-                        for i in range(i0, i0 + nv):
-                            sums[H + i] = sums[H + i] + row_ptr[i]
-                    for r in range(bsz, K):
-                        row_ptr = V + r * D
-                        for i in range(i0, i0 + nv):
-                            sums[H + D + i] = sums[H + D + i] + row_ptr[i]
+                    column_sums(V, 0, bsz, D, i0, nv, sums + H)
+                    column_sums(V, bsz, K, D, i0, nv, sums + H + D)
                     if cfg.learn_sigma:
                         for i in range(i0, i0 + nv):
                             sig[2 * D + i] = 0
