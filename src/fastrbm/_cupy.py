@@ -442,12 +442,17 @@ class _Epoch:
 
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
               activity, workspace, config, key, step0, n_threads, log_var=None,
-              sample_weight=None):
+              sample_weight=None, offsets=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see
     ``_gibbs.cd_update``; ``n_threads`` is ignored).  ``log_var``: per-feature
     log-variances of Gaussian units (learned when ``config.learn_sigma``).
     ``config.categories``: categorical visible units (see
-    :func:`_categorical_cd_update`; the only units that take ``sample_weight``)."""
+    :func:`_categorical_cd_update`; the only units that take ``sample_weight``).
+    Centred training (``config.centered``, ``offsets``) is not implemented
+    here: NotImplementedError."""
+    if getattr(config, "centered", False) or offsets is not None:
+        raise NotImplementedError("centred training (centered=True) runs on the CPU engine "
+                                  "only; the GPU engine does not implement it yet")
     if getattr(config, "categories", 0):
         if log_var is not None:
             raise ValueError("log_var needs Gaussian visible units")

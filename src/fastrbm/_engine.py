@@ -168,12 +168,15 @@ class BoundRBM:
                                           self.W.dtype)
 
     def cd_epoch(self, X, order, batch_size, chains, velocity, activity, workspace, config,
-                 key, step0, n_threads, sample_weight=None):
+                 key, step0, n_threads, sample_weight=None, offsets=None):
         """CD/PCD minibatch updates of the parameters over the rows ``order``
-        of X (``sample_weight``: per row of X, or None)."""
+        of X (``sample_weight``: per row of X, or None; ``offsets``: those of
+        centred training, ``config.centered``)."""
         _, update = self.visible.train_options()
         if sample_weight is not None:
             update = dict(update, sample_weight=sample_weight)
+        if offsets is not None:
+            update = dict(update, offsets=offsets)
         with kernel_threads():
             self.engine.cd_update(self.source(X), order, int(batch_size), self.W, self.vbias,
                                   self.hbias, chains, *velocity, activity, workspace, config,

@@ -27,6 +27,7 @@ from fastrbm._sampling cimport bernoulli, counter_word3, visible_draw
 from fastrbm._sampling import MAX_GIBBS_STEPS, check_counters, check_key
 from fastrbm._source cimport DataSource, Source, gather_row
 from fastrbm._source import as_source
+from fastrbm import _reference
 
 cnp.import_array()
 
@@ -48,6 +49,8 @@ cdef struct TrainConfig:
     int gaussian      # visible units: 0 Bernoulli, 1 Gaussian
     int has_sigma     # Gaussian units with per-feature s = exp(log_var / 2) (else s = 1)
     int learn_sigma   # also update log_var (learned s, Cho, Ilin & Raiko 2011)
+    int centered      # centred gradients with offsets (mu, lam) (_reference.cd_update)
+    double centering_rate   # the offsets' sliding-average rate nu
 
 
 # Bounds of learned log-variances, as _reference.LOG_VAR_MIN / LOG_VAR_MAX
@@ -78,7 +81,9 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
                                     const floating *A, int ldA, const floating *V,
                                     floating *W, floating *W_vel, floating *G,
                                     floating *zpart, const floating *activity,
-                                    const floating *vbar) noexcept nogil:
+                                    const floating *vbar, const floating *mu,
+                                    const floating *lam, floating *cshift,
+                                    floating *bpart) noexcept nogil:
     """The training step of nh rows of W (one block of hidden units), in place.
 
     step = A^T V (the stacked statistics, pre-scaled: A's columns are this
@@ -97,6 +102,10 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
       because the log-variance step needs sum_j W_ji G_ji with W before this
       update (zpart: this block's share, D values); then the elementwise
       part is added to G, and G goes through W_vel (if any) into W.
+    Centred training (mu non-NULL; G given, zpart NULL) takes the G order
+    too, because the uncentred biases need the weights' increment g:
+    cshift[j] = sum_i g_ji mu_i (this block's nh values) and
+    bpart[i] = sum_j g_ji lam_j (this block's share, D values).
     """
     cdef floating lr = <floating>cfg.learning_rate
     cdef floating mom = <floating>cfg.momentum
@@ -108,7 +117,7 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
     cdef bint elementwise = cfg.weight_decay != 0 or cfg.l1 != 0 or sparse_on
     cdef floating *stats        # where the GEMM writes (or adds) A^T V
     cdef floating beta
-    cdef floating pen, w, g
+    cdef floating pen, w, g, acc
     cdef Py_ssize_t j, i
     if G != NULL:
         stats, beta = G, 0
@@ -125,7 +134,10 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
     matmul_atb(nh, D, K, 1, A, ldA, V, D, beta, stats, D)
     if stats == W:
         return
-    if G != NULL:
+    if mu != NULL:
+        for i in range(D):
+            bpart[i] = 0
+    if zpart != NULL:
         for i in range(D):
             zpart[i] = 0
         for j in range(nh):
@@ -133,6 +145,7 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
                 zpart[i] = zpart[i] + W[j * D + i] * G[j * D + i]
     for j in range(nh):
         pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
+        acc = 0
         for i in range(D):
             w = W[j * D + i]
             g = stats[j * D + i]
@@ -144,6 +157,26 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
                     g = mom * W_vel[j * D + i] + g
                 W_vel[j * D + i] = g
             W[j * D + i] = w + g
+            if mu != NULL:
+                acc = acc + g * mu[i]
+                bpart[i] = bpart[i] + g * lam[j]
+        if mu != NULL:
+            cshift[j] = acc
+
+
+cdef inline void column_sums(const floating *V, Py_ssize_t r0, Py_ssize_t r1, int D,
+                             Py_ssize_t i0, Py_ssize_t nv, floating *out) noexcept nogil:
+    """out[i] = sum of V[r, i] over rows r0..r1-1, for columns i0..i0+nv-1,
+    rows added in order (row-major sweeps: a strided column walk per unit
+    misses the cache)."""
+    cdef Py_ssize_t r, i
+    cdef const floating *row_ptr
+    for i in range(i0, i0 + nv):
+        out[i] = 0
+    for r in range(r0, r1):
+        row_ptr = V + r * D
+        for i in range(i0, i0 + nv):
+            out[i] = out[i] + row_ptr[i]
 
 
 cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
@@ -152,7 +185,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                          floating *hbias_vel, floating *activity,
                          floating *V, floating *A, floating *Hs, floating *vbar,
                          floating *sums, floating *log_var, floating *sig, floating *G,
-                         floating *zpart,
+                         floating *zpart, floating *mu, floating *lam, floating *cshift,
                          int D, int H, TrainConfig cfg, uint32_t step0,
                          const uint32_t *key, int n_threads) noexcept nogil:
     """Run ceil(n_order / batch_size) CD-k or PCD-k updates, in place.
@@ -180,6 +213,16 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
     and after the parameter updates (a barrier later)
       log_var += lr (ss_data / 2B - ss_neg / 2n) - (1/2) sum_j W_ji G_ji,
     clipped to [LOG_VAR_MIN, LOG_VAR_MAX] (see _reference.cd_update).
+    With cfg.centered (centred gradients; not with learn_sigma):
+      mu (D), lam (H)  the offsets, updated in place (sliding averages of
+                  the data's u and hidden probabilities, rate nu)
+      G, zpart    as above, zpart holding per block sum_j dW_ji lam_j
+      cshift (H)  sum_i dW_ji mu_i, dW the weights' increment
+    A and V are centred in place after the negative phase (the pos/neg
+    scaling applied to p - lam, mu subtracted from every row of V), so the
+    one GEMM forms the centred statistics; the bias sums are unchanged by
+    the centring (up to rounding); after the steps, c -= cshift and
+    b -= s * sum_blk zpart (back to the uncentred model).
     """
     cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
     cdef Py_ssize_t hblock = unit_block(H, batch_size), vblock = unit_block(D, batch_size)
@@ -192,7 +235,9 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
     cdef floating sp_target = <floating>cfg.sparsity_target
     cdef floating sp_cost = <floating>cfg.sparsity_cost
     cdef floating sp_decay = <floating>cfg.sparsity_decay
+    cdef floating nu = <floating>cfg.centering_rate
     cdef int sparse_on = cfg.sparsity_cost > 0
+    cdef int centered = cfg.centered
     cdef floating pos_scale, neg_scale, acc, acc2, g, sv
     cdef floating *hchain
     cdef floating *row_ptr
@@ -234,16 +279,23 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                 matmul_abt(<int>bsz, <int>nh, D, 1, V, D, W + j0 * D, D, 0, A + j0, H)
                 for r in range(bsz):
                     bernoulli(A + r * H + j0, hbias + j0,
-                              1 if sparse_on else pos_scale,
+                              1 if (sparse_on or centered) else pos_scale,
                               NULL if cfg.persistent else Hs + r * H + j0,
                               <int>nh, j0, r, step, counter_word3(streams.STREAM_TRAIN, 0), key)
-                if sparse_on:
+                if sparse_on or centered:
                     for j in range(j0, j0 + nh):
                         acc = 0
                         for r in range(bsz):
                             acc = acc + A[r * H + j]
-                            A[r * H + j] = A[r * H + j] * pos_scale
-                        activity[j] = sp_decay * activity[j] + (1 - sp_decay) * (acc / bsz)
+                        if sparse_on:
+                            activity[j] = sp_decay * activity[j] + (1 - sp_decay) * (acc / bsz)
+                        if centered:
+                            lam[j] = (1 - nu) * lam[j] + nu * (acc / bsz)
+                            for r in range(bsz):
+                                A[r * H + j] = (A[r * H + j] - lam[j]) * pos_scale
+                        else:
+                            for r in range(bsz):
+                                A[r * H + j] = A[r * H + j] * pos_scale
 
             for s in range(1, cfg.k + 1):
                 # visible draw from the chain's hidden state
@@ -276,7 +328,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         if s == cfg.k:
                             # last step: negative statistics; PCD also draws the
                             # chain's next hidden state
-                            bernoulli(A + (bsz + r) * H + j0, hbias + j0, neg_scale,
+                            bernoulli(A + (bsz + r) * H + j0, hbias + j0,
+                                      1 if centered else neg_scale,
                                       hchain + r * H + j0 if cfg.persistent else NULL,
                                       <int>nh, j0, r, step,
                                       counter_word3(streams.STREAM_TRAIN, 2 * s), key)
@@ -285,9 +338,34 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                                       hchain + r * H + j0, <int>nh, j0, r, step,
                                       counter_word3(streams.STREAM_TRAIN, 2 * s), key)
 
+            K = bsz + nneg
+            if centered:
+                # the offsets from this minibatch's data, then the centred
+                # statistics in place
+                for blk in prange(n_hblocks + n_vblocks, schedule='dynamic'):
+                    if blk < n_hblocks:
+                        j0 = blk * hblock
+                        nh = H - j0
+                        if nh > hblock:
+                            nh = hblock
+                        for r in range(bsz, K):
+                            for j in range(j0, j0 + nh):
+                                A[r * H + j] = (A[r * H + j] - lam[j]) * neg_scale
+                    else:
+                        i0 = (blk - n_hblocks) * vblock
+                        nv = D - i0
+                        if nv > vblock:
+                            nv = vblock
+                        column_sums(V, 0, bsz, D, i0, nv, sums + H)
+                        for i in range(i0, i0 + nv):
+                            mu[i] = (1 - nu) * mu[i] + nu * (sums[H + i] / bsz)
+                        for r in range(K):
+                            row_ptr = V + r * D
+                            for i in range(i0, i0 + nv):
+                                row_ptr[i] = row_ptr[i] - mu[i]
+
             # update: W += A^T V as one GEMM over the stacked statistics, per
             # block of hidden units; biases alongside
-            K = bsz + nneg
             for blk in prange(n_hblocks + n_vblocks, schedule='dynamic'):
                 if blk < n_hblocks:
                     j0 = blk * hblock
@@ -296,9 +374,13 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         nh = hblock
                     update_weight_rows(&cfg, <int>nh, D, <int>K, A + j0, H, V, W + j0 * D,
                                        NULL if W_vel == NULL else W_vel + j0 * D,
-                                       G + j0 * D if cfg.learn_sigma else NULL,
+                                       G + j0 * D if (cfg.learn_sigma or centered) else NULL,
                                        zpart + blk * D if cfg.learn_sigma else NULL,
-                                       activity + j0, vbar)
+                                       activity + j0, vbar,
+                                       mu if centered else NULL,
+                                       lam + j0 if centered else NULL,
+                                       cshift + j0 if centered else NULL,
+                                       zpart + blk * D if centered else NULL)
                     # bias gradients: row-major sweeps into per-unit sums
                     # (a strided column walk per unit misses the cache)
                     for j in range(j0, j0 + nh):
@@ -309,22 +391,16 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                             sums[j] = sums[j] + row_ptr[j]
                     for j in range(j0, j0 + nh):
                         add_step(hbias, hbias_vel, j, mom, sums[j])
+                        if centered:
+                            # back to the uncentred model: c = c' - W mu
+                            hbias[j] = hbias[j] - cshift[j]
                 else:
                     i0 = (blk - n_hblocks) * vblock
                     nv = D - i0
                     if nv > vblock:
                         nv = vblock
-                    for i in range(i0, i0 + nv):
-                        sums[H + i] = 0
-                        sums[H + D + i] = 0
-                    for r in range(bsz):
-                        row_ptr = V + r * D
-                        for i in range(i0, i0 + nv):
-                            sums[H + i] = sums[H + i] + row_ptr[i]
-                    for r in range(bsz, K):
-                        row_ptr = V + r * D
-                        for i in range(i0, i0 + nv):
-                            sums[H + D + i] = sums[H + D + i] + row_ptr[i]
+                    column_sums(V, 0, bsz, D, i0, nv, sums + H)
+                    column_sums(V, bsz, K, D, i0, nv, sums + H + D)
                     if cfg.learn_sigma:
                         for i in range(i0, i0 + nv):
                             sig[2 * D + i] = 0
@@ -345,6 +421,18 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                             # dE/db_i = -(v_i - b_i) / s_i^2 = -(u_i - b_i / s_i) / s_i
                             acc = acc * sig[i]
                         add_step(vbias, vbias_vel, i, mom, acc)
+
+            if centered:
+                # back to the uncentred model: b = b' - s W^T lam; needs every
+                # hidden block's share (the barrier at the end of the update
+                # loop), blocks added in order
+                for i in prange(D, schedule='static'):
+                    acc2 = 0
+                    for blk in range(n_hblocks):
+                        acc2 = acc2 + zpart[blk * D + i]
+                    if cfg.has_sigma:
+                        acc2 = acc2 * <floating>exp(0.5 * <double>log_var[i])
+                    vbias[i] = vbias[i] - acc2
 
             if cfg.learn_sigma:
                 # log-variance step: needs every hidden block's zpart (the
@@ -369,7 +457,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
 def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
               floating[::1] vbias, floating[::1] hbias, chains, W_vel, vbias_vel,
               hbias_vel, floating[::1] activity, workspace, config, key,
-              step0, int n_threads, log_var=None):
+              step0, int n_threads, log_var=None, offsets=None):
     """Run CD-k / PCD-k minibatch updates over ``X[order]`` in place.
 
     Parameters
@@ -409,6 +497,10 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         (energy sum_i (v_i - b_i)^2 / (2 s_i^2) - c.h - sum_ij (v_i / s_i) W_ji h_j),
         updated in place when ``config.learn_sigma``.  None: s = 1.  The
         extra buffers it needs are added to ``workspace`` on first use.
+    offsets : tuple (mu, lam) of arrays (n_features,), (n_components,), optional
+        Centred training only (``config.centered``, with
+        ``config.centering_rate``): the visible and hidden offsets, updated
+        in place (see ``_reference.cd_update``); not with learned variances.
     """
     cdef DataSource source = as_source(X)
     cdef TrainConfig cfg
@@ -433,6 +525,10 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cdef floating *sig_p = NULL
     cdef floating *G_p = NULL
     cdef floating *zpart_p = NULL
+    cdef floating[::1] mu_v, lam_v, cshift_v
+    cdef floating *mu_p = NULL
+    cdef floating *lam_p = NULL
+    cdef floating *cshift_p = NULL
     cdef Py_ssize_t n_hblocks
     cdef Py_ssize_t n_order = order_view.shape[0]
     check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.src.n_cols,
@@ -466,6 +562,33 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cfg.gaussian = bool(getattr(config, "gaussian", False))
     cfg.learn_sigma = bool(getattr(config, "learn_sigma", False))
     cfg.has_sigma = log_var is not None
+    cfg.centered = bool(getattr(config, "centered", False))
+    cfg.centering_rate = float(getattr(config, "centering_rate", 0.0))
+    dtype = np.float32 if floating is float else np.float64
+    if cfg.centered:
+        mu_arr, lam_arr = _reference.check_offsets(offsets, np.asarray(W), cfg.learn_sigma)
+        if not 0 < cfg.centering_rate <= 1:
+            raise ValueError(f"config.centering_rate must be in (0, 1], got "
+                             f"{cfg.centering_rate}")
+        mu_v = mu_arr
+        lam_v = lam_arr
+        mu_p = &mu_v[0]
+        lam_p = &lam_v[0]
+        n_hblocks = (H + unit_block(H, batch_size) - 1) // unit_block(H, batch_size)
+        if workspace.get("G") is None or workspace["G"].shape != (H, D):
+            workspace["G"] = np.empty((H, D), dtype=dtype)
+        if workspace.get("zpart") is None or workspace["zpart"].shape != (n_hblocks, D):
+            workspace["zpart"] = np.empty((n_hblocks, D), dtype=dtype)
+        if workspace.get("cshift") is None or workspace["cshift"].shape != (H,):
+            workspace["cshift"] = np.empty(H, dtype=dtype)
+        G_v = workspace["G"]
+        zpart_v = workspace["zpart"]
+        cshift_v = workspace["cshift"]
+        G_p = &G_v[0, 0]
+        zpart_p = &zpart_v[0, 0]
+        cshift_p = &cshift_v[0]
+    elif offsets is not None:
+        raise ValueError("offsets are used by centred training only (config.centered)")
     if cfg.has_sigma and not cfg.gaussian:
         raise ValueError("log_var needs Gaussian visible units (config.gaussian)")
     if cfg.learn_sigma and not cfg.has_sigma:
@@ -475,7 +598,6 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         if log_var_v.shape[0] != D:
             raise ValueError(f"log_var must have shape ({D},), got {log_var.shape}")
         log_var_p = &log_var_v[0]
-        dtype = np.float32 if floating is float else np.float64
         # buffers allocated once per fit: they live in the caller's workspace
         if workspace.get("sig") is None or workspace["sig"].shape != (4 * D,):
             workspace["sig"] = np.zeros(4 * D, dtype=dtype)
@@ -514,7 +636,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         cd_minibatches(&source.src, &order_view[0], order_view.shape[0], batch_size,
                        &W[0, 0], &vbias[0], &hbias[0], chains_p, W_vel_p, vb_vel_p,
                        hb_vel_p, &activity[0], &V[0, 0], &A[0, 0], &Hs[0, 0], &vbar[0],
-                       &sums[0], log_var_p, sig_p, G_p, zpart_p,
+                       &sums[0], log_var_p, sig_p, G_p, zpart_p, mu_p, lam_p, cshift_p,
                        D, H, cfg, step_word, key_words, n_threads)
 
 

@@ -7,7 +7,7 @@ namespace (``from fastrbm cimport _random as streams``) so that the Python
 names they re-export from ``_random.py`` do not clash with these."""
 
 # the ids in order from 0 (C numbers enumerators so): STREAM_TRAIN = 0 ...
-# STREAM_TEMPERING_SWAP = 6, the values of _random.py
+# STREAM_PT_TRAIN = 7, the values of _random.py
 cdef enum:
     STREAM_TRAIN
     STREAM_SAMPLE
@@ -16,3 +16,4 @@ cdef enum:
     STREAM_DROPOUT
     STREAM_TEMPERING
     STREAM_TEMPERING_SWAP
+    STREAM_PT_TRAIN

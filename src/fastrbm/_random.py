@@ -37,10 +37,14 @@ STREAM_DROPOUT = 4
 STREAM_TEMPERING = 5
 #: Parallel tempering: the swap decisions of sweep t (step t; column = pair).
 STREAM_TEMPERING_SWAP = 6
+#: PCD with parallel tempering (``fit(method='pt')``): at update t with R
+#: temperatures, the Gibbs steps of replica r < R - 1 (step t * R + r) and
+#: the swap uniforms (step t * R + R - 1, phase 0; column = pair).
+STREAM_PT_TRAIN = 7
 
 STREAMS = {"train": STREAM_TRAIN, "sample": STREAM_SAMPLE, "monitor": STREAM_MONITOR,
            "ais": STREAM_AIS, "dropout": STREAM_DROPOUT, "tempering": STREAM_TEMPERING,
-           "tempering_swap": STREAM_TEMPERING_SWAP}
+           "tempering_swap": STREAM_TEMPERING_SWAP, "pt_train": STREAM_PT_TRAIN}
 
 # ------------------------------------------------------- SeedSequence spawn keys
 # The first element of a spawn key; an index (epoch, layer, call) may follow.

@@ -175,7 +175,7 @@ def sigma_of(log_var, dtype):
 
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
               activity, workspace, config, key, step0, n_threads, log_var=None,
-              sample_weight=None):
+              sample_weight=None, offsets=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see _gibbs.cd_update).
 
     ``log_var`` (Gaussian visible units only): per-feature log-variances
@@ -191,6 +191,24 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
 
     ``config.categories`` (q > 0): categorical visible units, see
     :func:`categorical_cd_update` (the only units that take ``sample_weight``).
+
+    ``config.centered`` (Bernoulli units, or Gaussian units with fixed s):
+    centred gradients (Montavon & Mueller 2012; Melchior, Fischer & Wiskott,
+    JMLR 2016, algorithm 1) with ``offsets = (mu, lam)``, arrays of the model
+    dtype updated in place: the offsets of the visible units u = v / s and of
+    the hidden units.  Per minibatch, first the sliding averages
+    mu <- (1 - nu) mu + nu mean(u_data), lam <- (1 - nu) lam + nu
+    mean(P(h | u_data)) with nu = ``config.centering_rate``; then the steps
+    of the centred model E = -(u - mu) W^T (h - lam) - ... : for W
+    lr (<(h - lam)(u - mu)^T>_data - <...>_model) (plus decay, L1 and
+    sparsity terms as usual), for the centred biases the plain gradients.
+    The arrays keep the EQUIVALENT UNCENTRED model (hidden bias
+    c = c' - W mu, visible bias b = b' - s (W^T lam)), so after the steps
+    of the centred parameters (through the momentum buffers, which then hold
+    the centred parameters' velocities) the uncentred biases also move by
+    -dW mu and -s (dW^T lam), dW the weights' increment.  The offsets' own
+    change leaves the uncentred model as it is (the paper's
+    reparameterisation step).
     """
     if getattr(config, "categories", 0):
         if log_var is not None:
@@ -204,6 +222,12 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     lr = dtype.type(config.learning_rate)
     mom = dtype.type(config.momentum)
     gaussian, learn_sigma = visible_train_flags(config, log_var)
+    centered = bool(getattr(config, "centered", False))
+    if centered:
+        mu, lam = check_offsets(offsets, W, learn_sigma)
+        nu = dtype.type(config.centering_rate)
+    elif offsets is not None:
+        raise ValueError("offsets are used by centred training only (config.centered)")
     for t, start in enumerate(range(0, len(order), batch_size)):
         rows = order[start:start + batch_size]
         step = step0 + t
@@ -233,7 +257,13 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
         if config.persistent:
             chains[...] = h
 
-        grad_W = lr * (hidden_data.T @ u_data / n_pos - hidden_model.T @ u / n_neg)
+        if centered:
+            mu[...] = (1 - nu) * mu + nu * u_data.mean(0)
+            lam[...] = (1 - nu) * lam + nu * hidden_data.mean(0)
+            grad_W = lr * ((hidden_data - lam).T @ (u_data - mu) / n_pos
+                           - (hidden_model - lam).T @ (u - mu) / n_neg)
+        else:
+            grad_W = lr * (hidden_data.T @ u_data / n_pos - hidden_model.T @ u / n_neg)
         if learn_sigma:
             def minus_dE_dz(v_, u_, p_):
                 return ((v_ - vbias) ** 2 / (2 * s ** 2) - u_ * (p_ @ W) / 2).mean(0)
@@ -249,6 +279,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
             penalty = lr * config.sparsity_cost * (config.sparsity_target - activity)
             grad_W += np.outer(penalty, u_data.mean(0))
             grad_h += penalty
+        W_before = W.copy() if centered else None
         for param, velocity, grad in ((W, W_vel, grad_W), (hbias, hbias_vel, grad_h),
                                       (vbias, vbias_vel, grad_v)):
             if velocity is None:
@@ -257,10 +288,38 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
                 velocity *= mom
                 velocity += grad.astype(dtype)
                 param += velocity
+        if centered:
+            # back to the uncentred model: c = c' - W mu, b = b' - s W^T lam
+            dW = W - W_before
+            hbias -= (dW @ mu).astype(dtype)
+            vbias -= (s * (lam @ dW)).astype(dtype)
         if learn_sigma:
             z = log_var + grad_z.astype(dtype)
             # a NaN step (a diverging fit) does not pass the clamp: no step
             log_var[...] = np.clip(np.where(np.isnan(z), log_var, z), LOG_VAR_MIN, LOG_VAR_MAX)
+
+
+def check_offsets(offsets, W, learn_sigma):
+    """(mu, lam) of centred training, checked against W (H, D).
+
+    Raises
+    ------
+    ValueError
+        When the offsets are missing, of the wrong shape or dtype, or come
+        with learned variances (not supported with centring).
+    """
+    if learn_sigma:
+        raise ValueError("centred training (config.centered) does not support learned "
+                         "variances (learn_sigma); fix the variances or train uncentred")
+    if offsets is None:
+        raise ValueError("centred training (config.centered) needs offsets=(mu, lam)")
+    mu, lam = offsets
+    H, D = W.shape
+    if (getattr(mu, "shape", None) != (D,) or getattr(lam, "shape", None) != (H,)
+            or mu.dtype != W.dtype or lam.dtype != W.dtype):
+        raise ValueError(f"offsets must be arrays of shape ({D},) and ({H},) of dtype "
+                         f"{W.dtype}")
+    return mu, lam
 
 
 def hidden_proba(X, W, hbias, n_threads, sigma=None, categories=None):

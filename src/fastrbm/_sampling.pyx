@@ -55,7 +55,8 @@ def compiled_streams():
     return {"train": streams.STREAM_TRAIN, "sample": streams.STREAM_SAMPLE,
             "monitor": streams.STREAM_MONITOR, "ais": streams.STREAM_AIS,
             "dropout": streams.STREAM_DROPOUT, "tempering": streams.STREAM_TEMPERING,
-            "tempering_swap": streams.STREAM_TEMPERING_SWAP}
+            "tempering_swap": streams.STREAM_TEMPERING_SWAP,
+            "pt_train": streams.STREAM_PT_TRAIN}
 
 
 # Widths of the Philox counter fields (layout in _kernels.h).  No call may

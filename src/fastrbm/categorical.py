@@ -172,7 +172,15 @@ class CategoricalRBM(BernoulliRBM):
     def _clipping(self):
         return False
 
+    # BernoulliRBM's training options this estimator does not offer (not
+    # constructor parameters): plain gradients, no tempered negative phase
+    centered = False
+    n_temperatures = 10
+    betas = None
+
     def _check_params(self):
+        if self.method not in ("pcd", "cd"):
+            raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
         if self.n_categories is not None:
             check_int_param("n_categories", self.n_categories, 2, MAX_CATEGORIES)
         if self.input not in ("codes", "one-hot"):

@@ -182,6 +182,14 @@ def _velocity(value):
         return "expected None or a tuple of three float arrays"
 
 
+def _offsets(value):
+    """None or a tuple of two 1-D float arrays (visible, hidden offsets)"""
+    if value is not None and (not isinstance(value, tuple) or len(value) != 2 or not all(
+            isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.ndim == 1
+            for v in value)):
+        return "expected None or a tuple of two 1-D float arrays"
+
+
 def _float_arrays(value):
     """a non-empty list of float arrays"""
     if not isinstance(value, list) or not value or not all(
@@ -280,6 +288,10 @@ _RBM_STATE = (
     Field("h_samples_", "h_samples_", "array", False, _or_none(_float_array(2))),
     Field("velocity", "_velocity", "arrays", False, _velocity),
     Field("hidden_activity", "_hidden_activity", "array", False, _or_none(_float_array(1))),
+    # centered=True: the offsets; method='pt': the hotter replicas' hidden states
+    Field("centering_offsets", "_offsets", "arrays", False, _offsets),
+    Field("tempering_chains", "_tempering_chains", "array", False, _or_none(_float_array(3))),
+    Field("swap_acceptance_", "swap_acceptance_", "array", False, _or_none(_float_array(1))),
     Field("n_updates_", "n_updates_", "scalar", False, _COUNT),
     Field("n_epochs_", "n_epochs_", "scalar", False, _COUNT),
     _SEED_WORDS,

@@ -20,7 +20,8 @@ from ._random import (SPAWN_INIT, SPAWN_MONITOR_ROWS, SPAWN_SAMPLE_START, SPAWN_
                       SPAWN_VALIDATION, STREAM_MONITOR, STREAM_SAMPLE, seed_words, spawn_rng,
                       spawn_seed)
 from ._units import BernoulliVisible
-from .sampling import parallel_tempering, trajectory_tempering
+from .sampling import (check_betas, parallel_tempering, tempered_pcd_updates,
+                       trajectory_tempering)
 from ._validation import check_X, clips_out_of_range, column_means, model_dtype_for
 
 # history_ is measured on a fixed subset of the training rows: 1 in
@@ -48,6 +49,13 @@ _METRICS = {"reconstruction_error": False, "pseudo_likelihood": True,
 # exactly n_iter epochs as scikit-learn's BernoulliRBM.  DBN pretraining and
 # the CLI's file mode set their own (dbn.DEFAULT_RBM_PARAMS, cli.DEFAULTS).
 MIN_UPDATES = 0
+# centred training (``centered=True``): the rate nu of the offsets' sliding
+# averages, mu <- (1 - nu) mu + nu mean(v_data) per minibatch (and lam from
+# the data's hidden probabilities); 0.01 is the value Melchior, Fischer &
+# Wiskott (JMLR 2016) recommend, neither noisy nor slow to follow the model
+CENTERING_RATE = 0.01
+# the offsets start at the training data's means (visible) and 0.5 (hidden)
+INIT_HIDDEN_OFFSET = 0.5
 
 
 _CHECKPOINT_ATTRIBUTES = ("checkpoint_updates_", "checkpoint_components_",
@@ -135,6 +143,10 @@ class TrainConfig:
     l1_squared: float = 0.0
     #: categorical units: zero-sum gauge after every update
     zero_sum_gauge: bool = False
+    #: centred gradients with the offsets handed to ``cd_update(offsets=)``
+    centered: bool = False
+    #: the offsets' sliding-average rate (centred training)
+    centering_rate: float = CENTERING_RATE
 
 
 class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -173,9 +185,16 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     k : int, default=1
         Gibbs steps per update (CD-k / PCD-k), at most 2**23 - 1 (the width
         of the Philox counter's phase field).
-    method : {'pcd', 'cd'}, default='pcd'
-        Persistent contrastive divergence (scikit-learn's algorithm) or CD-k
-        (chains restart at the data).
+    method : {'pcd', 'cd', 'pt'}, default='pcd'
+        Persistent contrastive divergence (scikit-learn's algorithm), CD-k
+        (chains restart at the data), or PCD whose persistent chains are
+        parallel-tempering replicas (Desjardins et al. 2010): before each
+        update every persistent chain swaps states with its neighbours at the
+        next inverse temperature by the Metropolis rule (even pairs on even
+        updates, odd on odd), the hotter replicas make ``k`` Gibbs steps,
+        and the beta = 1 replica makes the update's ``k`` steps and gives its
+        negative statistics (see :func:`fastrbm.sampling.tempered_pcd_updates`).
+        Bernoulli visible units, CPU engine.
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum`` for a
         schedule (e.g. 0.5 for the first 5 epochs, then 0.9; Hinton 2010).
@@ -237,6 +256,22 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         linearly spaced temperatures: a monitoring estimate, coarser than
         :func:`fastrbm.evaluation.log_partition_ais`'s default) and record
         the mean log-likelihood.  0 turns it off.
+    centered : bool, default=False
+        Train with centred gradients (Montavon & Mueller 2012; Melchior,
+        Fischer & Wiskott, JMLR 2016, algorithm 1): the visible and hidden
+        activities enter the gradients minus offsets, sliding averages (rate
+        ``CENTERING_RATE`` = 0.01 per update) of the data's visible means
+        (starting at the training data's means) and of its hidden
+        probabilities (starting at 0.5).  The model kept is the equivalent
+        uncentred RBM (the offsets folded into the biases after every
+        update), so every other method works unchanged.  CPU engine; not
+        with learned variances (``GaussianBernoulliRBM(sigma='learn')``).
+    n_temperatures : int, default=10
+        Replicas per persistent chain with ``method='pt'`` (``betas`` None).
+    betas : None or array-like, default=None
+        Inverse temperatures of ``method='pt'``, increasing from 0 (the
+        independent model of the data's means, as in AIS) to 1: None, equally
+        spaced (``n_temperatures`` of them).
 
     Attributes
     ----------
@@ -247,7 +282,12 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     intercept_visible_ : ndarray of shape (n_features,)
         Visible biases, initialised to logit of the training data's means.
     h_samples_ : ndarray of shape (batch_size, n_components)
-        Hidden states of the persistent chains (PCD).
+        Hidden states of the persistent chains (PCD; with ``method='pt'`` the
+        beta = 1 replicas).
+    swap_acceptance_ : ndarray of shape (n_temperatures - 1,) or None
+        ``method='pt'``: the fraction of swaps accepted between each pair of
+        neighbouring temperatures during the last epoch (None for the other
+        methods).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of str
@@ -310,7 +350,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, out_of_range="clip",
                  validation_fraction=None, early_stopping=None, patience=5, tol=0.0,
-                 ais_every=0, min_updates=MIN_UPDATES):
+                 ais_every=0, min_updates=MIN_UPDATES, centered=False, n_temperatures=10,
+                 betas=None):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -334,6 +375,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.tol = tol
         self.ais_every = ais_every
         self.min_updates = min_updates
+        self.centered = centered
+        self.n_temperatures = n_temperatures
+        self.betas = betas
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -357,8 +401,12 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             nonneg_float(name)
         nonneg_float("sparsity_target", upper=1)
         self._clipping()
-        if self.method not in ("pcd", "cd"):
-            raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
+        if self.method not in ("pcd", "cd", "pt"):
+            raise ValueError(f"method must be 'pcd', 'cd' or 'pt', got {self.method!r}")
+        if not isinstance(self.centered, (bool, np.bool_)):
+            raise ValueError(f"centered must be True or False, got {self.centered!r}")
+        if self.method == "pt":
+            self._tempering_betas()
         if not callable(self.momentum):
             self._momentum_at(0)
         resolve_n_threads(self.n_jobs)
@@ -533,6 +581,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.n_epochs_ = 0
         self.history_ = []
         self._velocity = None
+        self._offsets = None
+        self._tempering_chains = None
+        self.swap_acceptance_ = None
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
         if is_cupy_array(X):
@@ -566,7 +617,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                 velocity = (xp.zeros_like(W), xp.zeros(D, dtype), xp.zeros(H, dtype))
             self._velocity = velocity
         chains = None
-        if self.method == "pcd":
+        if self.method in ("pcd", "pt"):
             n_chains = self._n_chains()
             chains = writable(self.h_samples_, (n_chains, H))
             if chains is None:
@@ -578,6 +629,51 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._hidden_activity = activity
         return chains, activity
 
+    def _tempering_betas(self):
+        """The inverse temperatures of ``method='pt'`` (checked)."""
+        betas = self.betas
+        if isinstance(betas, str):
+            raise ValueError("betas of training (method='pt') must be None or an increasing "
+                             f"sequence from 0 to 1, got {betas!r}")
+        return check_betas(betas, self.n_temperatures)
+
+    def _centering_offsets(self, machine):
+        """The offsets (mu, lam) of centred training, created at the training
+        data's means and 0.5 when missing or no longer matching the model."""
+        W = machine.W
+        dtype, (H, D) = W.dtype, W.shape
+        offsets = getattr(self, "_offsets", None)
+        if offsets is not None:
+            mu, lam = (np.asarray(a) for a in offsets)
+            if mu.shape == (D,) and lam.shape == (H,):
+                mu = np.array(mu, dtype=dtype, order="C")
+                lam = np.array(lam, dtype=dtype, order="C")
+                self._offsets = (mu, lam)
+                return self._offsets
+        means = machine.visible_means
+        if means is None:
+            means = machine.visible.uniform_means(D)
+        mu = np.asarray(means, dtype=np.float64)
+        sigma = machine.visible.sigma()
+        if sigma is not None:
+            # the offsets are those of u = v / s, the units the kernels see
+            mu = mu / sigma
+        self._offsets = (np.ascontiguousarray(mu, dtype=dtype),
+                         np.full(H, INIT_HIDDEN_OFFSET, dtype=dtype))
+        return self._offsets
+
+    def _tempering_state(self, machine, chains, betas):
+        """The hotter replicas of ``method='pt'`` (R - 1, batch_size,
+        n_components): kept, or zeros (as PCD's chains start) when missing."""
+        shape = (len(betas) - 1,) + chains.shape
+        hot = getattr(self, "_tempering_chains", None)
+        if hot is None or np.shape(hot) != shape:
+            hot = np.zeros(shape, dtype=chains.dtype)
+        else:
+            hot = np.array(hot, dtype=chains.dtype, order="C")
+        self._tempering_chains = hot
+        return hot
+
     def _run_updates(self, X, order, workspace, epoch):
         machine = self.__fastrbm_bind__(X, training=True)
         W = machine.W
@@ -585,19 +681,34 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         chains, activity = self._train_state(W, momentum)
         velocity = self._velocity if momentum > 0 else (None, None, None)
         config_options, _ = machine.visible.train_options()
+        centered = bool(self.centered)
+        if (centered or self.method == "pt") and is_cupy_array(W):
+            raise NotImplementedError(
+                f"{type(self).__name__}: centered=True and method='pt' train on the CPU "
+                f"engine only; move the model and data to NumPy (model.to_numpy())")
         config = TrainConfig(
-            k=int(self.k), persistent=self.method == "pcd",
+            k=int(self.k), persistent=self.method in ("pcd", "pt"),
             learning_rate=float(self.learning_rate), momentum=momentum,
             weight_decay=float(self.weight_decay), l1=float(self.l1),
             sparsity_target=float(self.sparsity_target),
-            sparsity_cost=float(self.sparsity_cost), **config_options)
+            sparsity_cost=float(self.sparsity_cost), **config_options, centered=centered)
+        offsets = self._centering_offsets(machine) if centered else None
         step0 = self.n_updates_
         threads = machine.threads_for(self.batch_size)
         # before the try: a refused call must not advance n_updates_
         check_counters(0, step0, -(-len(order) // self.batch_size))
+        if self.method == "pt":
+            betas = self._tempering_betas()
+            hot = self._tempering_state(machine, chains, betas)
         try:
-            machine.cd_epoch(X, order, self.batch_size, chains, velocity, activity, workspace,
-                             config, self._key, step0, threads, **self._update_options())
+            if self.method == "pt":
+                self.swap_acceptance_ = tempered_pcd_updates(
+                    machine, X, order, self.batch_size, chains, hot, betas, velocity,
+                    activity, workspace, config, self._key, step0, threads, offsets=offsets)
+            else:
+                machine.cd_epoch(X, order, self.batch_size, chains, velocity, activity,
+                                 workspace, config, self._key, step0, threads, offsets=offsets,
+                                 **self._update_options())
         finally:
             # the kernel runs a whole epoch without the GIL, so Ctrl-C arrives
             # after it returns: count its updates even then, so the Philox
@@ -669,6 +780,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             over them (a fit starting to diverge); once per fit.
         """
         if is_out_of_core(X):
+            if self.centered or self.method == "pt":
+                raise ValueError("centered=True and method='pt' train in-memory data only; "
+                                 "fit a NumPy array (or a memmap)")
             if checkpoints is not None:
                 raise ValueError("checkpoints are kept by in-memory fits only; fit a NumPy "
                                  "array (or a memmap) to keep them")
@@ -879,6 +993,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             model is left as it was before the call (see :meth:`fit`).
         """
         if is_out_of_core(X):
+            if self.centered or self.method == "pt":
+                raise ValueError("centered=True and method='pt' train in-memory data only; "
+                                 "fit a NumPy array (or a memmap)")
             return dispatch("partial_fit_any", self, X)
         self._check_params()
         first = not hasattr(self, "components_")

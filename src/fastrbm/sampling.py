@@ -22,6 +22,11 @@ replica r at sweep t draw from stream ``STREAM_TEMPERING``, step
 compares uniform (row n, column r) of stream ``STREAM_TEMPERING_SWAP``,
 step t.  Both come from the compiled Philox generator of the model's
 engine, so results are bit-identical for any thread count.
+
+:func:`tempered_pcd_updates` makes the same replicas PCD's negative phase
+(``fit`` with ``method='pt'``; Desjardins et al. 2010): the persistent
+chains are hidden states, one set per temperature, updated by the same
+swap rule on the hidden states' free energies.
 """
 from dataclasses import dataclass
 
@@ -30,9 +35,10 @@ import numpy as np
 from ._backend import (COUNTER_LIMIT, check_int_param, is_cupy_array, kernel_threads,
                        to_device, to_host)
 from ._engine import bind
-from ._random import STREAM_TEMPERING, STREAM_TEMPERING_SWAP, seed_sequence
+from ._random import STREAM_PT_TRAIN, STREAM_TEMPERING, STREAM_TEMPERING_SWAP, seed_sequence
 
-__all__ = ["TemperingResult", "parallel_tempering", "trajectory_tempering"]
+__all__ = ["TemperingResult", "parallel_tempering", "tempered_pcd_updates",
+           "trajectory_tempering"]
 
 #: rounds of the automatic ladder (betas='auto'), and their share of the sweeps
 _AUTO_ROUNDS = 3
@@ -64,7 +70,27 @@ class TemperingResult:
     n_sweeps: int
 
 
-def _check_betas(betas, n_temperatures):
+def check_betas(betas, n_temperatures):
+    """The inverse temperatures a ladder option asks for, checked.
+
+    Parameters
+    ----------
+    betas : None, 'auto' or array-like
+        None or 'auto': ``n_temperatures`` values equally spaced from 0 to 1
+        (the starting ladder of 'auto'); else the values themselves.
+    n_temperatures : int
+        Number of temperatures when ``betas`` is None or 'auto'.
+
+    Returns
+    -------
+    ndarray of float64
+        Increasing from 0 to 1, at least 2 values.
+
+    Raises
+    ------
+    ValueError
+        When the values are not an increasing 1-D sequence from 0 to 1.
+    """
     if betas is None or (isinstance(betas, str) and betas == "auto"):
         check_int_param("n_temperatures", n_temperatures, 2, 10_000)
         return np.linspace(0.0, 1.0, int(n_temperatures))
@@ -111,11 +137,31 @@ class _Ladder:
             bound.engine.as_source(V), W, vbias, hbias, bound.threads,
             **kwargs)).astype(np.float64)
 
-    def gibbs(self, V, r, key, step, stream):
+    def gibbs(self, V, r, key, step, stream, k=1):
         W, vbias, hbias, kwargs = self.params[r]
         bound = self.bound
-        return bound.engine.gibbs(bound.engine.as_source(V), W, vbias, hbias, 1, key, step,
+        return bound.engine.gibbs(bound.engine.as_source(V), W, vbias, hbias, k, key, step,
                                   stream, bound.threads, **kwargs)
+
+
+def _swap_round(ladder, replicas, u, first_pair, accepted, proposed):
+    """One round of Metropolis swaps, in place, between replicas (r, r + 1)
+    for r = first_pair, first_pair + 2, ...; ``u`` (n, >= R - 1) holds the
+    uniforms (column r for pair r).  Counts the swaps per pair."""
+    R = len(replicas)
+    n = replicas[0].shape[0]
+    xp_put = to_device if is_cupy_array(replicas[0]) else (lambda a: a)
+    for r in range(first_pair, R - 1, 2):
+        x, y = replicas[r], replicas[r + 1]
+        log_alpha = (ladder.free_energy(x, r) + ladder.free_energy(y, r + 1)
+                     - ladder.free_energy(y, r) - ladder.free_energy(x, r + 1))
+        swap = np.log(u[:, r]) < log_alpha
+        accepted[r] += int(swap.sum())
+        proposed[r] += n
+        if swap.any():
+            index = xp_put(np.flatnonzero(swap))
+            x_rows, y_rows = x[index].copy(), y[index].copy()
+            x[index], y[index] = y_rows, x_rows
 
 
 def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
@@ -124,22 +170,11 @@ def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
     n = replicas[0].shape[0]
     engine = ladder.bound.engine
     rows = np.arange(n)
-    xp_put = to_device if is_cupy_array(replicas[0]) else (lambda a: a)
     for t in range(first_sweep, first_sweep + n_sweeps):
         for r in range(R):
             replicas[r] = ladder.gibbs(replicas[r], r, key, t * R + r, STREAM_TEMPERING)
         u = to_host(engine.uniforms(key, rows, R, t, STREAM_TEMPERING_SWAP, 0, np.float64))
-        for r in range(t % 2, R - 1, 2):
-            x, y = replicas[r], replicas[r + 1]
-            log_alpha = (ladder.free_energy(x, r) + ladder.free_energy(y, r + 1)
-                         - ladder.free_energy(y, r) - ladder.free_energy(x, r + 1))
-            swap = np.log(u[:, r]) < log_alpha
-            accepted[r] += int(swap.sum())
-            proposed[r] += n
-            if swap.any():
-                index = xp_put(np.flatnonzero(swap))
-                x_rows, y_rows = x[index].copy(), y[index].copy()
-                x[index], y[index] = y_rows, x_rows
+        _swap_round(ladder, replicas, u, t % 2, accepted, proposed)
     return first_sweep + n_sweeps
 
 
@@ -211,7 +246,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
     bound = bind(model)
     check_int_param("n_sweeps", n_sweeps, 1)
     auto = isinstance(betas, str) and betas == "auto"
-    betas = _check_betas(betas, n_temperatures)
+    betas = check_betas(betas, n_temperatures)
     R = len(betas)
     words = seed_sequence(random_state).generate_state(4, np.uint32)
     key = words[:2].copy()
@@ -332,6 +367,107 @@ def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, rand
                                  None, None)
     return TemperingResult(samples=replicas[-1], betas=np.asarray(updates, dtype=np.float64),
                            acceptance=acceptance, n_sweeps=sweep)
+
+
+def _hidden_ladder(bound, base, betas):
+    """The tempered models of the hidden states, for every beta: the RBM
+    with the roles of the layers exchanged (weights (beta W)^T, 'visible'
+    biases beta c, 'hidden' biases (1 - beta) b_base + beta b), whose free
+    energy is that of the hidden states, F_beta(h) = -beta c.h -
+    sum_i softplus(beta (W^T h)_i + (1 - beta) b_base_i + beta b_i), and
+    whose Gibbs steps are h -> v -> h (Bernoulli visible units)."""
+    W, vbias, hbias = bound.W, bound.vbias, bound.hbias
+    dtype = W.dtype
+    params = []
+    for beta in betas:
+        t = dtype.type(beta)
+        params.append((np.ascontiguousarray((W * t).T), hbias * t,
+                       base * dtype.type(1 - beta) + vbias * t, {}))
+    return _Ladder(bound, params)
+
+
+def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, velocity, activity,
+                         workspace, config, key, step0, n_threads, offsets=None):
+    """PCD updates whose persistent chains are parallel-tempering replicas.
+
+    Update t (minibatch ``order[t B:(t + 1) B]``, Philox step ``step0 + t``)
+    first proposes swaps between the hidden states of neighbouring
+    temperatures (pairs (r, r + 1) with r even on even steps, odd on odd
+    steps), accepted by the Metropolis rule on the hidden states' free
+    energies F_beta(h) at the two temperatures (as in
+    :func:`parallel_tempering`); then each hotter replica makes ``config.k``
+    Gibbs steps h -> v -> h at its beta; then the beta = 1 replica
+    (``chains``) makes the update's ``config.k`` steps in the training
+    kernel (``cd_epoch`` of one minibatch), which gives the negative
+    statistics and updates the parameters.  Swapping before the Gibbs steps
+    rather than after is the same Markov chain seen one step later: the
+    statistics come from the state k steps after the swaps.  The tempered
+    models lie between the independent model of the data's means (beta 0,
+    the base model of AIS) and the model, with the parameters before the
+    update.
+
+    Random numbers: the Gibbs steps of replica r < R - 1 at update s draw
+    from stream ``STREAM_PT_TRAIN``, step s R + r (phases 0 .. 2k - 1); the
+    swap of chain n between replicas r and r + 1 compares uniform (row n,
+    column r) of the same stream, step s R + R - 1, phase 0; the beta = 1
+    replica draws from ``STREAM_TRAIN`` as plain PCD does.  So s R + R - 1
+    must stay below 2**32.
+
+    Parameters
+    ----------
+    bound : _engine.BoundRBM
+        The model (Bernoulli visible units) bound to its engine; its
+        parameters are updated in place.
+    X, order, batch_size, velocity, activity, workspace, config, key, n_threads
+        As for ``BoundRBM.cd_epoch``.
+    chains : ndarray of shape (batch_size, n_components)
+        Hidden states of the beta = 1 replicas, updated in place.
+    hot : ndarray of shape (R - 1, batch_size, n_components)
+        Hidden states of the replicas at ``betas[:-1]``, updated in place.
+    betas : ndarray of shape (R,)
+        Inverse temperatures, increasing from 0 to 1.
+    step0 : int
+        Update index of the first minibatch.
+    offsets : tuple of arrays, optional
+        The offsets of centred training (``config.centered``).
+
+    Returns
+    -------
+    ndarray of shape (R - 1,)
+        The fraction of proposed swaps accepted per neighbouring pair.
+
+    Raises
+    ------
+    ValueError
+        For Gaussian visible units, or when the step counter would pass 2**32.
+    """
+    if bound.visible.unit_scale_kwargs():
+        raise ValueError("parallel tempering as the negative phase needs Bernoulli "
+                         "visible units")
+    R = len(betas)
+    B = int(batch_size)
+    n_updates = -(-len(order) // B)
+    check_int_param("the last PT training step ((step0 + updates) * n_temperatures)",
+                    (int(step0) + n_updates) * R, 0, COUNTER_LIMIT - 1)
+    means = bound.visible_means
+    if means is None:
+        means = bound.visible.uniform_means(bound.W.shape[1])
+    base = bound.visible.base_bias(means).astype(bound.W.dtype)
+    rows = np.arange(B)
+    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+    engine = bound.engine
+    for t in range(n_updates):
+        step = int(step0) + t
+        ladder = _hidden_ladder(bound, base, betas)
+        replicas = [hot[r] for r in range(R - 1)] + [chains]
+        u = to_host(engine.uniforms(key, rows, R, step * R + R - 1, STREAM_PT_TRAIN, 0,
+                                    np.float64))
+        _swap_round(ladder, replicas, u, step % 2, accepted, proposed)
+        for r in range(R - 1):
+            hot[r] = ladder.gibbs(hot[r], r, key, step * R + r, STREAM_PT_TRAIN, k=config.k)
+        bound.cd_epoch(X, order[t * B:(t + 1) * B], B, chains, velocity, activity, workspace,
+                       config, key, step, n_threads, offsets=offsets)
+    return accepted / np.maximum(proposed, 1)
 
 
 def model_checkpoints(model):
