@@ -123,8 +123,8 @@ def visible_bias_base():
     """AIS inside this block starts from the model's own visible biases."""
     original = evaluation._base_visible_bias
 
-    def own_biases(model, data, gaussian=False):
-        return np.asarray(model.intercept_visible_, dtype=np.float64).copy()
+    def own_biases(bound, data):
+        return np.asarray(bound.vbias, dtype=np.float64).copy()
 
     evaluation._base_visible_bias = own_biases
     try:

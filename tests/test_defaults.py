@@ -172,7 +172,7 @@ def test_classifier_min_updates_and_solver_settings():
         assert pre.dbn_.rbms_[0].n_updates_ == 300
     default = DBNClassifier()
     assert default.solver == "adam" and default.learning_rate is None
-    assert default._learning_rate() == 0.003
+    assert default._learning_rate() == 0.003 and default.min_updates == 3000
     assert DBNClassifier(solver="sgd")._learning_rate() == 0.1
     for bad, match in [({"solver": "lbfgs"}, "solver"), ({"min_updates": -1}, "min_updates"),
                        ({"learning_rate": -1.0}, "learning_rate")]:

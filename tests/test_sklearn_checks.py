@@ -2,8 +2,9 @@
 estimators.
 
 DBNClassifier's default network (500, 500) trained for its default minimum
-of updates makes its ~50 checks take about 9 minutes on 2 cores, so they are
-marked slow: CI runs them in a step of its own (``--run-slow``, see
+of updates (3000 fine-tuning updates per fit) makes its ~50 checks take
+many minutes on 2 cores (about 9 with the earlier 1000), so they are marked
+slow: CI runs them in a step of its own (``--run-slow``, see
 ``.ci/run``); the three other estimators run in every suite run.
 
 The checks feed generic data (negative values, values up to ~100); the
