@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 
 from fastrbm import BernoulliRBM, GaussianBernoulliRBM, _cpu, _reference
 from fastrbm.evaluation import log_partition_exact
