@@ -263,8 +263,8 @@ def test_string_and_binary_labels_proba_early_stopping_verbose(capsys):
     Xtr, Xte, ytr, yte = digits_split()
     names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
                       "eight", "nine"])
-    clf = DBNClassifier((32,), rbm_params={"n_iter": 2}, max_iter=30, early_stopping=True,
-                        n_iter_no_change=2, tol=1.0, verbose=1, random_state=0)
+    clf = DBNClassifier((32,), rbm_params={"n_iter": 2}, max_iter=30, min_updates=0,
+                        early_stopping=True, n_iter_no_change=2, tol=1.0, verbose=1, random_state=0)
     clf.fit(Xtr, names[ytr])
     assert set(clf.classes_) == set(names)
     assert clf.predict(Xte[:5]).dtype == names.dtype
