@@ -348,11 +348,11 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
                     finite_only=gaussian)
     probe = np.zeros((1, d), dtype=model_dtype_for(probe, model.dtype))
     if gaussian:
-        model_future = client.scatter(model, broadcast=True)
+        model_future = client.scatter(model, broadcast=True, hash=False)
         _set_standardisation(model, client.gather(
             [submit(_gaussian_stats, model_future, raw[p], part=p) for p in range(n_parts)]))
     _initialize_with_means(model, probe, np.zeros(d))
-    model_future = client.scatter(model, broadcast=True)
+    model_future = client.scatter(model, broadcast=True, hash=False)
     rows = [submit(_validated_rows, model_future, raw[p], part=p) for p in range(n_parts)]
     means = client.gather([submit(_column_means, model_future, rows[p], part=p)
                            for p in range(n_parts)])
@@ -360,7 +360,7 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     if n_parts > 1:
         means = [sum(n * m for n, m in zip(sizes, means)) / sum(sizes)]
     _initialize_with_means(model, probe, means[0])
-    model_future = client.scatter(model, broadcast=True)
+    model_future = client.scatter(model, broadcast=True, hash=False)
     replicas = [submit(_make_replica, model_future, p, part=p) for p in range(n_parts)]
     del model_future
 
@@ -395,7 +395,7 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
             averaged = average_states([state for state, _ in results])
             for name, value in averaged.items():
                 setattr(model, name, value)
-            shared = client.scatter([averaged], broadcast=True)[0]
+            shared = client.scatter([averaged], broadcast=True, hash=False)[0]
             if profile is not None:
                 profile["rounds"] += 1
                 slowest = max(seconds for _, seconds in results)

@@ -183,8 +183,11 @@ class ChainSplit:
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         parts = min(len(workers), int(n_chains)) or 1
         bounds = [p * int(n_chains) // parts for p in range(parts + 1)]
+        # hash=False: the forward and reverse runs scatter equal arrays; with
+        # content-hashed keys the second scatter reuses the first's keys,
+        # whose release can then cancel its tasks ("lost dependencies")
         shared = client.scatter([W, vbias, hbias, base_vbias, np.asarray(betas)],
-                                broadcast=True)
+                                broadcast=True, hash=False)
         futures = [client.submit(ais_part, *shared, bounds[p + 1] - bounds[p], key, gaussian,
                                  None if start is None else start[bounds[p]:bounds[p + 1]],
                                  return_states, bounds[p], workers=[workers[p]],
