@@ -9,6 +9,7 @@ Usage::
                                             [--sync-every 0 100] [--betas 2000] [--reverse]
                                             [--method pcd|cd] [--learning-rate 0.05]
                                             [--single-seeds 0 1 2] [--curve]
+                                            [--workers 1 2] [--worker-seeds 0 1 2]
 
 ``stream``: writes the Fashion-MNIST training images (60,000 x 784 uint8)
 to a zarr array and an HDF5 dataset with chunks of ``--chunk`` rows, then
@@ -146,6 +147,23 @@ def stream(args):
     print(f"# load average after: {_load():.1f}")
 
 
+def _compare_seeds(rows):
+    """Mean and spread over seeds of each kind of run, and the 2-worker gap."""
+    groups = {}
+    for label, _wall, ll, _profile in rows:
+        if ll is None:
+            continue
+        kind = label.rsplit(", seed", 1)[0]
+        groups.setdefault(kind, []).append(float(ll.split()[0]))
+    single = groups.get("1 process, all cores")
+    for kind, values in groups.items():
+        values = np.array(values)
+        spread = f", sd {values.std(ddof=1):.2f}" if len(values) > 1 else ""
+        gap = ("" if single is None or kind.startswith("1 process") else
+               f"; minus the 1-process mean: {values.mean() - np.mean(single):+.2f} nats")
+        print(f"# {kind}: mean {values.mean():.2f} over {len(values)} seed(s){spread}{gap}")
+
+
 def workers(args):
     import dask.array as da
     from distributed import Client, LocalCluster
@@ -199,18 +217,19 @@ def workers(args):
         client.run(lambda: __import__("fastrbm"))
         measured = {}
         for sync in args.sync_every:
-            for n_workers in (1, 2):
-                profile = {}
-                start = time.perf_counter()
-                model = fdask.fit(BernoulliRBM(**params), Xd, client=client,
-                                  sync_every=sync or None, n_workers=n_workers,
-                                  profile=profile)
-                wall = time.perf_counter() - start
-                measured[sync, n_workers] = (wall, profile)
-                label = (f"{n_workers} worker{'s' if n_workers > 1 else ''}, sync "
-                         f"{'per epoch' if not sync else f'every {sync}'}")
-                rows.append((label, wall, test_ll(model) if n_workers == 2 else None,
-                             profile))
+            for n_workers in args.workers:
+                for seed in args.worker_seeds:
+                    profile = {}
+                    start = time.perf_counter()
+                    model = fdask.fit(BernoulliRBM(**{**params, "random_state": seed}), Xd,
+                                      client=client, sync_every=sync or None,
+                                      n_workers=n_workers, profile=profile)
+                    wall = time.perf_counter() - start
+                    measured.setdefault((sync, n_workers), (wall, profile))
+                    label = (f"{n_workers} worker{'s' if n_workers > 1 else ''}, sync "
+                             f"{'per epoch' if not sync else f'every {sync}'}, seed {seed}")
+                    rows.append((label, wall, test_ll(model) if n_workers == 2 else None,
+                                 profile))
     print("| run | wall s | test log-lik (nats) | rounds | worker compute s | "
           "round overhead s |")
     print("|---|---|---|---|---|---|")
@@ -220,8 +239,11 @@ def workers(args):
                  f"{sum(profile['overhead_seconds']):.1f}")
         ll_text = "-" if ll is None else ll
         print(f"| {label} | {wall:.1f} | {ll_text} {extra} |")
+    _compare_seeds(rows)
     n_rows, batch = len(X), params["batch_size"]
     for sync in args.sync_every:
+        if (sync, 1) not in measured or (sync, 2) not in measured:
+            continue
         (w1, p1), (w2, p2) = measured[sync, 1], measured[sync, 2]
         per_round = [sum(p["overhead_seconds"]) / p["rounds"] for p in (p1, p2)]
         b = per_round[1] - per_round[0]
@@ -263,6 +285,10 @@ def main():
     w.add_argument("--sync-every", type=int, nargs="+", default=[0, 100])
     w.add_argument("--betas", type=int, default=2000)
     w.add_argument("--method", choices=["pcd", "cd"], default="pcd")
+    w.add_argument("--workers", type=int, nargs="+", default=[1, 2], choices=[1, 2],
+                   help="cluster runs (the scaling estimate needs both 1 and 2)")
+    w.add_argument("--worker-seeds", type=int, nargs="+", default=[0],
+                   help="seeds of the cluster fits (their spread against the single fits')")
     w.add_argument("--learning-rate", type=float, default=0.05)
     w.add_argument("--single-seeds", type=int, nargs="+", default=[0],
                    help="seeds of the single-process fits (their spread is the noise "

@@ -201,7 +201,6 @@ def _out_of_range_summary(X):
     """(count, min, max, (row, col, value) of the first) over the stored values
     beyond ``RANGE_TOLERANCE`` of [0, 1]; read in bounded chunks, never a whole
     copy.  Only called when a value outside [0, 1] was found."""
-    xp = _cupy.device().xp if is_cupy_array(X) else np
     csr = hasattr(X, "indptr")
     values = X.data if csr else X
     n_rows = values.shape[0]
