@@ -116,6 +116,18 @@ cdef void fields(const floating *x, floating *a, double *d, const floating *M,
         d[i] = (s0 + s1) + (s2 + s3)
 
 
+cdef double pair_log_alpha(const floating *ax, double dx, const floating *ay, double dy,
+                           double beta_i, double beta_j, floating bt_i, floating bt_j,
+                           const floating *yb_i, const floating *yb_j, int Dy,
+                           floating *tmp) noexcept nogil:
+    """log alpha of swapping x (at beta_i) and y (at beta_j) from their fields
+    and d (_reference.tempered_log_alpha): (beta_i - beta_j)(d(x) - d(y))
+    - S_i(x) - S_j(y) + S_i(y) + S_j(x)."""
+    return ((beta_i - beta_j) * (dx - dy)
+            - softplus_sum(ax, bt_i, yb_i, Dy, tmp) - softplus_sum(ay, bt_j, yb_j, Dy, tmp)
+            + softplus_sum(ay, bt_i, yb_i, Dy, tmp) + softplus_sum(ax, bt_j, yb_j, Dy, tmp))
+
+
 cdef void swap_chain(floating *X, floating *A, double *d, Py_ssize_t c, Py_ssize_t n,
                      int R, int Dx, int Dy, const double *betas, const floating *beta_t,
                      const floating *y_base_t, int first_pair, uint32_t step, uint32_t c3,
@@ -135,11 +147,9 @@ cdef void swap_chain(floating *X, floating *A, double *d, Py_ssize_t c, Py_ssize
     for r in range(first_pair, R - 1, 2):
         ax = A + (r * n + c) * Dy
         ay = A + ((r + 1) * n + c) * Dy
-        la = ((betas[r] - betas[r + 1]) * (d[r * n + c] - d[(r + 1) * n + c])
-              - softplus_sum(ax, beta_t[r], y_base_t + r * Dy, Dy, tmp)
-              - softplus_sum(ay, beta_t[r + 1], y_base_t + (r + 1) * Dy, Dy, tmp)
-              + softplus_sum(ay, beta_t[r], y_base_t + r * Dy, Dy, tmp)
-              + softplus_sum(ax, beta_t[r + 1], y_base_t + (r + 1) * Dy, Dy, tmp))
+        la = pair_log_alpha(ax, d[r * n + c], ay, d[(r + 1) * n + c], betas[r], betas[r + 1],
+                            beta_t[r], beta_t[r + 1], y_base_t + r * Dy,
+                            y_base_t + (r + 1) * Dy, Dy, tmp)
         ctr[0] = <uint32_t>(r // 4)
         fr_philox4x32_10(ctr, key, block)
         u = block[r % 4] * 2.3283064365386963e-10   # 2**-32, as uniforms(float64)
@@ -293,3 +303,26 @@ def tempered_sweeps(floating[:, :, ::1] X, floating[:, :, ::1] A, double[:, ::1]
     for sweep_i in range(first_sweep, first_sweep + n_sweeps):
         proposed[sweep_i % 2::2] += n
     return accepted, proposed
+
+
+def log_alpha(const floating[:, ::1] A_x, const double[::1] d_x, const floating[:, ::1] A_y,
+              const double[::1] d_y, double beta_i, double beta_j,
+              const floating[::1] y_base_i, const floating[::1] y_base_j):
+    """The swap's log alpha per row as the kernel computes it, for tests:
+    states x at beta_i and y at beta_j given by their fields (n, D_y) and d
+    (n,); ``y_base_*`` the tempered y base biases (1 - beta) b_y0 (see
+    ``_reference.tempered_log_alpha``)."""
+    cdef Py_ssize_t n = A_x.shape[0], i
+    cdef int Dy = A_x.shape[1]
+    if A_y.shape[0] != n or A_y.shape[1] != Dy or d_x.shape[0] != n or d_y.shape[0] != n \
+            or y_base_i.shape[0] != Dy or y_base_j.shape[0] != Dy:
+        raise ValueError("the fields, d and the base biases must have matching shapes")
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[::1] tmp = np.empty(max(Dy, 1), dtype=dtype)
+    out_arr = np.empty(n, dtype=np.float64)
+    cdef double[::1] out = out_arr
+    cdef floating bt_i = <floating>beta_i, bt_j = <floating>beta_j
+    for i in range(n):
+        out[i] = pair_log_alpha(&A_x[i, 0], d_x[i], &A_y[i, 0], d_y[i], beta_i, beta_j, bt_i,
+                                bt_j, &y_base_i[0], &y_base_j[0], Dy, &tmp[0])
+    return out_arr
