@@ -15,8 +15,7 @@ KEY = np.array([0x2468ACE0, 0x13579BDF], dtype=np.uint32)
 
 
 def problem(dtype, R=5, n=150, Dx=13, Dy=7, y_base=False, seed=0):
-    """A random tempered RBM and starting states; n = 150 makes 3 row blocks
-    (ROW_BLOCK = 64, the last one partial)."""
+    """A random tempered RBM and starting states of n chains."""
     rng = np.random.default_rng(seed)
     M = rng.normal(0, 0.8, (Dy, Dx)).astype(dtype)
     x_bias, x_base = rng.normal(0, 1, Dx).astype(dtype), rng.normal(0, 1, Dx).astype(dtype)
@@ -64,7 +63,7 @@ def host_engine():
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("engine_name", ["cpu", "gpu-host"])
-def test_engine_matches_the_reference(engine_name, mode):
+def test_engine_matches_the_reference(engine_name, mode, task_rows):
     """float64: the same draws, so the same states and swaps; fields and d
     to rounding.  Swaps are accepted and rejected on every pair, so the
     swap decisions are exercised both ways."""
@@ -90,9 +89,21 @@ def test_engine_matches_the_reference(engine_name, mode):
     assert np.all(accepted > 0) and np.all(accepted < proposed)
 
 
+@pytest.fixture(params=[None, 48], ids=["default-tasks", "48-chain-tasks"])
+def task_rows(request):
+    """The kernel's chains per Gibbs task: its default (one task per replica
+    here) and 48 (4 tasks per replica, the last partial)."""
+    if request.param is None:
+        yield None
+        return
+    previous = _tempering._set_task_rows(request.param)
+    yield request.param
+    _tempering._set_task_rows(previous)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("mode", sorted(MODES))
-def test_compiled_sweeps_are_thread_count_invariant(dtype, mode):
+def test_compiled_sweeps_are_thread_count_invariant(dtype, mode, task_rows):
     p = problem(dtype, y_base=MODES[mode][3])
     runs = [run(_cpu, p, mode, n_threads=t) for t in (1, 2, 3)]
     for other in runs[1:]:

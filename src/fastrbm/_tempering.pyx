@@ -5,7 +5,7 @@ and swaps in one call (``_reference.tempered_sweeps`` is the definition).
 
 Work split (fixed, never by the thread count, docs/design.md "Block
 decomposition"): the Gibbs steps run over tasks (replica r, block of
-ROW_BLOCK chains), one GEMM per task and half-step; the swaps run over the
+TEMPER_BLOCK chains), one GEMM per task and half-step; the swaps run over the
 same chain blocks, each chain's pairs in order.  Each replica keeps the
 untempered field A = X M^T + c_y of its state, so the swap energies need no
 product with M: O(D_y) per chain and temperature.
@@ -17,7 +17,24 @@ from libc.stdint cimport uint32_t
 from libc.math cimport exp, log, log1p, fabs
 from cpython.exc cimport PyErr_CheckSignals
 from fastrbm._blas cimport matmul_ab, matmul_abt
-from fastrbm._layout cimport ROW_BLOCK
+
+# Chains per Gibbs task (one GEMM each): fixed, never by the thread count.
+# Larger than the ROW_BLOCK of the row operations: every GEMM call packs all
+# of M, and with R replicas there are R tasks per block of chains to share
+# among the threads anyway.  _set_task_rows overrides it for benchmarks only.
+cdef Py_ssize_t TEMPER_BLOCK = 256
+
+
+def _set_task_rows(Py_ssize_t rows):
+    """Set the chains per Gibbs task (benchmarks only); returns the old value."""
+    global TEMPER_BLOCK
+    if rows < 1:
+        raise ValueError("rows must be >= 1")
+    previous = TEMPER_BLOCK
+    TEMPER_BLOCK = rows
+    return previous
+
+
 from fastrbm._layout import check_dims
 from fastrbm._sampling cimport bernoulli, counter_word3, visible_draw, fr_philox4x32_10
 from fastrbm._sampling import MAX_GIBBS_STEPS, check_counters, check_key
@@ -181,11 +198,11 @@ cdef void sweep(floating *X, floating *A, double *d, const floating *M,
     """One sweep (see _reference.tempered_sweeps); counts (n, R - 1) collects
     the accepted swaps per chain (each chain's swaps are made by one thread,
     whichever it is)."""
-    cdef Py_ssize_t nb = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    cdef Py_ssize_t nb = (n + TEMPER_BLOCK - 1) // TEMPER_BLOCK
     cdef Py_ssize_t task, blk, r0, c
     cdef int r, nr, tid
     cdef int first_pair = t % 2
-    cdef int per_thread = ROW_BLOCK * Dy
+    cdef int per_thread = TEMPER_BLOCK * Dy
     cdef floating *buf
     if swap_first:
         for c in prange(n, schedule='dynamic', chunksize=4, num_threads=n_threads):
@@ -198,8 +215,8 @@ cdef void sweep(floating *X, floating *A, double *d, const floating *M,
         buf = scratch + tid * per_thread
         r = <int>(task // nb)
         blk = task % nb
-        r0 = blk * ROW_BLOCK
-        nr = <int>(n - r0) if n - r0 < ROW_BLOCK else ROW_BLOCK
+        r0 = blk * TEMPER_BLOCK
+        nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else TEMPER_BLOCK
         gibbs_task(X + (r * n + r0) * Dx, A + (r * n + r0) * Dy, d + r * n + r0, M,
                    x_bias_t + r * Dx, y_base_t + r * Dy, y_bias, dxb, beta_t[r], buf, r0, nr,
                    Dx, Dy, k, gauss, final_fields, t * <uint32_t>R + <uint32_t>r,
@@ -215,14 +232,14 @@ cdef void sweep(floating *X, floating *A, double *d, const floating *M,
 cdef void all_fields(floating *X, floating *A, double *d, const floating *M,
                      const floating *y_bias, const double *dxb, Py_ssize_t n, int R, int Dx,
                      int Dy, int n_threads) noexcept nogil:
-    cdef Py_ssize_t nb = (n + ROW_BLOCK - 1) // ROW_BLOCK
+    cdef Py_ssize_t nb = (n + TEMPER_BLOCK - 1) // TEMPER_BLOCK
     cdef Py_ssize_t task, blk, r0
     cdef int r, nr
     for task in prange(R * nb, schedule='dynamic', num_threads=n_threads):
         r = <int>(task // nb)
         blk = task % nb
-        r0 = blk * ROW_BLOCK
-        nr = <int>(n - r0) if n - r0 < ROW_BLOCK else ROW_BLOCK
+        r0 = blk * TEMPER_BLOCK
+        nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else TEMPER_BLOCK
         fields(X + (r * n + r0) * Dx, A + (r * n + r0) * Dy, d + r * n + r0, M, y_bias, dxb,
                nr, Dx, Dy)
 
@@ -274,7 +291,7 @@ def tempered_sweeps(floating[:, :, ::1] X, floating[:, :, ::1] A, double[:, ::1]
     cdef double[::1] dxb = x_base_np.astype(np.float64) - x_bias_np.astype(np.float64)
     counts_np = np.zeros((max(n, 1), R - 1), dtype=np.longlong)
     cdef long long[:, ::1] counts = counts_np
-    cdef floating[::1] scratch = np.empty(n_threads * ROW_BLOCK * Dy, dtype=dtype)
+    cdef floating[::1] scratch = np.empty(n_threads * TEMPER_BLOCK * Dy, dtype=dtype)
     cdef uint32_t t, swap_step
     cdef Py_ssize_t sweep_i
     cdef long long mult = swap_step_mult, offset = swap_step_offset
