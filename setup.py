@@ -126,7 +126,7 @@ def kernel_extension(name):
 # backpropagation kernels of DBNClassifier
 extensions = [kernel_extension(name) for name in
               ("_source", "_sampling", "_layout", "_rows", "_gibbs", "_ais", "_mlp",
-               "_categorical")]
+               "_categorical", "_tempering")]
 # sequence weights and pair counts of fastrbm.sequences (same flags, via BuildExt)
 extensions.append(Extension(
     "fastrbm._sequences",

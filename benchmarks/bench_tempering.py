@@ -1,9 +1,11 @@
-"""Cost of a parallel-tempering sweep against plain Gibbs sweeps.
+"""Cost of a parallel-tempering sweep against plain Gibbs sweeps, and of a
+PT-PCD training epoch against a PCD epoch with as many Gibbs sweeps.
 
 Usage::
 
     python benchmarks/bench_tempering.py [--hidden 500] [--chains 100] [--replicas 10]
                                          [--sweeps 20] [--rounds 3] [--n-jobs N]
+                                         [--train-rows 2000] [--no-train]
 
 A 784-H BernoulliRBM with random weights (float32; the cost does not depend
 on the values), ``--chains`` chains.  Contenders, interleaved, median of
@@ -11,14 +13,32 @@ on the values), ``--chains`` chains.  Contenders, interleaved, median of
 sweeps, and ``model.gibbs`` of the same chains for R x S steps (what the
 replicas' Gibbs steps alone cost).  The ratio is what a PT sweep costs per
 replica-sweep; issue 17 asks for at most 1.2.
+
+Training (unless ``--no-train``): one epoch over ``--train-rows`` random
+binary rows (density 0.2), batch ``--chains``, of ``fit(method='pt',
+n_temperatures=R, k=1)`` against ``fit(method='pcd', k=R)``: the same R
+Gibbs sweeps of a batch of chains per update (PT's R - 1 hot replicas and
+its beta = 1 chains one step each; PCD's chains R steps).  Epoch times from
+``history_`` (the epoch's updates and monitoring, not the setup of fit),
+interleaved, median of ``--rounds``.
 """
 import argparse
+import os
 import time
 
 import numpy as np
 
 from fastrbm import BernoulliRBM
 from fastrbm.sampling import parallel_tempering
+
+
+def train_epoch_seconds(args, method, k, X):
+    """Seconds of one training epoch (``history_``) of a 784-H model."""
+    model = BernoulliRBM(n_components=args.hidden, n_iter=1, batch_size=args.chains,
+                         method=method, k=k, n_temperatures=args.replicas, random_state=0,
+                         n_jobs=args.n_jobs, dtype=np.float32)
+    model.fit(X)
+    return model.history_[-1]["seconds"]
 
 
 def main():
@@ -29,7 +49,10 @@ def main():
     parser.add_argument("--sweeps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--n-jobs", type=int, default=None)
+    parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument("--no-train", action="store_true")
     args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}")
     rng = np.random.default_rng(0)
     model = BernoulliRBM(n_components=args.hidden, n_iter=0, random_state=0,
                          n_jobs=args.n_jobs, dtype=np.float32)
@@ -51,6 +74,17 @@ def main():
           f"n_jobs={args.n_jobs}, median of {args.rounds}")
     print(f"parallel tempering: {pt:.3f} s; Gibbs, R x sweeps steps: {gibbs:.3f} s; "
           f"ratio {pt / gibbs:.2f}")
+    if not args.no_train:
+        X = (rng.random((args.train_rows, 784)) < 0.2).astype(np.float32)
+        train = {"pt": [], "pcd": []}
+        for _ in range(args.rounds):
+            train["pt"].append(train_epoch_seconds(args, "pt", 1, X))
+            train["pcd"].append(train_epoch_seconds(args, "pcd", args.replicas, X))
+        pt, pcd = np.median(train["pt"]), np.median(train["pcd"])
+        print(f"training epoch, {args.train_rows} rows, batch {args.chains}: PT-PCD "
+              f"(R={args.replicas}, k=1) {pt:.3f} s; PCD-{args.replicas} {pcd:.3f} s; "
+              f"ratio {pt / pcd:.2f}")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

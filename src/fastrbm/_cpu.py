@@ -13,6 +13,7 @@ modules, by concern:
 - ``_gibbs``: CD-k / PCD-k training and Gibbs sampling;
 - ``_rows``: hidden and visible probabilities, the free energy;
 - ``_ais``: annealed importance sampling;
+- ``_tempering``: parallel-tempering sweeps (all replicas in one call);
 - ``_categorical``: all of the above for categorical (Potts) visible units,
   chosen by ``categories=q`` (``config.categories`` in ``cd_update``).
 """
@@ -32,6 +33,7 @@ from ._sampling import (COUNTER_LIMIT, MAX_GIBBS_STEPS, MAX_PHASE, MAX_STREAM, S
                         check_counters, check_key, compiled_streams, gaussian_sample,
                         philox4x32_10, set_simd, simd_dispatch, uniforms)
 from ._source import DataSource, as_source, find_invalid
+from ._tempering import tempered_sweeps
 
 __all__ = [
     "COUNTER_LIMIT", "CHUNK_SECONDS", "DataSource", "MAX_GIBBS_STEPS", "MAX_PHASE",
@@ -39,8 +41,8 @@ __all__ = [
     "ais_log_weights", "as_source", "bernoulli_sample", "cd_update", "check_counters",
     "check_dims", "check_key", "compiled_streams", "find_invalid", "free_energy",
     "gaussian_sample", "gibbs", "hidden_proba", "make_workspace", "max_threads",
-    "openmp_enabled", "philox4x32_10", "set_simd", "simd_dispatch", "uniforms",
-    "visible_proba",
+    "openmp_enabled", "philox4x32_10", "set_simd", "simd_dispatch", "tempered_sweeps",
+    "uniforms", "visible_proba",
 ]
 
 

@@ -708,6 +708,102 @@ def find_invalid(X, clip):
     return (row, col, float(dev.to_host(X[row, col:col + 1])[0]))
 
 
+def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
+                    k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
+                    swap_step_offset, n_threads, gaussian=False, compute_terms=True):
+    """Parallel-tempering sweeps in place (see ``_reference.tempered_sweeps``:
+    the same arguments and draws).  One GEMM over all replicas per
+    half-step; the draws one launch per replica (its own Philox step); the
+    swap energies from the kept fields, all proposed pairs at once."""
+    dev = device()
+    xp = dev.xp
+    R, n, Dx = (int(s) for s in X.shape)
+    Dy = int(M.shape[0])
+    check_dims(Dy, Dx, x_bias.shape[0], y_bias.shape[0], Dx)
+    if tuple(A.shape) != (R, n, Dy) or tuple(d.shape) != (R, n):
+        raise ValueError(f"A must have shape ({R}, {n}, {Dy}) and d ({R}, {n})")
+    betas = np.asarray(dev.to_host(betas) if is_engine_array(betas) else betas,
+                       dtype=np.float64)
+    if betas.shape != (R,) or R < 2:
+        raise ValueError(f"betas must have one value per replica ({R}, at least 2)")
+    if not 0 <= n_gibbs <= R:
+        raise ValueError(f"n_gibbs must be in [0, {R}], got {n_gibbs}")
+    if not 1 <= k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
+    first_sweep, n_sweeps = int(first_sweep), int(n_sweeps)
+    check_counters(n, first_sweep * R, n_sweeps * R, gibbs_stream, 2 * k - 1)
+    check_counters(n, first_sweep * swap_step_mult + swap_step_offset,
+                   max(0, n_sweeps - 1) * swap_step_mult + 1, swap_stream, 0)
+    dtype = M.dtype
+    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+    if n == 0:
+        return accepted, proposed
+    xb = xp.stack([x_base * dtype.type(1 - b) + x_bias * dtype.type(b) for b in betas])
+    yb = xp.stack([y_base * dtype.type(1 - b) for b in betas])
+    beta_t = xp.asarray(betas.astype(dtype))
+    dxb = x_base.astype(np.float64) - x_bias.astype(np.float64)
+    key, tick = _key(key), _zero_tick()
+
+    def terms(m):
+        """A and d of replicas 0..m-1."""
+        _gemm(False, True, 1, X[:m].reshape(m * n, Dx), M, 0, A[:m].reshape(m * n, Dy))
+        A[:m] += y_bias
+        d[:m] = X[:m].astype(np.float64) @ dxb
+
+    def softplus_sums(a, pairs):
+        z = beta_t[pairs][:, None, None] * a + yb[pairs][:, None, :]
+        return xp.logaddexp(0.0, z.astype(np.float64)).sum(axis=-1)
+
+    rows = np.arange(n)
+
+    def swap(t):
+        pairs = np.arange(t % 2, R - 1, 2)
+        if not len(pairs):
+            return
+        i, j = xp.asarray(pairs), xp.asarray(pairs + 1)
+        u = uniforms(key, rows, R - 1, t * swap_step_mult + swap_step_offset, swap_stream, 0,
+                     np.float64)
+        Ai, Aj = A[i], A[j]
+        log_alpha = (xp.asarray(betas[pairs] - betas[pairs + 1])[:, None] * (d[i] - d[j])
+                     - softplus_sums(Ai, i) - softplus_sums(Aj, j)
+                     + softplus_sums(Aj, i) + softplus_sums(Ai, j))
+        with np.errstate(divide="ignore"):     # u = 0: log u = -inf, always accepted
+            swap_mask = xp.log(u.T[i]) < log_alpha
+        accepted[pairs] += np.asarray(dev.to_host(swap_mask.sum(axis=1)), dtype=np.int64)
+        proposed[pairs] += n
+        for arr in (X, A, d):
+            x_i, x_j = arr[i], arr[j]
+            mask = swap_mask.reshape(swap_mask.shape + (1,) * (arr.ndim - 2))
+            arr[i] = xp.where(mask, x_j, x_i)
+            arr[j] = xp.where(mask, x_i, x_j)
+
+    if compute_terms:
+        terms(R)
+    m = int(n_gibbs)
+    Y = xp.empty((m, n, Dy), dtype=dtype)
+    for t in range(first_sweep, first_sweep + n_sweeps):
+        if swap_first:
+            swap(t)
+        final_fields = not swap_first or t + 1 < first_sweep + n_sweeps
+        for s in range(1, int(k) + 1):
+            if m == 0:
+                break
+            Y[...] = beta_t[:m, None, None] * A[:m]
+            for r in range(m):
+                _bernoulli(Y[r], yb[r], 1, Y[r], True, 0, tick, t * R + r,
+                           _c3(gibbs_stream, 2 * s - 2), key)
+            _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0, X[:m].reshape(m * n, Dx))
+            X[:m] *= beta_t[:m, None, None]
+            for r in range(m):
+                _visible_draw(X[r], xb[r], gaussian, 0, tick, t * R + r,
+                              _c3(gibbs_stream, 2 * s - 1), key)
+            if s < k or final_fields:
+                terms(m)
+        if not swap_first:
+            swap(t)
+    return accepted, proposed
+
+
 def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads=1,
                     gaussian=False, start=None, return_states=False, first_chain=0,
                     categories=None):

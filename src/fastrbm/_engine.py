@@ -47,6 +47,13 @@ class Engine(Protocol):
     def uniforms(self, key, rows, n_cols, step, stream, phase, dtype):
         """Philox uniforms at the given counter addresses."""
 
+    def tempered_sweeps(self, X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep,
+                        n_sweeps, k, n_gibbs, swap_first, key, gibbs_stream, swap_stream,
+                        swap_step_mult, swap_step_offset, n_threads, gaussian=False,
+                        compute_terms=True):
+        """Parallel-tempering sweeps of R replicas in place (Gibbs steps and
+        swaps; ``_reference.tempered_sweeps``)."""
+
     def ais_log_weights(self, W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads,
                         start=None, return_states=False, **visible):
         """Log importance weights of AIS chains (forward, or reverse from ``start``)."""

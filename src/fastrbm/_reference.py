@@ -477,6 +477,129 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     return (logw, v) if return_states else logw
 
 
+def tempered_terms(X, M, x_bias, x_base, y_bias):
+    """The field A = X M^T + c_y (untempered) and d = (b_x0 - b_x).x (float64)
+    of states X (..., D_x): what :func:`tempered_sweeps` keeps per state."""
+    A = X @ M.T + y_bias
+    d = X.astype(np.float64) @ (x_base.astype(np.float64) - x_bias.astype(np.float64))
+    return A, d
+
+
+def tempered_softplus_sum(A, beta, y_tempered_base):
+    """S_beta = sum_j softplus(beta A_j + (1 - beta) b_y0_j) per row, the
+    tempered input formed in the model dtype (as the draws see it), the
+    softplus and the sum in float64.  ``y_tempered_base`` is (1 - beta) b_y0
+    in the model dtype."""
+    z = A.dtype.type(beta) * A + y_tempered_base
+    return np.logaddexp(0.0, z.astype(np.float64)).sum(axis=-1)
+
+
+def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j):
+    """log of the Metropolis ratio of swapping state x (at beta_i) and y (at
+    beta_j): F_i(x) + F_j(y) - F_i(y) - F_j(x) with the free energies of the
+    tempered models.  Each F_beta(x) = -((1 - beta) b_x0 + beta b_x).x -
+    S_beta(x) (Bernoulli x units; Gaussian units add ||x||^2 / 2 and a
+    constant of beta, which cancel here), i.e. beta d(x) - S_beta(x) - b_x0.x,
+    and b_x0.x cancels as well, so
+
+        log alpha = (beta_i - beta_j) (d(x) - d(y))
+                    - S_i(x) - S_j(y) + S_i(y) + S_j(x).
+    """
+    return ((beta_i - beta_j) * (d_x - d_y)
+            - tempered_softplus_sum(A_x, beta_i, yb_i) - tempered_softplus_sum(A_y, beta_j, yb_j)
+            + tempered_softplus_sum(A_y, beta_i, yb_i) + tempered_softplus_sum(A_x, beta_j, yb_j))
+
+
+def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
+                    k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
+                    swap_step_offset, n_threads, gaussian=False, compute_terms=True):
+    """Parallel-tempering sweeps over R replicas of n chains, in place.
+
+    The replicas are tempered RBMs between a base model and the model, on a
+    layer of "x" units (the replicas' states, X of shape (R, n, D_x)) and a
+    layer of "y" units summed out or drawn in between: weights beta M
+    (M of shape (D_y, D_x)), x biases (1 - beta) b_x0 + beta b_x, y biases
+    (1 - beta) b_y0 + beta c_y.  Sampling (``parallel_tempering``): x = v,
+    M = W, b_y0 = 0; PCD's hidden replicas (``tempered_pcd_updates``):
+    x = h, M = W^T, b_x0 = 0, b_y0 the visible base rates.
+
+    Each replica keeps A = X M^T + c_y (its untempered y field, ``A`` of
+    shape (R, n, D_y)) and d = (b_x0 - b_x).x (``d``, float64 (R, n)):
+    a Gibbs step draws y ~ sigmoid(beta A + (1 - beta) b_y0), then x from
+    the input beta (y M) + ((1 - beta) b_x0 + beta b_x) (Bernoulli, or
+    Gaussian of unit variance with ``gaussian``), then recomputes A and d;
+    the swap energies come from A and d alone (:func:`tempered_log_alpha`),
+    with no further product with M.  The tempered inputs are formed in the
+    model dtype: beta rounded to it times A (or y M), plus the tempered bias
+    (1 - beta) b_0 + beta b computed as ``b_0 * (1 - beta) + b * beta`` in
+    the dtype.
+
+    Sweep t (``first_sweep`` .. ``first_sweep + n_sweeps - 1``): replicas
+    r < ``n_gibbs`` make ``k`` Gibbs steps x -> y -> x (stream
+    ``gibbs_stream``, step t R + r, row = chain, phases 2s - 2 (y) and
+    2s - 1 (x) of step s), and swaps are proposed between replicas
+    (r, r + 1) for r = t mod 2, t mod 2 + 2, ...: accepted when
+    log u < log alpha, u the float64 uniform (row n, column r) of stream
+    ``swap_stream``, step ``t * swap_step_mult + swap_step_offset``,
+    phase 0.  The swaps come after the Gibbs steps, or before them with
+    ``swap_first``.  An accepted swap exchanges the rows of X, A and d.
+
+    ``compute_terms``: compute A and d from X first (else they are taken as
+    they are: the caller's from an earlier call on the same parameters).
+    With ``swap_first`` the last sweep's Gibbs steps leave A and d of the
+    stepped replicas as they were before its last step (no swap follows in
+    the call, and PCD changes the parameters before the next one, which
+    then computes them): a product with M saved per replica and update.
+
+    Returns
+    -------
+    accepted, proposed : ndarray of int64, shape (R - 1,)
+        Swaps accepted and proposed per neighbouring pair.
+    """
+    R, n, Dx = X.shape
+    dtype = M.dtype
+    betas = np.asarray(betas, dtype=np.float64)
+    xb = [x_base * dtype.type(1 - b) + x_bias * dtype.type(b) for b in betas]
+    yb = [y_base * dtype.type(1 - b) for b in betas]
+    if compute_terms:
+        A[...], d[...] = tempered_terms(X, M, x_bias, x_base, y_bias)
+    rows = np.arange(n)
+    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+
+    def swap(t):
+        u = uniforms(key, rows, R - 1, t * swap_step_mult + swap_step_offset, swap_stream, 0,
+                     np.float64)
+        for r in range(t % 2, R - 1, 2):
+            log_alpha = tempered_log_alpha(A[r], d[r], A[r + 1], d[r + 1], betas[r],
+                                           betas[r + 1], yb[r], yb[r + 1])
+            with np.errstate(divide="ignore"):
+                swap_rows = np.flatnonzero(np.log(u[:, r]) < log_alpha)
+            accepted[r] += len(swap_rows)
+            proposed[r] += n
+            for arr in (X, A, d):
+                arr[r, swap_rows], arr[r + 1, swap_rows] = (arr[r + 1, swap_rows].copy(),
+                                                            arr[r, swap_rows].copy())
+
+    for t in range(first_sweep, first_sweep + n_sweeps):
+        if swap_first:
+            swap(t)
+        final_fields = not swap_first or t + 1 < first_sweep + n_sweeps
+        for r in range(n_gibbs):
+            beta = dtype.type(betas[r])
+            x = X[r]
+            for s in range(1, k + 1):
+                y = _draw(sigmoid(beta * A[r] + yb[r]), rows, key, t * R + r, gibbs_stream,
+                          2 * s - 2)
+                x = _visible_draw(beta * (y @ M) + xb[r], rows, key, t * R + r, gibbs_stream,
+                                  2 * s - 1, gaussian)
+                if s < k or final_fields:
+                    A[r], d[r] = tempered_terms(x, M, x_bias, x_base, y_bias)
+            X[r] = x
+        if not swap_first:
+            swap(t)
+    return accepted, proposed
+
+
 # ----------------------------------------------------------------------------
 # Categorical (Potts) visible units (docs/design.md, "Unit types")
 #

@@ -23,6 +23,13 @@ compares uniform (row n, column r) of stream ``STREAM_TEMPERING_SWAP``,
 step t.  Both come from the compiled Philox generator of the model's
 engine, so results are bit-identical for any thread count.
 
+The sweeps are one engine call (``tempered_sweeps``; the definition is
+``_reference.tempered_sweeps``): all replicas' Gibbs steps and the swaps.
+Each replica keeps the untempered hidden field W v + c of its state, from
+which the swap's free energies at both temperatures follow without another
+product with W; the tempered inputs are beta (W v + c) and
+beta (W^T h) + (1 - beta) b_base + beta b.
+
 :func:`tempered_pcd_updates` makes the same replicas PCD's negative phase
 (``fit`` with ``method='pt'``; Desjardins et al. 2010): the persistent
 chains are hidden states, one set per temperature, updated by the same
@@ -178,22 +185,51 @@ def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
     return first_sweep + n_sweeps
 
 
-def _run(ladder, replicas, key, n_sweeps, auto, vbias, base_bias):
-    """All sweeps: with ``auto``, the ladder's adaptation rounds first (a
-    quarter of the sweeps), then the rest; returns (sweeps run, acceptance
-    per pair after adaptation)."""
+def _run(ladder, replicas, key, n_sweeps):
+    """All sweeps of a ladder of per-replica models (trajectory tempering);
+    returns (sweeps run, acceptance per pair)."""
     R = len(replicas)
+    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+    sweep = _sweeps(ladder, replicas, key, 0, max(1, n_sweeps), accepted, proposed)
+    return sweep, accepted / np.maximum(proposed, 1)
+
+
+def _run_tempered(bound, X, key, n_sweeps, auto, betas, vbias, base_bias):
+    """All sweeps of the temperature ladder, in one engine call per ladder:
+    with ``auto``, the adaptation rounds first (a quarter of the sweeps),
+    then the rest.  ``X`` (R, n, D) holds the replicas' states (unit scale),
+    updated in place.  Returns (sweeps run, betas, acceptance per pair after
+    adaptation)."""
+    engine = bound.engine
+    R, n, _ = X.shape
+    H = bound.W.shape[0]
+    dtype = bound.W.dtype
+    put = to_device if is_cupy_array(bound.W) else (lambda a: a)
+    fields = put(np.empty((R, n, H), dtype=dtype))
+    dots = put(np.empty((R, n), dtype=np.float64))
+    no_base = put(np.zeros(H, dtype=dtype))
+    gaussian = bool(bound.visible.unit_scale_kwargs().get("gaussian", False))
     sweep = 0
+    fresh = True
+
+    def run(first, count):
+        nonlocal fresh
+        accepted, proposed = engine.tempered_sweeps(
+            X, fields, dots, bound.W, vbias, base_bias, bound.hbias, no_base, betas, first,
+            count, 1, R, False, key, STREAM_TEMPERING, STREAM_TEMPERING_SWAP, 1, 0,
+            bound.threads, gaussian=gaussian, compute_terms=fresh)
+        # the fields are untempered: they stay valid when the betas change
+        fresh = False
+        return np.asarray(accepted) / np.maximum(np.asarray(proposed), 1)
+
     if auto:
         per_round = max(1, int(n_sweeps * _AUTO_SHARE) // _AUTO_ROUNDS)
         for _ in range(_AUTO_ROUNDS):
-            accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
-            sweep = _sweeps(ladder, replicas, key, sweep, per_round, accepted, proposed)
-            ladder.set(vbias, base_bias, _equalised(ladder.betas,
-                                                    accepted / np.maximum(proposed, 1)))
-    accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
-    sweep = _sweeps(ladder, replicas, key, sweep, max(1, n_sweeps - sweep), accepted, proposed)
-    return sweep, accepted / np.maximum(proposed, 1)
+            betas = _equalised(betas, run(sweep, per_round))
+            sweep += per_round
+    count = max(1, n_sweeps - sweep)
+    acceptance = run(sweep, count)
+    return sweep + count, betas, acceptance
 
 
 def _equalised(betas, acceptance):
@@ -221,9 +257,9 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         ``start`` is given.
     n_sweeps : int, default=1000
         Sweeps: one Gibbs step of every replica, then the swaps.  A sweep
-        costs R Gibbs steps of ``n_chains`` chains plus four free energies
-        per proposed swap: about 3 times R plain Gibbs steps on the CPU
-        engine (benchmarks/bench_tempering.py).
+        costs about R Gibbs steps of ``n_chains`` chains: the swap energies
+        come from the hidden fields the Gibbs steps compute anyway
+        (benchmarks/bench_tempering.py measures the ratio).
     n_temperatures : int, default=10
         Replicas per chain (R), with ``betas`` None or 'auto'.
     betas : None, 'auto' or array-like, default=None
@@ -266,7 +302,6 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         vbias, base = vbias / sigma, base / sigma
     put = to_device if on_gpu else (lambda a: a)
     vbias, base_bias = put(vbias.astype(dtype)), put(base.astype(dtype))
-    ladder = _Ladder.tempered(bound, vbias, base_bias, betas)
     rng = np.random.default_rng(np.random.SeedSequence(words, spawn_key=(0,)))
     if start is None:
         check_int_param("n_chains", n_chains, 1)
@@ -275,17 +310,19 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         start = bound.read_rows(to_host(bound.validate(start)))
         if sigma is not None:
             start = start / sigma
-    start = put(np.ascontiguousarray(start, dtype=dtype))
-    replicas = [start.copy() for _ in range(R)]
+    start = np.asarray(start, dtype=dtype)
+    # the replicas stacked (R, n, D): every sweep is one engine call over all
+    X = put(np.ascontiguousarray(np.broadcast_to(start, (R,) + start.shape)))
 
     # one BLAS limit for every kernel call of the run (docs/design.md)
     with kernel_threads():
-        sweep, acceptance = _run(ladder, replicas, key, int(n_sweeps), auto, vbias, base_bias)
-    samples = replicas[-1]
+        sweep, betas, acceptance = _run_tempered(bound, X, key, int(n_sweeps), auto, betas,
+                                                 vbias, base_bias)
+    samples = X[-1].copy()
     if sigma is not None:
         samples = (to_host(samples).astype(np.float64) * sigma).astype(dtype)
         samples = put(samples)
-    return TemperingResult(samples=samples, betas=ladder.betas, acceptance=acceptance,
+    return TemperingResult(samples=samples, betas=betas, acceptance=acceptance,
                            n_sweeps=sweep)
 
 
@@ -363,8 +400,7 @@ def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, rand
     start = put(np.ascontiguousarray(start, dtype=dtype))
     replicas = [start.copy() for _ in range(R)]
     with kernel_threads():
-        sweep, acceptance = _run(ladder, replicas, words[:2].copy(), int(n_sweeps), False,
-                                 None, None)
+        sweep, acceptance = _run(ladder, replicas, words[:2].copy(), int(n_sweeps))
     return TemperingResult(samples=replicas[-1], betas=np.asarray(updates, dtype=np.float64),
                            acceptance=acceptance, n_sweeps=sweep)
 
@@ -452,21 +488,35 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     means = bound.visible_means
     if means is None:
         means = bound.visible.uniform_means(bound.W.shape[1])
-    base = bound.visible.base_bias(means).astype(bound.W.dtype)
-    rows = np.arange(B)
+    W = bound.W
+    dtype = W.dtype
+    base = bound.visible.base_bias(means).astype(dtype)
+    D, H = W.shape[1], W.shape[0]
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+    # all replicas stacked (R, B, H), the beta = 1 chains last: one engine
+    # call per update swaps them and steps the hot ones; the training kernel
+    # steps states[-1] in place
+    states = np.concatenate([hot, chains[None]]).astype(dtype, copy=False)
+    fields = np.empty((R, B, D), dtype=dtype)
+    dots = np.empty((R, B), dtype=np.float64)
+    no_base = np.zeros(H, dtype=dtype)
     engine = bound.engine
-    for t in range(n_updates):
-        step = int(step0) + t
-        ladder = _hidden_ladder(bound, base, betas)
-        replicas = [hot[r] for r in range(R - 1)] + [chains]
-        u = to_host(engine.uniforms(key, rows, R, step * R + R - 1, STREAM_PT_TRAIN, 0,
-                                    np.float64))
-        _swap_round(ladder, replicas, u, step % 2, accepted, proposed)
-        for r in range(R - 1):
-            hot[r] = ladder.gibbs(hot[r], r, key, step * R + r, STREAM_PT_TRAIN, k=config.k)
-        bound.cd_epoch(X, order[t * B:(t + 1) * B], B, chains, velocity, activity, workspace,
-                       config, key, step, n_threads, offsets=offsets)
+    try:
+        for t in range(n_updates):
+            step = int(step0) + t
+            # the exchanged model: x = h, y = v, M = W^T (parameters before the update)
+            acc, prop = engine.tempered_sweeps(
+                states, fields, dots, np.ascontiguousarray(W.T), bound.hbias, no_base,
+                bound.vbias, base, betas, step, 1, config.k, R - 1, True, key,
+                STREAM_PT_TRAIN, STREAM_PT_TRAIN, R, R - 1, n_threads)
+            accepted += acc
+            proposed += prop
+            bound.cd_epoch(X, order[t * B:(t + 1) * B], B, states[-1], velocity, activity,
+                           workspace, config, key, step, n_threads, offsets=offsets)
+    finally:
+        # also after Ctrl-C between updates: the replicas of the updates made
+        hot[...] = states[:-1]
+        chains[...] = states[-1]
     return accepted / np.maximum(proposed, 1)
 
 
