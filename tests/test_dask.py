@@ -267,6 +267,21 @@ def test_classifier_labels_as_dask_array_chunked_otherwise(client, data):
     assert list(scaled.classes_) == [5, 6]
 
 
+def test_classifier_classes_found_across_partitions(client, data):
+    """Each worker's rows hold two of the three classes: classes_ has all
+    three, and the network three outputs."""
+    X, labels = data
+    y = np.where(np.arange(300) < 150, labels, labels + 1)
+    params = dict(hidden_layer_sizes=(6,), max_iter=2, min_updates=0, learning_rate=0.03,
+                  rbm_params={"n_iter": 1}, random_state=1)
+    model = fdask.fit(DBNClassifier(**params), da.from_array(X, chunks=(150, 16)), y,
+                      client=client, sync_every=4)
+    assert set(y[:150]) == {0, 1} and set(y[150:]) == {1, 2}
+    assert list(model.classes_) == [0, 1, 2] and model.coefs_[-1].shape == (3, 6)
+    plain = DBNClassifier(**params).fit(X, y)
+    assert np.array_equal(plain.classes_, model.classes_)
+
+
 @pytest.fixture(scope="module")
 def digits():
     from sklearn.datasets import load_digits
@@ -573,8 +588,7 @@ def test_ais_across_workers_equals_local(client, data, n_components):
 # --------------------------------------------------------- CuPy-backed arrays
 # The GPU path runs here on the host stand-in of the CUDA device
 # (tests/cuda_host.py, installed in this process only): inference with the
-# threaded scheduler, fits on an in-process cluster (worker threads of this
-# process).  A real GPU run is left to the `cupy` parameter of the fixture.
+# synchronous scheduler, fits on an in-process cluster of one worker thread.  A real GPU run is left to the `cupy` parameter of the fixture.
 def _device_dask(gpu, X, rows):
     # a module-level function in the graph: the cluster pickles the graph
     if gpu.name == "host":
@@ -621,7 +635,10 @@ def test_inference_on_device_dask_array(gpu, models, data, name, method):
     model = models[name]
     lazy = getattr(model, method)(_device_dask(gpu, X, 37))
     assert is_cupy_array(lazy._meta)
-    with dask.config.set(scheduler="threads"):
+    # synchronous: the stand-in emulates CUDA's threadIdx and blockIdx in
+    # C globals, so two blocks must not run its kernels at once (a threaded
+    # run garbled a row once)
+    with dask.config.set(scheduler="synchronous"):
         # the blocks as computed (dask's concatenation of stand-in blocks
         # would give a NumPy array)
         blocks = dask.compute(*lazy.to_delayed().ravel())
