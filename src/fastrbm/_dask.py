@@ -144,16 +144,18 @@ def _initialize_with_means(model, probe, means):
         del model._column_means
 
 
-def worker_key(model, worker):
+def worker_key(model, worker, own_key=None):
     """The Philox key of worker ``worker`` in a fit on a dask array.
 
-    Worker 0 keeps the model's own key (so that one worker trains exactly as
-    a plain fit); worker ``w >= 1`` gets the key of spawn key
-    ``(SPAWN_WORKER_KEY, w)``, so that no two workers ever draw the same
-    Philox addresses although their step counters run over the same range.
+    Worker 0 keeps the model's own key (``own_key``, default ``model._key``;
+    a DBNClassifier's is that of its dropout masks) so that one worker
+    trains exactly as a plain fit; worker ``w >= 1`` gets the key of spawn
+    key ``(SPAWN_WORKER_KEY, w)`` of the model's seed words, so that no two
+    workers ever draw the same Philox addresses although their step
+    counters run over the same range.
     """
     if worker == 0:
-        return np.array(model._key, dtype=np.uint32).copy()
+        return np.array(model._key if own_key is None else own_key, dtype=np.uint32).copy()
     return np.random.SeedSequence(model._seed_words, spawn_key=(SPAWN_WORKER_KEY, worker)
                                   ).generate_state(2, np.uint32)
 
@@ -194,60 +196,108 @@ def _gaussian_stats(model, raw):
     return X.shape[0], to_host(data.mean(axis=0)), to_host(data.std(axis=0))
 
 
+def _pooled_stats(stats):
+    """(mean, std) of the whole data from the (rows, mean, std) of its parts
+    (the pooled mean and variance; one part is returned as it is)."""
+    if len(stats) == 1:
+        return stats[0][1], stats[0][2]
+    total = sum(n for n, _, _ in stats)
+    mean = sum(n * m for n, m, _ in stats) / total
+    std = np.sqrt(sum(n * (s ** 2 + (m - mean) ** 2) for n, m, s in stats) / total)
+    return mean, std
+
+
 def _set_standardisation(model, stats):
     """``mean_`` and ``scale_`` of a GaussianBernoulliRBM from the (rows,
     mean, std) of consecutive parts of the data, combined exactly (the
     pooled mean and variance); one part gives the in-memory values."""
     from .gaussian import _MIN_SCALE
 
-    if len(stats) == 1:
-        mean, std = stats[0][1], stats[0][2]
-    else:
-        total = sum(n for n, _, _ in stats)
-        mean = sum(n * m for n, m, _ in stats) / total
-        std = np.sqrt(sum(n * (s ** 2 + (m - mean) ** 2) for n, m, s in stats) / total)
+    mean, std = _pooled_stats(stats)
     model.mean_ = mean
     model.scale_ = np.where(std < _MIN_SCALE, 1.0, std)
 
 
+def _on_device_of(model, rows):
+    """``model``, or for device (CuPy) rows a copy of it moved to the device:
+    a fitted host model refuses device input, and a worker of a CuPy-backed
+    dask array trains and infers with the GPU engine."""
+    from ._backend import is_cupy_array
+
+    if not is_cupy_array(rows) or getattr(model, "_dask_on_gpu", False):
+        return model
+    replica = copy.deepcopy(model).to_cupy()
+    replica._dask_on_gpu = True
+    return replica
+
+
 def _validated_rows(model, raw):
-    return model._validate(raw, reset=False)
+    return _on_device_of(model, raw)._validate(raw, reset=False)
 
 
 def _column_means(model, rows):
-    return model._column_means(rows)
+    from ._backend import to_host
+
+    return to_host(_on_device_of(model, rows)._column_means(rows))
 
 
-def _make_replica(model, worker):
+def _make_replica(model, worker, rows):
     # a deep copy: replicas of one worker process must not share arrays
     replica = copy.deepcopy(model)
     replica._key = worker_key(model, worker)
-    return replica
+    return _on_device_of(replica, rows)
+
+
+def _own_copy(value, on_gpu):
+    """A private copy of an averaged array for a replica, on its device."""
+    from ._backend import to_device
+
+    value = value.copy()
+    return to_device(value) if on_gpu else value
 
 
 def _train_round(replica, rows, shared, order, epoch):
     """One round on a worker: take the averaged state, run the minibatch
-    updates of ``order`` with the estimator's own machinery."""
+    updates of ``order`` with the estimator's own machinery (its
+    ``_run_updates``, whose return value is kept for the client)."""
     start = time.perf_counter()
+    on_gpu = getattr(replica, "_dask_on_gpu", False)
     if shared is not None:
         for name, value in shared.items():
             if isinstance(value, tuple):
-                value = tuple(None if v is None else v.copy() for v in value)
+                value = tuple(None if v is None else _own_copy(v, on_gpu) for v in value)
             elif value is not None:
-                value = value.copy()
+                value = _own_copy(value, on_gpu)
             setattr(replica, name, value)
-    replica._run_updates(rows, order, replica._workspace(rows), epoch)
+    replica._dask_round_result = replica._run_updates(rows, order, replica._workspace(rows),
+                                                      epoch)
     replica._dask_round_seconds = time.perf_counter() - start
     return replica
 
 
 def _shared_state(replica):
-    state = {name: replica.__dict__[name] for name in _AVERAGED if name in replica.__dict__}
-    return state, replica._dask_round_seconds
+    """The replica's averaged state as host arrays (the client averages on
+    the host), its round's compute time and its ``_run_updates`` result."""
+    from ._backend import to_host
+
+    names = getattr(replica, "_dask_averaged", _AVERAGED)
+    state = {}
+    for name in names:
+        if name not in replica.__dict__:
+            continue
+        value = replica.__dict__[name]
+        if isinstance(value, (tuple, list)):
+            value = tuple(None if v is None else to_host(v) for v in value)
+        elif value is not None:
+            value = to_host(value)
+        state[name] = value
+    return state, replica._dask_round_seconds, replica._dask_round_result
 
 
 def _chains(replica):
-    return replica.h_samples_
+    from ._backend import to_host
+
+    return to_host(replica.h_samples_)
 
 
 def _mean_arrays(arrays):
@@ -291,22 +341,130 @@ def _client(client):
                          "to fit in memory") from error
 
 
-def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None):
-    """Data-parallel fit of an RBM on a dask array (see fastrbm.dask.fit)."""
-    import dask
+def _as_rows(X):
+    """X as a 2-D dask array of whole rows per chunk, with known chunk sizes."""
     import dask.array as da
 
+    X = da.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimensions")
+    if any(math.isnan(size) for size in X.chunks[0]):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    if len(X.chunks[1]) != 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+class _Partitions:
+    """X's row chunks split into one contiguous partition per worker (at
+    most one per chunk), the tasks of partition ``p`` pinned to worker ``p``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    X : dask.array.Array
+        From :func:`_as_rows`.
+    n_workers : int or None
+        Use the first ``n_workers`` workers (sorted by address).
+    """
+
+    def __init__(self, client, X, n_workers):
+        from ._backend import check_int_param
+
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        if n_workers is not None:
+            check_int_param("n_workers", n_workers, 1, len(workers))
+            workers = workers[:n_workers]
+        self.client = client
+        self.chunks = X.chunks[0]
+        n_blocks = len(self.chunks)
+        self.n_parts = min(len(workers), n_blocks)
+        self.bounds = [p * n_blocks // self.n_parts for p in range(self.n_parts + 1)]
+        self.sizes = [int(sum(self.chunks[self.bounds[p]:self.bounds[p + 1]]))
+                      for p in range(self.n_parts)]
+        self.where = [[workers[p]] for p in range(self.n_parts)]
+
+    def submit(self, func, *args, part):
+        """``func(*args)`` on the worker of partition ``part``."""
+        return self.client.submit(func, *args, workers=self.where[part],
+                                  allow_other_workers=False, pure=False)
+
+    def rows_of(self, array):
+        """Futures of each partition's rows of ``array`` (chunked along rows
+        like X: a dask array, loaded on the partition's worker)."""
+        import dask
+
+        blocks = list(array.to_delayed().ravel())
+        return [self.client.compute(
+            dask.delayed(_concat_rows)(*blocks[self.bounds[p]:self.bounds[p + 1]]),
+            workers=self.where[p], allow_other_workers=False) for p in range(self.n_parts)]
+
+    def scatter_rows(self, array):
+        """Futures of each partition's rows of a NumPy ``array``, sent to its
+        worker."""
+        cuts = np.cumsum([0] + self.sizes)
+        return [self.client.scatter(array[cuts[p]:cuts[p + 1]], workers=self.where[p],
+                                    hash=False) for p in range(self.n_parts)]
+
+
+def _epoch_rounds(parts, replicas, rows, shared, orders, per_round, batch, steps, epoch,
+                  profile):
+    """One epoch of data-parallel training in rounds: each worker runs the
+    minibatches of its next ``per_round`` rows of ``orders[p]`` (all of them
+    when None) from the averaged state ``shared``, then the client averages
+    the replicas' states and scatters the average.  ``replicas`` and
+    ``steps`` (each worker's update count) are updated in place.
+
+    Returns
+    -------
+    shared : Future
+        The last average, on every worker.
+    averaged : dict
+        The last average, on the client.
+    results : list of list
+        Per round, the ``_run_updates`` results of the workers that took part.
+    """
+    client, n_parts = parts.client, parts.n_parts
+    sizes = [len(order) for order in orders]
+    n_rounds = 1 if per_round is None else max(-(-size // per_round) for size in sizes)
+    results = []
+    for r in range(n_rounds):
+        round_start = time.perf_counter()
+        taking = []
+        for p in range(n_parts):
+            part = orders[p] if per_round is None else \
+                orders[p][r * per_round:(r + 1) * per_round]
+            if len(part) == 0:
+                continue
+            replicas[p] = parts.submit(_train_round, replicas[p], rows[p], shared, part,
+                                       epoch, part=p)
+            steps[p] += -(-len(part) // batch)
+            taking.append(p)
+        gathered = client.gather([parts.submit(_shared_state, replicas[p], part=p)
+                                  for p in taking])
+        averaged = average_states([state for state, _, _ in gathered])
+        shared = client.scatter([averaged], broadcast=True, hash=False)[0]
+        results.append([result for _, _, result in gathered])
+        if profile is not None:
+            profile["rounds"] += 1
+            slowest = max(seconds for _, seconds, _ in gathered)
+            profile["worker_seconds"] += slowest
+            profile["overhead_seconds"].append(time.perf_counter() - round_start - slowest)
+    return shared, averaged, results
+
+
+def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None):
+    """Data-parallel fit of an RBM, DBN or DBNClassifier on a dask array (see
+    fastrbm.dask.fit)."""
     from ._backend import check_int_param
-    from ._backend import is_cupy_array
     from ._validation import check_X, model_dtype_for
     from .dbn import DBN, DBNClassifier
     from .gaussian import GaussianBernoulliRBM
     from .rbm import epochs_for_updates
 
     if isinstance(model, DBNClassifier):
-        raise TypeError("DBNClassifier.fit does not take a dask array: fine-tuning does "
-                        "not train data-parallel (BernoulliRBM, GaussianBernoulliRBM and "
-                        "DBN do); pass X.compute() to fit in memory")
+        return _fit_classifier(model, X, y, client=client, sync_every=sync_every,
+                               n_workers=n_workers, profile=profile)
     if isinstance(model, DBN):
         return _fit_dbn(model, X, client=client, sync_every=sync_every, n_workers=n_workers)
     if sync_every is not None:
@@ -314,33 +472,10 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     model._check_params()
     _needs(model, "a dask array")
     client = _client(client)
-    X = da.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be a 2-D dask array, got {X.ndim} dimensions")
-    if any(math.isnan(size) for size in X.chunks[0]):
-        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
-    if is_cupy_array(X._meta):
-        raise TypeError("fit on a CuPy-backed dask array is not supported: the workers "
-                        "train on NumPy blocks (X.map_blocks(cupy.asnumpy))")
-    if len(X.chunks[1]) != 1:
-        X = X.rechunk({1: -1})
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-    if n_workers is not None:
-        check_int_param("n_workers", n_workers, 1, len(workers))
-        workers = workers[:n_workers]
-    blocks = list(X.to_delayed().ravel())
-    n_parts = min(len(workers), len(blocks))
-    bounds = [p * len(blocks) // n_parts for p in range(n_parts + 1)]
-    sizes = [int(sum(X.chunks[0][bounds[p]:bounds[p + 1]])) for p in range(n_parts)]
-    where = [[workers[p]] for p in range(n_parts)]
-
-    def submit(func, *args, part):
-        return client.submit(func, *args, workers=where[part], allow_other_workers=False,
-                             pure=False)
-
-    raw = [client.compute(dask.delayed(_concat_rows)(*blocks[bounds[p]:bounds[p + 1]]),
-                          workers=where[p], allow_other_workers=False)
-           for p in range(n_parts)]
+    X = _as_rows(X)
+    parts = _Partitions(client, X, n_workers)
+    n_parts, sizes, submit = parts.n_parts, parts.sizes, parts.submit
+    raw = parts.rows_of(X)
     gaussian = isinstance(model, GaussianBernoulliRBM)
     d = X.shape[1]
     # one row of X's dtype, validated as fit validates X: the model's dtype
@@ -361,7 +496,8 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
         means = [sum(n * m for n, m in zip(sizes, means)) / sum(sizes)]
     _initialize_with_means(model, probe, means[0])
     model_future = client.scatter(model, broadcast=True, hash=False)
-    replicas = [submit(_make_replica, model_future, p, part=p) for p in range(n_parts)]
+    replicas = [submit(_make_replica, model_future, p, rows[p], part=p)
+                for p in range(n_parts)]
     del model_future
 
     batch = int(model.batch_size)
@@ -377,37 +513,16 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
         epoch = model.n_epochs_
         snapshot = model._snapshot()
         orders = [worker_order(model, sizes[p], epoch, p) for p in range(n_parts)]
-        n_rounds = 1 if per_round is None else max(-(-size // per_round) for size in sizes)
-        for r in range(n_rounds):
-            round_start = time.perf_counter()
-            taking = []
-            for p in range(n_parts):
-                part = orders[p] if per_round is None else \
-                    orders[p][r * per_round:(r + 1) * per_round]
-                if len(part) == 0:
-                    continue
-                replicas[p] = submit(_train_round, replicas[p], rows[p], shared, part, epoch,
-                                     part=p)
-                steps[p] += -(-len(part) // batch)
-                taking.append(p)
-            results = client.gather([submit(_shared_state, replicas[p], part=p)
-                                     for p in taking])
-            averaged = average_states([state for state, _ in results])
-            for name, value in averaged.items():
-                setattr(model, name, value)
-            shared = client.scatter([averaged], broadcast=True, hash=False)[0]
-            if profile is not None:
-                profile["rounds"] += 1
-                slowest = max(seconds for _, seconds in results)
-                profile["worker_seconds"] += slowest
-                profile["overhead_seconds"].append(time.perf_counter() - round_start - slowest)
+        shared, averaged, _ = _epoch_rounds(parts, replicas, rows, shared, orders, per_round,
+                                            batch, steps, epoch, profile)
+        for name, value in averaged.items():
+            setattr(model, name, value)
         model.n_updates_ = max(steps)
         model._check_finite(snapshot, f"epoch {epoch + 1} on the dask workers")
         model.n_epochs_ += 1
         model.history_.append({"epoch": epoch + 1, "seconds": time.perf_counter() - start})
     # the chains of worker 0 (the model's own key) continue in a later partial_fit
-    model.h_samples_ = client.submit(_chains, replicas[0], workers=where[0],
-                                     allow_other_workers=False, pure=False).result()
+    model.h_samples_ = submit(_chains, replicas[0], part=0).result()
     model.n_updates_ = max(steps)
     return model
 
@@ -451,6 +566,246 @@ def _fit_dbn(model, X, **options):
         if i + 1 < len(sizes):
             data = transform(rbm, data)
     model.history_ = [list(r.history_) for r in model.rbms_]
+    return model
+
+
+# ----------------------------------------------------- DBNClassifier training
+def _label_classes(raw_y):
+    """The classes of a partition's labels, checked as fit checks y."""
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import column_or_1d
+
+    from ._backend import to_host
+
+    y = column_or_1d(to_host(raw_y), warn=True)
+    check_classification_targets(y)
+    return np.unique(y)
+
+
+def _fine_tune_rows(model, raw_X, raw_y):
+    """A partition's fine-tuning rows as the plain fit gives them to the
+    kernels: X validated and read dense in the model's dtype (standardised
+    for Gaussian input), the labels encoded as indices into ``classes_``
+    (C ints; int64 on the device for CuPy blocks)."""
+    from sklearn.utils.validation import column_or_1d
+
+    from ._backend import is_cupy_array, to_device, to_host
+
+    if raw_X.shape[0] != len(raw_y):
+        raise ValueError(f"a partition of X has {raw_X.shape[0]} rows but its labels "
+                         f"{len(raw_y)} entries")
+    model = _on_device_of(model, raw_X)
+    dtype = model.coefs_[0].dtype
+    X = model._check_input(raw_X, reset=False, dtype=model.dtype)
+    Xt = model._input_rows(X, 0, X.shape[0], dtype)
+    y = np.searchsorted(model.classes_, column_or_1d(to_host(raw_y))).astype(np.intc)
+    if is_cupy_array(Xt):
+        y = to_device(y.astype(np.int64))
+    return Xt, y
+
+
+def _class_counts(rows, n_classes):
+    from ._backend import to_host
+
+    return np.bincount(to_host(rows[1]), minlength=n_classes)
+
+
+class FineTuneReplica:
+    """A worker's replica in a data-parallel DBNClassifier fine-tuning.
+
+    It holds the classifier (for its settings), the weights, biases and
+    optimiser state (averaged across the workers after every round: Adam's
+    moments, or SGD's velocities) and the worker's own update count and
+    Philox key of the dropout masks.  ``_run_updates`` runs the classifier's
+    own ``_fine_tune_updates`` (the engine's epoch kernel) on the rows of a
+    round, so that the rounds of :func:`_epoch_rounds` drive it as they
+    drive an RBM.
+
+    Parameters
+    ----------
+    model : DBNClassifier
+        With its initial ``coefs_`` and ``intercepts_`` (on the device the
+        rows are on).
+    key : ndarray of 2 uint32
+        The worker's Philox key of the dropout masks.
+    n_epochs : int
+        Fine-tuning epochs (the linear step-size schedule's length).
+    """
+
+    # the state the client averages (the update counts stay per worker)
+    _dask_averaged = ("coefs_", "intercepts_", "optimizer_state")
+
+    def __init__(self, model, key, n_epochs):
+        from ._backend import is_cupy_array
+
+        self.model = model
+        self.key = key
+        self.n_epochs = int(n_epochs)
+        self.coefs_ = tuple(model.coefs_)
+        self.intercepts_ = tuple(model.intercepts_)
+        self.optimizer_state = tuple(array for group in
+                                     model._optimizer_state(model.coefs_, model.intercepts_)
+                                     for array in group)
+        self.n_updates_ = 0
+        self._dask_on_gpu = is_cupy_array(model.coefs_[0])
+
+    def _workspace(self, rows):
+        return None
+
+    def _run_updates(self, rows, order, workspace, epoch):
+        from ._backend import get_mlp_engine
+
+        model = self.model
+        Xt, y = rows
+        # the kernels update these arrays in place
+        Ws, bs = list(self.coefs_), list(self.intercepts_)
+        flat, n = list(self.optimizer_state), len(Ws)
+        state = [flat[g * n:(g + 1) * n] for g in range(len(flat) // n)]
+        rate = model._learning_rate()
+        if model.learning_rate_schedule == "linear":
+            rate *= 1 - epoch / self.n_epochs
+        total = model._fine_tune_updates(get_mlp_engine(Xt), Xt, y, order, Ws, bs, state, rate,
+                                         model._threads(int(model.batch_size)), self.key,
+                                         self.n_updates_)
+        self.n_updates_ += -(-len(order) // int(model.batch_size))
+        return total
+
+
+def _make_fine_tune_replica(model, worker, rows, n_epochs):
+    # the pretrained stack (dbn_) stays out of the replica: fine-tuning
+    # reads only coefs_ and intercepts_
+    model = copy.copy(model)
+    model.dbn_ = None
+    model = _on_device_of(copy.deepcopy(model), rows[0])
+    return FineTuneReplica(model, worker_key(model, worker, model._seed_words[:2]), n_epochs)
+
+
+def _labels_like(y, X):
+    """y as a 1-D dask array chunked along rows like X (a NumPy y is split)."""
+    import dask.array as da
+
+    from ._backend import to_host
+
+    if y is None:
+        raise ValueError("DBNClassifier requires y to be passed, but the target y is None")
+    if not is_dask_collection(y):
+        y = np.asarray(to_host(y))
+    y = da.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise ValueError(f"y must be 1-D, got shape {y.shape}")
+    if any(math.isnan(size) for size in y.chunks[0]):
+        raise ValueError("y has unknown chunk sizes; call y.compute_chunk_sizes() first")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries")
+    if y.chunks[0] != X.chunks[0]:
+        y = y.rechunk((X.chunks[0],))
+    return y
+
+
+def _fit_classifier(model, X, y, *, client=None, sync_every=None, n_workers=None,
+                    profile=None):
+    """DBNClassifier.fit on a dask array: greedy pretraining through the DBN's
+    data-parallel fit (:func:`_fit_dbn`), then data-parallel fine-tuning:
+    every worker runs the classifier's own fine-tuning kernel on its rows
+    from the same weights, and the client averages the weights, biases and
+    optimiser state every ``sync_every`` minibatches (or once per epoch)."""
+    from ._backend import check_int_param
+    from ._random import seed_words
+    from ._validation import model_dtype_for
+    from .rbm import epochs_for_updates
+
+    sizes = model._check_params()
+    if sync_every is not None:
+        check_int_param("sync_every", sync_every, 1)
+    if model.early_stopping:
+        raise ValueError("DBNClassifier.fit on a dask array does not support "
+                         "early_stopping=True (the held-out rows and the per-epoch "
+                         "validation run in one process); set early_stopping=False, or "
+                         "fit a NumPy array")
+    client = _client(client)
+    X = _as_rows(X)
+    y = _labels_like(y, X)
+    parts = _Partitions(client, X, n_workers)
+    n_parts, submit = parts.n_parts, parts.submit
+    # a zero row of X's dtype sets n_features_in_ and the dtype as fit would
+    probe = model._check_input(np.zeros((1, X.shape[1]), dtype=X.dtype), reset=True,
+                               dtype=model.dtype)
+    dtype = model_dtype_for(probe, model.dtype)
+    raw_y = parts.rows_of(y)
+    model.classes_ = np.unique(np.concatenate(
+        client.gather([submit(_label_classes, raw_y[p], part=p) for p in range(n_parts)])))
+    if len(model.classes_) < 2:
+        raise ValueError(f"DBNClassifier needs samples of at least 2 classes; got one "
+                         f"class: {model.classes_[0]!r}")
+    model._seed_words = seed_words(model.random_state)
+    options = dict(client=client, sync_every=sync_every, n_workers=n_workers)
+
+    def fit_dbn(dbn, data):
+        _fit_dbn(dbn, data, **options)
+
+    raw_X = parts.rows_of(X)
+
+    def column_stats(_):
+        # Gaussian input without pretraining: pooled over the partitions
+        future = client.scatter(model, broadcast=True, hash=False)
+        mean, std = _pooled_stats(client.gather(
+            [submit(_gaussian_stats, future, raw_X[p], part=p) for p in range(n_parts)]))
+        return mean, np.where(std < 1e-12, 1.0, std)
+
+    model.coefs_, model.intercepts_ = model._initial_weights(sizes, dtype, X, fit_dbn,
+                                                             column_stats)
+    model_future = client.scatter(model, broadcast=True, hash=False)
+    rows = [submit(_fine_tune_rows, model_future, raw_X[p], raw_y[p], part=p)
+            for p in range(n_parts)]
+    counts = sum(client.gather([submit(_class_counts, rows[p], len(model.classes_), part=p)
+                                for p in range(n_parts)]))
+    # the raw blocks' futures released: the workers keep the fine-tuning rows
+    raw_X = raw_y = None
+    n_train, batch = sum(parts.sizes), int(model.batch_size)
+    n_epochs = epochs_for_updates(model.max_iter, model.min_updates, n_train, batch)
+    replicas = [submit(_make_fine_tune_replica, model_future, p, rows[p], n_epochs, part=p)
+                for p in range(n_parts)]
+    del model_future
+    per_round = None if sync_every is None else int(sync_every) * batch
+    steps = [0] * n_parts
+    base_rate = model._learning_rate()
+    model.history_, model.loss_curve_ = [], []
+    model.best_validation_score_ = None
+    model.n_updates_ = model.n_iter_ = 0
+    model.stop_reason_ = None
+    if profile is not None:
+        profile.update(rounds=0, worker_seconds=0.0, overhead_seconds=[])
+    shared = None
+    for epoch in range(n_epochs):
+        start = time.perf_counter()
+        rate = base_rate
+        if model.learning_rate_schedule == "linear":
+            rate *= 1 - epoch / n_epochs
+        orders = [worker_order(model, parts.sizes[p], epoch, p) for p in range(n_parts)]
+        shared, averaged, results = _epoch_rounds(parts, replicas, rows, shared, orders,
+                                                  per_round, batch, steps, epoch, profile)
+        model.coefs_ = [np.array(W) for W in averaged["coefs_"]]
+        model.intercepts_ = [np.array(b) for b in averaged["intercepts_"]]
+        model.n_updates_ = max(steps)
+        model.n_iter_ += 1
+        total = 0.0
+        for round_totals in results:
+            for value in round_totals:
+                total += value
+        entry = {"epoch": epoch + 1, "learning_rate": rate, "loss": total / n_train}
+        if not np.isfinite(entry["loss"]):
+            raise ValueError(f"fine-tuning diverged at epoch {epoch + 1} on the dask workers "
+                             f"(loss {entry['loss']}); lower learning_rate")
+        entry["seconds"] = time.perf_counter() - start
+        model.history_.append(entry)
+        model.loss_curve_.append(entry["loss"])
+        if model.verbose:
+            print(f"[DBNClassifier] epoch {epoch + 1}/{n_epochs} on {n_parts} dask "
+                  f"worker(s), loss = {entry['loss']:.4f}, time = {entry['seconds']:.2f}s",
+                  flush=True)
+    model._warn_if_not_learning(counts)
     return model
 
 

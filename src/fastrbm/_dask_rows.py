@@ -6,7 +6,10 @@ below the estimators and ``evaluation`` (docs/design.md, "Layers"): it
 knows models only as objects with methods and engines as modules, and
 imports neither.  Nothing here imports dask until a dask array is met.
 """
+import copy
 import sys
+import threading
+import weakref
 
 import numpy as np
 
@@ -88,11 +91,56 @@ def task_threads():
     return max(1, resolve_n_threads(None) // max(1, int(slots)))
 
 
+# a host model's copy on the device, per worker process: made by the first
+# device block that meets the model, used by the worker's later blocks
+_DEVICE_COPIES = weakref.WeakKeyDictionary()
+_DEVICE_COPIES_LOCK = threading.Lock()
+
+
+def _on_gpu(model):
+    try:
+        return bool(model._on_gpu)
+    except Exception:  # noqa: BLE001 - unfitted or foreign: leave it to the method
+        return True
+
+
+def model_for_block(model, block):
+    """The model that runs on ``block``: ``model`` itself, or, for a device
+    (CuPy) block and a model on the host, a copy of it moved to the device
+    (``to_cupy``), made once per worker.  A model reaches a worker process
+    pickled, and pickles hold NumPy arrays (``DeviceMovable``), so this is
+    what sends the blocks of a CuPy-backed dask array to the GPU engine.
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted fastrbm model.
+    block : array
+        One block of the dask array.
+
+    Returns
+    -------
+    estimator
+    """
+    from ._backend import is_cupy_array
+
+    if not is_cupy_array(block) or not hasattr(model, "to_cupy") or _on_gpu(model):
+        return model
+    with _DEVICE_COPIES_LOCK:
+        moved = _DEVICE_COPIES.get(model)
+        if moved is None:
+            moved = copy.deepcopy(model).to_cupy()
+            _DEVICE_COPIES[model] = moved
+    return moved
+
+
 def call_block(block, model, method, first_row_arg=False, block_info=None, **kwargs):
     """``method`` of ``model`` on one block, with the task's share of threads
-    (a model's explicit ``n_jobs`` is kept)."""
+    (a model's explicit ``n_jobs`` is kept); device blocks run a device copy
+    of a host model (:func:`model_for_block`)."""
     from threadpoolctl import threadpool_limits
 
+    model = model_for_block(model, block)
     if first_row_arg:
         kwargs["first_row"] = block_info[0]["array-location"][0][0]
     with threadpool_limits(limits=task_threads(), user_api="openmp"):

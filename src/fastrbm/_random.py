@@ -77,6 +77,8 @@ SPAWN_LAYER_SAMPLE = 11
 SPAWN_DBN_SAMPLE_START = 12
 #: RBM fit on a dask array: the Philox key of worker ``w >= 1`` (key (13, w));
 #: worker 0 keeps the model's own key, so one worker trains as a plain fit.
+#: DBNClassifier fine-tuning on a dask array: worker ``w >= 1``'s key of the
+#: dropout masks, and (SPAWN_WORKER_SHUFFLE) its row orders, the same way.
 SPAWN_WORKER_KEY = 13
 #: RBM fit on a dask array: worker ``w >= 1``'s row order in epoch ``e``
 #: (key (14, e, w)); worker 0 uses SPAWN_SHUFFLE's (2, e).
@@ -95,7 +97,8 @@ SPAWN_KEYS = {
             "sample_start": SPAWN_DBN_SAMPLE_START},
     "dbn_classifier": {"init": SPAWN_INIT,
                        "validation_split": SPAWN_VALIDATION_SPLIT_CLASSIFIER,
-                       "shuffle": SPAWN_SHUFFLE, "layer_seed": SPAWN_LAYER_SEED},
+                       "shuffle": SPAWN_SHUFFLE, "layer_seed": SPAWN_LAYER_SEED,
+                       "worker_key": SPAWN_WORKER_KEY, "worker_shuffle": SPAWN_WORKER_SHUFFLE},
 }
 
 

@@ -11,8 +11,9 @@ from . import _dask
 __all__ = ["fit", "stream_fit", "stream_partial_fit"]
 
 
-def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None):
-    """Fit an RBM data-parallel on a dask array, by parameter averaging.
+def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None):
+    """Fit an RBM, DBN or DBNClassifier data-parallel on a dask array, by
+    parameter averaging.
 
     The row chunks of X are split into one contiguous partition per worker;
     each worker validates its rows and keeps them.  The model is initialised
@@ -40,17 +41,39 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     workers draw the same random numbers.  The result is reproducible for a
     fixed ``random_state``, chunking and number of workers.
 
+    A DBNClassifier is pretrained as a DBN (below), then fine-tuned the same
+    way: every worker runs the classifier's own fine-tuning kernel (Adam or
+    momentum SGD, with dropout) on its rows from the same weights, and the
+    client averages the weights, biases and optimiser state (Adam's first
+    and second moments, or the SGD velocities) every ``sync_every``
+    minibatches or once per epoch.  Each worker keeps its own update count
+    (Adam's step for the bias correction, and the Philox step of its
+    dropout masks, which must never repeat); ``n_updates_`` is the largest.
+    The number of epochs comes from ``max_iter`` and ``min_updates`` on all
+    the rows, as in a plain fit, so each worker makes ``1 / n_workers`` of
+    the plain fit's updates per epoch.
+
+    A CuPy-backed dask array (``X._meta`` a CuPy array) trains on the GPU
+    engine of each worker: the replicas move to the device there, the
+    averaging runs on the host of the client, and the fitted model is
+    returned on the host (``model.to_cupy()`` moves it).
+
     Parameters
     ----------
-    model : BernoulliRBM, GaussianBernoulliRBM or DBN
+    model : BernoulliRBM, GaussianBernoulliRBM, DBN or DBNClassifier
         An estimator; its constructor arguments set the fit (``n_iter``,
         ``batch_size``, ``learning_rate``, ...).  ``validation_fraction``,
-        ``early_stopping`` and ``ais_every`` are not supported here.  A DBN
+        ``early_stopping`` and ``ais_every`` of the RBMs and a
+        DBNClassifier's ``early_stopping`` are not supported here.  A DBN
         trains layer by layer, each RBM as above on the lazy transform of the
-        layer below (``layer_input='proba'`` only); a DBNClassifier does not
-        train on dask arrays (its fine-tuning is not data-parallel).
+        layer below (``layer_input='proba'`` only).
     X : dask.array.Array of shape (n_samples, n_features)
         Training data with known chunk sizes, chunked along rows.
+    y : dask.array.Array or array-like of shape (n_samples,), optional
+        Class labels of a DBNClassifier (ignored by the other estimators):
+        a dask array (rechunked like X's rows when its chunks differ) or a
+        NumPy array (split to match).  The classes are those found across
+        all the chunks.
     client : distributed.Client, optional
         The cluster; default the current client (``distributed.get_client``).
     sync_every : int or None, default=None
@@ -70,16 +93,17 @@ def fit(model, X, *, client=None, sync_every=None, n_workers=None, profile=None)
     model : the fitted estimator
         Its ``history_`` holds ``epoch`` and ``seconds`` per epoch (no
         monitoring), ``h_samples_`` the chains of worker 0, ``n_updates_``
-        the largest step counter of the workers.
+        the largest step counter of the workers.  A DBNClassifier's
+        ``history_`` holds ``epoch``, ``learning_rate``, ``loss`` (summed
+        over the workers' rows, each taken before its update) and
+        ``seconds``; ``dbn_`` its pretrained stack.
 
     Raises
     ------
     ValueError
         Without a distributed client, or for unsupported options.
-    TypeError
-        For a DBN or DBNClassifier: only the RBMs train data-parallel.
     """
-    return _dask.fit(model, X, client=client, sync_every=sync_every, n_workers=n_workers,
+    return _dask.fit(model, X, y, client=client, sync_every=sync_every, n_workers=n_workers,
                      profile=profile)
 
 

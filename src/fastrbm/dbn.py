@@ -806,7 +806,13 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         train = np.setdiff1d(np.arange(n), val)
         return train, val
 
-    def _initial_weights(self, sizes, dtype, X_train_view):
+    def _initial_weights(self, sizes, dtype, X_train_view, fit_dbn=None, column_stats=None):
+        """Pretrain (when ``pretrain``) and build the initial weights.
+
+        ``fit_dbn(dbn, X)`` fits the pretraining DBN (default ``dbn.fit(X)``)
+        and ``column_stats(X)`` gives the input standardisation without
+        pretraining (default ``_column_stats``): a fit on a dask array
+        passes its own, which run on the workers."""
         rng = spawn_rng(self._seed_words, SPAWN_INIT)
         Ws, bs = [], []
         self.dbn_ = None
@@ -817,7 +823,10 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                             out_of_range=self.out_of_range, visible_units=self.visible_units,
                             random_state=_layer_seed(self._seed_words, PRETRAINING_LAYER))
             with range_warning_given():
-                self.dbn_.fit(X_train_view)
+                if fit_dbn is None:
+                    self.dbn_.fit(X_train_view)
+                else:
+                    fit_dbn(self.dbn_, X_train_view)
             self.pretrain_seconds_ = time.perf_counter() - start
             for rbm in self.dbn_.rbms_:
                 # copies: fine-tuning must leave the pretrained stack as it was
@@ -834,7 +843,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                 self.input_scale_ = (np.asarray(first.scale_, dtype=np.float64)
                                      * first.sigma_.astype(np.float64))
             else:
-                self.input_mean_, self.input_scale_ = _column_stats(X_train_view)
+                self.input_mean_, self.input_scale_ = (column_stats or _column_stats)(
+                    X_train_view)
         full = [self.n_features_in_] + list(sizes) + [len(self.classes_)]
         for i in range(len(Ws), len(full) - 1):
             # Glorot-uniform for logistic units (as scikit-learn's MLP)
@@ -856,6 +866,10 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,)
             Class labels (any type numpy.unique can sort, e.g. ints, strings);
             a CuPy array is accepted too (labels are encoded on the host).
+            With a dask array X, a dask array or a NumPy array: the fit runs
+            data-parallel on the dask.distributed cluster
+            (:func:`fastrbm.dask.fit`, which has the options), without
+            ``early_stopping``.
 
         Returns
         -------
@@ -886,7 +900,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         Ctrl-C raises KeyboardInterrupt at once.
         """
         if is_dask_collection(X):
-            return dispatch("fit", self, X)
+            return dispatch("fit", self, X, y)
         with deferred_interrupt() as interrupt:
             return self._fit(X, y, interrupt)
 
@@ -926,10 +940,7 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         Xt = Xd if len(val) == 0 else xp.ascontiguousarray(Xd[train_rows])
         if len(val):
             X_val, y_val = Xd[val_rows], _like(y_enc[val], X)
-        adam = self.solver == "adam"
-        # optimiser state: velocities (SGD), or first then second moments (Adam)
-        state = [[xp.zeros_like(a) for a in group]
-                 for group in ((Ws, bs, Ws, bs) if adam else (Ws, bs))]
+        state = self._optimizer_state(Ws, bs)
         n_epochs = epochs_for_updates(self.max_iter, self.min_updates, len(train),
                                       self.batch_size)
         base_rate = self._learning_rate()
@@ -950,17 +961,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
             rate = base_rate
             if self.learning_rate_schedule == "linear":
                 rate *= 1 - epoch / n_epochs
-            with kernel_threads():
-                if adam:
-                    total = engine.train_epoch_adam(
-                        Xt, y_train, order, int(self.batch_size), Ws, bs, *state, rate,
-                        float(self.weight_decay), threads, float(self.dropout), key,
-                        self.n_updates_)
-                else:
-                    total = engine.train_epoch(
-                        Xt, y_train, order, int(self.batch_size), Ws, bs, *state, rate,
-                        float(self.momentum), float(self.weight_decay), threads,
-                        float(self.dropout), key, self.n_updates_)
+            total = self._fine_tune_updates(engine, Xt, y_train, order, Ws, bs, state, rate,
+                                            threads, key, self.n_updates_)
             self.n_updates_ += -(-len(order) // int(self.batch_size))
             self.n_iter_ += 1
             entry = {"epoch": epoch + 1, "learning_rate": rate, "loss": total / len(train)}
@@ -992,8 +994,34 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
         if interrupt:
             self._stop_interrupted(interrupt)
         else:
-            self._warn_if_not_learning(y_enc[train])
+            self._warn_if_not_learning(np.bincount(y_enc[train]))
         return self
+
+    def _optimizer_state(self, Ws, bs):
+        """Zero optimiser state on the weights' device: velocities of the
+        weights and biases (SGD), or first then second moments (Adam)."""
+        xp = array_module(Ws[0])
+        groups = (Ws, bs, Ws, bs) if self.solver == "adam" else (Ws, bs)
+        return [[xp.zeros_like(a) for a in group] for group in groups]
+
+    def _fine_tune_updates(self, engine, Xt, y_train, order, Ws, bs, state, rate, threads,
+                           key, first_step):
+        """The fine-tuning minibatch updates of the rows ``order`` of ``Xt``:
+        one call of the engine's epoch kernel (Adam or momentum SGD), which
+        updates ``Ws``, ``bs`` and the optimiser ``state`` in place (Adam's
+        step count and the dropout masks' Philox step start at
+        ``first_step``).  The plain fit runs it once per epoch; a fit on a
+        dask array runs it on each worker for its rows of a round.  Returns
+        the summed loss of the rows."""
+        with kernel_threads():
+            if self.solver == "adam":
+                return engine.train_epoch_adam(
+                    Xt, y_train, order, int(self.batch_size), Ws, bs, *state, rate,
+                    float(self.weight_decay), threads, float(self.dropout), key, first_step)
+            return engine.train_epoch(
+                Xt, y_train, order, int(self.batch_size), Ws, bs, *state, rate,
+                float(self.momentum), float(self.weight_decay), threads,
+                float(self.dropout), key, first_step)
 
     def _stop_interrupted(self, interrupt):
         interrupt.handled = True
@@ -1008,14 +1036,15 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
                      f"history_ hold them")
         warnings.warn(f"DBNClassifier.fit interrupted (Ctrl-C) {where}", stacklevel=4)
 
-    def _warn_if_not_learning(self, y_train):
+    def _warn_if_not_learning(self, class_counts):
         """ConvergenceWarning when the last epoch's loss is no better than
         predicting the class frequencies: the network has not learned (a
         wide sigmoid layer under a large step saturates and stays so).  The
         advice names only changes the user has not made already."""
         if not self.history_:
             return
-        freq = np.bincount(y_train) / len(y_train)
+        class_counts = np.asarray(class_counts)
+        freq = class_counts / class_counts.sum()
         freq = freq[freq > 0]
         baseline = float(-np.sum(freq * np.log(freq)))
         loss = self.history_[-1]["loss"]
