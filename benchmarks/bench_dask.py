@@ -10,6 +10,7 @@ Usage::
                                             [--method pcd|cd] [--learning-rate 0.05]
                                             [--single-seeds 0 1 2] [--curve]
                                             [--workers 1 2] [--worker-seeds 0 1 2]
+                                            [--schedule constant|linear] [--ais-base model|data]
 
 ``stream``: writes the Fashion-MNIST training images (60,000 x 784 uint8)
 to a zarr array and an HDF5 dataset with chunks of ``--chunk`` rows, then
@@ -48,6 +49,11 @@ import threading
 import time
 
 import numpy as np
+
+try:
+    from bench_ais_loglik import LinearDecay
+except ImportError:                      # run from the repository root
+    from benchmarks.bench_ais_loglik import LinearDecay
 
 
 def _rss():
@@ -183,8 +189,9 @@ def workers(args):
                   method=args.method)
 
     def test_ll(model):
-        result = evaluation.log_partition_ais(model, n_chains=100, betas=args.betas,
-                                              random_state=0, reverse=args.reverse)
+        result = evaluation.log_partition_ais(model, n_chains=100, betas=args.betas or None,
+                                              random_state=0, reverse=args.reverse,
+                                              data=X if args.ais_base == "data" else None)
         ll = float(np.mean(evaluation.log_likelihood(model, X_test, result)))
         if not args.reverse:
             return f"{ll:.2f}"
@@ -193,15 +200,23 @@ def workers(args):
                 f"{ll + result.log_z - result.log_z_low:.2f}]")
 
     print(f"# Fashion-MNIST {len(X)} train / {len(X_test)} test, binarised; "
-          f"{args.hidden} hidden, {args.method.upper()}-1, batch 20, lr {args.learning_rate}, "
-          f"momentum 0.5, {args.epochs} epochs; "
-          f"AIS 100 chains, {args.betas} linear temperatures"
+          f"{args.hidden} hidden, {args.method.upper()}-1, batch 20, lr {args.learning_rate} "
+          f"{args.schedule}, momentum 0.5, {args.epochs} epochs; "
+          f"AIS 100 chains, "
+          f"{f'{args.betas} linear temperatures' if args.betas else 'the S&M schedule'}, "
+          f"base model from the {args.ais_base}"
           f"{', forward and reverse' if args.reverse else ', forward only'}; "
           f"load average {_load():.1f}")
     rows = []
+    def schedule():
+        # a fit callback, or None: the learning rate decayed linearly to 0
+        if args.schedule == "constant":
+            return None
+        return LinearDecay(args.learning_rate, args.epochs)
+
     for seed in args.single_seeds:
         start = time.perf_counter()
-        single = BernoulliRBM(**{**params, "random_state": seed}).fit(X)
+        single = BernoulliRBM(**{**params, "random_state": seed}).fit(X, callbacks=schedule())
         rows.append((f"1 process, all cores, seed {seed}", time.perf_counter() - start,
                      test_ll(single), None))
     if args.curve:
@@ -223,7 +238,8 @@ def workers(args):
                     start = time.perf_counter()
                     model = fdask.fit(BernoulliRBM(**{**params, "random_state": seed}), Xd,
                                       client=client, sync_every=sync or None,
-                                      n_workers=n_workers, profile=profile)
+                                      n_workers=n_workers, profile=profile,
+                                      callbacks=schedule())
                     wall = time.perf_counter() - start
                     measured.setdefault((sync, n_workers), (wall, profile))
                     label = (f"{n_workers} worker{'s' if n_workers > 1 else ''}, sync "
@@ -283,8 +299,14 @@ def main():
     w.add_argument("--hidden", type=int, default=100)
     w.add_argument("--epochs", type=int, default=3)
     w.add_argument("--sync-every", type=int, nargs="+", default=[0, 100])
-    w.add_argument("--betas", type=int, default=2000)
+    w.add_argument("--betas", type=int, default=2000,
+                   help="linear AIS temperatures; 0: the default S&M schedule")
     w.add_argument("--method", choices=["pcd", "cd"], default="pcd")
+    w.add_argument("--schedule", choices=["constant", "linear"], default="constant",
+                   help="linear: the learning rate decays to 0 over the epochs (a fit "
+                        "callback, on both sides)")
+    w.add_argument("--ais-base", choices=["model", "data"], default="model",
+                   help="AIS base model: the model's visible biases or the data's means")
     w.add_argument("--workers", type=int, nargs="+", default=[1, 2], choices=[1, 2],
                    help="cluster runs (the scaling estimate needs both 1 and 2)")
     w.add_argument("--worker-seeds", type=int, nargs="+", default=[0],

@@ -8,6 +8,7 @@ Usage::
                                                [--betas default|N] [--threads 2]
                                                [--learning-rate 0.05] [--schedule constant|linear]
                                                [--coverage N] [--sample-steps 1000]
+                                               [--coverage-pt]
 
 Trains three BernoulliRBMs with the same hidden units, batch (100: the
 persistent chains), learning rate (0.05 constant), momentum 0.5, weight
@@ -39,7 +40,9 @@ Gibbs chains from random states, ``--sample-steps`` steps, seed 0); the
 table gives each class's share (the data's is 10% per class), the total
 variation distance of the shares from the data's, and the smallest share.
 The classifier's own shares on the test images are printed as a baseline
-(its errors move shares too).
+(its errors move shares too).  ``--coverage-pt`` adds, per model, the
+shares of samples from the parallel-tempering sampler at equal Gibbs sweeps
+(``N / --temperatures`` chains, each with ``--temperatures`` replicas).
 """
 import argparse
 import os
@@ -80,6 +83,7 @@ def main():
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--coverage", type=int, default=0)
     parser.add_argument("--sample-steps", type=int, default=1000)
+    parser.add_argument("--coverage-pt", action="store_true")
     args = parser.parse_args()
     pt_k = args.k if args.pt_k is None else args.pt_k
     betas = None if args.betas == "default" else int(args.betas)
@@ -125,6 +129,16 @@ def main():
             print(f"{name}: {args.coverage} samples x {args.sample_steps} steps in "
                   f"{time.perf_counter() - t:.1f} s, shares "
                   f"{np.round(coverage[name], 3).tolist()}", file=sys.stderr, flush=True)
+            if args.coverage_pt:
+                # equal Gibbs sweeps: 1/R of the chains, each with R replicas
+                t = time.perf_counter()
+                samples = model.sample(args.coverage // args.temperatures,
+                                       n_steps=args.sample_steps, method="pt",
+                                       n_temperatures=args.temperatures)
+                coverage[name + ", PT sampler"] = class_shares(classifier, samples)
+                print(f"{name}: PT sampler, {len(samples)} samples x {args.temperatures} "
+                      f"replicas x {args.sample_steps} sweeps in "
+                      f"{time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
     print(f"Fashion-MNIST binarised, {len(X)} train / {len(X_test)} test rows, "
           f"{args.epochs} epochs ({args.epochs * -(-len(X) // 100)} updates), "
           f"{args.hidden} hidden, batch 100, k {args.k} (PT: {pt_k} per replica), "
@@ -149,7 +163,8 @@ def main():
               f"{'; '.join(messages) if messages else 'none'} |")
     if coverage:
         print(f"\nMode coverage: {args.coverage} samples per model ({args.sample_steps} Gibbs "
-              f"steps from random states), labelled by logistic regression trained on the "
+              f"steps from random states; PT sampler: {args.coverage // args.temperatures} "
+              f"chains x {args.temperatures} replicas), labelled by logistic regression trained on the "
               f"binarised training images")
         print("| samples of | " + " | ".join(f"class {c}" for c in range(10))
               + " | TV from 10% each | smallest share |")
