@@ -157,6 +157,43 @@ def test_one_worker_one_chunk_is_the_plain_fit(client, data, kind, sync_every):
     assert profile["rounds"] == (3 if sync_every is None else 3 * 5)
 
 
+class _Halving:
+    """A fit callback: halves the learning rate after every epoch and stops
+    after ``stop_after`` epochs (None: never)."""
+
+    def __init__(self, stop_after=None):
+        self.stop_after, self.rates = stop_after, []
+
+    def __call__(self, model, entry):
+        self.rates.append(model.learning_rate)
+        model.learning_rate = model.learning_rate / 2
+        return self.stop_after is None or entry["epoch"] < self.stop_after
+
+
+@pytest.mark.parametrize("sync_every", [None, 4])
+def test_callbacks_reach_the_workers(client, data, sync_every):
+    # a learning-rate schedule set by a callback: with one worker and one
+    # chunk the plain fit with the same callback, bit for bit (the replicas
+    # train at the rates the callback set, not at the first one)
+    X, _ = data
+    params = dict(n_components=6, n_iter=3, random_state=3, momentum=0.5, batch_size=16,
+                  learning_rate=0.2)
+    plain_schedule, dask_schedule = _Halving(), _Halving()
+    plain = BernoulliRBM(**params).fit(X, callbacks=plain_schedule)
+    scaled = BernoulliRBM(**params)
+    fdask.fit(scaled, da.from_array(X, chunks=(300, 16)), client=client, n_workers=1,
+              sync_every=sync_every, callbacks=dask_schedule)
+    _assert_same_fit(plain, scaled)
+    assert dask_schedule.rates == plain_schedule.rates == [0.2, 0.1, 0.05]
+    # without the schedule the parameters differ (the callback did something)
+    constant = BernoulliRBM(**params).fit(X)
+    assert not np.array_equal(constant.components_, scaled.components_)
+    # the estimator's own fit hook passes callbacks on; False stops
+    stopping = BernoulliRBM(**params).fit(da.from_array(X, chunks=(300, 16)),
+                                          callbacks=_Halving(stop_after=2))
+    assert stopping.n_epochs_ == 2 and stopping.stop_reason_ == "callback"
+
+
 def test_two_workers_reproducible_and_data_parallel(client, data):
     X, _ = data
     Xd = da.from_array(X, chunks=(75, 16))
@@ -377,6 +414,8 @@ def test_fit_options_refused(client, data):
         BernoulliRBM(validation_fraction=0.1).fit(da.from_array(X, chunks=50))
     with pytest.raises(ValueError, match="sync_every"):
         fdask.fit(BernoulliRBM(), da.from_array(X, chunks=50), client=client, sync_every=0)
+    with pytest.raises(ValueError, match="callbacks"):
+        fdask.fit(DBN(), da.from_array(X, chunks=50), client=client, callbacks=print)
 
 
 # -------------------------------------------------------------------- streaming

@@ -256,11 +256,14 @@ def _own_copy(value, on_gpu):
     return to_device(value) if on_gpu else value
 
 
-def _train_round(replica, rows, shared, order, epoch):
+def _train_round(replica, rows, shared, order, epoch, params=None):
     """One round on a worker: take the averaged state, run the minibatch
     updates of ``order`` with the estimator's own machinery (its
     ``_run_updates``, whose return value is kept for the client)."""
     start = time.perf_counter()
+    if params:
+        # constructor arguments a fit callback changed on the client
+        replica.set_params(**params)
     on_gpu = getattr(replica, "_dask_on_gpu", False)
     if shared is not None:
         for name, value in shared.items():
@@ -407,8 +410,18 @@ class _Partitions:
                                     hash=False) for p in range(self.n_parts)]
 
 
+def _same_param(a, b):
+    """Whether two constructor argument values are the same (arrays by value)."""
+    if a is b:
+        return True
+    try:
+        return bool(np.all(a == b)) and type(a) is type(b)
+    except Exception:                   # values that do not compare
+        return False
+
+
 def _epoch_rounds(parts, replicas, rows, shared, orders, per_round, batch, steps, epoch,
-                  profile):
+                  profile, params=None):
     """One epoch of data-parallel training in rounds: each worker runs the
     minibatches of its next ``per_round`` rows of ``orders[p]`` (all of them
     when None) from the averaged state ``shared``, then the client averages
@@ -437,7 +450,7 @@ def _epoch_rounds(parts, replicas, rows, shared, orders, per_round, batch, steps
             if len(part) == 0:
                 continue
             replicas[p] = parts.submit(_train_round, replicas[p], rows[p], shared, part,
-                                       epoch, part=p)
+                                       epoch, params if r == 0 else None, part=p)
             steps[p] += -(-len(part) // batch)
             taking.append(p)
         gathered = client.gather([parts.submit(_shared_state, replicas[p], part=p)
@@ -453,7 +466,8 @@ def _epoch_rounds(parts, replicas, rows, shared, orders, per_round, batch, steps
     return shared, averaged, results
 
 
-def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None):
+def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None,
+        callbacks=None):
     """Data-parallel fit of an RBM, DBN or DBNClassifier on a dask array (see
     fastrbm.dask.fit)."""
     from ._backend import check_int_param
@@ -462,6 +476,10 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
     from .gaussian import GaussianBernoulliRBM
     from .rbm import epochs_for_updates
 
+    if callbacks is not None and isinstance(model, (DBN, DBNClassifier)):
+        raise ValueError(f"{type(model).__name__}.fit on a dask array does not take "
+                         f"callbacks (BernoulliRBM and GaussianBernoulliRBM do)")
+    callbacks = model._check_callbacks(callbacks) if callbacks is not None else []
     if isinstance(model, DBNClassifier):
         return _fit_classifier(model, X, y, client=client, sync_every=sync_every,
                                n_workers=n_workers, profile=profile)
@@ -508,19 +526,29 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
     model.stop_reason_ = None
     if profile is not None:
         profile.update(rounds=0, worker_seconds=0.0, overhead_seconds=[])
+    sent_params = model.get_params(deep=False)
     for _ in range(n_epochs):
         start = time.perf_counter()
         epoch = model.n_epochs_
         snapshot = model._snapshot()
         orders = [worker_order(model, sizes[p], epoch, p) for p in range(n_parts)]
+        # what the callbacks changed since the replicas last heard
+        current = model.get_params(deep=False)
+        changed = {name: value for name, value in current.items()
+                   if not _same_param(value, sent_params[name])}
+        sent_params = current
         shared, averaged, _ = _epoch_rounds(parts, replicas, rows, shared, orders, per_round,
-                                            batch, steps, epoch, profile)
+                                            batch, steps, epoch, profile, changed or None)
         for name, value in averaged.items():
             setattr(model, name, value)
         model.n_updates_ = max(steps)
         model._check_finite(snapshot, f"epoch {epoch + 1} on the dask workers")
         model.n_epochs_ += 1
-        model.history_.append({"epoch": epoch + 1, "seconds": time.perf_counter() - start})
+        entry = {"epoch": epoch + 1, "seconds": time.perf_counter() - start}
+        model.history_.append(entry)
+        if any(callback(model, entry) is False for callback in callbacks):
+            model.stop_reason_ = "callback"
+            break
     # the chains of worker 0 (the model's own key) continue in a later partial_fit
     model.h_samples_ = submit(_chains, replicas[0], part=0).result()
     model.n_updates_ = max(steps)
@@ -981,12 +1009,12 @@ def stream_partial_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
 def fit_any(model, X, validation_data=None, callbacks=None):
     """The estimators' fit hook: a dask array trains on the cluster, a zarr
     array or HDF5 dataset streams."""
+    if is_dask_collection(X) and validation_data is None:
+        return fit(model, X, callbacks=callbacks)
     if validation_data is not None or callbacks is not None:
         raise ValueError(f"{type(model).__name__}.fit on {type(X).__name__} does not "
                          f"support validation_data or callbacks; fit a NumPy array "
                          f"to use them")
-    if is_dask_collection(X):
-        return fit(model, X)
     return stream_fit(model, X)
 
 

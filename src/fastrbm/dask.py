@@ -11,7 +11,8 @@ from . import _dask
 __all__ = ["fit", "stream_fit", "stream_partial_fit"]
 
 
-def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None):
+def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None,
+        callbacks=None):
     """Fit an RBM, DBN or DBNClassifier data-parallel on a dask array, by
     parameter averaging.
 
@@ -87,6 +88,13 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
         slowest worker's compute time) and ``overhead_seconds`` (per round:
         its wall-clock time on the client minus the slowest worker's
         compute, i.e. scheduling, transfers, the average and the broadcast).
+    callbacks : callable or list of callables, optional
+        BernoulliRBM and GaussianBernoulliRBM only: called on the client
+        after every epoch (after the average) as ``callback(model, entry)``,
+        as in a plain fit; False stops the fit (``stop_reason_`` is
+        ``'callback'``).  Constructor arguments a callback changes (for
+        example ``learning_rate``, a schedule) go to every worker's replica
+        before its next round.
 
     Returns
     -------
@@ -104,7 +112,7 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
         Without a distributed client, or for unsupported options.
     """
     return _dask.fit(model, X, y, client=client, sync_every=sync_every, n_workers=n_workers,
-                     profile=profile)
+                     profile=profile, callbacks=callbacks)
 
 
 def stream_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
