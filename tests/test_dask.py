@@ -16,6 +16,7 @@ distributed = pytest.importorskip("distributed")
 from fastrbm import BernoulliRBM, GaussianBernoulliRBM, evaluation  # noqa: E402
 from fastrbm import dask as fdask  # noqa: E402
 from fastrbm import _dask  # noqa: E402
+from fastrbm import _dask_rows  # noqa: E402
 from fastrbm.dbn import DBN, DBNClassifier  # noqa: E402
 
 FITTED = ("components_", "intercept_visible_", "intercept_hidden_", "h_samples_",
@@ -74,9 +75,12 @@ def _check_lazy_equal(lazy, expected):
 @pytest.mark.parametrize("name,method", INFERENCE)
 def test_inference_equals_numpy(request, models, data, name, method, scheduler):
     X, _ = data
+    X = np.concatenate([X] * 4)
     model = models[name]
-    # uneven row chunks: the pseudo-likelihood's bit of row i depends on i
+    # uneven row chunks: the pseudo-likelihood's bit of row i depends on i;
+    # the rows are realigned to blocks of ROW_ALIGN (1200 rows: 3 blocks)
     Xd = da.from_array(X, chunks=(37, 8))
+    assert _dask_rows.aligned_rows(Xd).chunks[0] == (512, 512, 176)
     expected = getattr(model, method)(X)
     if scheduler == "cluster":
         request.getfixturevalue("client")
@@ -355,11 +359,24 @@ def test_classifier_two_workers_reproducible_and_learns(client, digits):
     lazy = runs[0].predict(da.from_array(X_test, chunks=(100, 64)))
     assert isinstance(lazy, da.Array)
     assert np.array_equal(lazy.compute(), runs[0].predict(X_test))
-    # to float32 rounding only: the forward pass's GEMMs take all the rows of
-    # a call at once, and (measured) OpenBLAS rounds a row differently for
-    # another number of rows (100-row blocks against 450: 1.5e-7 at most)
+    # bit for bit too: the row chunks are realigned to the forward pass's
+    # 512-row GEMMs (before, 100-row blocks against 450 rows at once were
+    # 1.5e-7 apart: OpenBLAS rounds a row differently for another number of
+    # rows per call)
     proba = runs[0].predict_proba(da.from_array(X_test, chunks=(100, 64))).compute()
-    np.testing.assert_allclose(proba, runs[0].predict_proba(X_test), rtol=1e-5, atol=1e-7)
+    assert np.array_equal(proba, runs[0].predict_proba(X_test))
+
+
+@pytest.mark.parametrize("sizes,expected", [
+    ((512, 512, 100), (512, 512, 100)), ((100,) * 12, (512, 512, 176)),
+    ((300, 900, 40), (512, 512, 216)), ((1000, 30), (1024, 6)), ((37,), (37,)),
+    ((200, 200), (400,))])
+def test_aligned_rows(sizes, expected):
+    X = da.zeros((sum(sizes), 3), chunks=(sizes, 3))
+    aligned = _dask_rows.aligned_rows(X)
+    assert aligned.chunks[0] == expected
+    assert aligned.shape == X.shape
+    assert all(size % _dask_rows.ROW_ALIGN == 0 for size in aligned.chunks[0][:-1])
 
 
 def test_classifier_fit_on_dask_refusals(client, data):

@@ -147,6 +147,37 @@ def call_block(block, model, method, first_row_arg=False, block_info=None, **kwa
         return method(model, block, **kwargs)
 
 
+#: row chunks of inference start at multiples of this: a multiple of the
+#: row kernels' GEMM blocks (``_layout.ROW_BLOCK`` = 64 rows in ``_rows``;
+#: ``_mlp.forward`` runs its GEMMs over chunks of 16 x 32 = 512 rows)
+ROW_ALIGN = 512
+
+
+def aligned_rows(X):
+    """X rechunked (if needed) so that every row chunk but the last starts and
+    ends at a multiple of ``ROW_ALIGN``.
+
+    The row kernels run one GEMM per block of ``ROW_ALIGN`` rows or a
+    divisor of it, and BLAS may round a float32 product differently for a
+    different number of rows per call (OpenBLAS's small-matrix kernels):
+    with aligned chunks every row sits in the same block, at the same place,
+    as in one call on the whole array, so the blocks' results are the NumPy
+    result bit for bit.  Each boundary moves by less than ``ROW_ALIGN`` rows.
+    """
+    sizes = X.chunks[0]
+    if all(size % ROW_ALIGN == 0 for size in sizes[:-1]):
+        return X
+    ends, total = [], 0
+    for size in sizes[:-1]:
+        total += size
+        end = int(round(total / ROW_ALIGN)) * ROW_ALIGN
+        if end > (ends[-1] if ends else 0) and end < X.shape[0]:
+            ends.append(end)
+    ends.append(X.shape[0])
+    chunks = tuple(b - a for a, b in zip([0] + ends[:-1], ends))
+    return X.rechunk({0: chunks})
+
+
 def rowwise(model, X, method, out_columns, dtype, **kwargs):
     """A lazy dask array: ``method(model, block)`` on each row chunk of X.
 
@@ -164,9 +195,12 @@ def rowwise(model, X, method, out_columns, dtype, **kwargs):
     if len(X.chunks[1]) != 1:
         # each block must hold whole rows: the model reads all features of a row
         X = X.rechunk({1: -1})
+    xp = array_module(X._meta)
+    if xp is np:
+        # (the GPU engine's row operations have no such blocks)
+        X = aligned_rows(X)
     # one task holding the model: sent to each worker once, not once per block
     shared = dask.delayed(model, pure=True, traverse=False)
-    xp = array_module(X._meta)
     if out_columns is None:
         meta = xp.empty((0,), dtype=dtype)
         return da.map_blocks(call_block, X, shared, method, drop_axis=1, dtype=dtype,
