@@ -99,19 +99,23 @@ cdef Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil
 # The sizes, measured on 2 cores (bench_block_span.py; benchmarks/README.md,
 # issue 19).  Every tile GEMM re-packs its operands (OpenBLAS packs both per
 # call), so finer tiles cost packing: at batch 100, 500 x 784, tiles of 64
-# units or of 50 rows made the 2-thread epoch 20-30% slower, tiles of 128
-# units and 256-column gradient tiles did not measurably slow it.
+# units or of 50 rows made the 2-thread epoch 20-30% slower, and 128-unit
+# tiles together with 256-column gradient tiles about 10% slower (1 and 2
+# threads); 128-unit tiles alone, or 256-column gradient tiles alone, were
+# within noise of the 2-block decomposition.
 # - rows: at most TRAIN_ROW_TILE per sampling tile (batches up to 128 are
-#   one row tile; bigger ones are split, the W re-packing then being
-#   amortised over >= 64 rows);
+#   one row tile; bigger ones are split into equal tiles, the W re-packing
+#   then being amortised over >= 64 rows);
 # - units: unit_block's width (narrower for small batches, whose tiles would
 #   otherwise be tiny), capped at TRAIN_UNIT_TILE;
-# - gradient: TRAIN_GRAD_COLS visible units per tile of W.
-# At 784 x 500, batch 100: 4 tiles per hidden phase, 7 per visible phase
-# and 16 gradient tiles, against 2, 4 and 2 before.
+# - gradient: TRAIN_GRAD_COLS visible units per tile of W (default: whole
+#   rows; the hidden tiles already give the gradient 4 tiles at 500 hidden).
+# At 784 x 500, batch 100: 4 tiles per hidden phase and per gradient, 7 per
+# visible phase, against 2, 2 and 4 before.  Finer settings for machines
+# with many cores are measured by benchmarks/device_check.py.
 cdef Py_ssize_t TRAIN_ROW_TILE = 128
 cdef Py_ssize_t TRAIN_UNIT_TILE = 128
-cdef Py_ssize_t TRAIN_GRAD_COLS = 256
+cdef Py_ssize_t TRAIN_GRAD_COLS = 1 << 30
 cdef Py_ssize_t _row_tile_override = 0
 cdef Py_ssize_t _unit_tile_override = 0
 cdef Py_ssize_t _grad_cols_override = 0
