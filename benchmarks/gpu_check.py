@@ -343,6 +343,7 @@ def time_cd_epoch(cp, _cupy, _cpu, repeats):
     cpu_median, cpu_raw = median_times({"cpu": cpu_epoch}, 2)
     print(f"  CPU engine, {threads} threads: {cpu_median['cpu']:.3f} s per epoch "
           f"({cpu_median['cpu'] / base:.1f}x the GPU engine)")
+    return dict(medians, **{f"CPU engine, {threads} threads": cpu_median["cpu"]})
 
 
 @guarded
@@ -360,6 +361,7 @@ def time_ais(cp, _cupy):
     seconds = time.perf_counter() - start
     print(f"  {len(betas)} temperatures: {seconds:.2f} s (log weights finite: "
           f"{bool(np.isfinite(logw).all())})")
+    return seconds
 
 
 @guarded
@@ -393,6 +395,7 @@ def time_dbn(cp):
     # warm-up at full size: kernel compilation and CuPy's per-shape set-up
     # cost a few seconds once (5.8 s against 0.9 s measured on an H200)
     DBNClassifier(**params).fit(cp.asarray(X), y)
+    fine_tuning = {}
     for label, data in (("GPU", cp.asarray(X)), ("CPU", X)):
         start = time.perf_counter()
         model = DBNClassifier(**params).fit(data, y)
@@ -404,6 +407,8 @@ def time_dbn(cp):
         print(f"  {label}: 1 pretraining epoch per layer + 3 fine-tuning epochs: "
               f"{total:.2f} s (pretraining {model.pretrain_seconds_:.2f} s, "
               f"fine-tuning {epoch:.3f} s per epoch)")
+        fine_tuning[label] = epoch
+    return fine_tuning
 
 
 def main():

@@ -224,6 +224,9 @@ def evaluate_targets(results, threads_all):
     return out
 
 
+SCALING_THREADS = (1, 2, 4, 8, 16)
+
+
 def measure_scaling(settings, data, threads_all, rounds, min_time, log=print):
     """Epoch time (fastrbm CD-1 and the floor, float32, batch 100) against rows,
     hidden units and threads."""
@@ -239,7 +242,13 @@ def measure_scaling(settings, data, threads_all, rounds, min_time, log=print):
         case = dataclasses.replace(base, hidden=h, n_samples=settings["scaling_hidden_rows"])
         log(f"scaling: {case.label}")
         out["hidden"].append(measure_case(case, data, rounds, min_time, log))
-    for t in sorted({1, min(2, threads_all), threads_all}):
+    # 1, 2, 4, 8, 16 threads where the machine has them (issue 19), and all
+    counts = sorted({t for t in SCALING_THREADS if t <= threads_all} | {threads_all})
+    out["threads_skipped"] = [t for t in SCALING_THREADS if t > threads_all]
+    if out["threads_skipped"]:
+        log(f"scaling: thread counts {out['threads_skipped']} skipped: this machine has "
+            f"{threads_all} CPUs")
+    for t in counts:
         case = dataclasses.replace(base, threads=t, n_samples=settings["scaling_thread_rows"])
         log(f"scaling: {case.label}")
         out["threads"].append(measure_case(case, data, rounds, min_time, log))
@@ -406,6 +415,9 @@ def scaling_markdown(scaling, memory):
             for p, e in eff.items():
                 out.append(f"- {p} threads: fastrbm {fmt_pct(e['fastrbm'])}, "
                            f"floor {fmt_pct(e['floor'])}")
+        if scaling.get("threads_skipped"):
+            out.append(f"- {', '.join(map(str, scaling['threads_skipped']))} threads: skipped "
+                       f"(more than this machine's CPUs)")
     if memory:
         out += ["", "### Peak memory of fit, uint8 input, 500 hidden, batch 100", "",
                 "| rows | peak RSS growth (MB) | expected buffers (MB) | data, uint8 (MB) | "

@@ -79,3 +79,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def fine_tiles():
+    """Training tiles far finer than the automatic ones (3 rows, 4 units,
+    5 gradient columns), so that even a small problem has many row tiles,
+    unit tiles and gradient tiles, including partial ones at every edge."""
+    from fastrbm import _layout
+    previous = _layout._set_train_tiles(3, 4, 5)
+    yield
+    _layout._set_train_tiles(*previous)

@@ -62,8 +62,18 @@ OPTIONS = {
 }
 
 
+@pytest.fixture(params=["automatic", "fine"])
+def tiles(request):
+    """The automatic training tiles, and 2-row x 4-unit sampling tiles with
+    3-column gradient tiles (several tiles even at D = 7, H = 5)."""
+    from fastrbm import _layout
+    previous = _layout._set_train_tiles(*((2, 4, 3) if request.param == "fine" else (0, 0, 0)))
+    yield request.param
+    _layout._set_train_tiles(*previous)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIONS))
-def test_compiled_kernel_matches_reference(name):
+def test_compiled_kernel_matches_reference(tiles, name):
     cfg = config(**OPTIONS[name])
     s = state()
     ref = run(_reference, s, cfg, momentum_buffers=cfg.momentum > 0)
@@ -75,7 +85,7 @@ def test_compiled_kernel_matches_reference(name):
     assert not np.allclose(ref["mu"], s["mu"])
 
 
-def test_gaussian_units_with_fixed_sigma_match_reference():
+def test_gaussian_units_with_fixed_sigma_match_reference(tiles):
     cfg = config(gaussian=True, learning_rate=0.01)
     s = state(gaussian=True)
     ref = run(_reference, s, cfg, log_var=True)
@@ -94,13 +104,14 @@ def test_float32_close_to_reference():
         np.testing.assert_allclose(cpu[key], ref[key], rtol=1e-4, atol=1e-5, err_msg=key)
 
 
-def test_thread_count_does_not_change_results():
+def test_thread_count_does_not_change_results(tiles):
     cfg = config(momentum=0.5, sparsity_cost=0.1)
     s = state(np.float32, seed=3)
     one = run(_cpu, s, cfg, momentum_buffers=True, n_threads=1)
-    two = run(_cpu, s, cfg, momentum_buffers=True, n_threads=2)
-    for key in ("W", "vbias", "hbias", "mu", "lam", "chains"):
-        assert np.array_equal(one[key], two[key]), key
+    for n_threads in (2, 3):
+        other = run(_cpu, s, cfg, momentum_buffers=True, n_threads=n_threads)
+        for key in ("W", "vbias", "hbias", "mu", "lam", "chains"):
+            assert np.array_equal(one[key], other[key]), key
 
 
 @pytest.mark.parametrize("engine", [_reference, _cpu], ids=["reference", "cpu"])

@@ -297,6 +297,51 @@ def test_cd_update_thread_count_invariant(dtype, method, k, extras):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method, k, extras", [("cd", 1, "plain"), ("pcd", 2, "all"),
+                                               ("cd", 2, "momentum")])
+def test_fine_tiles_match_reference_and_any_thread_count(fine_tiles, dtype, method, k, extras):
+    # 3-row x 4-unit sampling tiles, 4 x 5 gradient tiles: every tile edge of
+    # the decomposition is exercised; the result is the reference's (to
+    # rounding) and bit-identical for 1, 2, 3 threads
+    X = binary_data(150, 70, p=0.4, seed=2).astype(dtype)
+    rng = np.random.default_rng(9)
+    orders = [rng.integers(0, 150, size=77).astype(np.intp) for _ in range(2)]
+    kw = dict(method=method, k=k, extras=extras, H=45, batch_size=16, epochs=2, orders=orders)
+    one = train(_cpu, X, dtype, n_threads=1, **kw)
+    assert_same_state(one, train(ref, X, dtype, **kw), atol=ATOL[dtype])
+    assert_same_state(one, train(_cpu, X, dtype, n_threads=2, **kw))
+    assert_same_state(one, train(_cpu, X, dtype, n_threads=3, **kw))
+
+
+def many_tiles_data():
+    """A problem whose automatic training tiles are many: batch 200 (2 row
+    tiles), 260 hidden and 300 visible units (3 unit tiles each, so 6 tiles
+    per sampling phase and 3 gradient tiles)."""
+    from fastrbm import _layout
+    tiles = _layout.train_tiles(300, 260, 200)
+    assert tiles["rows"] < 200
+    assert tiles["hidden_units"] < 130 and tiles["visible_units"] < 150
+    return binary_data(500, 300, p=0.3, seed=21).astype(np.float32)
+
+
+@pytest.mark.parametrize("options", [dict(method="cd", momentum=0.5),
+                                     dict(method="pcd", k=2, weight_decay=1e-3,
+                                          sparsity_cost=0.1),
+                                     dict(method="cd", centered=True, momentum=0.5)],
+                         ids=["cd", "pcd-penalties", "centered"])
+def test_fit_thread_count_invariant_with_many_tiles(options):
+    X = many_tiles_data()
+    kw = dict(n_components=260, batch_size=200, n_iter=2, learning_rate=0.05,
+              random_state=0, **options)
+    fits = [BernoulliRBM(n_jobs=n, **kw).fit(X) for n in (1, 2, 3)]
+    for other in fits[1:]:
+        for attr in ("components_", "intercept_visible_", "intercept_hidden_"):
+            assert np.array_equal(getattr(fits[0], attr), getattr(other, attr)), attr
+    assert not np.allclose(fits[0].components_, BernoulliRBM(n_iter=0, **{
+        k: v for k, v in kw.items() if k != "n_iter"}).fit(X).components_)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_row_kernels_thread_count_invariant(dtype):
     # 300 rows: several 64-row blocks
     rng = np.random.default_rng(12)

@@ -140,6 +140,40 @@ def test_cd_update_gaussian_matches_reference(dtype, method, k, shape):
 
 
 @pytest.mark.parametrize("sigma", [None, "learn"])
+def test_fine_tiles_gaussian_match_reference_and_any_thread_count(fine_tiles, sigma):
+    # many row, unit and gradient tiles (conftest.fine_tiles): the learned
+    # log-variance step sums per-hidden-tile partial sums over column tiles
+    X = real_data(40, 23).astype(np.float64)
+    kw = dict(method="pcd", k=2, H=17, extras=ALL_EXTRAS, sigma=sigma)
+    one = train(_cpu, X, np.float64, n_threads=1, **kw)
+    reference = train(ref, X, np.float64, **kw)
+    for n_threads in (2, 3):
+        other = train(_cpu, X, np.float64, n_threads=n_threads, **kw)
+        for name in one:
+            if one[name] is not None:
+                assert np.array_equal(one[name], other[name]), name
+    for name in one:
+        if one[name] is not None:
+            np.testing.assert_allclose(one[name], reference[name], rtol=0,
+                                       atol=ATOL[np.float64], err_msg=name)
+
+
+def test_fit_thread_count_invariant_with_many_tiles():
+    # automatic tiles: batch 200 gives 2 row tiles, 260 hidden units 3 unit
+    # tiles (3 partial log-variance sums), 300 visible units 3 unit tiles
+    from fastrbm import _layout
+    tiles = _layout.train_tiles(300, 260, 200)
+    assert tiles["rows"] < 200 and tiles["hidden_units"] < 130
+    X = real_data(500, 300, seed=4).astype(np.float32)
+    kw = dict(n_components=260, batch_size=200, n_iter=2, learning_rate=0.001, momentum=0.5,
+              sigma="learn", random_state=0)
+    fits = [GaussianBernoulliRBM(n_jobs=n, **kw).fit(X) for n in (1, 2, 3)]
+    for other in fits[1:]:
+        for attr in ("components_", "intercept_visible_", "intercept_hidden_", "sigma_"):
+            assert np.array_equal(getattr(fits[0], attr), getattr(other, attr)), attr
+
+
+@pytest.mark.parametrize("sigma", [None, "learn"])
 @pytest.mark.parametrize("method", ["cd", "pcd"])
 def test_cd_update_gaussian_thread_count_invariant(method, sigma):
     # H = 300: several blocks of hidden units, so the log-variance step adds

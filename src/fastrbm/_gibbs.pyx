@@ -20,7 +20,8 @@ from libc.math cimport exp, log
 from cpython.exc cimport PyErr_CheckSignals
 from fastrbm._blas cimport matmul_ab, matmul_abt, matmul_atb
 from fastrbm cimport _random as streams
-from fastrbm._layout cimport ROW_BLOCK, first_chunk, next_chunk, unit_block
+from fastrbm._layout cimport (ROW_BLOCK, first_chunk, next_chunk, train_grad_cols,
+                              train_row_tile, train_unit_tile)
 from fastrbm._layout import check_dims
 from fastrbm._rows import inverse_sigma, row_scratch
 from fastrbm._sampling cimport bernoulli, counter_word3, visible_draw
@@ -77,17 +78,20 @@ cdef inline void add_step(floating *param, floating *velocity, Py_ssize_t i, flo
         param[i] = param[i] + velocity[i]
 
 
-cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K,
+cdef inline void update_weight_tile(const TrainConfig *cfg, int nh, int nv, int D, int K,
                                     const floating *A, int ldA, const floating *V,
                                     floating *W, floating *W_vel, floating *G,
                                     floating *zpart, const floating *activity,
-                                    const floating *vbar, const floating *mu,
-                                    const floating *lam, floating *cshift,
+                                    const floating *vbar, const floating *lam,
                                     floating *bpart) noexcept nogil:
-    """The training step of nh rows of W (one block of hidden units), in place.
+    """The training step of one tile of W (nh hidden x nv visible units), in place.
+
+    Pointers are at the tile's corner: W, W_vel, G at (j0, i0) with row
+    stride D; A at column j0 (row stride ldA); V at column i0 (row stride
+    D); activity and lam at j0; vbar, zpart and bpart at i0.
 
     step = A^T V (the stacked statistics, pre-scaled: A's columns are this
-    block's, A has row stride ldA) - lr (wd W + l1 sign W)
+    tile's hidden units) - lr (wd W + l1 sign W)
     + lr sparsity_cost (target - activity_j) vbar_i, added to W through the
     momentum buffer W_vel when there is one (W_vel = mom W_vel + step).
 
@@ -100,12 +104,13 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
       elementwise part is added and W += W_vel;
     - learned sigma (G, zpart non-NULL): the GEMM writes A^T V to G (beta 0),
       because the log-variance step needs sum_j W_ji G_ji with W before this
-      update (zpart: this block's share, D values); then the elementwise
-      part is added to G, and G goes through W_vel (if any) into W.
-    Centred training (mu non-NULL; G given, zpart NULL) takes the G order
-    too, because the uncentred biases need the weights' increment g:
-    cshift[j] = sum_i g_ji mu_i (this block's nh values) and
-    bpart[i] = sum_j g_ji lam_j (this block's share, D values).
+      update (zpart: this hidden block's share, nv values); then the
+      elementwise part is added to G, and G goes through W_vel (if any) into W.
+    Centred training (lam non-NULL; G given, zpart NULL) takes the G order
+    too, because the uncentred biases need the weights' increment g: G is
+    left holding g (the caller forms cshift_j = sum_i g_ji mu_i over all the
+    column tiles of row j afterwards, in column order), and
+    bpart[i] = sum_j g_ji lam_j (this hidden block's share).
     """
     cdef floating lr = <floating>cfg.learning_rate
     cdef floating mom = <floating>cfg.momentum
@@ -117,7 +122,7 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
     cdef bint elementwise = cfg.weight_decay != 0 or cfg.l1 != 0 or sparse_on
     cdef floating *stats        # where the GEMM writes (or adds) A^T V
     cdef floating beta
-    cdef floating pen, w, g, acc
+    cdef floating pen, w, g
     cdef Py_ssize_t j, i
     if G != NULL:
         stats, beta = G, 0
@@ -128,25 +133,24 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
     if stats == W and elementwise:
         for j in range(nh):
             pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
-            for i in range(D):
+            for i in range(nv):
                 w = W[j * D + i]
                 W[j * D + i] = penalised(w, w, lr, wd, l1, pen, vbar[i], sparse_on)
-    matmul_atb(nh, D, K, 1, A, ldA, V, D, beta, stats, D)
+    matmul_atb(nh, nv, K, 1, A, ldA, V, D, beta, stats, D)
     if stats == W:
         return
-    if mu != NULL:
-        for i in range(D):
+    if lam != NULL:
+        for i in range(nv):
             bpart[i] = 0
     if zpart != NULL:
-        for i in range(D):
+        for i in range(nv):
             zpart[i] = 0
         for j in range(nh):
-            for i in range(D):
+            for i in range(nv):
                 zpart[i] = zpart[i] + W[j * D + i] * G[j * D + i]
     for j in range(nh):
         pen = lr * sp_cost * (sp_target - activity[j]) if sparse_on else 0
-        acc = 0
-        for i in range(D):
+        for i in range(nv):
             w = W[j * D + i]
             g = stats[j * D + i]
             if elementwise:
@@ -157,11 +161,9 @@ cdef inline void update_weight_rows(const TrainConfig *cfg, int nh, int D, int K
                     g = mom * W_vel[j * D + i] + g
                 W_vel[j * D + i] = g
             W[j * D + i] = w + g
-            if mu != NULL:
-                acc = acc + g * mu[i]
+            if lam != NULL:
+                G[j * D + i] = g
                 bpart[i] = bpart[i] + g * lam[j]
-        if mu != NULL:
-            cshift[j] = acc
 
 
 cdef inline void column_sums(const floating *V, Py_ssize_t r0, Py_ssize_t r1, int D,
@@ -225,9 +227,17 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
     b -= s * sum_blk zpart (back to the uncentred model).
     """
     cdef Py_ssize_t n_batches = (n_order + batch_size - 1) // batch_size
-    cdef Py_ssize_t hblock = unit_block(H, batch_size), vblock = unit_block(D, batch_size)
+    # the tiles (_layout.train_*): functions of the problem, never of the
+    # thread count, so any thread count gives bit-identical results
+    cdef Py_ssize_t hblock = train_unit_tile(H, batch_size)
+    cdef Py_ssize_t vblock = train_unit_tile(D, batch_size)
+    cdef Py_ssize_t rtile = train_row_tile(batch_size)
+    cdef Py_ssize_t gcols = train_grad_cols(D, batch_size)
     cdef Py_ssize_t n_hblocks = (H + hblock - 1) // hblock
     cdef Py_ssize_t n_vblocks = (D + vblock - 1) // vblock
+    cdef Py_ssize_t n_gcols = (D + gcols - 1) // gcols
+    cdef Py_ssize_t n_wtiles = n_hblocks * n_gcols
+    cdef Py_ssize_t n_rpos, n_rneg, item, r0, nr
     cdef Py_ssize_t batch, start, bsz, nneg, blk, r, i, j, j0, i0, nh, nv, s, K
     cdef uint32_t step
     cdef floating lr = <floating>cfg.learning_rate
@@ -251,6 +261,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
             if bsz > batch_size:
                 bsz = batch_size
             nneg = batch_size if cfg.persistent else bsz
+            n_rpos = (bsz + rtile - 1) // rtile
+            n_rneg = (nneg + rtile - 1) // rtile
             step = step0 + <uint32_t>batch
             pos_scale = lr / bsz
             neg_scale = -lr / nneg
@@ -270,19 +282,31 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         V[r * D + i] = V[r * D + i] * sig[i]
 
             # positive phase: hidden probabilities of the data (+ the first
-            # hidden draw for CD), block of hidden units by block
-            for blk in prange(n_hblocks, schedule='dynamic'):
+            # hidden draw for CD), tile (rows x hidden units) by tile
+            for item in prange(n_rpos * n_hblocks, schedule='dynamic'):
+                blk = item % n_hblocks
+                r0 = (item // n_hblocks) * rtile
+                nr = bsz - r0
+                if nr > rtile:
+                    nr = rtile
                 j0 = blk * hblock
                 nh = H - j0
                 if nh > hblock:
                     nh = hblock
-                matmul_abt(<int>bsz, <int>nh, D, 1, V, D, W + j0 * D, D, 0, A + j0, H)
-                for r in range(bsz):
+                matmul_abt(<int>nr, <int>nh, D, 1, V + r0 * D, D, W + j0 * D, D, 0,
+                           A + r0 * H + j0, H)
+                for r in range(r0, r0 + nr):
                     bernoulli(A + r * H + j0, hbias + j0,
                               1 if (sparse_on or centered) else pos_scale,
                               NULL if cfg.persistent else Hs + r * H + j0,
                               <int>nh, j0, r, step, counter_word3(streams.STREAM_TRAIN, 0), key)
-                if sparse_on or centered:
+            if sparse_on or centered:
+                # per-unit means over all the rows: after every row tile
+                for blk in prange(n_hblocks, schedule='dynamic'):
+                    j0 = blk * hblock
+                    nh = H - j0
+                    if nh > hblock:
+                        nh = hblock
                     for j in range(j0, j0 + nh):
                         acc = 0
                         for r in range(bsz):
@@ -299,32 +323,43 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
 
             for s in range(1, cfg.k + 1):
                 # visible draw from the chain's hidden state
-                for blk in prange(n_vblocks, schedule='dynamic'):
+                for item in prange(n_rneg * n_vblocks, schedule='dynamic'):
+                    blk = item % n_vblocks
+                    r0 = (item // n_vblocks) * rtile
+                    nr = nneg - r0
+                    if nr > rtile:
+                        nr = rtile
                     i0 = blk * vblock
                     nv = D - i0
                     if nv > vblock:
                         nv = vblock
-                    matmul_ab(<int>nneg, <int>nv, H, 1, hchain, H, W + i0, D,
-                              0, V + bsz * D + i0, D)
-                    for r in range(nneg):
+                    matmul_ab(<int>nr, <int>nv, H, 1, hchain + r0 * H, H, W + i0, D,
+                              0, V + (bsz + r0) * D + i0, D)
+                    for r in range(r0, r0 + nr):
                         row_ptr = V + (bsz + r) * D + i0
                         visible_draw(cfg.gaussian, row_ptr, vdraw_bias + i0, <int>nv, i0, r,
                                      step, counter_word3(streams.STREAM_TRAIN, 2 * s - 1), key)
-                    if sparse_on and s == 1:
+                    if sparse_on and s == 1 and r0 == 0:
+                        # the data mean, once per column tile
                         for i in range(i0, i0 + nv):
                             acc = 0
                             for r in range(bsz):
                                 acc = acc + V[r * D + i]
                             vbar[i] = acc / bsz
                 # hidden probabilities (and draw) from the new visible state
-                for blk in prange(n_hblocks, schedule='dynamic'):
+                for item in prange(n_rneg * n_hblocks, schedule='dynamic'):
+                    blk = item % n_hblocks
+                    r0 = (item // n_hblocks) * rtile
+                    nr = nneg - r0
+                    if nr > rtile:
+                        nr = rtile
                     j0 = blk * hblock
                     nh = H - j0
                     if nh > hblock:
                         nh = hblock
-                    matmul_abt(<int>nneg, <int>nh, D, 1, V + bsz * D, D, W + j0 * D, D,
-                               0, A + bsz * H + j0, H)
-                    for r in range(nneg):
+                    matmul_abt(<int>nr, <int>nh, D, 1, V + (bsz + r0) * D, D, W + j0 * D, D,
+                               0, A + (bsz + r0) * H + j0, H)
+                    for r in range(r0, r0 + nr):
                         if s == cfg.k:
                             # last step: negative statistics; PCD also draws the
                             # chain's next hidden state
@@ -364,23 +399,33 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                             for i in range(i0, i0 + nv):
                                 row_ptr[i] = row_ptr[i] - mu[i]
 
-            # update: W += A^T V as one GEMM over the stacked statistics, per
-            # block of hidden units; biases alongside
-            for blk in prange(n_hblocks + n_vblocks, schedule='dynamic'):
-                if blk < n_hblocks:
+            # update: W += A^T V as one GEMM over the stacked statistics per
+            # tile (hidden x visible units); the biases alongside
+            for item in prange(n_wtiles + n_hblocks + n_vblocks, schedule='dynamic'):
+                if item < n_wtiles:
+                    blk = item // n_gcols
                     j0 = blk * hblock
                     nh = H - j0
                     if nh > hblock:
                         nh = hblock
-                    update_weight_rows(&cfg, <int>nh, D, <int>K, A + j0, H, V, W + j0 * D,
-                                       NULL if W_vel == NULL else W_vel + j0 * D,
-                                       G + j0 * D if (cfg.learn_sigma or centered) else NULL,
-                                       zpart + blk * D if cfg.learn_sigma else NULL,
-                                       activity + j0, vbar,
-                                       mu if centered else NULL,
+                    i0 = (item % n_gcols) * gcols
+                    nv = D - i0
+                    if nv > gcols:
+                        nv = gcols
+                    update_weight_tile(&cfg, <int>nh, <int>nv, D, <int>K, A + j0, H, V + i0,
+                                       W + j0 * D + i0,
+                                       NULL if W_vel == NULL else W_vel + j0 * D + i0,
+                                       G + j0 * D + i0 if (cfg.learn_sigma or centered)
+                                       else NULL,
+                                       zpart + blk * D + i0 if cfg.learn_sigma else NULL,
+                                       activity + j0, vbar + i0,
                                        lam + j0 if centered else NULL,
-                                       cshift + j0 if centered else NULL,
-                                       zpart + blk * D if centered else NULL)
+                                       zpart + blk * D + i0 if centered else NULL)
+                elif item < n_wtiles + n_hblocks:
+                    j0 = (item - n_wtiles) * hblock
+                    nh = H - j0
+                    if nh > hblock:
+                        nh = hblock
                     # bias gradients: row-major sweeps into per-unit sums
                     # (a strided column walk per unit misses the cache)
                     for j in range(j0, j0 + nh):
@@ -391,11 +436,8 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                             sums[j] = sums[j] + row_ptr[j]
                     for j in range(j0, j0 + nh):
                         add_step(hbias, hbias_vel, j, mom, sums[j])
-                        if centered:
-                            # back to the uncentred model: c = c' - W mu
-                            hbias[j] = hbias[j] - cshift[j]
                 else:
-                    i0 = (blk - n_hblocks) * vblock
+                    i0 = (item - n_wtiles - n_hblocks) * vblock
                     nv = D - i0
                     if nv > vblock:
                         nv = vblock
@@ -423,6 +465,15 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                         add_step(vbias, vbias_vel, i, mom, acc)
 
             if centered:
+                # back to the uncentred model: c = c' - W mu, with W's
+                # increment g left in G by every column tile (the barrier at
+                # the end of the update loop), columns added in order
+                for j in prange(H, schedule='static'):
+                    acc = 0
+                    for i in range(D):
+                        acc = acc + G[j * D + i] * mu[i]
+                    cshift[j] = acc
+                    hbias[j] = hbias[j] - acc
                 # back to the uncentred model: b = b' - s W^T lam; needs every
                 # hidden block's share (the barrier at the end of the update
                 # loop), blocks added in order
@@ -574,7 +625,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         lam_v = lam_arr
         mu_p = &mu_v[0]
         lam_p = &lam_v[0]
-        n_hblocks = (H + unit_block(H, batch_size) - 1) // unit_block(H, batch_size)
+        n_hblocks = (H + train_unit_tile(H, batch_size) - 1) // train_unit_tile(H, batch_size)
         if workspace.get("G") is None or workspace["G"].shape != (H, D):
             workspace["G"] = np.empty((H, D), dtype=dtype)
         if workspace.get("zpart") is None or workspace["zpart"].shape != (n_hblocks, D):
@@ -604,7 +655,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         sig_v = workspace["sig"]
         sig_p = &sig_v[0]
         if cfg.learn_sigma:
-            n_hblocks = (H + unit_block(H, batch_size) - 1) // unit_block(H, batch_size)
+            n_hblocks = (H + train_unit_tile(H, batch_size) - 1) // train_unit_tile(H, batch_size)
             if workspace.get("G") is None or workspace["G"].shape != (H, D):
                 workspace["G"] = np.empty((H, D), dtype=dtype)
             if (workspace.get("zpart") is None

@@ -10,5 +10,8 @@ cdef enum:
     INT_LIMIT = 2147483647
 
 cdef Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil
+cdef Py_ssize_t train_row_tile(Py_ssize_t batch_size) noexcept nogil
+cdef Py_ssize_t train_unit_tile(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil
+cdef Py_ssize_t train_grad_cols(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil
 cdef Py_ssize_t first_chunk() noexcept
 cdef Py_ssize_t next_chunk(Py_ssize_t chunk, double seconds)

@@ -89,6 +89,94 @@ cdef Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil
     return (width + 3) // 4 * 4
 
 
+# Tiles of the training kernel (cd_minibatches in _gibbs.pyx).  The sampling
+# GEMMs run over 2-D tiles (rows of the minibatch x units) and the weight
+# gradient over 2-D tiles (hidden units x visible units), so that a 500-unit
+# layer at batch 100 gives dozens of work items, not 2: enough to feed 16 or
+# more cores.  Tile sizes are functions of the problem only (never of the
+# thread count): a tile's result is the same whichever thread computes it.
+#
+# The sizes, measured on 2 cores (bench_block_span.py; benchmarks/README.md,
+# issue 19).  Every tile GEMM re-packs its operands (OpenBLAS packs both per
+# call), so finer tiles cost packing: at batch 100, 500 x 784, tiles of 64
+# units or of 50 rows made the 2-thread epoch 20-30% slower, and 128-unit
+# tiles together with 256-column gradient tiles about 10% slower (1 and 2
+# threads); 128-unit tiles alone, or 256-column gradient tiles alone, were
+# within noise of the 2-block decomposition.
+# - rows: at most TRAIN_ROW_TILE per sampling tile (batches up to 128 are
+#   one row tile; bigger ones are split into equal tiles, the W re-packing
+#   then being amortised over >= 64 rows);
+# - units: unit_block's width (narrower for small batches, whose tiles would
+#   otherwise be tiny), capped at TRAIN_UNIT_TILE;
+# - gradient: TRAIN_GRAD_COLS visible units per tile of W (default: whole
+#   rows; the hidden tiles already give the gradient 4 tiles at 500 hidden).
+# At 784 x 500, batch 100: 4 tiles per hidden phase and per gradient, 7 per
+# visible phase, against 2, 2 and 4 before.  Finer settings for machines
+# with many cores are measured by benchmarks/device_check.py.
+cdef Py_ssize_t TRAIN_ROW_TILE = 128
+cdef Py_ssize_t TRAIN_UNIT_TILE = 128
+cdef Py_ssize_t TRAIN_GRAD_COLS = 1 << 30
+cdef Py_ssize_t _row_tile_override = 0
+cdef Py_ssize_t _unit_tile_override = 0
+cdef Py_ssize_t _grad_cols_override = 0
+
+
+def _set_train_tiles(Py_ssize_t rows=0, Py_ssize_t units=0, Py_ssize_t grad_cols=0):
+    """Force the training tiles (0: automatic); returns the previous setting.
+
+    For benchmarking the decomposition only (results then change by
+    rounding, as they would for another layer size).  ``rows``: minibatch
+    rows per sampling tile (>= the batch: whole minibatch); ``units``: units
+    per tile (a multiple of 4, or -1: ``unit_block``, the 2-block rule used
+    before 2-D tiles); ``grad_cols``: visible units per tile of the weight
+    gradient (>= n_features: whole rows of W).  ``(1 << 30, -1, 1 << 30)``
+    is the decomposition of fastrbm 0.x before the tiles (issue 19).
+    """
+    global _row_tile_override, _unit_tile_override, _grad_cols_override
+    if rows < 0 or grad_cols < 0 or units < -1 or (units > 0 and units % 4):
+        raise ValueError("rows, grad_cols >= 0; units -1, 0 or a positive multiple of 4")
+    previous = (_row_tile_override, _unit_tile_override, _grad_cols_override)
+    _row_tile_override, _unit_tile_override, _grad_cols_override = rows, units, grad_cols
+    return previous
+
+
+cdef Py_ssize_t train_row_tile(Py_ssize_t batch_size) noexcept nogil:
+    """Minibatch rows per tile of the sampling GEMMs in training."""
+    cdef Py_ssize_t n_tiles = (batch_size + TRAIN_ROW_TILE - 1) // TRAIN_ROW_TILE
+    if _row_tile_override > 0:
+        return _row_tile_override
+    # equal tiles (a batch of 130 gives 2 x 65 rows, not 128 + 2)
+    return (batch_size + n_tiles - 1) // n_tiles
+
+
+cdef Py_ssize_t train_unit_tile(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil:
+    """Units per tile in training: a multiple of 4 (one Philox block holds 4
+    columns, and Gaussian column pairs never straddle tiles)."""
+    cdef Py_ssize_t width = unit_block(dim, batch_size)
+    if _unit_tile_override == -1:
+        return width
+    if _unit_tile_override > 0:
+        return _unit_tile_override
+    return width if width < TRAIN_UNIT_TILE else TRAIN_UNIT_TILE
+
+
+cdef Py_ssize_t train_grad_cols(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil:
+    """Visible units per tile of the weight gradient GEMM in training."""
+    if _grad_cols_override > 0:
+        return _grad_cols_override
+    return TRAIN_GRAD_COLS
+
+
+def train_tiles(Py_ssize_t n_features, Py_ssize_t n_components, Py_ssize_t batch_size):
+    """The training tiles for a layer: dict of rows (per sampling tile),
+    hidden and visible units per tile, and visible units per gradient tile
+    (benchmarks and tests; the kernel asks the same functions)."""
+    return {"rows": min(train_row_tile(batch_size), batch_size),
+            "hidden_units": min(train_unit_tile(n_components, batch_size), n_components),
+            "visible_units": min(train_unit_tile(n_features, batch_size), n_features),
+            "grad_cols": min(train_grad_cols(n_features, batch_size), n_features)}
+
+
 def check_dims(Py_ssize_t H, Py_ssize_t D, Py_ssize_t n_vbias=-1, Py_ssize_t n_hbias=-1,
                Py_ssize_t n_cols=-1, str what="X", int n_threads=1):
     """ValueError unless W is (H, D) with 1 <= H, D < 2**31 and the biases
