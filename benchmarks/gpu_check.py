@@ -14,6 +14,10 @@ Correctness (GPU vs the CPU engine, same key):
    tolerance (float64: 1e-10; float32: reported, since a cuBLAS / OpenBLAS
    rounding difference can flip a sample).
 4. BernoulliRBM.fit on CuPy vs NumPy input (float64): the same model.
+4c. Centred training (centered=True): BernoulliRBM (PCD, momentum,
+   sparsity) and GaussianBernoulliRBM (fixed sigma, CD-2) fits on CuPy vs
+   NumPy input, float64: parameters and offsets within 1e-10; float32
+   reported.
 5. AIS log weights, GPU vs CPU, on 1,000 temperatures.
 
 Timing (median of interleaved repeats, after a warm-up):
@@ -214,6 +218,38 @@ def check_gaussian_and_evaluation(cp):
     ll_cpu = evaluation.log_likelihood(cpu_b, B, log_z=exact[1])
     check("log-likelihood of a GPU model", np.abs(ll_gpu - ll_cpu).max() < 1e-8,
           f"(max |diff| {np.abs(ll_gpu - ll_cpu).max():.2e})")
+
+
+@guarded
+def check_centered(cp):
+    section("4c. Centred training (centered=True), CuPy vs NumPy input (2,000 x 100, "
+            "64 hidden, batch 50)")
+    from fastrbm import BernoulliRBM, GaussianBernoulliRBM
+    rng = np.random.default_rng(45)
+    B = (rng.random((2000, 100)) < 0.2 + 0.7 * rng.random(100)).astype(np.float64)
+    G = rng.normal(0, 1, (2000, 100)) + rng.normal(0, 3, 100)
+    cases = (
+        ("BernoulliRBM PCD-2, momentum, sparsity", BernoulliRBM, B,
+         dict(k=2, momentum=0.5, sparsity_cost=0.05, learning_rate=0.05)),
+        ("GaussianBernoulliRBM fixed sigma, CD-2", GaussianBernoulliRBM, G,
+         dict(k=2, method="cd", learning_rate=0.005)),
+    )
+    for label, cls, X, extra in cases:
+        for dtype in (np.float64, np.float32):
+            params = dict(n_components=64, batch_size=50, n_iter=2, random_state=0,
+                          centered=True, dtype=dtype, **extra)
+            cpu = cls(**params).fit(X)
+            gpu = cls(**params).fit(cp.asarray(X))
+            diffs = [np.abs(getattr(gpu, name).get() - getattr(cpu, name)).max()
+                     for name in ("components_", "intercept_visible_", "intercept_hidden_")]
+            diffs += [np.abs(g.get() - c).max() for g, c in zip(gpu._offsets, cpu._offsets)]
+            diff = max(diffs)
+            name = f"centred {label} {np.dtype(dtype).name}"
+            if dtype == np.float64:
+                check(name, diff < 1e-10, f"(max |param / offset diff| {diff:.2e})")
+            else:
+                print(f"  [info] {name}: max |param / offset diff| {diff:.2e} (float32: "
+                      f"cuBLAS vs OpenBLAS rounding can flip a sample)")
 
 
 @guarded
@@ -431,6 +467,7 @@ def main():
     check_cd(cp, _cupy, _cpu)
     check_estimator(cp)
     check_gaussian_and_evaluation(cp)
+    check_centered(cp)
     check_ais(cp, _cupy, _cpu)
     time_cd_epoch(cp, _cupy, _cpu, 3 if args.quick else 7)
     time_ais(cp, _cupy)

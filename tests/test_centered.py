@@ -1,14 +1,17 @@
 """Centred gradients (``centered=True``): the NumPy reference is the
-definition (``_reference.cd_update``); the compiled kernel against it, the
-equivalence of the stored uncentred model with the centred one, and training
-on a tiny model whose likelihood is known exactly."""
+definition (``_reference.cd_update``); the compiled kernel and the GPU engine
+(through the ``gpu`` fixture: the host stand-in of tests/cuda_host.py, and a
+real device where CuPy finds one) against it, the equivalence of the stored
+uncentred model with the centred one, and training on a tiny model whose
+likelihood is known exactly."""
 import itertools
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from fastrbm import BernoulliRBM, GaussianBernoulliRBM, _cpu, _reference
+from fastrbm import BernoulliRBM, GaussianBernoulliRBM, _cpu, _cupy, _reference
+from fastrbm._backend import get_engine
 from fastrbm.evaluation import log_partition_exact
 
 D, H, B = 7, 5, 4
@@ -40,18 +43,26 @@ def state(dtype=np.float64, seed=0, gaussian=False):
     )
 
 
-def run(engine, s, cfg, momentum_buffers=False, log_var=False, n_threads=1, step0=3):
-    s = {k: (tuple(a.copy() for a in v) if isinstance(v, tuple) else v.copy())
+def run(engine, s, cfg, momentum_buffers=False, log_var=False, n_threads=1, step0=3,
+        gpu=None, epochs=1):
+    """``epochs`` calls of cd_update over 10 rows in minibatches of 4 (two full
+    ones and a partial one); with ``gpu`` (the fixture), on that device and
+    back: the state returned holds host arrays."""
+    put, get = (gpu.put, gpu.get) if gpu is not None else ((lambda a: a), (lambda a: a))
+    s = {k: (tuple(put(a.copy()) for a in v) if isinstance(v, tuple) else put(v.copy()))
          for k, v in s.items()}
     order = np.array([5, 0, 12, 3, 7, 1, 9, 2, 11, 4], dtype=np.intp)
     vel = s["vel"] if momentum_buffers else (None, None, None)
     workspace = engine.make_workspace(D, H, B, s["W"].dtype)
     extra = {"log_var": s["log_var"]} if log_var else {}
-    engine.cd_update(s["X"], order, B, s["W"], s["vbias"], s["hbias"],
-                     s["chains"] if cfg.persistent else None, *vel, s["activity"], workspace,
-                     cfg, np.array([11, 22], np.uint32), step0, n_threads,
-                     offsets=(s["mu"], s["lam"]) if cfg.centered else None, **extra)
-    return s
+    for epoch in range(epochs):
+        engine.cd_update(s["X"], order, B, s["W"], s["vbias"], s["hbias"],
+                         s["chains"] if cfg.persistent else None, *vel, s["activity"],
+                         workspace, cfg, np.array([11, 22], np.uint32), step0 + 10 * epoch,
+                         n_threads, offsets=(s["mu"], s["lam"]) if cfg.centered else None,
+                         **extra)
+    return {k: (tuple(get(a) for a in v) if isinstance(v, tuple) else get(v))
+            for k, v in s.items()}
 
 
 OPTIONS = {
@@ -250,11 +261,120 @@ def test_gaussian_estimator_trains_centred():
     assert mu.shape == (4,) and lam.shape == (3,)
 
 
-def test_gpu_engine_refuses_centred_training():
-    from fastrbm import _cupy
+# ------------------------------------------------------------- GPU engine
+# The stand-in's GEMMs are NumPy's and the CPU engine's are BLAS calls, so in
+# float64 the engines agree to GEMM rounding (the draws are the same: a sample
+# flips only if a uniform falls within ~1e-15 of its probability); on a real
+# GPU cuBLAS sums in yet another order, within the same tolerance.
 
+GPU_CASES = dict(OPTIONS, **{
+    "momentum-penalties": {"momentum": 0.5, "weight_decay": 0.01, "l1": 0.001,
+                           "sparsity_cost": 0.2, "k": 3},
+    "gaussian-fixed-sigma": {"gaussian": True, "learning_rate": 0.01},
+    "gaussian-unit-sigma": {"gaussian": True, "learning_rate": 0.01, "persistent": False},
+})
+
+
+def _gpu_case(name):
+    options = dict(GPU_CASES[name])
+    gaussian = options.get("gaussian", False)
+    log_var = gaussian and name != "gaussian-unit-sigma"
+    return config(**options), gaussian, log_var
+
+
+@pytest.mark.parametrize("name", sorted(GPU_CASES))
+def test_gpu_engine_matches_cpu_engine_and_reference(gpu, name):
+    cfg, gaussian, log_var = _gpu_case(name)
+    s = state(seed=4, gaussian=gaussian)
+    kw = dict(momentum_buffers=cfg.momentum > 0, log_var=log_var, epochs=2)
+    ref = run(_reference, s, cfg, **kw)
+    cpu = run(_cpu, s, cfg, **kw)
+    dev = run(_cupy, s, cfg, gpu=gpu, **kw)
+    keys = ["W", "vbias", "hbias", "mu", "lam", "activity"]
+    keys += ["chains"] if cfg.persistent else []
+    for key in keys:
+        np.testing.assert_allclose(dev[key], cpu[key], rtol=1e-10, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(dev[key], ref[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    if cfg.momentum > 0:
+        for got, want in zip(dev["vel"], cpu["vel"]):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # it trained, moved the offsets, and (PCD) the chains
+    assert not np.allclose(dev["W"], s["W"])
+    assert not np.allclose(dev["mu"], s["mu"]) and not np.allclose(dev["lam"], s["lam"])
+    # and centring changed the result (the uncentred run from the same state)
+    plain = run(_cupy, s, config(**dict(GPU_CASES[name], centered=False)), gpu=gpu, **kw)
+    assert not np.allclose(plain["W"], dev["W"], rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["pcd", "momentum-penalties", "gaussian-fixed-sigma"])
+def test_gpu_engine_float32_close_to_cpu_engine(gpu, name):
+    if gpu.name == "cupy":
+        pytest.skip("float32 over epochs is checked by benchmarks/gpu_check.py (cuBLAS "
+                    "rounding may flip a sample); float64 above")
+    cfg, gaussian, log_var = _gpu_case(name)
+    s = state(np.float32, seed=6, gaussian=gaussian)
+    kw = dict(momentum_buffers=cfg.momentum > 0, log_var=log_var, epochs=2)
+    cpu = run(_cpu, s, cfg, **kw)
+    dev = run(_cupy, s, cfg, gpu=gpu, **kw)
+    for key in ("W", "vbias", "hbias", "mu", "lam"):
+        assert dev[key].dtype == np.float32
+        np.testing.assert_allclose(dev[key], cpu[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_gpu_engine_checks_offsets(gpu):
     s = state()
-    with pytest.raises(NotImplementedError, match="CPU engine"):
-        _cupy.cd_update(s["X"], np.arange(4), B, s["W"], s["vbias"], s["hbias"], s["chains"],
-                        None, None, None, s["activity"], {}, config(), np.zeros(2, np.uint32),
-                        0, 1, offsets=(s["mu"], s["lam"]))
+    dev = {k: (v if isinstance(v, tuple) else gpu.put(v)) for k, v in s.items()}
+
+    def call(offsets, cfg=None):
+        _cupy.cd_update(dev["X"], np.arange(4), B, dev["W"], dev["vbias"], dev["hbias"],
+                        dev["chains"], None, None, None, dev["activity"],
+                        _cupy.make_workspace(D, H, B, np.float64), cfg or config(),
+                        np.zeros(2, np.uint32), 0, 1, offsets=offsets)
+
+    with pytest.raises(ValueError, match="needs offsets"):
+        call(None)
+    with pytest.raises(ValueError, match="offsets must be arrays of shape"):
+        call((dev["mu"][:3], dev["lam"]))
+    with pytest.raises(ValueError, match="model's device"):
+        call((s["mu"], s["lam"]))
+    with pytest.raises(ValueError, match="centering_rate"):
+        call((dev["mu"], dev["lam"]), config(centering_rate=0.0))
+    with pytest.raises(ValueError, match="centred training only"):
+        call((dev["mu"], dev["lam"]), config(centered=False))
+    with pytest.raises(ValueError, match="learned variances"):
+        _cupy.cd_update(dev["X"], np.arange(4), B, dev["W"], dev["vbias"], dev["hbias"],
+                        dev["chains"], None, None, None, dev["activity"],
+                        _cupy.make_workspace(D, H, B, np.float64),
+                        config(gaussian=True, learn_sigma=True), np.zeros(2, np.uint32), 0,
+                        1, log_var=gpu.put(s["log_var"]), offsets=(dev["mu"], dev["lam"]))
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
+def test_centred_fit_on_device_arrays_matches_cpu(gpu, kind):
+    rng = np.random.default_rng(3)
+    if kind == "bernoulli":
+        X = (rng.random((37, 9)) < 0.7).astype(np.float64)
+        cls, params = BernoulliRBM, dict(momentum=0.5, sparsity_cost=0.05)
+    else:
+        X = rng.normal(size=(37, 9)) + np.linspace(-2, 3, 9)
+        cls, params = GaussianBernoulliRBM, dict(method="cd", k=2)
+    params.update(n_components=4, batch_size=8, n_iter=3, centered=True, random_state=0,
+                  n_jobs=1)
+    cpu = cls(**params).fit(X)
+    dev = cls(**params).fit(gpu.put(X))
+    assert get_engine(dev.components_) is _cupy
+    mu, lam = dev._offsets
+    assert get_engine(mu) is _cupy and get_engine(lam) is _cupy
+    for got, want in zip((mu, lam), cpu._offsets):
+        np.testing.assert_allclose(gpu.get(got), want, rtol=1e-10, atol=1e-12)
+    for name in ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_"):
+        np.testing.assert_allclose(gpu.get(getattr(dev, name)), getattr(cpu, name),
+                                   rtol=1e-10, atol=1e-11, err_msg=name)
+    # a second fit call continues from the device offsets; to_numpy moves them
+    dev.partial_fit(gpu.put(X[:8]))
+    cpu.partial_fit(X[:8])
+    np.testing.assert_allclose(gpu.get(dev._offsets[0]), cpu._offsets[0], rtol=1e-10,
+                               atol=1e-12)
+    dev.to_numpy()
+    assert all(type(a) is np.ndarray for a in dev._offsets)
+    np.testing.assert_allclose(dev.components_, cpu.components_, rtol=1e-10, atol=1e-11)

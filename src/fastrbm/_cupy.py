@@ -26,7 +26,8 @@ import numpy as np
 
 # bounds of learned log-variances: the reference's and the CPU engine's
 from ._cpu import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
-from ._reference import LOG_VAR_MAX, LOG_VAR_MIN, visible_train_flags, zero_sum_gauge
+from ._reference import (LOG_VAR_MAX, LOG_VAR_MIN, check_offsets, visible_train_flags,
+                         zero_sum_gauge)
 
 from ._random import STREAM_AIS, STREAM_TRAIN
 
@@ -50,7 +51,8 @@ def kernel_names():
         names += [f"fr_{name}<{t}>" for name in (
             "uniforms", "bernoulli", "gaussian", "sparsity_activity", "column_mean",
             "weight_step", "bias_step", "ais_hidden", "ais_visible_bias", "sigma_prep",
-            "scale_columns", "log_var_step", "cat_field", "cat_draw")]
+            "scale_columns", "log_var_step", "cat_field", "cat_draw", "center_positive",
+            "center_stats", "centered_weight_step", "centered_shift")]
         for tin in ("float", "double", "fr_u8"):
             names.append(f"fr_gather_dense<{tin}, {t}>")
             names += [f"fr_gather_csr<{tin}, {tidx}, {t}>" for tidx in ("int", "fr_i64")]
@@ -336,7 +338,8 @@ class _Epoch:
     """One call's constants, and the minibatch step that uses them."""
 
     def __init__(self, source, order, batch_size, W, vbias, hbias, chains, W_vel,
-                 vbias_vel, hbias_vel, activity, workspace, config, key, step0, log_var):
+                 vbias_vel, hbias_vel, activity, workspace, config, key, step0, log_var,
+                 offsets=None):
         self.source, self.order, self.batch_size = source, order, batch_size
         self.W, self.vbias, self.hbias, self.chains = W, vbias, hbias, chains
         self.W_vel, self.vbias_vel, self.hbias_vel = W_vel, vbias_vel, hbias_vel
@@ -354,6 +357,15 @@ class _Epoch:
         if log_var is not None:
             self.sigma, self.b_over_s, self.G = _sigma_buffers(
                 workspace, self.H, self.D, self.dtype, self.learn_sigma)
+        # centred training: the offsets (mu, lam) and G, where the weights'
+        # increment is kept for the biases' shift back to the uncentred model
+        self.centered = offsets is not None
+        if self.centered:
+            self.mu, self.lam = offsets
+            self.nu = self.dtype.type(config.centering_rate)
+            if workspace.get("G") is None:
+                workspace["G"] = device().xp.empty((self.H, self.D), self.dtype)
+            self.G = workspace["G"]
 
     def step(self, tick, bsz, ops=None):
         """One minibatch update of ``bsz`` rows, run now or (``ops`` given)
@@ -383,9 +395,17 @@ class _Epoch:
             _launch(f"fr_scale_columns<{self.t}>", bsz * D,
                     (V, _i64(bsz), _i64(D), self.sigma), ops)
         _gemm(False, True, 1, V[:bsz], W, 0, A[:bsz], ops)
-        _bernoulli(A[:bsz], self.hbias, 1 if self.sparse else pos_scale, Hs[:bsz],
-                   not cfg.persistent, 0, tick, step0, _c3(STREAM_TRAIN, 0), key, ops)
-        if self.sparse:
+        centered = self.centered
+        _bernoulli(A[:bsz], self.hbias, 1 if (self.sparse or centered) else pos_scale,
+                   Hs[:bsz], not cfg.persistent, 0, tick, step0, _c3(STREAM_TRAIN, 0), key,
+                   ops)
+        if centered:
+            # lam (and the sparsity activity) from the data's probabilities,
+            # then the positive rows centred and scaled
+            _launch(f"fr_center_positive<{self.t}>", H,
+                    (A, _i64(bsz), _i64(H), _i32(self.sparse), self.activity,
+                     dtype.type(cfg.sparsity_decay), self.lam, self.nu, pos_scale), ops)
+        elif self.sparse:
             _launch(f"fr_sparsity_activity<{self.t}>", H,
                     (A, _i64(bsz), _i64(H), self.activity,
                      dtype.type(cfg.sparsity_decay), pos_scale), ops)
@@ -400,13 +420,20 @@ class _Epoch:
             _gemm(False, True, 1, V_neg, W, 0, A_neg, ops)
             if s == cfg.k:
                 # negative statistics; PCD also draws the chain's next state
-                _bernoulli(A_neg, self.hbias, neg_scale, chain[:nneg], cfg.persistent, 0,
-                           tick, step0, _c3(STREAM_TRAIN, 2 * s), key, ops)
+                _bernoulli(A_neg, self.hbias, 1 if centered else neg_scale, chain[:nneg],
+                           cfg.persistent, 0, tick, step0, _c3(STREAM_TRAIN, 2 * s), key,
+                           ops)
             else:
                 _bernoulli(A_neg, self.hbias, 1, chain[:nneg], True, 0, tick, step0,
                            _c3(STREAM_TRAIN, 2 * s), key, ops)
 
         K = bsz + nneg
+        if centered:
+            # mu from the data rows, then A and V centred in place: the one
+            # GEMM below forms the centred statistics
+            _launch(f"fr_center_stats<{self.t}>", H + D,
+                    (A, V, _i64(bsz), _i64(nneg), _i64(H), _i64(D), self.lam, self.mu,
+                     self.nu, neg_scale), ops)
         vel = self.W_vel if self.use_velocity else ws["dummy"]
         mom = dtype.type(cfg.momentum)
         learn = self.learn_sigma
@@ -415,7 +442,16 @@ class _Epoch:
                        dtype.type(cfg.weight_decay), dtype.type(cfg.l1),
                        dtype.type(cfg.sparsity_cost), dtype.type(cfg.sparsity_target),
                        self.G if learn else ws["dummy"], _i32(learn), mom)
-        if learn:
+        if centered:
+            # the statistics apart: the step leaves the increment in G
+            _gemm(True, False, 1, A[:K], V[:K], 0, self.G, ops)
+            _launch(f"fr_centered_weight_step<{self.t}>", H * D,
+                    (W, vel, _i32(self.use_velocity), _i32(self.elementwise),
+                     _i32(self.sparse), self.activity, ws["vbar"], _i64(H), _i64(D), lr,
+                     dtype.type(cfg.weight_decay), dtype.type(cfg.l1),
+                     dtype.type(cfg.sparsity_cost), dtype.type(cfg.sparsity_target), self.G,
+                     mom), ops)
+        elif learn:
             # the statistics apart: the log-variance step reads them with
             # the weights before the update
             _gemm(True, False, 1, A[:K], V[:K], 0, self.G, ops)
@@ -438,6 +474,11 @@ class _Epoch:
                  self.activity, dtype.type(cfg.sparsity_cost),
                  dtype.type(cfg.sparsity_target), self.sigma if scaled else ws["dummy"],
                  _i32(scaled)), ops)
+        if centered:
+            # back to the uncentred model: c -= dW mu, b -= s (dW^T lam)
+            _launch(f"fr_centered_shift<{self.t}>", H + D,
+                    (self.G, _i64(H), _i64(D), self.mu, self.lam, self.hbias, self.vbias,
+                     self.sigma if scaled else ws["dummy"], _i32(scaled)), ops)
 
 
 def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
@@ -448,11 +489,11 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     log-variances of Gaussian units (learned when ``config.learn_sigma``).
     ``config.categories``: categorical visible units (see
     :func:`_categorical_cd_update`; the only units that take ``sample_weight``).
-    Centred training (``config.centered``, ``offsets``) is not implemented
-    here: NotImplementedError."""
-    if getattr(config, "centered", False) or offsets is not None:
-        raise NotImplementedError("centred training (centered=True) runs on the CPU engine "
-                                  "only; the GPU engine does not implement it yet")
+    ``config.centered``: centred gradients with ``offsets = (mu, lam)``,
+    device arrays of the model dtype updated in place (Bernoulli units, or
+    Gaussian units with fixed variances; see ``_reference.cd_update``), in
+    the CPU engine's order of operations and with the same draws."""
+    centered = bool(getattr(config, "centered", False))
     if getattr(config, "categories", 0):
         if log_var is not None:
             raise ValueError("log_var needs Gaussian visible units")
@@ -462,6 +503,18 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     if sample_weight is not None:
         raise ValueError("sample_weight is supported for categorical visible units only")
     gaussian, learn_sigma = visible_train_flags(config, log_var)
+    if centered:
+        mu, lam = check_offsets(offsets, W, learn_sigma)
+        rate = float(getattr(config, "centering_rate", 0.0))
+        if not 0 < rate <= 1:
+            raise ValueError(f"config.centering_rate must be in (0, 1], got {rate}")
+        if not (is_engine_array(mu) and is_engine_array(lam)):
+            raise ValueError("offsets must be arrays on the model's device (as W)")
+        if not (mu.flags.c_contiguous and lam.flags.c_contiguous):
+            raise ValueError("offsets must be C-contiguous")
+        offsets = (mu, lam)
+    elif offsets is not None:
+        raise ValueError("offsets are used by centred training only (config.centered)")
     dev = device()
     xp = dev.xp
     source = as_source(X)
@@ -481,7 +534,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     if n_order == 0:
         return
     epoch = _Epoch(source, order, B, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
-                   activity, workspace, config, key, int(step0), log_var)
+                   activity, workspace, config, key, int(step0), log_var, offsets)
     counter = workspace["counter"]
     counter.fill(0)
     n_full, last = divmod(n_order, B)

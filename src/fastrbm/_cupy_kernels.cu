@@ -400,6 +400,113 @@ __global__ void fr_bias_step(const T *A, const T *V, fr_i64 n_pos, fr_i64 n_neg,
     }
 }
 
+/* ------------------------------------------------------ centred training */
+
+/*
+ * Centred gradients (_reference.cd_update, config.centered), in the CPU
+ * engine's order of operations (_gibbs.pyx cd_minibatches).  The positive
+ * hidden probabilities arrive unscaled; per hidden unit (one thread each):
+ *   activity_j = decay activity_j + (1 - decay) mean_r A[r, j]   (sparse only)
+ *   lam_j = (1 - nu) lam_j + nu mean_r A[r, j]
+ *   A[r, j] = (A[r, j] - lam_j) pos_scale
+ * Rows are summed in order, as the CPU engine sums them.
+ */
+template <typename T>
+__global__ void fr_center_positive(T *A, fr_i64 n_rows, fr_i64 H, int sparse, T *activity,
+                                   T decay, T *lam, T nu, T pos_scale)
+{
+    fr_i64 j = fr_thread_index();
+    if (j >= H) return;
+    T acc = 0;
+    for (fr_i64 r = 0; r < n_rows; r++) acc = acc + A[r * H + j];
+    if (sparse) activity[j] = decay * activity[j] + ((T)1 - decay) * (acc / (T)n_rows);
+    T l = ((T)1 - nu) * lam[j] + nu * (acc / (T)n_rows);
+    lam[j] = l;
+    for (fr_i64 r = 0; r < n_rows; r++) A[r * H + j] = (A[r * H + j] - l) * pos_scale;
+}
+
+/*
+ * After the negative phase (one thread per hidden unit, then per visible
+ * unit): the negative rows' probabilities (unscaled) become
+ * (A[r, j] - lam_j) neg_scale; mu_i = (1 - nu) mu_i + nu mean of the data
+ * rows' V[r, i], then mu_i is subtracted from every row (data and negative),
+ * so that the one GEMM A^T V forms the centred statistics.
+ */
+template <typename T>
+__global__ void fr_center_stats(T *A, T *V, fr_i64 n_pos, fr_i64 n_neg, fr_i64 H, fr_i64 D,
+                                const T *lam, T *mu, T nu, T neg_scale)
+{
+    fr_i64 u = fr_thread_index();
+    if (u >= H + D) return;
+    if (u < H) {
+        for (fr_i64 r = n_pos; r < n_pos + n_neg; r++)
+            A[r * H + u] = (A[r * H + u] - lam[u]) * neg_scale;
+        return;
+    }
+    fr_i64 i = u - H;
+    T acc = 0;
+    for (fr_i64 r = 0; r < n_pos; r++) acc = acc + V[r * D + i];
+    T m = ((T)1 - nu) * mu[i] + nu * (acc / (T)n_pos);
+    mu[i] = m;
+    for (fr_i64 r = 0; r < n_pos + n_neg; r++) V[r * D + i] = V[r * D + i] - m;
+}
+
+/*
+ * The weight step of centred training, one thread per weight, after the
+ * GEMM G = A^T V (beta 0):
+ *   g = G - lr (wd w + l1 sign w) + pen_j vbar_i   (the penalties when elementwise)
+ *   with momentum: g = mom W_vel + g, W_vel = g
+ *   W = w + g, and G = g (the increment: the biases' shift back to the
+ *   uncentred model needs it, see fr_centered_shift)
+ */
+template <typename T>
+__global__ void fr_centered_weight_step(T *W, T *W_vel, int use_velocity, int elementwise,
+                                        int sparse, const T *activity, const T *vbar,
+                                        fr_i64 H, fr_i64 D, T lr, T wd, T l1, T sp_cost,
+                                        T sp_target, T *G, T mom)
+{
+    fr_i64 t = fr_thread_index();
+    if (t >= H * D) return;
+    fr_i64 j = t / D, i = t - j * D;
+    T w = W[t];
+    T g = G[t];
+    if (elementwise) {
+        T pen = sparse ? lr * sp_cost * (sp_target - activity[j]) : (T)0;
+        T sgn = (T)((w > 0) - (w < 0));
+        g = g - lr * (wd * w + l1 * sgn) + (sparse ? pen * vbar[i] : (T)0);
+    }
+    if (use_velocity) {
+        g = mom * W_vel[t] + g;
+        W_vel[t] = g;
+    }
+    W[t] = w + g;
+    G[t] = g;
+}
+
+/*
+ * Back to the uncentred model after the steps (one thread per hidden unit,
+ * then per visible unit; sums in index order): with G the weights'
+ * increment, c_j -= sum_i G[j, i] mu_i and b_i -= s_i sum_j G[j, i] lam_j
+ * (s_i when scaled, Gaussian units with log-variances; else 1).
+ */
+template <typename T>
+__global__ void fr_centered_shift(const T *G, fr_i64 H, fr_i64 D, const T *mu, const T *lam,
+                                  T *hbias, T *vbias, const T *sigma, int scaled)
+{
+    fr_i64 u = fr_thread_index();
+    if (u >= H + D) return;
+    T acc = 0;
+    if (u < H) {
+        for (fr_i64 i = 0; i < D; i++) acc = acc + G[u * D + i] * mu[i];
+        hbias[u] = hbias[u] - acc;
+        return;
+    }
+    fr_i64 i = u - H;
+    for (fr_i64 j = 0; j < H; j++) acc = acc + G[j * D + i] * lam[j];
+    if (scaled) acc = acc * sigma[i];
+    vbias[i] = vbias[i] - acc;
+}
+
 /* ------------------------------------------------------------------- AIS */
 
 /*

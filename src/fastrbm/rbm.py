@@ -264,8 +264,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         (starting at the training data's means) and of its hidden
         probabilities (starting at 0.5).  The model kept is the equivalent
         uncentred RBM (the offsets folded into the biases after every
-        update), so every other method works unchanged.  CPU engine; not
-        with learned variances (``GaussianBernoulliRBM(sigma='learn')``).
+        update), so every other method works unchanged.  CPU and GPU
+        engines; not with learned variances
+        (``GaussianBernoulliRBM(sigma='learn')``).
     n_temperatures : int, default=10
         Replicas per persistent chain with ``method='pt'`` (``betas`` None).
     betas : None or array-like, default=None
@@ -343,7 +344,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     _visible_units = BernoulliVisible
     # fitted arrays that live on the model's device (see DeviceMovable)
     _device_attributes = ("components_", "intercept_hidden_", "intercept_visible_",
-                          "h_samples_", "_velocity", "_hidden_activity")
+                          "h_samples_", "_velocity", "_hidden_activity", "_offsets")
 
     def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
@@ -639,15 +640,22 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     def _centering_offsets(self, machine):
         """The offsets (mu, lam) of centred training, created at the training
-        data's means and 0.5 when missing or no longer matching the model."""
+        data's means and 0.5 when missing or no longer matching the model; on
+        the model's device (as W), C-contiguous, of W's dtype."""
         W = machine.W
         dtype, (H, D) = W.dtype, W.shape
+        xp = array_module(W)
         offsets = getattr(self, "_offsets", None)
         if offsets is not None:
-            mu, lam = (np.asarray(a) for a in offsets)
+            # kept offsets may sit on the other device (the model was moved
+            # by hand, or unpickled) or be read-only: copied where needed
+            mu, lam = (to_device(a) if xp is not np else np.asarray(to_host(a))
+                       for a in offsets)
             if mu.shape == (D,) and lam.shape == (H,):
-                mu = np.array(mu, dtype=dtype, order="C")
-                lam = np.array(lam, dtype=dtype, order="C")
+                if not all(a.dtype == dtype and a.flags.c_contiguous
+                           and getattr(a.flags, "writeable", True) for a in (mu, lam)):
+                    mu = xp.array(mu, dtype=dtype, order="C")
+                    lam = xp.array(lam, dtype=dtype, order="C")
                 self._offsets = (mu, lam)
                 return self._offsets
         means = machine.visible_means
@@ -658,8 +666,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         if sigma is not None:
             # the offsets are those of u = v / s, the units the kernels see
             mu = mu / sigma
-        self._offsets = (np.ascontiguousarray(mu, dtype=dtype),
-                         np.full(H, INIT_HIDDEN_OFFSET, dtype=dtype))
+        self._offsets = (xp.asarray(np.ascontiguousarray(mu, dtype=dtype)),
+                         xp.full(H, INIT_HIDDEN_OFFSET, dtype=dtype))
         return self._offsets
 
     def _tempering_state(self, machine, chains, betas):
@@ -682,9 +690,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         velocity = self._velocity if momentum > 0 else (None, None, None)
         config_options, _ = machine.visible.train_options()
         centered = bool(self.centered)
-        if (centered or self.method == "pt") and is_cupy_array(W):
+        if self.method == "pt" and is_cupy_array(W):
             raise NotImplementedError(
-                f"{type(self).__name__}: centered=True and method='pt' train on the CPU "
+                f"{type(self).__name__}: method='pt' trains on the CPU "
                 f"engine only; move the model and data to NumPy (model.to_numpy())")
         config = TrainConfig(
             k=int(self.k), persistent=self.method in ("pcd", "pt"),
