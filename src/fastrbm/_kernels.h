@@ -222,14 +222,12 @@ static void fr_philox_tile_avx2(uint32_t out[FR_TILE], uint32_t block0, uint32_t
     }
 }
 
-/* fr_expf / fr_sigmoidf on 8 lanes, operation for operation. */
+/* fr_expf on 8 lanes, operation for operation, of x already clamped to
+ * [-87, 88] (the callers clamp as fr_expf does). */
 __attribute__((target("avx2")))
-static inline __m256 fr_sigmoid_avx2(__m256 a)
+static inline __m256 fr_exp_clamped_avx2(__m256 x)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
-    __m256 x = _mm256_sub_ps(_mm256_setzero_ps(), a);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
     __m256 fx = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
     __m256 n = _mm256_sub_ps(_mm256_add_ps(fx, _mm256_set1_ps(12582912.0f)),
                              _mm256_set1_ps(12582912.0f));
@@ -245,7 +243,18 @@ static inline __m256 fr_sigmoid_avx2(__m256 a)
     y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, z), r), one);
     __m256i bits = _mm256_slli_epi32(
         _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 e = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+
+/* fr_sigmoidf on 8 lanes, operation for operation. */
+__attribute__((target("avx2")))
+static inline __m256 fr_sigmoid_avx2(__m256 a)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 x = _mm256_sub_ps(_mm256_setzero_ps(), a);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    __m256 e = fr_exp_clamped_avx2(x);
     return _mm256_div_ps(one, _mm256_add_ps(one, e));
 }
 #endif

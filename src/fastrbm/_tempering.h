@@ -25,8 +25,8 @@ static inline float fr_softplus_f32(float z)
 }
 
 #if FR_HAVE_AVX2_PATH
-/* fr_softplus_f32 on 8 lanes, operation for operation (fr_expf as in
- * fr_sigmoid_avx2 of _kernels.h). */
+/* fr_softplus_f32 on 8 lanes, operation for operation (fr_expf by
+ * fr_exp_clamped_avx2 of _kernels.h). */
 __attribute__((target("avx2")))
 static inline __m256 fr_softplus_avx2(__m256 z)
 {
@@ -35,22 +35,7 @@ static inline __m256 fr_softplus_avx2(__m256 z)
     __m256 x = _mm256_or_ps(z, _mm256_set1_ps(-0.0f));          /* -|z| */
     x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
     x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-    __m256 fx = _mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f));
-    __m256 n = _mm256_sub_ps(_mm256_add_ps(fx, _mm256_set1_ps(12582912.0f)),
-                             _mm256_set1_ps(12582912.0f));
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(0.693359375f)));
-    r = _mm256_sub_ps(r, _mm256_mul_ps(n, _mm256_set1_ps(-2.12194440e-4f)));
-    __m256 zz = _mm256_mul_ps(r, r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(y, zz), r), one);
-    __m256i bits = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
-    __m256 e = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+    __m256 e = fr_exp_clamped_avx2(x);
     __m256 s = _mm256_div_ps(e, _mm256_add_ps(_mm256_set1_ps(2.0f), e));
     __m256 s2 = _mm256_mul_ps(s, s);
     __m256 p = _mm256_set1_ps(0.0666666667f);
