@@ -316,6 +316,27 @@ def test_good_run_does_not_warn():
     assert r.reliable and r.gap < evaluation.MAX_GAP_NATS
 
 
+@pytest.mark.parametrize("reverse,certified,flagged", [
+    (91.0, 80.0, True),        # reverse + t < forward - t: the bracket is empty
+    (97.0, 80.0, False),       # inverted by less than 2 t: inside the bracket's slack
+    (91.0, 95.0, False),       # certified above the upper bound: its own message
+])
+def test_inverted_sandwich_is_flagged(reverse, certified, flagged):
+    # _ais_problems on the fields it reads: forward 100, t = log(2 / 0.05)
+    from types import SimpleNamespace
+
+    t = np.log(2 / 0.05)
+    log_z = 100.0
+    result = SimpleNamespace(
+        log_z=log_z, log_z_certified=certified, log_z_reverse=reverse,
+        log_z_low=max(certified, log_z - t), log_z_high=reverse + t, reverse_exact=False,
+        gap=reverse - max(log_z, certified), ess=50.0, log_z_exact=None)
+    problems = evaluation._ais_problems(result, n_chains=50)
+    assert any("bracket is empty" in p for p in problems) == flagged
+    if certified > reverse + t:
+        assert any("certified lower bound" in p for p in problems)
+
+
 def test_degenerate_weights_are_flagged():
     model, _ = random_model(12, 10, seed=2, scale=3.0)
     r = quiet_ais(model, n_chains=50, betas=2, random_state=0)

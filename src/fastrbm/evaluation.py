@@ -609,6 +609,15 @@ def _ais_problems(result, n_chains):
                 f"below the certified lower bound {certified:.3f}: "
                 + ("a chance below 1 - confidence" if result.reverse_exact else
                    "its approximate start samples do not represent the model"))
+        elif result.log_z_high < result.log_z_low:
+            # the sandwich inverted: reverse below forward by more than 2 t
+            problems.append(
+                f"the confidence bracket is empty: the reverse estimate "
+                f"{result.log_z_reverse:.3f} lies {result.log_z - result.log_z_reverse:.2f} "
+                f"nats below the forward one {result.log_z:.3f}, its upper bound "
+                f"{result.log_z_high:.3f} below the lower bound {result.log_z_low:.3f}: "
+                + ("a chance below 1 - confidence" if result.reverse_exact else
+                   "its approximate start samples do not represent the model"))
         if result.gap > MAX_GAP_NATS:
             problems.append(
                 f"AIS sandwich is {result.gap:.2f} nats wide (log Z between "
