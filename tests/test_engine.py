@@ -314,13 +314,13 @@ def test_fine_tiles_match_reference_and_any_thread_count(fine_tiles, dtype, meth
 
 
 def many_tiles_data():
-    """A problem whose automatic training tiles are many: batch 200 (2 row
-    tiles), 260 hidden and 300 visible units (3 unit tiles each, so 6 tiles
-    per sampling phase and 3 gradient tiles)."""
+    """A problem whose automatic training tiles are several: batch 200 (2 row
+    tiles), 260 hidden and 300 visible units (2 unit tiles each, so 4 tiles
+    per sampling phase and 2 gradient tiles)."""
     from fastrbm import _layout
     tiles = _layout.train_tiles(300, 260, 200)
     assert tiles["rows"] < 200
-    assert tiles["hidden_units"] < 130 and tiles["visible_units"] < 150
+    assert tiles["hidden_units"] < 260 and tiles["visible_units"] < 300
     return binary_data(500, 300, p=0.3, seed=21).astype(np.float32)
 
 

@@ -159,11 +159,11 @@ def test_fine_tiles_gaussian_match_reference_and_any_thread_count(fine_tiles, si
 
 
 def test_fit_thread_count_invariant_with_many_tiles():
-    # automatic tiles: batch 200 gives 2 row tiles, 260 hidden units 3 unit
-    # tiles (3 partial log-variance sums), 300 visible units 3 unit tiles
+    # automatic tiles: batch 200 gives 2 row tiles, 260 hidden units 2 unit
+    # tiles (2 partial log-variance sums), 300 visible units 2 unit tiles
     from fastrbm import _layout
     tiles = _layout.train_tiles(300, 260, 200)
-    assert tiles["rows"] < 200 and tiles["hidden_units"] < 130
+    assert tiles["rows"] < 200 and tiles["hidden_units"] < 260
     X = real_data(500, 300, seed=4).astype(np.float32)
     kw = dict(n_components=260, batch_size=200, n_iter=2, learning_rate=0.001, momentum=0.5,
               sigma="learn", random_state=0)

@@ -109,12 +109,18 @@ cdef Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil
 # - units: unit_block's width (narrower for small batches, whose tiles would
 #   otherwise be tiny), capped at TRAIN_UNIT_TILE;
 # - gradient: TRAIN_GRAD_COLS visible units per tile of W (default: whole
-#   rows; the hidden tiles already give the gradient 4 tiles at 500 hidden).
-# At 784 x 500, batch 100: 4 tiles per hidden phase and per gradient, 7 per
-# visible phase, against 2, 2 and 4 before.  Finer settings for machines
-# with many cores are measured by benchmarks/device_check.py.
+#   rows).
+# TRAIN_UNIT_TILE is uncapped by default: with a cap of 128 units (4 tiles
+# per hidden phase and per gradient, 7 per visible phase at 784 x 500, batch
+# 100) the CD-1 epoch on 2 cores was 1.14x (1 thread) and 1.06x (2 threads)
+# the 2-block decomposition's, median of 9 interleaved rounds on a quiet
+# machine (bench_block_span.py --tiles legacy,auto, 2026-12-02), and issue 19
+# allows no slowdown on 2 cores.  So the automatic tiles split only the rows
+# of batches above 128 and keep unit_block's widths; finer settings for
+# machines with many cores are timed by benchmarks/device_check.py, to be
+# chosen where they are measured.
 cdef Py_ssize_t TRAIN_ROW_TILE = 128
-cdef Py_ssize_t TRAIN_UNIT_TILE = 128
+cdef Py_ssize_t TRAIN_UNIT_TILE = 1 << 30
 cdef Py_ssize_t TRAIN_GRAD_COLS = 1 << 30
 cdef Py_ssize_t _row_tile_override = 0
 cdef Py_ssize_t _unit_tile_override = 0
