@@ -365,10 +365,16 @@ def test_model_file_with_inconsistent_sites_is_refused(tmp_path):
 
 
 def test_out_of_core_data_is_refused():
+    # fit takes a dask array on a cluster (tests/test_dask.py); partial_fit
+    # and the streamed sources (zarr, HDF5) are refused
     da = pytest.importorskip("dask.array")
     X = da.from_array(tiny_data(), chunks=20)
     with pytest.raises(TypeError, match="in-memory"):
-        CategoricalRBM(n_components=2, n_iter=1).fit(X)
+        CategoricalRBM(n_components=2, n_iter=1).partial_fit(X)
+    zarr = pytest.importorskip("zarr")
+    source = zarr.array(tiny_data())
+    with pytest.raises(TypeError, match="in-memory arrays of codes or a dask array"):
+        CategoricalRBM(n_components=2, n_iter=1).fit(source)
 
 
 def test_l1_squared_reaches_the_update():

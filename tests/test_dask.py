@@ -13,7 +13,7 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
-from fastrbm import BernoulliRBM, GaussianBernoulliRBM, evaluation  # noqa: E402
+from fastrbm import BernoulliRBM, CategoricalRBM, GaussianBernoulliRBM, evaluation  # noqa: E402
 from fastrbm import dask as fdask  # noqa: E402
 from fastrbm import _dask  # noqa: E402
 from fastrbm import _dask_rows  # noqa: E402
@@ -105,12 +105,14 @@ def test_log_likelihood_equals_numpy(models, data, name):
 
 def test_model_is_one_task_of_the_graph(models, data):
     X, _ = data
+    X = np.concatenate([X] * 12)
     model = models["bernoulli"]
-    lazy = model.transform(da.from_array(X, chunks=(20, 16)))
+    lazy = model.transform(da.from_array(X, chunks=(512, 16)))
     graph = dict(lazy.__dask_graph__())
     holding = [key for key, task in graph.items() if getattr(task, "value", task) is model]
-    # 15 blocks, one task that holds the model (the blocks refer to its key)
-    assert lazy.numblocks[0] == 15 and len(holding) == 1
+    # 8 blocks of 3600 rows, one task that holds the model (the blocks refer
+    # to its key)
+    assert lazy.numblocks[0] == 8 and len(holding) == 1
 
 
 def test_import_does_not_import_dask():
@@ -196,6 +198,72 @@ def test_callbacks_reach_the_workers(client, data, sync_every):
     stopping = BernoulliRBM(**params).fit(da.from_array(X, chunks=(300, 16)),
                                           callbacks=_Halving(stop_after=2))
     assert stopping.n_epochs_ == 2 and stopping.stop_reason_ == "callback"
+
+
+# ----------------------------------------------------------- categorical units
+def _codes(n=300, sites=7, q=4, seed=0):
+    # two halves with different conserved sites; category q - 1 only in the
+    # second half, so the first partition alone would infer fewer categories
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, q - 1, (n, sites))
+    X[:n // 2, :3] = 1
+    X[n // 2:, 3:5] = q - 1
+    return X
+
+
+@pytest.mark.parametrize("kind", ["int8", "float64", "one-hot", "weighted"])
+def test_categorical_one_worker_one_chunk_is_the_plain_fit(client, kind):
+    X = _codes()
+    params = dict(n_components=5, n_iter=3, batch_size=16, random_state=2,
+                  learning_rate=0.05, momentum=0.5)
+    weight = None
+    if kind == "one-hot":
+        params.update(input="one-hot", n_categories=4)
+        X = np.eye(4, dtype=np.uint8)[X].reshape(len(X), -1)
+    else:
+        X = X.astype(np.int8 if kind != "float64" else np.float64)
+    if kind == "weighted":
+        weight = np.random.default_rng(1).uniform(0.2, 2.0, len(X))
+    plain = CategoricalRBM(**params).fit(X, sample_weight=weight)
+    scaled = fdask.fit(CategoricalRBM(**params), da.from_array(X, chunks=(300, X.shape[1])),
+                       client=client, n_workers=1,
+                       sample_weight=None if weight is None else da.from_array(weight, 70))
+    for name in ("components_", "intercept_visible_", "intercept_hidden_", "h_samples_"):
+        assert np.array_equal(getattr(plain, name), getattr(scaled, name)), name
+        assert getattr(plain, name).dtype == getattr(scaled, name).dtype
+    assert (scaled.n_categories_, scaled.n_sites_) == (plain.n_categories_, plain.n_sites_)
+    assert scaled.n_updates_ == plain.n_updates_
+
+
+def test_categorical_two_workers(client):
+    X = _codes()
+    weight = np.random.default_rng(1).uniform(0.2, 2.0, len(X))
+    params = dict(n_components=5, n_iter=3, batch_size=16, random_state=2,
+                  learning_rate=0.05)
+    Xd = da.from_array(X, chunks=(150, 7))
+    runs = [CategoricalRBM(**params).fit(Xd, sample_weight=weight) for _ in range(2)]
+    assert np.array_equal(runs[0].components_, runs[1].components_)
+    # the categories of both partitions (the first has codes 0..2 only)
+    assert runs[0].n_categories_ == 4
+    # data-parallel: each worker makes half of the plain fit's updates
+    assert runs[0].n_updates_ == 3 * -(-150 // 16)
+    # the weighted site frequencies of all rows start the visible fields, as
+    # in the plain fit (pooled by the partitions' total weights)
+    start = {**params, "n_iter": 0, "min_updates": 0}
+    plain = CategoricalRBM(**start).fit(X, sample_weight=weight)
+    pooled = CategoricalRBM(**start).fit(Xd, sample_weight=weight)
+    np.testing.assert_allclose(pooled.intercept_visible_, plain.intercept_visible_,
+                               rtol=1e-6)
+    # inference on dask arrays equals NumPy
+    chunked = da.from_array(X, chunks=(37, 7))
+    for method in ("transform", "free_energy", "score_samples"):
+        expected = getattr(runs[0], method)(X)
+        got = getattr(runs[0], method)(chunked).compute()
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), method
+    with pytest.raises(ValueError, match="sample_weight"):
+        fdask.fit(BernoulliRBM(), da.from_array(X, chunks=50), sample_weight=weight)
+    with pytest.raises(ValueError, match="validation_data"):
+        CategoricalRBM().fit(Xd, validation_data=X)
 
 
 def test_two_workers_reproducible_and_data_parallel(client, data):

@@ -45,8 +45,9 @@ def _model_dtype(model):
     return model._dtype
 
 
-def transform(model, X):
-    """Lazy ``model.transform`` of a dask array (RBMs and DBN)."""
+def transform(model, X, align=True):
+    """Lazy ``model.transform`` of a dask array (RBMs and DBN); ``align``
+    False keeps X's row chunks (see ``_dask_rows.aligned_rows``)."""
     from sklearn.utils.validation import check_is_fitted
 
     from .dbn import DBN
@@ -56,7 +57,7 @@ def transform(model, X):
     else:
         check_is_fitted(model, "components_")
         width = model.components_.shape[0]
-    return _rowwise(model, X, _transform_block, width, _model_dtype(model))
+    return _rowwise(model, X, _transform_block, width, _model_dtype(model), align=align)
 
 
 def _transform_block(model, block):
@@ -241,11 +242,49 @@ def _column_means(model, rows):
     return to_host(_on_device_of(model, rows)._column_means(rows))
 
 
-def _make_replica(model, worker, rows):
+def _make_replica(model, worker, rows, weights=None):
     # a deep copy: replicas of one worker process must not share arrays
     replica = copy.deepcopy(model)
     replica._key = worker_key(model, worker)
+    if weights is not None:
+        # a CategoricalRBM's row weights, read by its epoch kernel call
+        replica._train_sample_weight = weights
     return _on_device_of(replica, rows)
+
+
+def _categorical_probe(model, parts, raw, dtype, n_columns):
+    """Validate a CategoricalRBM's rows on the workers and set its
+    ``n_categories_`` (given, or one more than the largest code of any
+    partition), ``n_sites_`` and data dtype as ``fit`` does on the whole
+    array; returns one validated row of codes."""
+    found = parts.client.gather([parts.submit(_categories_of, model, raw[p], part=p)
+                                 for p in range(parts.n_parts)])
+    row = np.zeros((1, n_columns), dtype=dtype)
+    if model.input == "one-hot":
+        row[:, ::model.n_categories] = 1        # category 0 at every site
+    probe = model._validate(row, reset=True)
+    model.n_categories_ = int(max(found))
+    return probe
+
+
+def _categories_of(model, raw):
+    """``n_categories_`` that fit would learn from these rows alone (the
+    rows validated as fit validates them)."""
+    scratch = copy.deepcopy(model)
+    scratch._validate(raw, reset=True)
+    return scratch.n_categories_
+
+
+def _checked_weights(model, raw_weights):
+    """A partition's sample weights checked as fit checks them (float64, > 0)."""
+    return model._sample_weight(np.asarray(raw_weights), np.asarray(raw_weights))
+
+
+def _weighted_means(model, rows, weights):
+    """A partition's weighted site frequencies and its total weight."""
+    model = copy.copy(model)
+    model._train_sample_weight = weights
+    return model._column_means(rows), float(np.sum(weights))
 
 
 def _own_copy(value, on_gpu):
@@ -467,11 +506,12 @@ def _epoch_rounds(parts, replicas, rows, shared, orders, per_round, batch, steps
 
 
 def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None,
-        callbacks=None):
+        callbacks=None, sample_weight=None):
     """Data-parallel fit of an RBM, DBN or DBNClassifier on a dask array (see
     fastrbm.dask.fit)."""
     from ._backend import check_int_param
     from ._validation import check_X, model_dtype_for
+    from .categorical import CategoricalRBM
     from .dbn import DBN, DBNClassifier
     from .gaussian import GaussianBernoulliRBM
     from .rbm import epochs_for_updates
@@ -480,6 +520,10 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
         raise ValueError(f"{type(model).__name__}.fit on a dask array does not take "
                          f"callbacks (BernoulliRBM and GaussianBernoulliRBM do)")
     callbacks = model._check_callbacks(callbacks) if callbacks is not None else []
+    categorical = isinstance(model, CategoricalRBM)
+    if sample_weight is not None and not categorical:
+        raise ValueError(f"{type(model).__name__}.fit takes no sample_weight "
+                         f"(CategoricalRBM does)")
     if isinstance(model, DBNClassifier):
         return _fit_classifier(model, X, y, client=client, sync_every=sync_every,
                                n_workers=n_workers, profile=profile)
@@ -496,10 +540,20 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
     raw = parts.rows_of(X)
     gaussian = isinstance(model, GaussianBernoulliRBM)
     d = X.shape[1]
-    # one row of X's dtype, validated as fit validates X: the model's dtype
-    probe = check_X(model, np.zeros((1, d), dtype=X.dtype), reset=True, dtype=model.dtype,
-                    finite_only=gaussian)
-    probe = np.zeros((1, d), dtype=model_dtype_for(probe, model.dtype))
+    weights = None
+    if categorical:
+        probe = _categorical_probe(model, parts, raw, X.dtype, d)
+        d = probe.shape[1] * model.n_categories_
+        if sample_weight is not None:
+            raw_weights = parts.rows_of(_rows_like(sample_weight, X, "sample_weight"))
+            weights = [submit(_checked_weights, model, raw_weights[p], part=p)
+                       for p in range(n_parts)]
+    else:
+        # one row of X's dtype, validated as fit validates X: the model's dtype
+        probe = check_X(model, np.zeros((1, d), dtype=X.dtype), reset=True,
+                        dtype=model.dtype, finite_only=gaussian)
+        probe = np.zeros((1, d), dtype=model_dtype_for(probe, model.dtype))
+    input_dtype = model.__dict__.get("_input_dtype")
     if gaussian:
         model_future = client.scatter(model, broadcast=True, hash=False)
         _set_standardisation(model, client.gather(
@@ -507,14 +561,25 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
     _initialize_with_means(model, probe, np.zeros(d))
     model_future = client.scatter(model, broadcast=True, hash=False)
     rows = [submit(_validated_rows, model_future, raw[p], part=p) for p in range(n_parts)]
-    means = client.gather([submit(_column_means, model_future, rows[p], part=p)
-                           for p in range(n_parts)])
+    if weights is None:
+        means = client.gather([submit(_column_means, model_future, rows[p], part=p)
+                               for p in range(n_parts)])
+        totals = sizes
+    else:
+        # weighted site frequencies, pooled by the partitions' total weights
+        means, totals = zip(*client.gather([
+            submit(_weighted_means, model_future, rows[p], weights[p], part=p)
+            for p in range(n_parts)]))
     del raw
     if n_parts > 1:
-        means = [sum(n * m for n, m in zip(sizes, means)) / sum(sizes)]
+        means = [sum(n * m for n, m in zip(totals, means)) / sum(totals)]
+    if input_dtype is not None:
+        # the model dtype read from the data (the first _initialize used it up)
+        model._input_dtype = input_dtype
     _initialize_with_means(model, probe, means[0])
     model_future = client.scatter(model, broadcast=True, hash=False)
-    replicas = [submit(_make_replica, model_future, p, rows[p], part=p)
+    replicas = [submit(_make_replica, model_future, p, rows[p],
+                       None if weights is None else weights[p], part=p)
                 for p in range(n_parts)]
     del model_future
 
@@ -592,7 +657,8 @@ def _fit_dbn(model, X, **options):
         fit(rbm, data, **options)
         model.rbms_.append(rbm)
         if i + 1 < len(sizes):
-            data = transform(rbm, data)
+            # the layer above trains on the partitions of X's own chunks
+            data = transform(rbm, data, align=False)
     model.history_ = [list(r.history_) for r in model.rbms_]
     return model
 
@@ -710,23 +776,30 @@ def _make_fine_tune_replica(model, worker, rows, n_epochs):
 
 def _labels_like(y, X):
     """y as a 1-D dask array chunked along rows like X (a NumPy y is split)."""
+    if y is None:
+        raise ValueError("DBNClassifier requires y to be passed, but the target y is None")
+    return _rows_like(y, X, "y")
+
+
+def _rows_like(y, X, name):
+    """``y`` (labels or weights, one per row) as a 1-D dask array chunked
+    along rows like X (a NumPy array is split)."""
     import dask.array as da
 
     from ._backend import to_host
 
-    if y is None:
-        raise ValueError("DBNClassifier requires y to be passed, but the target y is None")
     if not is_dask_collection(y):
         y = np.asarray(to_host(y))
     y = da.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise ValueError(f"y must be 1-D, got shape {y.shape}")
+        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
     if any(math.isnan(size) for size in y.chunks[0]):
-        raise ValueError("y has unknown chunk sizes; call y.compute_chunk_sizes() first")
+        raise ValueError(f"{name} has unknown chunk sizes; call "
+                         f"{name}.compute_chunk_sizes() first")
     if y.shape[0] != X.shape[0]:
-        raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries")
+        raise ValueError(f"X has {X.shape[0]} rows but {name} has {y.shape[0]} entries")
     if y.chunks[0] != X.chunks[0]:
         y = y.rechunk((X.chunks[0],))
     return y

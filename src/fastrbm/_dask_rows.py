@@ -178,11 +178,12 @@ def aligned_rows(X):
     return X.rechunk({0: chunks})
 
 
-def rowwise(model, X, method, out_columns, dtype, **kwargs):
+def rowwise(model, X, method, out_columns, dtype, align=True, **kwargs):
     """A lazy dask array: ``method(model, block)`` on each row chunk of X.
 
     ``out_columns`` is None for one value per row, else the width of the
-    output; ``dtype`` is the output's dtype.
+    output; ``dtype`` is the output's dtype; ``align`` realigns the row
+    chunks of a NumPy-backed X (:func:`aligned_rows`).
     """
     import dask
     import dask.array as da
@@ -196,7 +197,7 @@ def rowwise(model, X, method, out_columns, dtype, **kwargs):
         # each block must hold whole rows: the model reads all features of a row
         X = X.rechunk({1: -1})
     xp = array_module(X._meta)
-    if xp is np:
+    if xp is np and align:
         # (the GPU engine's row operations have no such blocks)
         X = aligned_rows(X)
     # one task holding the model: sent to each worker once, not once per block

@@ -7,7 +7,7 @@ from sklearn.utils.validation import (_check_sample_weight, _num_samples, check_
                                       validate_data)
 
 from ._backend import MAX_ROWS, check_int_param, check_same_device, is_cupy_array
-from ._dask_rows import is_out_of_core
+from ._dask_rows import dispatch, is_dask_collection, is_out_of_core
 from ._random import SPAWN_INIT, SPAWN_SAMPLE_START, STREAM_MONITOR, seed_words, spawn_rng
 from ._units import CategoricalVisible
 from ._validation import model_dtype_for
@@ -290,7 +290,10 @@ class CategoricalRBM(BernoulliRBM):
                                   bool(self.zero_sum_gauge))
 
     def _column_means(self, X, rows=None):
-        return self._visible_layer().column_means(X, rows)
+        # the fit's row weights, when it has them (a fit on a dask array
+        # replaces this method by the pooled means of the workers)
+        return self._visible_layer().column_means(
+            X, rows, self.__dict__.get("_train_sample_weight"))
 
     def _n_chains(self):
         return self.batch_size if self.n_chains is None else int(self.n_chains)
@@ -315,7 +318,7 @@ class CategoricalRBM(BernoulliRBM):
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
         layer = self._visible_layer()
         # weighted data: the weighted site frequencies (as repeated rows would give)
-        means = layer.column_means(X, rows, self.__dict__.get("_train_sample_weight"))
+        means = self._column_means(X, rows)
         # kept for the base model of AIS (evaluation.log_partition_ais)
         self._visible_means = means
         self.intercept_visible_ = layer.initial_bias(means, INIT_P_CLIP).astype(dtype)
@@ -328,11 +331,14 @@ class CategoricalRBM(BernoulliRBM):
         self._sample_calls = 0
 
     @staticmethod
-    def _refuse_out_of_core(X):
-        # the scale-out fits (fastrbm.dask) run Bernoulli and Gaussian units only
+    def _refuse_out_of_core(X, what="fit"):
+        # dask arrays train on the cluster (fit); the streaming fits of zarr
+        # and HDF5 sources (fastrbm.dask.stream_fit) read Bernoulli and
+        # Gaussian units only
         if is_out_of_core(X):
-            raise TypeError("CategoricalRBM trains on in-memory arrays of codes; pass a NumPy "
-                            "array (e.g. dask_array.compute())")
+            raise TypeError(f"CategoricalRBM.{what} takes in-memory arrays of codes"
+                            f"{' or a dask array' if what == 'fit' else ''}; pass a NumPy "
+                            f"array (e.g. source[:] or dask_array.compute())")
 
     def _sample_weight(self, sample_weight, X):
         """float64 weights of the rows of X (None stays None); positive."""
@@ -359,15 +365,24 @@ class CategoricalRBM(BernoulliRBM):
             Ignored.
         sample_weight : array-like of shape (n_samples,), optional
             Positive row weights (e.g. :func:`fastrbm.sequences.sequence_weights`):
-            each minibatch's data statistics are its weighted means.
+            each minibatch's data statistics are its weighted means.  With a
+            dask array X: a dask array or a NumPy array (the fit then runs
+            data-parallel on the cluster, :func:`fastrbm.dask.fit`).
         validation_data, callbacks, checkpoints
-            As for :meth:`BernoulliRBM.fit`.
+            As for :meth:`BernoulliRBM.fit` (not validation_data or
+            checkpoints with a dask array).
 
         Returns
         -------
         self : CategoricalRBM
             The fitted model.
         """
+        if is_dask_collection(X):
+            if validation_data is not None or checkpoints is not None:
+                raise ValueError("CategoricalRBM.fit on a dask array does not support "
+                                 "validation_data or checkpoints; fit a NumPy array to "
+                                 "use them")
+            return dispatch("fit", self, X, sample_weight=sample_weight, callbacks=callbacks)
         self._refuse_out_of_core(X)
         self._train_sample_weight = self._sample_weight(sample_weight, X)
         try:
@@ -393,7 +408,7 @@ class CategoricalRBM(BernoulliRBM):
         self : CategoricalRBM
             The updated model.
         """
-        self._refuse_out_of_core(X)
+        self._refuse_out_of_core(X, "partial_fit")
         self._train_sample_weight = self._sample_weight(sample_weight, X)
         try:
             return super().partial_fit(X)

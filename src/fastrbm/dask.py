@@ -12,7 +12,7 @@ __all__ = ["fit", "stream_fit", "stream_partial_fit"]
 
 
 def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profile=None,
-        callbacks=None):
+        callbacks=None, sample_weight=None):
     """Fit an RBM, DBN or DBNClassifier data-parallel on a dask array, by
     parameter averaging.
 
@@ -61,7 +61,7 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
 
     Parameters
     ----------
-    model : BernoulliRBM, GaussianBernoulliRBM, DBN or DBNClassifier
+    model : BernoulliRBM, GaussianBernoulliRBM, CategoricalRBM, DBN or DBNClassifier
         An estimator; its constructor arguments set the fit (``n_iter``,
         ``batch_size``, ``learning_rate``, ...).  ``validation_fraction``,
         ``early_stopping`` and ``ais_every`` of the RBMs and a
@@ -88,8 +88,14 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
         slowest worker's compute time) and ``overhead_seconds`` (per round:
         its wall-clock time on the client minus the slowest worker's
         compute, i.e. scheduling, transfers, the average and the broadcast).
+    sample_weight : dask.array.Array or array-like of shape (n_samples,), optional
+        CategoricalRBM only: positive row weights, a dask array (rechunked
+        like X's rows when its chunks differ) or a NumPy array (split to
+        match).  Each worker's minibatch statistics are weighted means, and
+        the initial site frequencies are pooled by the partitions' total
+        weights.
     callbacks : callable or list of callables, optional
-        BernoulliRBM and GaussianBernoulliRBM only: called on the client
+        BernoulliRBM, GaussianBernoulliRBM and CategoricalRBM: called on the client
         after every epoch (after the average) as ``callback(model, entry)``,
         as in a plain fit; False stops the fit (``stop_reason_`` is
         ``'callback'``).  Constructor arguments a callback changes (for
@@ -112,7 +118,7 @@ def fit(model, X, y=None, *, client=None, sync_every=None, n_workers=None, profi
         Without a distributed client, or for unsupported options.
     """
     return _dask.fit(model, X, y, client=client, sync_every=sync_every, n_workers=n_workers,
-                     profile=profile, callbacks=callbacks)
+                     profile=profile, callbacks=callbacks, sample_weight=sample_weight)
 
 
 def stream_fit(model, source, *, buffer_chunks=8, chunk_rows=None):
