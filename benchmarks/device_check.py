@@ -118,13 +118,7 @@ def torch_available():
 
 @gpu_check.guarded
 def gpu_ais(cp, _cupy, chain_counts):
-    from fastrbm import evaluation
-    rng = np.random.default_rng(7)
-    W = cp.asarray(rng.normal(0, 0.05, (500, 784)).astype(np.float32))
-    vb = cp.asarray(rng.normal(0, 1, 784).astype(np.float32))
-    hb = cp.asarray(rng.normal(0, 1, 500).astype(np.float32))
-    base = cp.asarray(rng.normal(0, 1, 784).astype(np.float32))
-    betas = evaluation.ais_schedule(None)
+    W, vb, hb, base, betas = gpu_check.ais_problem(cp)
     assert len(betas) == AIS_TEMPERATURES, len(betas)
     _cupy.ais_log_weights(W, vb, hb, base, betas[:50], 10, gpu_check.KEY)  # warm-up
     gpu_check.sync()

@@ -382,16 +382,22 @@ def time_cd_epoch(cp, _cupy, _cpu, repeats):
     return dict(medians, **{f"CPU engine, {threads} threads": cpu_median["cpu"]})
 
 
-@guarded
-def time_ais(cp, _cupy):
-    section("7. AIS, 100 chains x the default schedule, 784-500, float32, GPU")
+def ais_problem(cp):
+    """The timed AIS problem: a random 784-500 float32 model on the device
+    (W, visible and hidden biases, base biases) and the default schedule."""
     from fastrbm import evaluation
     rng = np.random.default_rng(7)
     W = cp.asarray(rng.normal(0, 0.05, (500, 784)).astype(np.float32))
     vb = cp.asarray(rng.normal(0, 1, 784).astype(np.float32))
     hb = cp.asarray(rng.normal(0, 1, 500).astype(np.float32))
     base = cp.asarray(rng.normal(0, 1, 784).astype(np.float32))
-    betas = evaluation.ais_schedule(None)
+    return W, vb, hb, base, evaluation.ais_schedule(None)
+
+
+@guarded
+def time_ais(cp, _cupy):
+    section("7. AIS, 100 chains x the default schedule, 784-500, float32, GPU")
+    W, vb, hb, base, betas = ais_problem(cp)
     start = time.perf_counter()
     logw = _cupy.ais_log_weights(W, vb, hb, base, betas, 100, KEY)
     seconds = time.perf_counter() - start
