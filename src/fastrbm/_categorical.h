@@ -218,13 +218,21 @@ static inline void fr_cat_shift_f64(double *x, int n_sites, int q)
 /* The number of the q running sums C_0 <= C_1 <= ... at or below target:
  * the inverse-CDF draw's category before the q - 1 cap.  Counting is exact
  * in any order, so the SSE2 lanes give the plain loop's count. */
+/* The count of c[a] <= target over a < q (the draw's category: the
+ * running sums do not decrease).  The compare masks (-1 per true lane) are
+ * summed as integers: no popcount, which the x86-64 baseline lacks (GCC
+ * calls a library function for it). */
 static inline int fr_cat_count_f32(const float *c, int q, float target)
 {
     int n = 0, a = 0;
 #if defined(__SSE2__)
     const __m128 t = _mm_set1_ps(target);
+    __m128i acc = _mm_setzero_si128();
     for (; a + 4 <= q; a += 4)
-        n += __builtin_popcount((unsigned)_mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(c + a), t)));
+        acc = _mm_sub_epi32(acc, _mm_castps_si128(_mm_cmple_ps(_mm_loadu_ps(c + a), t)));
+    int lanes[4];
+    _mm_storeu_si128((__m128i *)lanes, acc);
+    n = lanes[0] + lanes[1] + lanes[2] + lanes[3];
 #endif
     for (; a < q; a++) n += c[a] <= target;
     return n;
@@ -235,11 +243,83 @@ static inline int fr_cat_count_f64(const double *c, int q, double target)
     int n = 0, a = 0;
 #if defined(__SSE2__)
     const __m128d t = _mm_set1_pd(target);
+    __m128i acc = _mm_setzero_si128();
     for (; a + 2 <= q; a += 2)
-        n += __builtin_popcount((unsigned)_mm_movemask_pd(_mm_cmple_pd(_mm_loadu_pd(c + a), t)));
+        acc = _mm_sub_epi64(acc, _mm_castpd_si128(_mm_cmple_pd(_mm_loadu_pd(c + a), t)));
+    long long lanes[2];
+    _mm_storeu_si128((__m128i *)lanes, acc);
+    n = (int)(lanes[0] + lanes[1]);
 #endif
     for (; a < q; a++) n += c[a] <= target;
     return n;
+}
+
+/* The categories of n_sites sites from their exponentials e (n_sites q
+ * values, site-major; overwritten by running sums on the scalar path) and
+ * one uniform per site: with running sums C_a = ((e_0 + e_1) + ...) + e_a
+ * in float32, code = min(q - 1, count of C_a <= u C_{q-1}).  The AVX2 path
+ * takes 8 sites at once, one site per lane (the sums gathered across sites
+ * at stride q), doing per lane the scalar path's additions, product and
+ * comparisons in the same order: the same codes, bit for bit.  It replaces
+ * 8 serial chains of q dependent additions by one (docs/guide/
+ * reproducibility.md, "Categorical draws"). */
+static inline void fr_cat_pick_scalar_f32(float *e, int n_sites, int q, const float *u,
+                                          int32_t *codes)
+{
+    for (int s = 0; s < n_sites; s++) {
+        float *xs = e + (ptrdiff_t)s * q;
+        float total = 0.0f;
+        for (int a = 0; a < q; a++) {
+            total = total + xs[a];
+            xs[a] = total;
+        }
+        int code = fr_cat_count_f32(xs, q, u[s] * total);
+        codes[s] = code > q - 1 ? q - 1 : code;
+    }
+}
+
+#if FR_HAVE_AVX2_PATH
+__attribute__((target("avx2")))
+static void fr_cat_pick_avx2_f32(float *e, int n_sites, int q, const float *u,
+                                 int32_t *codes, float *sums)
+{
+    /* sums: q * 8 floats of scratch (the running sums, lane = site) */
+    const __m256i stride = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                              _mm256_set1_epi32(q));
+    const __m256i last = _mm256_set1_epi32(q - 1);
+    int s = 0;
+    for (; s + 8 <= n_sites; s += 8) {
+        const float *xs = e + (ptrdiff_t)s * q;
+        __m256 total = _mm256_setzero_ps();
+        for (int a = 0; a < q; a++) {
+            total = _mm256_add_ps(total, _mm256_i32gather_ps(xs + a, stride, 4));
+            _mm256_storeu_ps(sums + 8 * a, total);
+        }
+        const __m256 target = _mm256_mul_ps(_mm256_loadu_ps(u + s), total);
+        __m256i count = _mm256_setzero_si256();
+        for (int a = 0; a < q; a++)
+            count = _mm256_sub_epi32(count, _mm256_castps_si256(
+                _mm256_cmp_ps(_mm256_loadu_ps(sums + 8 * a), target, _CMP_LE_OQ)));
+        _mm256_storeu_si256((__m256i *)(codes + s), _mm256_min_epi32(count, last));
+    }
+    fr_cat_pick_scalar_f32(e + (ptrdiff_t)s * q, n_sites - s, q, u + s, codes + s);
+}
+#endif
+
+/* sums: scratch of q * 8 floats.  path: -1 as dispatched, 0 scalar, 2 AVX2
+ * (tests); returns -1 where the path is missing. */
+static inline int fr_cat_pick_f32(float *e, int n_sites, int q, const float *u,
+                                  int32_t *codes, float *sums, int path)
+{
+#if FR_HAVE_AVX2_PATH
+    if (path != 0 && fr_cat_use_avx2) {
+        fr_cat_pick_avx2_f32(e, n_sites, q, u, codes, sums);
+        return 0;
+    }
+#endif
+    if (path == 2) return -1;
+    fr_cat_pick_scalar_f32(e, n_sites, q, u, codes);
+    return 0;
 }
 
 #endif

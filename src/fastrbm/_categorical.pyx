@@ -159,6 +159,8 @@ cdef extern from "_categorical.h" nogil:
     int fr_cat_expf_path(float *x, int n, int path)
     int fr_cat_count_f32(const float *c, int q, float target)
     int fr_cat_count_f64(const double *c, int q, double target)
+    int fr_cat_pick_f32(float *e, int n_sites, int q, const float *u, int32_t *codes,
+                        float *sums, int path)
     void fr_cat_shift_f32(float *x, int n_sites, int q)
     void fr_cat_shift_f64(double *x, int n_sites, int q)
     void fr_cat_sum_rows_f32(const float *base, Py_ssize_t ld, const int32_t *idx, int n,
@@ -201,6 +203,35 @@ cdef inline floating sigmoid_of(floating x) noexcept nogil:
         return fr_sigmoid(x)
 
 
+# sites whose codes are picked together, and the largest q of the SIMD pick
+# (its scratch lives on the stack; larger q take the scalar path)
+cdef enum:
+    PICK_CHUNK = 64
+    PICK_MAX_Q = 64
+
+
+def _pick_paths(e, uniforms):
+    """Codes of sites from their exponentials e (n_sites, q) float32 and one
+    uniform per site, by each path of the pick (tests): scalar and AVX2
+    (None where this build or CPU lacks it)."""
+    e = np.ascontiguousarray(e, dtype=np.float32)
+    uniforms = np.ascontiguousarray(uniforms, dtype=np.float32)
+    n_sites, q = e.shape
+    sums = np.empty(q * 8, np.float32)
+    out = []
+    cdef float[:, ::1] values
+    cdef float[::1] u_view = uniforms, sums_view = sums
+    cdef int32_t[::1] codes_view
+    for path in (0, 2):
+        values = e.copy()
+        codes = np.empty(n_sites, np.int32)
+        codes_view = codes
+        ok = fr_cat_pick_f32(&values[0, 0], <int>n_sites, <int>q, &u_view[0],
+                             &codes_view[0], &sums_view[0], path) == 0
+        out.append(codes if ok else None)
+    return out
+
+
 cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int q,
                             Py_ssize_t site0, Py_ssize_t row, uint32_t step, uint32_t c3,
                             const uint32_t *key, int32_t *cols) noexcept nogil:
@@ -215,11 +246,11 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
     """
     cdef uint32_t ctr[4]
     cdef uint32_t words[4]
-    cdef Py_ssize_t s, a, c, site, block = -1
+    cdef Py_ssize_t s, c, site, block = -1
     cdef Py_ssize_t n = <Py_ssize_t>n_sites * q
-    cdef floating *xs
-    cdef floating m, total, u, target
-    cdef int code
+    cdef Py_ssize_t s0, m_sites
+    cdef float uniforms[PICK_CHUNK]
+    cdef float sums[PICK_MAX_Q * 8]
     if bias != NULL:
         for c in range(n):
             x[c] = x[c] + bias[c]
@@ -232,6 +263,37 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
     ctr[1] = <uint32_t>row
     ctr[2] = step
     ctr[3] = c3
+    if floating is float:
+        # the uniforms of a chunk of sites, then the codes of the chunk's
+        # sites together (several sites per SIMD lane set; _categorical.h)
+        s0 = 0
+        while s0 < n_sites:
+            m_sites = n_sites - s0 if n_sites - s0 < PICK_CHUNK else PICK_CHUNK
+            for s in range(m_sites):
+                site = site0 + s0 + s
+                if site >> 2 != block:
+                    block = site >> 2
+                    ctr[0] = <uint32_t>block
+                    fr_philox4x32_10(ctr, key, words)
+                uniforms[s] = <float>(words[site & 3] >> 8) * <float>5.9604644775390625e-08
+            fr_cat_pick_f32(x + s0 * q, <int>m_sites, q, uniforms, cols + s0, sums,
+                            -1 if q <= PICK_MAX_Q else 0)
+            for s in range(m_sites):
+                cols[s0 + s] = <int32_t>((site0 + s0 + s) * q + cols[s0 + s])
+            s0 += m_sites
+    else:
+        draw_sites_f64(x, n_sites, q, site0, ctr, key, cols)
+
+
+cdef inline void draw_sites_f64(double *x, int n_sites, int q, Py_ssize_t site0,
+                                uint32_t *ctr, const uint32_t *key,
+                                int32_t *cols) noexcept nogil:
+    """The float64 picks of draw_sites, one site at a time (x: exponentials)."""
+    cdef uint32_t words[4]
+    cdef Py_ssize_t s, a, site, block = -1
+    cdef double *xs
+    cdef double total, u, target
+    cdef int code
     for s in range(n_sites):
         xs = x + s * q
         total = 0
@@ -243,17 +305,11 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
             block = site >> 2
             ctr[0] = <uint32_t>block
             fr_philox4x32_10(ctr, key, words)
-        if floating is float:
-            u = <float>(words[site & 3] >> 8) * <float>5.9604644775390625e-08
-        else:
-            u = <double>words[site & 3] * 2.3283064365386963e-10
+        u = words[site & 3] * 2.3283064365386963e-10
         target = u * total
         # the first a with target < C_a is the count of C_a <= target (the
         # sums do not decrease); counted without branches
-        if floating is float:
-            code = fr_cat_count_f32(xs, q, target)
-        else:
-            code = fr_cat_count_f64(xs, q, target)
+        code = fr_cat_count_f64(xs, q, target)
         if code > q - 1:
             code = q - 1
         cols[s] = <int32_t>(site * q + code)
