@@ -322,4 +322,92 @@ static inline int fr_cat_pick_f32(float *e, int n_sites, int q, const float *u,
     return 0;
 }
 
+/* The whole float32 draw of n_sites sites, one pass per step over all the
+ * sites' values: x += bias (bias may be NULL), x -= max per site, exp, then
+ * the pick.  x is overwritten. */
+static inline void fr_cat_draw_passes_f32(float *x, const float *bias, int n_sites, int q,
+                                          const float *u, int32_t *codes, float *sums,
+                                          int vector_exp, int pick_path)
+{
+    ptrdiff_t n = (ptrdiff_t)n_sites * q;
+    if (bias != NULL)
+        for (ptrdiff_t c = 0; c < n; c++) x[c] = x[c] + bias[c];
+    fr_cat_shift_f32(x, n_sites, q);
+    if (vector_exp)
+        fr_cat_expf(x, (int)n);
+    else
+        for (ptrdiff_t c = 0; c < n; c++) x[c] = fr_expf(x[c]);
+    fr_cat_pick_f32(x, n_sites, q, u, codes, sums, pick_path);
+}
+
+#if FR_HAVE_AVX2_PATH
+/* The same draw fused, 8 sites per lane set (one site per lane): the
+ * biased logits gathered across sites at stride q into sums[a * 8 + lane],
+ * their maximum, then per category exp(x - max) (fr_expf's operations) and
+ * the running sum, then the count.  Every lane does the one-site
+ * operations in their order: the same codes.  Sites past the last full 8
+ * take the passes.  x is not written. */
+__attribute__((target("avx2")))
+static void fr_cat_draw_avx2_f32(float *x, const float *bias, int n_sites, int q,
+                                 const float *u, int32_t *codes, float *sums)
+{
+    const __m256i stride = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                              _mm256_set1_epi32(q));
+    const __m256i last = _mm256_set1_epi32(q - 1);
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    int s = 0;
+    for (; s + 8 <= n_sites; s += 8) {
+        const float *xs = x + (ptrdiff_t)s * q;
+        const float *bs = bias != NULL ? bias + (ptrdiff_t)s * q : NULL;
+        __m256 v = _mm256_i32gather_ps(xs, stride, 4);
+        if (bs != NULL) v = _mm256_add_ps(v, _mm256_i32gather_ps(bs, stride, 4));
+        _mm256_storeu_ps(sums, v);
+        __m256 top = v;
+        for (int a = 1; a < q; a++) {
+            v = _mm256_i32gather_ps(xs + a, stride, 4);
+            if (bs != NULL) v = _mm256_add_ps(v, _mm256_i32gather_ps(bs + a, stride, 4));
+            _mm256_storeu_ps(sums + 8 * a, v);
+            /* the maximum is exact in any order (as the passes' shift) */
+            top = _mm256_max_ps(v, top);
+        }
+        __m256 total = _mm256_setzero_ps();
+        for (int a = 0; a < q; a++) {
+            __m256 d = _mm256_sub_ps(_mm256_loadu_ps(sums + 8 * a), top);
+            d = _mm256_min_ps(_mm256_max_ps(d, lo), hi);
+            total = _mm256_add_ps(total, fr_exp_clamped_avx2(d));
+            _mm256_storeu_ps(sums + 8 * a, total);
+        }
+        const __m256 target = _mm256_mul_ps(_mm256_loadu_ps(u + s), total);
+        __m256i count = _mm256_setzero_si256();
+        for (int a = 0; a < q; a++)
+            count = _mm256_sub_epi32(count, _mm256_castps_si256(
+                _mm256_cmp_ps(_mm256_loadu_ps(sums + 8 * a), target, _CMP_LE_OQ)));
+        _mm256_storeu_si256((__m256i *)(codes + s), _mm256_min_epi32(count, last));
+    }
+    if (s < n_sites)
+        fr_cat_draw_passes_f32(x + (ptrdiff_t)s * q, bias != NULL ? bias + (ptrdiff_t)s * q : NULL,
+                               n_sites - s, q, u + s, codes + s, sums, 1, -1);
+}
+#endif
+
+/* The float32 draw: codes[s] of site s from its logits x (+ bias) and
+ * uniform u[s]; sums: scratch of q * 8 floats (NULL with path 1).  path:
+ * -1 as dispatched, 0 scalar passes (tests), 1 passes with the vector exp
+ * and the one-site pick (any q), 2 fused AVX2 (tests); returns -1 where
+ * the path is missing. */
+static inline int fr_cat_draw_f32(float *x, const float *bias, int n_sites, int q,
+                                  const float *u, int32_t *codes, float *sums, int path)
+{
+#if FR_HAVE_AVX2_PATH
+    if ((path == -1 || path == 2) && fr_cat_use_avx2) {
+        fr_cat_draw_avx2_f32(x, bias, n_sites, q, u, codes, sums);
+        return 0;
+    }
+#endif
+    if (path == 2) return -1;
+    fr_cat_draw_passes_f32(x, bias, n_sites, q, u, codes, sums, path != 0,
+                           path == -1 ? -1 : 0);
+    return 0;
+}
+
 #endif

@@ -161,6 +161,8 @@ cdef extern from "_categorical.h" nogil:
     int fr_cat_count_f64(const double *c, int q, double target)
     int fr_cat_pick_f32(float *e, int n_sites, int q, const float *u, int32_t *codes,
                         float *sums, int path)
+    int fr_cat_draw_f32(float *x, const float *bias, int n_sites, int q, const float *u,
+                        int32_t *codes, float *sums, int path)
     void fr_cat_shift_f32(float *x, int n_sites, int q)
     void fr_cat_shift_f64(double *x, int n_sites, int q)
     void fr_cat_sum_rows_f32(const float *base, Py_ssize_t ld, const int32_t *idx, int n,
@@ -232,13 +234,39 @@ def _pick_paths(e, uniforms):
     return out
 
 
+def _draw_paths(logits, bias, uniforms):
+    """Codes of sites from their float32 logits (n_sites, q) + bias (or
+    None) and one uniform per site, by each path of the draw (tests): the
+    scalar passes, the vector passes and the fused AVX2 draw (None where
+    this build or CPU lacks it)."""
+    uniforms = np.ascontiguousarray(uniforms, dtype=np.float32)
+    n_sites, q = np.shape(logits)
+    sums = np.empty(q * 8, np.float32)
+    bias_arr = np.ascontiguousarray(np.zeros((n_sites, q)) if bias is None else bias,
+                                    dtype=np.float32)
+    out = []
+    cdef float[:, ::1] values
+    cdef float[:, ::1] bias_view = bias_arr
+    cdef float[::1] u_view = uniforms, sums_view = sums
+    cdef int32_t[::1] codes_view
+    cdef const float *bias_ptr = NULL if bias is None else &bias_view[0, 0]
+    for path in (0, 1, 2):
+        values = np.array(logits, dtype=np.float32, order="C")
+        codes = np.empty(n_sites, np.int32)
+        codes_view = codes
+        ok = fr_cat_draw_f32(&values[0, 0], bias_ptr, <int>n_sites, <int>q, &u_view[0],
+                             &codes_view[0], &sums_view[0], path) == 0
+        out.append(codes if ok else None)
+    return out
+
+
 cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int q,
                             Py_ssize_t site0, Py_ssize_t row, uint32_t step, uint32_t c3,
                             const uint32_t *key, int32_t *cols) noexcept nogil:
     """Categorical draws of sites site0 .. site0 + n_sites - 1 of one row.
 
-    x: the sites' logits (n_sites q values; overwritten), plus ``bias`` when
-    not NULL.  As the reference: e_a = exp(x_a - max x), running sums C_a
+    x: the sites' logits (n_sites q values; scratch, overwritten or not),
+    plus ``bias`` when not NULL.  As the reference: e_a = exp(x_a - max x), running sums C_a
     in the model dtype, the first a with u C_{q-1} < C_a (q - 1 if none),
     u the Philox uniform of column site0 + s.  cols[s] = (site0 + s) q + a.
     The passes run over all the sites' values at once where they can (bias,
@@ -251,21 +279,12 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
     cdef Py_ssize_t s0, m_sites
     cdef float uniforms[PICK_CHUNK]
     cdef float sums[PICK_MAX_Q * 8]
-    if bias != NULL:
-        for c in range(n):
-            x[c] = x[c] + bias[c]
-    # x - max x per site (_categorical.h), then exp over all the sites at once
-    if floating is float:
-        fr_cat_shift_f32(x, n_sites, q)
-    else:
-        fr_cat_shift_f64(x, n_sites, q)
-    exp_pass(x, <int>n)
     ctr[1] = <uint32_t>row
     ctr[2] = step
     ctr[3] = c3
     if floating is float:
-        # the uniforms of a chunk of sites, then the codes of the chunk's
-        # sites together (several sites per SIMD lane set; _categorical.h)
+        # the uniforms of a chunk of sites, then the chunk's draw (fused
+        # over 8 sites per lane set with AVX2; _categorical.h)
         s0 = 0
         while s0 < n_sites:
             m_sites = n_sites - s0 if n_sites - s0 < PICK_CHUNK else PICK_CHUNK
@@ -276,12 +295,18 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
                     ctr[0] = <uint32_t>block
                     fr_philox4x32_10(ctr, key, words)
                 uniforms[s] = <float>(words[site & 3] >> 8) * <float>5.9604644775390625e-08
-            fr_cat_pick_f32(x + s0 * q, <int>m_sites, q, uniforms, cols + s0, sums,
-                            -1 if q <= PICK_MAX_Q else 0)
+            fr_cat_draw_f32(x + s0 * q, bias + s0 * q if bias != NULL else NULL,
+                            <int>m_sites, q, uniforms, cols + s0, sums,
+                            -1 if q <= PICK_MAX_Q else 1)
             for s in range(m_sites):
                 cols[s0 + s] = <int32_t>((site0 + s0 + s) * q + cols[s0 + s])
             s0 += m_sites
     else:
+        if bias != NULL:
+            for c in range(n):
+                x[c] = x[c] + bias[c]
+        fr_cat_shift_f64(x, n_sites, q)
+        exp_pass(x, <int>n)
         draw_sites_f64(x, n_sites, q, site0, ctr, key, cols)
 
 
