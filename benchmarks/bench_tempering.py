@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/bench_tempering.py [--hidden 500] [--chains 100] [--replicas 10]
                                          [--sweeps 20] [--rounds 3] [--n-jobs N]
-                                         [--train-rows 2000] [--no-train]
+                                         [--train-rows 2000] [--no-train] [--gaussian]
 
 A 784-H BernoulliRBM with random weights (float32; the cost does not depend
 on the values), ``--chains`` chains.  Contenders, interleaved, median of
@@ -21,6 +21,10 @@ Gibbs sweeps of a batch of chains per update (PT's R - 1 hot replicas and
 its beta = 1 chains one step each; PCD's chains R steps).  Epoch times from
 ``history_`` (the epoch's updates and monitoring, not the setup of fit),
 interleaved, median of ``--rounds``.
+
+``--gaussian``: the same with a GaussianBernoulliRBM (unit variances, the
+base model at the standardised data means 0; starting states and training
+rows standard normal): the visible draws are Box-Muller Gaussians.
 """
 import argparse
 import os
@@ -28,15 +32,16 @@ import time
 
 import numpy as np
 
-from fastrbm import BernoulliRBM
+from fastrbm import BernoulliRBM, GaussianBernoulliRBM
 from fastrbm.sampling import parallel_tempering
 
 
 def train_epoch_seconds(args, method, k, X):
     """Seconds of one training epoch (``history_``) of a 784-H model."""
-    model = BernoulliRBM(n_components=args.hidden, n_iter=1, batch_size=args.chains,
-                         method=method, k=k, n_temperatures=args.replicas, random_state=0,
-                         n_jobs=args.n_jobs, dtype=np.float32)
+    cls = GaussianBernoulliRBM if args.gaussian else BernoulliRBM
+    model = cls(n_components=args.hidden, n_iter=1, batch_size=args.chains,
+                method=method, k=k, n_temperatures=args.replicas, random_state=0,
+                n_jobs=args.n_jobs, dtype=np.float32)
     model.fit(X)
     return model.history_[-1]["seconds"]
 
@@ -51,15 +56,27 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--train-rows", type=int, default=2000)
     parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--gaussian", action="store_true",
+                        help="a GaussianBernoulliRBM (real-valued visible units)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     rng = np.random.default_rng(0)
-    model = BernoulliRBM(n_components=args.hidden, n_iter=0, random_state=0,
-                         n_jobs=args.n_jobs, dtype=np.float32)
-    model.fit(rng.random((2, 784)) < 0.5)
-    model.components_[:] = rng.normal(0, 0.05, model.components_.shape)
-    model._visible_means = np.full(784, 0.2)
-    start = (rng.random((args.chains, 784)) < 0.2).astype(np.float32)
+    if args.gaussian:
+        model = GaussianBernoulliRBM(n_components=args.hidden, n_iter=0, random_state=0,
+                                     n_jobs=args.n_jobs, dtype=np.float32)
+        model.fit(rng.normal(size=(2, 784)))
+        # the data's scale as given (no standardisation)
+        model.mean_, model.scale_ = np.zeros(784), np.ones(784)
+        model.components_[:] = rng.normal(0, 0.05, model.components_.shape)
+        model._visible_means = np.zeros(784)
+        start = rng.normal(size=(args.chains, 784)).astype(np.float32)
+    else:
+        model = BernoulliRBM(n_components=args.hidden, n_iter=0, random_state=0,
+                             n_jobs=args.n_jobs, dtype=np.float32)
+        model.fit(rng.random((2, 784)) < 0.5)
+        model.components_[:] = rng.normal(0, 0.05, model.components_.shape)
+        model._visible_means = np.full(784, 0.2)
+        start = (rng.random((args.chains, 784)) < 0.2).astype(np.float32)
     times = {"pt": [], "gibbs": []}
     for _ in range(args.rounds):
         t0 = time.perf_counter()
@@ -70,12 +87,16 @@ def main():
         model.gibbs(start, k=args.replicas * args.sweeps)
         times["gibbs"].append(time.perf_counter() - t0)
     pt, gibbs = np.median(times["pt"]), np.median(times["gibbs"])
-    print(f"784-{args.hidden}, {args.chains} chains, R={args.replicas}, {args.sweeps} sweeps, "
+    units = "Gaussian" if args.gaussian else "Bernoulli"
+    print(f"{units} 784-{args.hidden}, {args.chains} chains, R={args.replicas}, {args.sweeps} sweeps, "
           f"n_jobs={args.n_jobs}, median of {args.rounds}")
     print(f"parallel tempering: {pt:.3f} s; Gibbs, R x sweeps steps: {gibbs:.3f} s; "
           f"ratio {pt / gibbs:.2f}")
     if not args.no_train:
-        X = (rng.random((args.train_rows, 784)) < 0.2).astype(np.float32)
+        if args.gaussian:
+            X = rng.normal(size=(args.train_rows, 784)).astype(np.float32)
+        else:
+            X = (rng.random((args.train_rows, 784)) < 0.2).astype(np.float32)
         train = {"pt": [], "pcd": []}
         for _ in range(args.rounds):
             train["pt"].append(train_epoch_seconds(args, "pt", 1, X))

@@ -26,18 +26,20 @@ def problem(dtype, R=5, n=150, Dx=13, Dy=7, y_base=False, seed=0):
                 betas=np.linspace(0, 1, R) ** 1.5)
 
 
-# (swap_first, n_gibbs, k, y_base, gaussian, sweeps): sampling (swaps after
-# the steps, every replica stepped) and PCD's layout (swaps first, the last
-# replica left to the training kernel, k steps, a y-side base)
+# (swap_first, n_gibbs, k, y_base, gaussian, sweeps, gaussian_y): sampling
+# (swaps after the steps, every replica stepped) and PCD's layout (swaps
+# first, the last replica left to the training kernel, k steps, a y-side
+# base; Gaussian visible units are the y side there)
 MODES = {
-    "sampling": (False, None, 1, False, False, 6),
-    "sampling-gaussian": (False, None, 1, False, True, 6),
-    "pcd": (True, -1, 2, True, False, 5),
+    "sampling": (False, None, 1, False, False, 6, False),
+    "sampling-gaussian": (False, None, 1, False, True, 6, False),
+    "pcd": (True, -1, 2, True, False, 5, False),
+    "pcd-gaussian": (True, -1, 2, True, False, 5, True),
 }
 
 
 def run(engine, p, mode, n_threads=1, put=lambda a: a, get=np.asarray, first_sweep=3):
-    swap_first, n_gibbs, k, _, gaussian, sweeps = MODES[mode]
+    swap_first, n_gibbs, k, _, gaussian, sweeps, gaussian_y = MODES[mode]
     R, n, _ = p["X"].shape
     Dy = p["M"].shape[0]
     X = put(p["X"].copy())
@@ -51,7 +53,7 @@ def run(engine, p, mode, n_threads=1, put=lambda a: a, get=np.asarray, first_swe
         X, A, d, put(p["M"]), put(p["x_bias"]), put(p["x_base"]), put(p["y_bias"]),
         put(p["y_base"]), p["betas"], first_sweep, sweeps, k,
         R if n_gibbs is None else R + n_gibbs, swap_first, KEY, streams[0], streams[1],
-        streams[2], streams[3], n_threads, gaussian=gaussian)
+        streams[2], streams[3], n_threads, gaussian=gaussian, gaussian_y=gaussian_y)
     return get(X), get(A), get(d), np.asarray(accepted), np.asarray(proposed)
 
 
@@ -205,6 +207,50 @@ def test_pcd_swap_energies_equal_hidden_free_energies():
         ref = _reference.tempered_log_alpha(terms[0][0], terms[0][1], terms[1][0], terms[1][1],
                                             betas[i], betas[j], yb[0], yb[1])
         np.testing.assert_allclose(ref, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pcd_swap_energies_with_gaussian_visible_units(dtype):
+    """PCD's ladder with Gaussian visible units (``gaussian_y``; unit
+    variance, as the unit-scale models are): log alpha from the fields
+    (reference, kernel, GPU engine's formula through the reference's
+    S_beta) against the hidden marginals of the tempered models computed by
+    the Gaussian layer's exact-sum weights (``_units.GaussianVisible.
+    log_weights``, the hidden-side integral of ``log_partition_exact``):
+    F_beta(h) = -log_weights(h; beta W, beta b + (1 - beta) b_base, beta c)
+    up to a constant of beta."""
+    from fastrbm._units import GaussianVisible
+
+    rng = np.random.default_rng(3)
+    D_, H_ = 9, 5
+    W = rng.normal(0, 0.7, (H_, D_))
+    b, c, base = rng.normal(0, 1, D_), rng.normal(0, 1, H_), rng.normal(0, 1, D_)
+    betas = np.array([0.0, 0.4, 0.75, 1.0])
+    Hs = (rng.random((30, H_)) < 0.5).astype(np.float64)
+    x, y = Hs[:15], Hs[15:]
+    layer = GaussianVisible()
+
+    def free_energy(states, r):
+        beta = betas[r]
+        return -layer.log_weights(states, beta * W, beta * b + (1 - beta) * base, beta * c,
+                                  "hidden")
+
+    M = np.ascontiguousarray(W.T).astype(dtype)
+    zero_h = np.zeros(H_, dtype)
+    terms = [_reference.tempered_terms(s.astype(dtype), M, c.astype(dtype), zero_h,
+                                       b.astype(dtype)) for s in (x, y)]
+    tol = dict(rtol=1e-9, atol=1e-9) if dtype == np.float64 else dict(rtol=1e-4, atol=2e-4)
+    for i in range(3):
+        j = i + 1
+        yb = [(base * (1 - betas[r])).astype(dtype) for r in (i, j)]
+        want = direct_log_alpha(free_energy, x, y, i, j)
+        args = (terms[0][0], terms[0][1], terms[1][0], terms[1][1], betas[i], betas[j],
+                yb[0], yb[1])
+        np.testing.assert_allclose(_reference.tempered_log_alpha(*args, gaussian_y=True),
+                                   want, **tol)
+        np.testing.assert_allclose(_tempering.log_alpha(*args, gaussian_y=True), want, **tol)
+        # the Bernoulli formula is not the Gaussian one: the test can fail
+        assert not np.allclose(_tempering.log_alpha(*args), want, **tol)
 
 
 def test_arguments_are_checked():

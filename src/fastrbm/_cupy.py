@@ -763,9 +763,10 @@ def find_invalid(X, clip):
 
 def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
                     k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
-                    swap_step_offset, n_threads, gaussian=False, compute_terms=True):
+                    swap_step_offset, n_threads, gaussian=False, compute_terms=True,
+                    gaussian_y=False):
     """Parallel-tempering sweeps in place (see ``_reference.tempered_sweeps``:
-    the same arguments and draws).  One GEMM over all replicas per
+    the same arguments and draws; ``gaussian_y``: Gaussian y units).  One GEMM over all replicas per
     half-step; the draws one launch per replica (its own Philox step); the
     swap energies from the kept fields, all proposed pairs at once."""
     dev = device()
@@ -804,8 +805,12 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
         d[:m] = X[:m].astype(np.float64) @ dxb
 
     def softplus_sums(a, pairs):
-        z = beta_t[pairs][:, None, None] * a + yb[pairs][:, None, :]
-        return xp.logaddexp(0.0, z.astype(np.float64)).sum(axis=-1)
+        """S_beta of the y units (_reference.tempered_log_alpha): softplus
+        sums, or z^2 / 2 for Gaussian y units."""
+        z = (beta_t[pairs][:, None, None] * a + yb[pairs][:, None, :]).astype(np.float64)
+        if gaussian_y:
+            return 0.5 * (z * z).sum(axis=-1)
+        return xp.logaddexp(0.0, z).sum(axis=-1)
 
     rows = np.arange(n)
 
@@ -843,8 +848,8 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
                 break
             Y[...] = beta_t[:m, None, None] * A[:m]
             for r in range(m):
-                _bernoulli(Y[r], yb[r], 1, Y[r], True, 0, tick, t * R + r,
-                           _c3(gibbs_stream, 2 * s - 2), key)
+                _visible_draw(Y[r], yb[r], gaussian_y, 0, tick, t * R + r,
+                              _c3(gibbs_stream, 2 * s - 2), key)
             _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0, X[:m].reshape(m * n, Dx))
             X[:m] *= beta_t[:m, None, None]
             for r in range(m):

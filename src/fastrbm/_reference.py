@@ -494,7 +494,16 @@ def tempered_softplus_sum(A, beta, y_tempered_base):
     return np.logaddexp(0.0, z.astype(np.float64)).sum(axis=-1)
 
 
-def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j):
+def tempered_square_sum(A, beta, y_tempered_base):
+    """S_beta = sum_j z_j^2 / 2 per row, z = beta A + (1 - beta) b_y0: the
+    log-partition of Gaussian y units of unit variance (log of the integral
+    of exp(-y^2 / 2 + z y) over y, less a constant), z formed in the model
+    dtype as the draws see it, the squares and the sum in float64."""
+    z = (A.dtype.type(beta) * A + y_tempered_base).astype(np.float64)
+    return 0.5 * (z * z).sum(axis=-1)
+
+
+def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j, gaussian_y=False):
     """log of the Metropolis ratio of swapping state x (at beta_i) and y (at
     beta_j): F_i(x) + F_j(y) - F_i(y) - F_j(x) with the free energies of the
     tempered models.  Each F_beta(x) = -((1 - beta) b_x0 + beta b_x).x -
@@ -504,15 +513,22 @@ def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j):
 
         log alpha = (beta_i - beta_j) (d(x) - d(y))
                     - S_i(x) - S_j(y) + S_i(y) + S_j(x).
+
+    S_beta sums softplus over Bernoulli y units (:func:`tempered_softplus_sum`)
+    and z^2 / 2 over Gaussian y units of unit variance (``gaussian_y``,
+    :func:`tempered_square_sum`; the constant of the Gaussian integral
+    cancels).
     """
+    S = tempered_square_sum if gaussian_y else tempered_softplus_sum
     return ((beta_i - beta_j) * (d_x - d_y)
-            - tempered_softplus_sum(A_x, beta_i, yb_i) - tempered_softplus_sum(A_y, beta_j, yb_j)
-            + tempered_softplus_sum(A_y, beta_i, yb_i) + tempered_softplus_sum(A_x, beta_j, yb_j))
+            - S(A_x, beta_i, yb_i) - S(A_y, beta_j, yb_j)
+            + S(A_y, beta_i, yb_i) + S(A_x, beta_j, yb_j))
 
 
 def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
                     k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
-                    swap_step_offset, n_threads, gaussian=False, compute_terms=True):
+                    swap_step_offset, n_threads, gaussian=False, compute_terms=True,
+                    gaussian_y=False):
     """Parallel-tempering sweeps over R replicas of n chains, in place.
 
     The replicas are tempered RBMs between a base model and the model, on a
@@ -521,11 +537,14 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
     (M of shape (D_y, D_x)), x biases (1 - beta) b_x0 + beta b_x, y biases
     (1 - beta) b_y0 + beta c_y.  Sampling (``parallel_tempering``): x = v,
     M = W, b_y0 = 0; PCD's hidden replicas (``tempered_pcd_updates``):
-    x = h, M = W^T, b_x0 = 0, b_y0 the visible base rates.
+    x = h, M = W^T, b_x0 = 0, b_y0 the visible base rates (Gaussian visible
+    units: ``gaussian_y``, on the unit-variance scale u = v / s, so c_y and
+    b_y0 are the visible biases and base means divided by s).
 
     Each replica keeps A = X M^T + c_y (its untempered y field, ``A`` of
     shape (R, n, D_y)) and d = (b_x0 - b_x).x (``d``, float64 (R, n)):
-    a Gibbs step draws y ~ sigmoid(beta A + (1 - beta) b_y0), then x from
+    a Gibbs step draws y ~ sigmoid(beta A + (1 - beta) b_y0) (or, with
+    ``gaussian_y``, y = (beta A + (1 - beta) b_y0) + N(0, 1)), then x from
     the input beta (y M) + ((1 - beta) b_x0 + beta b_x) (Bernoulli, or
     Gaussian of unit variance with ``gaussian``), then recomputes A and d;
     the swap energies come from A and d alone (:func:`tempered_log_alpha`),
@@ -571,7 +590,7 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
                      np.float64)
         for r in range(t % 2, R - 1, 2):
             log_alpha = tempered_log_alpha(A[r], d[r], A[r + 1], d[r + 1], betas[r],
-                                           betas[r + 1], yb[r], yb[r + 1])
+                                           betas[r + 1], yb[r], yb[r + 1], gaussian_y)
             with np.errstate(divide="ignore"):
                 swap_rows = np.flatnonzero(np.log(u[:, r]) < log_alpha)
             accepted[r] += len(swap_rows)
@@ -588,8 +607,8 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
             beta = dtype.type(betas[r])
             x = X[r]
             for s in range(1, k + 1):
-                y = _draw(sigmoid(beta * A[r] + yb[r]), rows, key, t * R + r, gibbs_stream,
-                          2 * s - 2)
+                y = _visible_draw(beta * A[r] + yb[r], rows, key, t * R + r, gibbs_stream,
+                                  2 * s - 2, gaussian_y)
                 x = _visible_draw(beta * (y @ M) + xb[r], rows, key, t * R + r, gibbs_stream,
                                   2 * s - 1, gaussian)
                 if s < k or final_fields:

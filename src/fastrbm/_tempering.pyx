@@ -36,7 +36,7 @@ def _set_task_rows(Py_ssize_t rows):
 
 
 from fastrbm._layout import check_dims
-from fastrbm._sampling cimport bernoulli, counter_word3, visible_draw, fr_philox4x32_10
+from fastrbm._sampling cimport counter_word3, visible_draw, fr_philox4x32_10
 from fastrbm._sampling import MAX_GIBBS_STEPS, check_counters, check_key
 
 cdef extern from "_tempering.h" nogil:
@@ -80,22 +80,58 @@ cdef double softplus_sum(const floating *a, floating beta, const floating *yb, i
     return (s0 + s1) + (s2 + s3)
 
 
+cdef double square_sum(const floating *a, floating beta, const floating *yb,
+                       int n) noexcept nogil:
+    """sum_j z_j^2 / 2 with z_j = beta a_j + yb_j formed in the model dtype:
+    the log-partition of Gaussian y units of unit variance (less a constant),
+    the squares in float64, summed by 4 interleaved partial sums in a fixed
+    order (``_reference.tempered_square_sum``)."""
+    cdef int j = 0
+    cdef double z0, z1, z2, z3
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    while j + 4 <= n:
+        z0 = <double>(beta * a[j] + yb[j])
+        z1 = <double>(beta * a[j + 1] + yb[j + 1])
+        z2 = <double>(beta * a[j + 2] + yb[j + 2])
+        z3 = <double>(beta * a[j + 3] + yb[j + 3])
+        s0 += z0 * z0
+        s1 += z1 * z1
+        s2 += z2 * z2
+        s3 += z3 * z3
+        j += 4
+    while j < n:
+        z0 = <double>(beta * a[j] + yb[j])
+        s0 += z0 * z0
+        j += 1
+    return 0.5 * ((s0 + s1) + (s2 + s3))
+
+
+cdef inline double log_partition_sum(bint gauss_y, const floating *a, floating beta,
+                                     const floating *yb, int n,
+                                     floating *tmp) noexcept nogil:
+    """S_beta of the y units: softplus sums (Bernoulli) or z^2 / 2 (Gaussian)."""
+    if gauss_y:
+        return square_sum(a, beta, yb, n)
+    return softplus_sum(a, beta, yb, n, tmp)
+
+
 cdef void gibbs_task(floating *x, floating *a, double *d, const floating *M,
                      const floating *x_bias_t, const floating *y_base_t,
                      const floating *y_bias, const double *dxb, floating beta,
                      floating *y, Py_ssize_t r0, int nr, int Dx, int Dy, int k,
-                     bint gauss, bint final_fields, uint32_t step, uint32_t stream,
-                     const uint32_t *key) noexcept nogil:
+                     bint gauss, bint gauss_y, bint final_fields, uint32_t step,
+                     uint32_t stream, const uint32_t *key) noexcept nogil:
     """k Gibbs steps x -> y -> x of nr chains (rows r0..) of one replica,
     each followed by their field a = x M^T + c_y and d = (b_x0 - b_x).x
-    (after step k only with final_fields)."""
+    (after step k only with final_fields).  gauss / gauss_y: the x / y
+    units are Gaussian of unit variance (else Bernoulli)."""
     cdef int s, i, j
     for s in range(1, k + 1):
         for i in range(nr):
             for j in range(Dy):
                 y[i * Dy + j] = beta * a[i * Dy + j]
-            bernoulli(y + i * Dy, y_base_t, 1, y + i * Dy, Dy, 0, r0 + i, step,
-                      counter_word3(stream, 2 * s - 2), key)
+            visible_draw(gauss_y, y + i * Dy, y_base_t, Dy, 0, r0 + i, step,
+                         counter_word3(stream, 2 * s - 2), key)
         matmul_ab(nr, Dx, Dy, 1, y, Dy, M, Dx, 0, x, Dx)
         for i in range(nr):
             for j in range(Dx):
@@ -136,19 +172,22 @@ cdef void fields(const floating *x, floating *a, double *d, const floating *M,
 cdef double pair_log_alpha(const floating *ax, double dx, const floating *ay, double dy,
                            double beta_i, double beta_j, floating bt_i, floating bt_j,
                            const floating *yb_i, const floating *yb_j, int Dy,
-                           floating *tmp) noexcept nogil:
+                           bint gauss_y, floating *tmp) noexcept nogil:
     """log alpha of swapping x (at beta_i) and y (at beta_j) from their fields
     and d (_reference.tempered_log_alpha): (beta_i - beta_j)(d(x) - d(y))
     - S_i(x) - S_j(y) + S_i(y) + S_j(x)."""
     return ((beta_i - beta_j) * (dx - dy)
-            - softplus_sum(ax, bt_i, yb_i, Dy, tmp) - softplus_sum(ay, bt_j, yb_j, Dy, tmp)
-            + softplus_sum(ay, bt_i, yb_i, Dy, tmp) + softplus_sum(ax, bt_j, yb_j, Dy, tmp))
+            - log_partition_sum(gauss_y, ax, bt_i, yb_i, Dy, tmp)
+            - log_partition_sum(gauss_y, ay, bt_j, yb_j, Dy, tmp)
+            + log_partition_sum(gauss_y, ay, bt_i, yb_i, Dy, tmp)
+            + log_partition_sum(gauss_y, ax, bt_j, yb_j, Dy, tmp))
 
 
 cdef void swap_chain(floating *X, floating *A, double *d, Py_ssize_t c, Py_ssize_t n,
                      int R, int Dx, int Dy, const double *betas, const floating *beta_t,
-                     const floating *y_base_t, int first_pair, uint32_t step, uint32_t c3,
-                     const uint32_t *key, floating *tmp, long long *counts) noexcept nogil:
+                     const floating *y_base_t, int first_pair, bint gauss_y, uint32_t step,
+                     uint32_t c3, const uint32_t *key, floating *tmp,
+                     long long *counts) noexcept nogil:
     """The swaps of chain c between replicas (r, r + 1), r = first_pair,
     first_pair + 2, ...: log u < log alpha (_reference.tempered_log_alpha)."""
     cdef int r, j
@@ -166,7 +205,7 @@ cdef void swap_chain(floating *X, floating *A, double *d, Py_ssize_t c, Py_ssize
         ay = A + ((r + 1) * n + c) * Dy
         la = pair_log_alpha(ax, d[r * n + c], ay, d[(r + 1) * n + c], betas[r], betas[r + 1],
                             beta_t[r], beta_t[r + 1], y_base_t + r * Dy,
-                            y_base_t + (r + 1) * Dy, Dy, tmp)
+                            y_base_t + (r + 1) * Dy, Dy, gauss_y, tmp)
         ctr[0] = <uint32_t>(r // 4)
         fr_philox4x32_10(ctr, key, block)
         u = block[r % 4] * 2.3283064365386963e-10   # 2**-32, as uniforms(float64)
@@ -192,7 +231,8 @@ cdef void sweep(floating *X, floating *A, double *d, const floating *M,
                 const floating *x_bias_t, const floating *y_base_t, const floating *y_bias,
                 const double *dxb, const double *betas, const floating *beta_t,
                 Py_ssize_t n, int R, int Dx, int Dy, int k, int n_gibbs, bint swap_first,
-                bint final_fields, bint gauss, uint32_t t, uint32_t gibbs_stream, uint32_t swap_step,
+                bint final_fields, bint gauss, bint gauss_y, uint32_t t, uint32_t gibbs_stream,
+                uint32_t swap_step,
                 uint32_t swap_stream, const uint32_t *key, floating *scratch, int n_threads,
                 long long *counts) noexcept nogil:
     """One sweep (see _reference.tempered_sweeps); counts (n, R - 1) collects
@@ -207,7 +247,7 @@ cdef void sweep(floating *X, floating *A, double *d, const floating *M,
     if swap_first:
         for c in prange(n, schedule='dynamic', chunksize=4, num_threads=n_threads):
             tid = threadid()
-            swap_chain(X, A, d, c, n, R, Dx, Dy, betas, beta_t, y_base_t, first_pair,
+            swap_chain(X, A, d, c, n, R, Dx, Dy, betas, beta_t, y_base_t, first_pair, gauss_y,
                        swap_step, counter_word3(swap_stream, 0), key,
                        scratch + tid * per_thread, counts + c * (R - 1))
     for task in prange(n_gibbs * nb, schedule='dynamic', num_threads=n_threads):
@@ -219,12 +259,12 @@ cdef void sweep(floating *X, floating *A, double *d, const floating *M,
         nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else TEMPER_BLOCK
         gibbs_task(X + (r * n + r0) * Dx, A + (r * n + r0) * Dy, d + r * n + r0, M,
                    x_bias_t + r * Dx, y_base_t + r * Dy, y_bias, dxb, beta_t[r], buf, r0, nr,
-                   Dx, Dy, k, gauss, final_fields, t * <uint32_t>R + <uint32_t>r,
+                   Dx, Dy, k, gauss, gauss_y, final_fields, t * <uint32_t>R + <uint32_t>r,
                    gibbs_stream, key)
     if not swap_first:
         for c in prange(n, schedule='dynamic', chunksize=4, num_threads=n_threads):
             tid = threadid()
-            swap_chain(X, A, d, c, n, R, Dx, Dy, betas, beta_t, y_base_t, first_pair,
+            swap_chain(X, A, d, c, n, R, Dx, Dy, betas, beta_t, y_base_t, first_pair, gauss_y,
                        swap_step, counter_word3(swap_stream, 0), key,
                        scratch + tid * per_thread, counts + c * (R - 1))
 
@@ -250,9 +290,10 @@ def tempered_sweeps(floating[:, :, ::1] X, floating[:, :, ::1] A, double[:, ::1]
                     const floating[::1] y_base, betas, first_sweep, n_sweeps, int k,
                     int n_gibbs, bint swap_first, key, unsigned int gibbs_stream,
                     unsigned int swap_stream, swap_step_mult, swap_step_offset, int n_threads,
-                    bint gaussian=False, bint compute_terms=True):
+                    bint gaussian=False, bint compute_terms=True, bint gaussian_y=False):
     """Parallel-tempering sweeps in place; see ``_reference.tempered_sweeps``
-    (same arguments, same draws; returns (accepted, proposed) per pair).
+    (same arguments, same draws; returns (accepted, proposed) per pair;
+    ``gaussian`` / ``gaussian_y``: Gaussian x / y units of unit variance).
     The states X (R, n, D_x), their fields A (R, n, D_y) and d (R, n) are
     updated in place (A and d as the reference leaves them); results do not
     depend on ``n_threads``."""
@@ -311,7 +352,8 @@ def tempered_sweeps(floating[:, :, ::1] X, floating[:, :, ::1] A, double[:, ::1]
         with nogil:
             sweep(&X[0, 0, 0], &A[0, 0, 0], &d[0, 0], &M[0, 0], &xb[0, 0], &yb[0, 0],
                   &y_bias[0], &dxb[0], &beta_v[0], &beta_t[0], n, <int>R, Dx, Dy, k, n_gibbs,
-                  swap_first, final_fields, gaussian, t, gibbs_stream, swap_step, swap_stream, key_words,
+                  swap_first, final_fields, gaussian, gaussian_y, t, gibbs_stream, swap_step,
+                  swap_stream, key_words,
                   &scratch[0], n_threads, &counts[0, 0])
         # raises KeyboardInterrupt (or what a signal handler raises) between sweeps
         PyErr_CheckSignals()
@@ -324,11 +366,12 @@ def tempered_sweeps(floating[:, :, ::1] X, floating[:, :, ::1] A, double[:, ::1]
 
 def log_alpha(const floating[:, ::1] A_x, const double[::1] d_x, const floating[:, ::1] A_y,
               const double[::1] d_y, double beta_i, double beta_j,
-              const floating[::1] y_base_i, const floating[::1] y_base_j):
+              const floating[::1] y_base_i, const floating[::1] y_base_j,
+              bint gaussian_y=False):
     """The swap's log alpha per row as the kernel computes it, for tests:
     states x at beta_i and y at beta_j given by their fields (n, D_y) and d
-    (n,); ``y_base_*`` the tempered y base biases (1 - beta) b_y0 (see
-    ``_reference.tempered_log_alpha``)."""
+    (n,); ``y_base_*`` the tempered y base biases (1 - beta) b_y0;
+    ``gaussian_y``: Gaussian y units (see ``_reference.tempered_log_alpha``)."""
     cdef Py_ssize_t n = A_x.shape[0], i
     cdef int Dy = A_x.shape[1]
     if A_y.shape[0] != n or A_y.shape[1] != Dy or d_x.shape[0] != n or d_y.shape[0] != n \
@@ -341,5 +384,5 @@ def log_alpha(const floating[:, ::1] A_x, const double[::1] d_x, const floating[
     cdef floating bt_i = <floating>beta_i, bt_j = <floating>beta_j
     for i in range(n):
         out[i] = pair_log_alpha(&A_x[i, 0], d_x[i], &A_y[i, 0], d_y[i], beta_i, beta_j, bt_i,
-                                bt_j, &y_base_i[0], &y_base_j[0], Dy, &tmp[0])
+                                bt_j, &y_base_i[0], &y_base_j[0], Dy, gaussian_y, &tmp[0])
     return out_arr

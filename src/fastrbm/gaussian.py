@@ -66,11 +66,17 @@ class GaussianBernoulliRBM(BernoulliRBM):
         With ``sigma='learn'`` also the step size of the log-variances.
     batch_size, n_iter, verbose, random_state, k, method, momentum, \
 weight_decay, l1, sparsity_target, sparsity_cost, shuffle, n_jobs, dtype, \
-validation_fraction, early_stopping, patience, tol, ais_every, min_updates, centered
-        As for :class:`BernoulliRBM` (``method`` 'pcd' or 'cd': parallel
-        tempering as the negative phase needs Bernoulli visible units;
-        ``centered`` with ``sigma='fixed'``: the visible offsets are those of
-        v / ``sigma_``).  ``early_stopping`` may be
+validation_fraction, early_stopping, patience, tol, ais_every, min_updates, centered, \
+n_temperatures, betas
+        As for :class:`BernoulliRBM` (``centered`` with ``sigma='fixed'``:
+        the visible offsets are those of v / ``sigma_``).  With
+        ``method='pt'`` the tempered models are those of :meth:`sample`'s
+        'pt' on the unit-variance scale v / ``sigma_``: between independent
+        Gaussians at the standardised data means (beta 0) and the model
+        (beta 1); the replicas keep hidden states, so ``sigma='learn'``
+        works too (the log-variances' gradient comes from the beta = 1
+        chains, as every other parameter's; see
+        :func:`fastrbm.sampling.tempered_pcd_updates`).  ``early_stopping`` may be
         'reconstruction_error', 'free_energy_gap' or 'log_likelihood'
         ('pseudo_likelihood' has no meaning for real-valued data).
     sigma : {'fixed', 'learn'}, default='fixed'
@@ -109,7 +115,7 @@ n_features_in_, history_, stop_reason_, n_updates_
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
                  early_stopping=None, patience=5, tol=0.0, ais_every=0, sigma="fixed",
-                 min_updates=MIN_UPDATES, centered=False):
+                 min_updates=MIN_UPDATES, centered=False, n_temperatures=10, betas=None):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -134,6 +140,8 @@ n_features_in_, history_, stop_reason_, n_updates_
         self.sigma = sigma
         self.min_updates = min_updates
         self.centered = centered
+        self.n_temperatures = n_temperatures
+        self.betas = betas
 
     _visible_units = _GaussianVisible
     # BernoulliRBM reads this; any finite real is valid here
@@ -150,9 +158,6 @@ n_features_in_, history_, stop_reason_, n_updates_
     def _check_params(self):
         if not isinstance(self.sigma, str) or self.sigma not in ("fixed", "learn"):
             raise ValueError(f"sigma must be 'fixed' or 'learn', got {self.sigma!r}")
-        if self.method == "pt":
-            raise ValueError("method='pt' (parallel tempering as the negative phase) needs "
-                             "Bernoulli visible units; use 'pcd' or 'cd'")
         if self.centered and self.sigma == "learn":
             raise ValueError("centered=True does not support sigma='learn' (the offsets "
                              "would move with the learned variances); use sigma='fixed'")

@@ -194,7 +194,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         updates, odd on odd), the hotter replicas make ``k`` Gibbs steps,
         and the beta = 1 replica makes the update's ``k`` steps and gives its
         negative statistics (see :func:`fastrbm.sampling.tempered_pcd_updates`).
-        Bernoulli visible units, CPU engine.
+        Bernoulli and Gaussian visible units (:class:`GaussianBernoulliRBM`),
+        on the CPU and the GPU engine.
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum`` for a
         schedule (e.g. 0.5 for the first 5 epochs, then 0.9; Hinton 2010).
@@ -344,7 +345,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     _visible_units = BernoulliVisible
     # fitted arrays that live on the model's device (see DeviceMovable)
     _device_attributes = ("components_", "intercept_hidden_", "intercept_visible_",
-                          "h_samples_", "_velocity", "_hidden_activity", "_offsets")
+                          "h_samples_", "_velocity", "_hidden_activity", "_offsets",
+                          "_tempering_chains")
 
     def __init__(self, n_components=256, *, learning_rate=0.1, batch_size=10, n_iter=10,
                  verbose=0, random_state=None, k=1, method="pcd", momentum=0.0,
@@ -672,13 +674,18 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
 
     def _tempering_state(self, machine, chains, betas):
         """The hotter replicas of ``method='pt'`` (R - 1, batch_size,
-        n_components): kept, or zeros (as PCD's chains start) when missing."""
+        n_components) on the chains' device: kept, or zeros (as PCD's chains
+        start) when missing."""
         shape = (len(betas) - 1,) + chains.shape
+        xp = array_module(chains)
         hot = getattr(self, "_tempering_chains", None)
-        if hot is None or np.shape(hot) != shape:
-            hot = np.zeros(shape, dtype=chains.dtype)
+        if hot is None or tuple(hot.shape) != shape:
+            hot = xp.zeros(shape, dtype=chains.dtype)
         else:
-            hot = np.array(hot, dtype=chains.dtype, order="C")
+            # kept replicas may sit on the other device (a model moved by
+            # hand) or be read-only (loaded): a fresh C-contiguous copy
+            hot = xp.array(to_device(hot) if xp is not np else to_host(hot),
+                           dtype=chains.dtype, order="C")
         self._tempering_chains = hot
         return hot
 
@@ -690,10 +697,6 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         velocity = self._velocity if momentum > 0 else (None, None, None)
         config_options, _ = machine.visible.train_options()
         centered = bool(self.centered)
-        if self.method == "pt" and is_cupy_array(W):
-            raise NotImplementedError(
-                f"{type(self).__name__}: method='pt' trains on the CPU "
-                f"engine only; move the model and data to NumPy (model.to_numpy())")
         config = TrainConfig(
             k=int(self.k), persistent=self.method in ("pcd", "pt"),
             learning_rate=float(self.learning_rate), momentum=momentum,

@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._backend import (COUNTER_LIMIT, check_int_param, is_cupy_array, kernel_threads,
-                       to_device, to_host)
+from ._backend import (COUNTER_LIMIT, array_module, check_int_param, is_cupy_array,
+                       kernel_threads, to_device, to_host)
 from ._engine import bind
 from ._random import STREAM_PT_TRAIN, STREAM_TEMPERING, STREAM_TEMPERING_SWAP, seed_sequence
 
@@ -442,6 +442,18 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     the base model of AIS) and the model, with the parameters before the
     update.
 
+    Gaussian visible units: the tempered models are those of
+    :func:`parallel_tempering`, on the unit-variance scale u = v / s (visible
+    biases b / s, base means b_base / s, s the standard deviations before
+    the update): E_beta(u, h) = ||u||^2 / 2 - u.(beta (W^T h + b / s) +
+    (1 - beta) b_base / s) - beta c.h (+ a constant of beta), so the hot
+    replicas draw u = beta (W^T h + b / s) + (1 - beta) b_base / s + N(0, 1)
+    and a hidden state's free energy is -beta c.h - ||z||^2 / 2 with z that
+    mean.  The persistent states are hidden, whatever s is, so a learned s
+    (``sigma='learn'``) changes the ladder as it changes the model; its
+    gradient comes from the beta = 1 replica's statistics in the training
+    kernel, as every other parameter's.
+
     Random numbers: the Gibbs steps of replica r < R - 1 at update s draw
     from stream ``STREAM_PT_TRAIN``, step s R + r (phases 0 .. 2k - 1); the
     swap of chain n between replicas r and r + 1 compares uniform (row n,
@@ -449,17 +461,22 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     replica draws from ``STREAM_TRAIN`` as plain PCD does.  So s R + R - 1
     must stay below 2**32.
 
+    The buffers live on the model's device (the GPU engine's arrays for a
+    CuPy model); the returned acceptance is a NumPy array.
+
     Parameters
     ----------
     bound : _engine.BoundRBM
-        The model (Bernoulli visible units) bound to its engine; its
-        parameters are updated in place.
+        The model (Bernoulli or Gaussian visible units) bound to its engine;
+        its parameters are updated in place.
     X, order, batch_size, velocity, activity, workspace, config, key, n_threads
         As for ``BoundRBM.cd_epoch``.
-    chains : ndarray of shape (batch_size, n_components)
-        Hidden states of the beta = 1 replicas, updated in place.
-    hot : ndarray of shape (R - 1, batch_size, n_components)
-        Hidden states of the replicas at ``betas[:-1]``, updated in place.
+    chains : array of shape (batch_size, n_components)
+        Hidden states of the beta = 1 replicas, on the model's device,
+        updated in place.
+    hot : array of shape (R - 1, batch_size, n_components)
+        Hidden states of the replicas at ``betas[:-1]``, on the model's
+        device, updated in place.
     betas : ndarray of shape (R,)
         Inverse temperatures, increasing from 0 to 1.
     step0 : int
@@ -475,11 +492,14 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     Raises
     ------
     ValueError
-        For Gaussian visible units, or when the step counter would pass 2**32.
+        For visible units other than Bernoulli and Gaussian, or when the
+        step counter would pass 2**32.
     """
-    if bound.visible.unit_scale_kwargs():
-        raise ValueError("parallel tempering as the negative phase needs Bernoulli "
-                         "visible units")
+    unit_scale = bound.visible.unit_scale_kwargs()
+    gaussian = bool(unit_scale.get("gaussian", False))
+    if set(unit_scale) - {"gaussian"}:
+        raise ValueError("parallel tempering as the negative phase needs Bernoulli or "
+                         "Gaussian visible units")
     R = len(betas)
     B = int(batch_size)
     n_updates = -(-len(order) // B)
@@ -490,27 +510,42 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
         means = bound.visible.uniform_means(bound.W.shape[1])
     W = bound.W
     dtype = W.dtype
-    base = bound.visible.base_bias(means).astype(dtype)
+    xp = array_module(W)
+    on_gpu = is_cupy_array(W)
+    put = to_device if on_gpu else (lambda a: a)
+    base = put(np.asarray(bound.visible.base_bias(means), dtype=np.float64))
+    base_t = base.astype(dtype)
     D, H = W.shape[1], W.shape[0]
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
     # all replicas stacked (R, B, H), the beta = 1 chains last: one engine
     # call per update swaps them and steps the hot ones; the training kernel
     # steps states[-1] in place
-    states = np.concatenate([hot, chains[None]]).astype(dtype, copy=False)
-    fields = np.empty((R, B, D), dtype=dtype)
-    dots = np.empty((R, B), dtype=np.float64)
-    no_base = np.zeros(H, dtype=dtype)
+    states = xp.concatenate([hot, chains[None]]).astype(dtype, copy=False)
+    fields = xp.empty((R, B, D), dtype=dtype)
+    dots = xp.empty((R, B), dtype=np.float64)
+    no_base = xp.zeros(H, dtype=dtype)
     engine = bound.engine
+
+    def visible_side():
+        """The visible biases and base means of the tempered models, on the
+        unit-variance scale of Gaussian units (s of this update)."""
+        sigma = bound.visible.sigma_array() if gaussian else None
+        if sigma is None:
+            return bound.vbias, base_t
+        s = sigma.astype(np.float64)
+        return (bound.vbias.astype(np.float64) / s).astype(dtype), (base / s).astype(dtype)
+
     try:
         for t in range(n_updates):
             step = int(step0) + t
+            vbias, vbase = visible_side()
             # the exchanged model: x = h, y = v, M = W^T (parameters before the update)
             acc, prop = engine.tempered_sweeps(
-                states, fields, dots, np.ascontiguousarray(W.T), bound.hbias, no_base,
-                bound.vbias, base, betas, step, 1, config.k, R - 1, True, key,
-                STREAM_PT_TRAIN, STREAM_PT_TRAIN, R, R - 1, n_threads)
-            accepted += acc
-            proposed += prop
+                states, fields, dots, xp.ascontiguousarray(W.T), bound.hbias, no_base,
+                vbias, vbase, betas, step, 1, config.k, R - 1, True, key,
+                STREAM_PT_TRAIN, STREAM_PT_TRAIN, R, R - 1, n_threads, gaussian_y=gaussian)
+            accepted += np.asarray(acc, dtype=np.int64)
+            proposed += np.asarray(prop, dtype=np.int64)
             bound.cd_epoch(X, order[t * B:(t + 1) * B], B, states[-1], velocity, activity,
                            workspace, config, key, step, n_threads, offsets=offsets)
     finally:
