@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fastrbm import CategoricalRBM, _categorical, _cpu, _cupy, evaluation
+from fastrbm import CategoricalRBM, _cpu, _cupy, evaluation
 from fastrbm import _reference as ref
 
 KEY = np.array([0x2468ACE0, 0x13579BDF], dtype=np.uint32)

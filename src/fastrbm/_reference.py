@@ -192,7 +192,8 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     ``config.categories`` (q > 0): categorical visible units, see
     :func:`categorical_cd_update` (the only units that take ``sample_weight``).
 
-    ``config.centered`` (Bernoulli units, or Gaussian units with fixed s):
+    ``config.centered`` (Bernoulli units, Gaussian units with fixed s, and
+    categorical units, see :func:`categorical_cd_update`):
     centred gradients (Montavon & Mueller 2012; Melchior, Fischer & Wiskott,
     JMLR 2016, algorithm 1) with ``offsets = (mu, lam)``, arrays of the model
     dtype updated in place: the offsets of the visible units u = v / s and of
