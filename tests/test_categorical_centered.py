@@ -348,6 +348,11 @@ def test_dask_fit_refuses_centred_training():
     X = da.from_array(skewed_data(0, n=40, n_sites=LT), chunks=20)
     with pytest.raises(ValueError, match="centered=True trains in-memory data only"):
         CategoricalRBM(n_components=2, n_iter=1, centered=True).fit(X)
+    # the scale-out entry point itself refuses it (before any cluster is asked for)
+    from fastrbm import dask as fastrbm_dask
+
+    with pytest.raises(ValueError, match="does not support centered"):
+        fastrbm_dask.fit(CategoricalRBM(n_components=2, n_iter=1, centered=True), X)
 
 
 SEEDS = (0, 1, 2)
