@@ -4,6 +4,11 @@ against their GEMM floor and the NumPy reference.
 Usage::
 
     python benchmarks/bench_categorical.py --repeats 3 --threads 2
+    python benchmarks/bench_categorical.py --centered --repeats 9 --threads 2
+
+``--centered`` times centred training (issue 17) instead: plain and
+centred epochs of the same problem (CD-1 on ``--threads`` and on 1 thread,
+PCD-10), interleaved, and the centred / plain ratio of each pair's medians.
 
 Configuration (Kunitz-sized, issue 16): random codes 11819 x 53, q = 21,
 100 hidden units, batch 100, float32, one epoch of CD-1 and one of PCD-10
@@ -41,11 +46,11 @@ N_ROWS, N_SITES, Q, N_HIDDEN, BATCH = 11819, 53, 21, 100, 100
 KEY = np.array([7, 11], dtype=np.uint32)
 
 
-def config(k, persistent):
+def config(k, persistent, centered=False):
     return SimpleNamespace(k=k, persistent=persistent, learning_rate=0.05, momentum=0.5,
                            weight_decay=1e-4, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                            sparsity_decay=0.9, categories=Q, l1_squared=0.0,
-                           zero_sum_gauge=False)
+                           zero_sum_gauge=False, centered=centered, centering_rate=0.01)
 
 
 def setup(n_rows, dtype=np.float32, seed=0):
@@ -57,21 +62,24 @@ def setup(n_rows, dtype=np.float32, seed=0):
     return X, W, vbias, hbias
 
 
-def epoch(engine, k, persistent, n_rows, n_threads):
+def epoch(engine, k, persistent, n_rows, n_threads, centered=False):
     """A function that runs one epoch (timed) after an untimed setup."""
     X, W, vbias, hbias = setup(n_rows)
+    # centred: the offsets as a fit starts them (site frequencies, 0.5)
+    offsets = ((np.full(N_SITES * Q, 1.0 / Q, np.float32), np.full(N_HIDDEN, 0.5, np.float32))
+               if centered else None)
     chains = np.zeros((BATCH, N_HIDDEN), np.float32) if persistent else None
     velocity = (np.zeros_like(W), np.zeros_like(vbias), np.zeros_like(hbias))
     activity = np.full(N_HIDDEN, 0.1, np.float32)
     workspace = engine.make_workspace(N_SITES * Q, N_HIDDEN, BATCH, np.float32)
     order = np.random.default_rng(1).permutation(n_rows).astype(np.intp)
-    cfg = config(k, persistent)
+    cfg = config(k, persistent, centered)
 
     def run():
         # BLAS on one thread inside the OpenMP kernels, as the estimators run them
         with _backend.kernel_threads():
             engine.cd_update(X, order, BATCH, W, vbias, hbias, chains, *velocity, activity,
-                             workspace, cfg, KEY, 0, n_threads)
+                             workspace, cfg, KEY, 0, n_threads, offsets=offsets)
     return run
 
 
@@ -106,7 +114,11 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reference-fraction", type=int, default=10,
                         help="the reference runs on n / this many rows, scaled back up")
+    parser.add_argument("--centered", action="store_true",
+                        help="time plain against centred epochs (CD-1, PCD-10) instead")
     args = parser.parse_args()
+    if args.centered:
+        return centred_main(args)
     n_ref = N_ROWS // args.reference_fraction
     scale = N_ROWS / n_ref
     contenders = {
@@ -140,6 +152,36 @@ def main():
           f"{median['reference CD-1'] / median['fastrbm CD-1']:.1f}")
     print(f"CD-1   1 thread / {args.threads} threads = "
           f"{median['fastrbm CD-1 (1 thread)'] / median['fastrbm CD-1']:.2f}")
+
+
+def centred_main(args):
+    """Plain against centred epochs, interleaved; ratios of medians."""
+    pairs = {"CD-1": (1, False, args.threads), "CD-1 (1 thread)": (1, False, 1),
+             "PCD-10": (10, True, args.threads)}
+    contenders = {}
+    for label, (k, persistent, threads) in pairs.items():
+        for centered in (False, True):
+            name = f"{'centred' if centered else 'plain'} {label}"
+            contenders[name] = (lambda k=k, p=persistent, t=threads, c=centered:
+                                epoch(_cpu, k, p, N_ROWS, t, centered=c))
+    names = list(contenders)
+    times = {name: [] for name in names}
+    for r in range(args.repeats):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            run = contenders[name]()
+            times[name].append(timed(run))
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"# categorical epoch, plain vs centred: {N_ROWS} x {N_SITES} codes, q = {Q}, "
+          f"{N_HIDDEN} hidden, batch {BATCH}, float32; threads {args.threads}; "
+          f"{platform.processor() or ''} {os.cpu_count()} CPUs; median of {args.repeats} "
+          f"interleaved rounds")
+    for name in names:
+        rounds = ", ".join(fmt(t) for t in times[name])
+        print(f"{name:26s} {fmt(median[name]):>10s}   rounds: {rounds}")
+    for label in pairs:
+        print(f"{label:16s} centred / plain = "
+              f"{median['centred ' + label] / median['plain ' + label]:.3f}")
 
 
 if __name__ == "__main__":

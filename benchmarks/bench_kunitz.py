@@ -1,6 +1,11 @@
 """CategoricalRBM against DsysDML's ``rbms`` Potts-Bernoulli RBM on the Kunitz alignment.
 
     python benchmarks/bench_kunitz.py [--epochs 5] [--quick]
+    python benchmarks/bench_kunitz.py --centered --lr-rbms "" [--epochs 5]
+
+``--centered`` adds a second fastrbm contender, the same model trained with
+``centered=True`` (issue 17: centred gradients), and prints the centred
+against plain epoch-time ratio; ``--lr-rbms ""`` leaves rbms out.
 
 The Kunitz domain alignment (PF00014, 11,819 x 53, q = 21) is split 90/10
 by a fixed seed.  Both models get 100 hidden units, minibatches of 100 rows,
@@ -63,13 +68,14 @@ def split(codes, seed, test_fraction=0.1):
 class FastContender:
     """fastrbm: one epoch = one pass over a shuffled order of the training rows."""
 
-    def __init__(self, train, args):
-        self.name = f"fastrbm CategoricalRBM, lr {args.lr_fastrbm:g}"
+    def __init__(self, train, args, centered=False):
+        self.name = (f"fastrbm CategoricalRBM{' centred' if centered else ''}, "
+                     f"lr {args.lr_fastrbm:g}")
         self.train = train
         self.model = CategoricalRBM(n_components=args.hidden, batch_size=args.batch, k=args.k,
                                     method="pcd", learning_rate=args.lr_fastrbm,
                                     n_iter=0, random_state=args.seed, n_jobs=args.threads,
-                                    dtype=np.float32)
+                                    dtype=np.float32, centered=centered)
         self.model.fit(train)       # initial parameters and state, no update
         self.rng = np.random.default_rng(args.seed)
 
@@ -202,6 +208,8 @@ def main(argv=None):
     parser.add_argument("--lr-rbms", default="0.01,0.1",
                         help="comma-separated: one rbms contender per learning rate (0.01 is "
                              "rbms' default; its step is lr times the unit-norm gradient)")
+    parser.add_argument("--centered", action="store_true",
+                        help="also train fastrbm with centered=True (same seed and updates)")
     parser.add_argument("--ais-chains", type=int, default=100)
     parser.add_argument("--ais-betas", type=int, default=3000)
     parser.add_argument("--n-samples", type=int, default=2000)
@@ -222,8 +230,11 @@ def main(argv=None):
     updates_per_epoch = math.ceil(len(train) / args.batch)
     floor, floor_times = gemm_floor(updates_per_epoch, args, train.shape[1], q,
                                     args.timing_rounds)
-    contenders = [FastContender(train, args)] + [
-        RbmsContender(train, args, float(lr)) for lr in args.lr_rbms.split(",")]
+    contenders = [FastContender(train, args)]
+    if args.centered:
+        contenders.append(FastContender(train, args, centered=True))
+    contenders += [RbmsContender(train, args, float(lr))
+                   for lr in args.lr_rbms.split(",") if lr.strip()]
     seconds = {c.name: [] for c in contenders}
     for epoch in range(args.epochs):
         for contender in contenders:       # interleaved: one epoch of each in turn
@@ -258,6 +269,12 @@ def main(argv=None):
                   f"{args.batch} x {args.hidden} x {train.shape[1] * q}, NumPy BLAS): "
                   f"{floor:.2f} s per epoch (median of {args.timing_rounds}); fastrbm's "
                   f"epoch is {rows[0]['median_epoch_seconds'] / floor:.1f}x it"]
+    if args.centered:
+        ratios = [c / p for c, p in zip(seconds[contenders[1].name][:args.timing_rounds],
+                                        seconds[contenders[0].name][:args.timing_rounds])]
+        lines.append(f"Centred / plain epoch time, per interleaved round: "
+                     f"{', '.join(f'{r:.3f}' for r in ratios)} (median "
+                     f"{statistics.median(ratios):.3f})")
     print("\n".join(lines))
     for r in rows:
         for problem in r["ais_problems"]:

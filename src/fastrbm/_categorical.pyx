@@ -45,6 +45,7 @@ from fastrbm._blas cimport matmul_ab, matmul_abt
 from fastrbm cimport _random as streams
 from fastrbm._layout cimport ROW_BLOCK, first_chunk, next_chunk, unit_block
 from fastrbm._layout import check_dims
+from fastrbm import _reference
 from fastrbm._sampling cimport (bernoulli, counter_word3, fr_philox4x32_10, fr_sigmoid,
                                 fr_sigmoidf)
 from fastrbm._sampling import MAX_GIBBS_STEPS, check_counters, check_key
@@ -869,6 +870,8 @@ cdef struct CatConfig:
     int k
     int persistent
     int gauge
+    int centered            # centred gradients with offsets (mu, lam)
+    double centering_rate   # the offsets' sliding-average rate nu
     double learning_rate
     double momentum
     double weight_decay
@@ -907,7 +910,8 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                          Py_ssize_t n_chains, floating *Vt, floating *vbias_vel,
                          floating *hbias_vel, floating *activity, int32_t *cols, floating *A,
                          floating *Hs, floating *logits, floating *G, floating *posw,
-                         floating *vstat, floating *hstat, int32_t *sort_scratch, int L,
+                         floating *vstat, floating *hstat, int32_t *sort_scratch,
+                         floating *mu, floating *lam, int L,
                          int q, int H, CatConfig cfg, uint32_t step0, const uint32_t *key,
                          int n_threads) noexcept nogil:
     """Run ceil(n_order / batch_size) CD-k or PCD-k updates, in place.
@@ -924,8 +928,13 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
       G (L q, H)       the weight step's statistics, in the Wt layout
       posw (B)         the data rows' weights (sum 1)
       vstat (2 L q)    per column: weighted data frequency, negative count
-      hstat (5 H)      per hidden unit: weighted data mean, sparsity pull,
-                       mean |W| (L1-squared), two gauge sums
+      hstat (7 H)      per hidden unit: weighted data mean, sparsity pull,
+                       mean |W| (L1-squared), two gauge sums, and (centred
+                       training) lr (<h>_data - <h>_model) and the hidden
+                       biases' shift dW mu
+      mu (L q), lam (H)  centred training's offsets, updated in place (NULL
+                       otherwise); G then ends each update holding the
+                       weights' increment dW (in the Wt layout)
       sort_scratch (n_threads (B + C + 2 q + 1))  per thread: the rows of a
                        site sorted by category, the categories' offsets and
                        counts
@@ -960,6 +969,10 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
     cdef floating *meanabs = hstat + 2 * H
     cdef floating *gacc = hstat + 3 * H
     cdef floating *gsum = hstat + 4 * H
+    cdef floating *dh = hstat + 5 * H
+    cdef floating *hshift = hstat + 6 * H
+    cdef floating nu = <floating>cfg.centering_rate
+    cdef floating dv
     cdef floating *vpos = vstat
     cdef floating *vneg = vstat + Lq
 
@@ -1003,6 +1016,10 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                 for r in range(bsz):
                     for j in range(j0, j1):
                         hpos[j] = hpos[j] + posw[r] * A[r * H + j]
+                if cfg.centered:
+                    # the hidden offsets slide towards this minibatch's data
+                    for j in range(j0, j1):
+                        lam[j] = (1 - nu) * lam[j] + nu * hpos[j]
                 for j in range(j0, j1):
                     if sparse_on:
                         activity[j] = sp_decay * activity[j] + (1 - sp_decay) * hpos[j]
@@ -1054,6 +1071,20 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
             # into G's rows and the step of those rows of Wt and vbias; per
             # block of hidden units, the hidden biases
             K = bsz + nneg
+            if cfg.centered:
+                # lr (<h>_data - <h>_model) per hidden unit (the rows of A are
+                # pre-scaled): the rank-one correction -dh mu^T that centres
+                # the weight step's visible side
+                for blk in prange(n_hblocks, schedule='dynamic'):
+                    j0 = blk * hblock
+                    j1 = j0 + hblock
+                    if j1 > H:
+                        j1 = H
+                    for j in range(j0, j1):
+                        dh[j] = 0
+                    for r in range(K):
+                        for j in range(j0, j1):
+                            dh[j] = dh[j] + A[r * H + j]
             for blk in prange(n_sblocks + n_hblocks, schedule='dynamic'):
                 if blk < n_sblocks:
                     i0 = blk * sblock
@@ -1088,9 +1119,18 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                                 else:
                                     vneg[c] = vneg[c] + 1
                     for c in range(i0 * q, i1 * q):
+                        dv = lr * (vpos[c] - vneg[c] / nneg)
+                        if cfg.centered:
+                            # the visible offsets slide towards the data's
+                            # frequencies before the step, as lam did
+                            mu[c] = (1 - nu) * mu[c] + nu * vpos[c]
                         for j in range(H):
                             w = Wt[c * H + j]
                             g = G[c * H + j]
+                            if cfg.centered:
+                                # <(h - lam)(v - mu)>_data - <...>_model, by
+                                # rank-one corrections of the plain statistics
+                                g = g - lam[j] * dv - mu[c] * dh[j]
                             if elementwise:
                                 sgn = (w > 0) - (w < 0)
                                 g = g - lr * (wd * w + l1 * sgn)
@@ -1101,10 +1141,19 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                             if Vt != NULL:
                                 Vt[c * H + j] = mom * Vt[c * H + j] + g
                                 Wt[c * H + j] = w + Vt[c * H + j]
+                                if cfg.centered:
+                                    G[c * H + j] = Vt[c * H + j]
                             else:
                                 Wt[c * H + j] = w + g
-                        add_step(vbias, vbias_vel, c, mom,
-                                 lr * (vpos[c] - vneg[c] / nneg))
+                                if cfg.centered:
+                                    G[c * H + j] = g
+                        add_step(vbias, vbias_vel, c, mom, dv)
+                        if cfg.centered:
+                            # back to the uncentred fields: b = b' - W^T lam
+                            acc = 0
+                            for j in range(H):
+                                acc = acc + lam[j] * G[c * H + j]
+                            vbias[c] = vbias[c] - acc
                 else:
                     j0 = (blk - n_sblocks) * hblock
                     j1 = j0 + hblock
@@ -1117,6 +1166,22 @@ cdef void cd_minibatches(const Codes *codes, const Py_ssize_t *order, Py_ssize_t
                             gsum[j] = gsum[j] + A[r * H + j]
                     for j in range(j0, j1):
                         add_step(hbias, hbias_vel, j, mom, gsum[j])
+
+            if cfg.centered:
+                # back to the uncentred hidden biases: c = c' - W mu, so c
+                # moves by -dW mu (G holds dW), summed over the columns in order
+                for blk in prange(n_hblocks, schedule='dynamic'):
+                    j0 = blk * hblock
+                    j1 = j0 + hblock
+                    if j1 > H:
+                        j1 = H
+                    for j in range(j0, j1):
+                        hshift[j] = 0
+                    for c in range(Lq):
+                        for j in range(j0, j1):
+                            hshift[j] = hshift[j] + G[c * H + j] * mu[c]
+                    for j in range(j0, j1):
+                        hbias[j] = hbias[j] - hshift[j]
 
             if cfg.gauge:
                 # zero-sum gauge: each coupling block W_j,i. loses its mean,
@@ -1159,7 +1224,7 @@ def _buffers(workspace, int L, int q, int H, int batch_size, Py_ssize_t n_chains
     C = max(batch_size, n_chains)
     shapes = {"Wt": (L * q, H), "Vt": (L * q, H), "cols": (batch_size + C, L),
               "A": (batch_size + C, H), "Hs": (batch_size, H), "logits": (C, L * q),
-              "G": (L * q, H), "posw": (batch_size,), "vstat": (2 * L * q,), "hstat": (5 * H,),
+              "G": (L * q, H), "posw": (batch_size,), "vstat": (2 * L * q,), "hstat": (7 * H,),
               "sort": (n_threads * (batch_size + C + 2 * q + 1),)}
     buffers = workspace.get("categorical")
     if (buffers is None or buffers["dtype"] != np.dtype(dtype)
@@ -1174,7 +1239,7 @@ def _buffers(workspace, int L, int q, int H, int batch_size, Py_ssize_t n_chains
 def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
               floating[::1] vbias, floating[::1] hbias, chains, W_vel, vbias_vel,
               hbias_vel, floating[::1] activity, workspace, config, key, step0,
-              int n_threads, sample_weight=None, log_var=None):
+              int n_threads, sample_weight=None, log_var=None, offsets=None):
     """CD-k / PCD-k minibatch updates of a categorical-visible RBM over ``X[order]``, in place.
 
     The meaning of ``_reference.categorical_cd_update`` (same draws, same
@@ -1215,6 +1280,14 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         weighted means.
     log_var : None
         Gaussian units only; an error here.
+    offsets : tuple (mu, lam) of arrays (L q,), (H,), optional
+        Centred training (``config.centered``, rate ``config.centering_rate``):
+        the visible and hidden offsets of
+        ``_reference.categorical_cd_update``, updated in place.  The centred
+        weight step is the plain one minus the rank-one terms lam db^T and
+        dc mu^T (db, dc the biases' plain steps), added as the step is
+        taken (no centred copies of the inputs); the uncentred biases then
+        move by -dW^T lam and -dW mu.
     """
     if log_var is not None:
         raise ValueError("log_var needs Gaussian visible units")
@@ -1246,6 +1319,22 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cfg.sparsity_target = config.sparsity_target
     cfg.sparsity_cost = config.sparsity_cost
     cfg.sparsity_decay = config.sparsity_decay
+    cfg.centered = bool(getattr(config, "centered", False))
+    cfg.centering_rate = float(getattr(config, "centering_rate", 0.0))
+    cdef floating[::1] mu_v, lam_v
+    cdef floating *mu_p = NULL
+    cdef floating *lam_p = NULL
+    if cfg.centered:
+        mu_arr, lam_arr = _reference.check_offsets(offsets, np.asarray(W), False)
+        if not 0 <= cfg.centering_rate <= 1:
+            raise ValueError(f"config.centering_rate must be in [0, 1], got "
+                             f"{cfg.centering_rate}")
+        mu_v = mu_arr
+        lam_v = lam_arr
+        mu_p = &mu_v[0]
+        lam_p = &lam_v[0]
+    elif offsets is not None:
+        raise ValueError("offsets are used by centred training only (config.centered)")
     cdef floating[:, ::1] chains_v
     cdef floating *chains_p = NULL
     cdef Py_ssize_t n_chains = 0
@@ -1307,8 +1396,8 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
                        &vbias[0], &hbias[0], chains_p, n_chains,
                        Vt_p, vb_vel_p, hb_vel_p,
                        &activity[0], &cols[0, 0], &A[0, 0], &Hs[0, 0], &logits[0, 0],
-                       &G[0, 0], &posw[0], &vstat[0], &hstat[0], &sort_scratch[0], L, q, H,
-                       cfg, step_word, key_words, n_threads)
+                       &G[0, 0], &posw[0], &vstat[0], &hstat[0], &sort_scratch[0], mu_p,
+                       lam_p, L, q, H, cfg, step_word, key_words, n_threads)
     np.copyto(W_arr, buffers["Wt"].T)
     if W_vel is not None:
         np.copyto(W_vel, buffers["Vt"].T)

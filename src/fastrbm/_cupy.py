@@ -499,7 +499,7 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
             raise ValueError("log_var needs Gaussian visible units")
         return _categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
                                       vbias_vel, hbias_vel, activity, config, key, step0,
-                                      sample_weight)
+                                      sample_weight, offsets)
     if sample_weight is not None:
         raise ValueError("sample_weight is supported for categorical visible units only")
     gaussian, learn_sigma = visible_train_flags(config, log_var)
@@ -1093,16 +1093,29 @@ def _categorical_gibbs(X, W, vbias, hbias, k, key, step, stream, categories):
 
 
 def _categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel,
-                           hbias_vel, activity, config, key, step0, sample_weight):
+                           hbias_vel, activity, config, key, step0, sample_weight,
+                           offsets=None):
     """CD-k / PCD-k updates of categorical units, in place: the meaning, draws
     and options of ``_reference.categorical_cd_update`` (PCD chains of any
-    count, ``sample_weight``, ``l1_squared``, ``zero_sum_gauge``)."""
+    count, ``sample_weight``, ``l1_squared``, ``zero_sum_gauge``, centred
+    gradients with device ``offsets`` (mu, lam) when ``config.centered``)."""
     dev = device()
     xp = dev.xp
     dtype = W.dtype
     q, L = _categorical_sites(W, config.categories)
     H, D = W.shape
     check_dims(H, D, vbias.shape[0], hbias.shape[0])
+    centered = bool(getattr(config, "centered", False))
+    if centered:
+        mu, lam = check_offsets(offsets, W, False)
+        rate = float(getattr(config, "centering_rate", 0.0))
+        if not 0 <= rate <= 1:
+            raise ValueError(f"config.centering_rate must be in [0, 1], got {rate}")
+        if not (is_engine_array(mu) and is_engine_array(lam)):
+            raise ValueError("offsets must be arrays on the model's device (as W)")
+        nu = dtype.type(rate)
+    elif offsets is not None:
+        raise ValueError("offsets are used by centred training only (config.centered)")
     cols_all = _categorical_columns(X, q, L)
     order = np.ascontiguousarray(dev.to_host(order) if is_engine_array(order) else order,
                                  dtype=np.int64)
@@ -1170,8 +1183,14 @@ def _categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
         _one_hot(cols_pos, v_data)
         _one_hot(cols_neg, v)
         # the reference's arithmetic, term for term
-        grad_W = lr * ((hidden_data * weights[:, None]).T @ v_data
-                       - hidden_model.T @ v / n_neg)
+        if centered:
+            mu[...] = (1 - nu) * mu + nu * (weights @ v_data)
+            lam[...] = (1 - nu) * lam + nu * (weights @ hidden_data)
+            grad_W = lr * (((hidden_data - lam) * weights[:, None]).T @ (v_data - mu)
+                           - (hidden_model - lam).T @ (v - mu) / n_neg)
+        else:
+            grad_W = lr * ((hidden_data * weights[:, None]).T @ v_data
+                           - hidden_model.T @ v / n_neg)
         grad_W -= lr * (config.weight_decay * W + config.l1 * xp.sign(W))
         if l1_squared > 0:
             grad_W -= lr * (l1_squared * xp.abs(W).mean(axis=1, keepdims=True) * xp.sign(W))
@@ -1183,6 +1202,7 @@ def _categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
             penalty = lr * config.sparsity_cost * (config.sparsity_target - activity)
             grad_W += xp.outer(penalty, weights @ v_data)
             grad_h += penalty
+        W_before = W.copy() if centered else None
         for param, velocity, grad in ((W, W_vel, grad_W), (hbias, hbias_vel, grad_h),
                                       (vbias, vbias_vel, grad_v)):
             if velocity is None:
@@ -1191,5 +1211,10 @@ def _categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
                 velocity *= mom
                 velocity += grad.astype(dtype)
                 param += velocity
+        if centered:
+            # back to the uncentred model: c = c' - W mu, b = b' - W^T lam
+            dW = W - W_before
+            hbias -= (dW @ mu).astype(dtype)
+            vbias -= (lam @ dW).astype(dtype)
         if gauge:
             zero_sum_gauge(W, vbias, hbias, q)

@@ -128,6 +128,10 @@ def _needs(model, what):
                    if getattr(model, name, None) is not None]
     if getattr(model, "ais_every", 0):
         unsupported.append("ais_every")
+    # centred training's offsets are one process's running means: parameter
+    # averaging has no rule for them (the estimators' fit refuses it too)
+    if getattr(model, "centered", False):
+        unsupported.append("centered")
     if unsupported:
         raise ValueError(f"{type(model).__name__}.fit on {what} does not support "
                          f"{', '.join(unsupported)}; set them to their defaults or fit "

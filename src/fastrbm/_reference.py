@@ -192,7 +192,8 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
     ``config.categories`` (q > 0): categorical visible units, see
     :func:`categorical_cd_update` (the only units that take ``sample_weight``).
 
-    ``config.centered`` (Bernoulli units, or Gaussian units with fixed s):
+    ``config.centered`` (Bernoulli units, Gaussian units with fixed s, and
+    categorical units, see :func:`categorical_cd_update`):
     centred gradients (Montavon & Mueller 2012; Melchior, Fischer & Wiskott,
     JMLR 2016, algorithm 1) with ``offsets = (mu, lam)``, arrays of the model
     dtype updated in place: the offsets of the visible units u = v / s and of
@@ -215,7 +216,8 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
             raise ValueError("log_var needs Gaussian visible units")
         return categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel,
                                      vbias_vel, hbias_vel, activity, workspace, config, key,
-                                     step0, n_threads, sample_weight=sample_weight)
+                                     step0, n_threads, sample_weight=sample_weight,
+                                     offsets=offsets)
     if sample_weight is not None:
         raise ValueError("sample_weight is supported for categorical visible units only")
     dtype = W.dtype
@@ -728,7 +730,7 @@ def zero_sum_gauge(W, vbias, hbias, q):
 
 def categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel,
                           hbias_vel, activity, workspace, config, key, step0, n_threads,
-                          sample_weight=None):
+                          sample_weight=None, offsets=None):
     """CD-k / PCD-k minibatch updates for categorical visible units, in place.
 
     ``config.categories`` is q.  The draws take the addresses of
@@ -744,8 +746,28 @@ def categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, 
     lambda * mean_ia |W_j,ia| * sign(W_j,ia)); the sparsity target as in
     :func:`cd_update`.  ``config.zero_sum_gauge``: :func:`zero_sum_gauge`
     after every update.
+
+    ``config.centered``: centred gradients with ``offsets = (mu, lam)`` as in
+    :func:`cd_update` (s = 1), v the one-hot rows: mu (L q) slides towards
+    the minibatch's weighted category frequencies (so it keeps summing to 1
+    over each site's categories), lam (H) towards its weighted mean P(h | v);
+    the weight step is lr (<(h - lam)(v - mu)^T>_data - <...>_model), data
+    terms weighted; the arrays keep the equivalent uncentred model (hidden
+    bias c = c' - W mu, visible fields b = b' - W^T lam), moved by -dW mu and
+    -dW^T lam after the step.  The gauge comes after that, on the uncentred
+    model.  Because sum_a (v_ia - mu_ia) = 0 at every site, the centred
+    data and model statistics of W sum to 0 over each site's categories:
+    the part of the plain gradient that only shifts a coupling block by a
+    constant (which the hidden bias absorbs, and the gauge removes) is gone
+    from the centred one.
     """
     dtype = W.dtype
+    centered = bool(getattr(config, "centered", False))
+    if centered:
+        mu, lam = check_offsets(offsets, W, False)
+        nu = dtype.type(config.centering_rate)
+    elif offsets is not None:
+        raise ValueError("offsets are used by centred training only (config.centered)")
     q = int(config.categories)
     lr = dtype.type(config.learning_rate)
     mom = dtype.type(config.momentum)
@@ -778,8 +800,14 @@ def categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, 
         if config.persistent:
             chains[...] = h
 
-        grad_W = lr * ((hidden_data * weights[:, None]).T @ v_data
-                       - hidden_model.T @ v / n_neg)
+        if centered:
+            mu[...] = (1 - nu) * mu + nu * (weights @ v_data)
+            lam[...] = (1 - nu) * lam + nu * (weights @ hidden_data)
+            grad_W = lr * (((hidden_data - lam) * weights[:, None]).T @ (v_data - mu)
+                           - (hidden_model - lam).T @ (v - mu) / n_neg)
+        else:
+            grad_W = lr * ((hidden_data * weights[:, None]).T @ v_data
+                           - hidden_model.T @ v / n_neg)
         grad_W -= lr * (config.weight_decay * W + config.l1 * np.sign(W))
         if l1_squared > 0:
             grad_W -= lr * (l1_squared * np.abs(W).mean(axis=1, keepdims=True) * np.sign(W))
@@ -791,6 +819,7 @@ def categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, 
             penalty = lr * config.sparsity_cost * (config.sparsity_target - activity)
             grad_W += np.outer(penalty, weights @ v_data)
             grad_h += penalty
+        W_before = W.copy() if centered else None
         for param, velocity, grad in ((W, W_vel, grad_W), (hbias, hbias_vel, grad_h),
                                       (vbias, vbias_vel, grad_v)):
             if velocity is None:
@@ -799,6 +828,11 @@ def categorical_cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, 
                 velocity *= mom
                 velocity += grad.astype(dtype)
                 param += velocity
+        if centered:
+            # back to the uncentred model: c = c' - W mu, b = b' - W^T lam
+            dW = W - W_before
+            hbias -= (dW @ mu).astype(dtype)
+            vbias -= (lam @ dW).astype(dtype)
         if gauge:
             zero_sum_gauge(W, vbias, hbias, q)
 

@@ -95,6 +95,21 @@ class CategoricalRBM(BernoulliRBM):
         As for :class:`BernoulliRBM` (the reconstruction error compares the
         one-hot rows with the per-site softmax probabilities; the
         pseudo-likelihood is that of :meth:`score_samples`).
+    centered : bool, default=False
+        Train with centred gradients (Melchior, Fischer & Wiskott, JMLR 2016,
+        algorithm 1), as :class:`BernoulliRBM` does: the one-hot visible
+        states enter the weight gradient minus offsets mu (L * q), sliding
+        averages (rate 0.01 per update) of the data's (weighted) category
+        frequencies, starting at those of the training data, so each site's
+        offsets sum to 1; the hidden probabilities minus offsets lambda
+        (starting at 0.5).  The model kept is the equivalent uncentred one
+        (the offsets folded into the fields and hidden biases after every
+        update), so every other method works unchanged.  With
+        ``zero_sum_gauge`` the gauge is applied to that uncentred model after
+        every update, so the fitted model satisfies it; centring itself
+        leaves the gauge alone: since each site's offsets sum to 1, the
+        centred weight statistics already sum to 0 over a site's categories.
+        In-memory data only (not a dask array).
 
     Attributes
     ----------
@@ -139,7 +154,7 @@ class CategoricalRBM(BernoulliRBM):
                  l1_squared=0.0, zero_sum_gauge=True, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
                  early_stopping=None, patience=5, tol=0.0, ais_every=0,
-                 min_updates=MIN_UPDATES):
+                 min_updates=MIN_UPDATES, centered=False):
         self.n_components = n_components
         self.n_categories = n_categories
         self.input = input
@@ -167,14 +182,14 @@ class CategoricalRBM(BernoulliRBM):
         self.tol = tol
         self.ais_every = ais_every
         self.min_updates = min_updates
+        self.centered = centered
 
     # ------------------------------------------------------------------ checks
     def _clipping(self):
         return False
 
     # BernoulliRBM's training options this estimator does not offer (not
-    # constructor parameters): plain gradients, no tempered negative phase
-    centered = False
+    # constructor parameters): no tempered negative phase
     n_temperatures = 10
     betas = None
 
@@ -327,6 +342,9 @@ class CategoricalRBM(BernoulliRBM):
         self.n_epochs_ = 0
         self.history_ = []
         self._velocity = None
+        # centred training's offsets, made from the site frequencies above
+        # at the first update (BernoulliRBM._centering_offsets)
+        self._offsets = None
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
 
@@ -378,6 +396,11 @@ class CategoricalRBM(BernoulliRBM):
             The fitted model.
         """
         if is_dask_collection(X):
+            if self.centered:
+                # as BernoulliRBM.fit: the offsets are one process's running
+                # means, which parameter averaging across workers has no rule for
+                raise ValueError("centered=True trains in-memory data only; fit a NumPy "
+                                 "array of codes (e.g. X.compute())")
             if validation_data is not None or checkpoints is not None:
                 raise ValueError("CategoricalRBM.fit on a dask array does not support "
                                  "validation_data or checkpoints; fit a NumPy array to "
