@@ -763,15 +763,27 @@ def find_invalid(X, clip):
 
 def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
                     k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
-                    swap_step_offset, n_threads, gaussian=False, compute_terms=True):
+                    swap_step_offset, n_threads, gaussian=False, compute_terms=True,
+                    categories=None):
     """Parallel-tempering sweeps in place (see ``_reference.tempered_sweeps``:
     the same arguments and draws).  One GEMM over all replicas per
     half-step; the draws one launch per replica (its own Philox step); the
-    swap energies from the kept fields, all proposed pairs at once."""
+    swap energies from the kept fields, all proposed pairs at once.
+    ``categories`` (q): X holds int32 codes (R, n, L) of categorical x
+    units (the fields by the gather kernel, the draws by ``fr_cat_draw``)."""
     dev = device()
     xp = dev.xp
     R, n, Dx = (int(s) for s in X.shape)
     Dy = int(M.shape[0])
+    if categories is not None:
+        if gaussian:
+            raise ValueError("gaussian has no meaning for categorical units")
+        q, L = _categorical_sites(M, categories)
+        if Dx != L:
+            raise ValueError(f"X must have shape (R, n, {L}) (one code per site), got "
+                             f"{tuple(X.shape)}")
+        _categorical_columns(X.reshape(R * n, L), q, L)
+        Dx = int(M.shape[1])
     check_dims(Dy, Dx, x_bias.shape[0], y_bias.shape[0], Dx)
     if tuple(A.shape) != (R, n, Dy) or tuple(d.shape) != (R, n):
         raise ValueError(f"A must have shape ({R}, {n}, {Dy}) and d ({R}, {n})")
@@ -797,8 +809,18 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
     dxb = x_base.astype(np.float64) - x_bias.astype(np.float64)
     key, tick = _key(key), _zero_tick()
 
+    if categories is not None:
+        Mt = xp.ascontiguousarray(M.T)
+        site_columns = xp.arange(L, dtype=np.int64) * q
+
     def terms(m):
         """A and d of replicas 0..m-1."""
+        if categories is not None:
+            cols = X[:m].astype(np.int64) + site_columns
+            _categorical_field(Mt, cols.reshape(m * n, L), A[:m].reshape(m * n, Dy))
+            A[:m] += y_bias
+            d[:m] = dxb[cols].sum(axis=-1)
+            return
         _gemm(False, True, 1, X[:m].reshape(m * n, Dx), M, 0, A[:m].reshape(m * n, Dy))
         A[:m] += y_bias
         d[:m] = X[:m].astype(np.float64) @ dxb
@@ -834,6 +856,8 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
         terms(R)
     m = int(n_gibbs)
     Y = xp.empty((m, n, Dy), dtype=dtype)
+    # categorical units: the logits of every replica (the states stay codes)
+    logits = xp.empty((m, n, Dx), dtype=dtype) if categories is not None else None
     for t in range(first_sweep, first_sweep + n_sweeps):
         if swap_first:
             swap(t)
@@ -845,11 +869,21 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
             for r in range(m):
                 _bernoulli(Y[r], yb[r], 1, Y[r], True, 0, tick, t * R + r,
                            _c3(gibbs_stream, 2 * s - 2), key)
-            _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0, X[:m].reshape(m * n, Dx))
-            X[:m] *= beta_t[:m, None, None]
-            for r in range(m):
-                _visible_draw(X[r], xb[r], gaussian, 0, tick, t * R + r,
-                              _c3(gibbs_stream, 2 * s - 1), key)
+            if categories is not None:
+                _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0, logits.reshape(m * n, Dx))
+                logits *= beta_t[:m, None, None]
+                for r in range(m):
+                    cols = xp.empty((n, L), dtype=np.int64)
+                    _categorical_draw(logits[r], xb[r], q, 0, tick, t * R + r,
+                                      _c3(gibbs_stream, 2 * s - 1), key, cols)
+                    X[r] = _categorical_codes(cols, q)
+            else:
+                _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0,
+                      X[:m].reshape(m * n, Dx))
+                X[:m] *= beta_t[:m, None, None]
+                for r in range(m):
+                    _visible_draw(X[r], xb[r], gaussian, 0, tick, t * R + r,
+                                  _c3(gibbs_stream, 2 * s - 1), key)
             if s < k or final_fields:
                 terms(m)
         if not swap_first:

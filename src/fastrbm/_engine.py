@@ -50,9 +50,10 @@ class Engine(Protocol):
     def tempered_sweeps(self, X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep,
                         n_sweeps, k, n_gibbs, swap_first, key, gibbs_stream, swap_stream,
                         swap_step_mult, swap_step_offset, n_threads, gaussian=False,
-                        compute_terms=True):
+                        compute_terms=True, categories=None):
         """Parallel-tempering sweeps of R replicas in place (Gibbs steps and
-        swaps; ``_reference.tempered_sweeps``)."""
+        swaps; ``_reference.tempered_sweeps``; ``categories=q``: the x units
+        are categorical sites, X int32 codes (R, n, L))."""
 
     def ais_log_weights(self, W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads,
                         start=None, return_states=False, **visible):

@@ -477,9 +477,16 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     return (logw, v) if return_states else logw
 
 
-def tempered_terms(X, M, x_bias, x_base, y_bias):
+def tempered_terms(X, M, x_bias, x_base, y_bias, categories=None):
     """The field A = X M^T + c_y (untempered) and d = (b_x0 - b_x).x (float64)
-    of states X (..., D_x): what :func:`tempered_sweeps` keeps per state."""
+    of states X (..., D_x): what :func:`tempered_sweeps` keeps per state.
+    ``categories`` (q): X holds integer codes (..., L) of categorical units,
+    whose state is the one-hot vector (..., L q)."""
+    if categories is not None:
+        codes = np.asarray(X).astype(np.intp)
+        shape = codes.shape[:-1]
+        X = one_hot(codes.reshape(-1, codes.shape[-1]), categories, M.dtype).reshape(
+            shape + (M.shape[1],))
     A = X @ M.T + y_bias
     d = X.astype(np.float64) @ (x_base.astype(np.float64) - x_bias.astype(np.float64))
     return A, d
@@ -512,7 +519,8 @@ def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j):
 
 def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
                     k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
-                    swap_step_offset, n_threads, gaussian=False, compute_terms=True):
+                    swap_step_offset, n_threads, gaussian=False, compute_terms=True,
+                    categories=None):
     """Parallel-tempering sweeps over R replicas of n chains, in place.
 
     The replicas are tempered RBMs between a base model and the model, on a
@@ -551,18 +559,28 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
     the call, and PCD changes the parameters before the next one, which
     then computes them): a product with M saved per replica and update.
 
+    ``categories`` (q): the x units are categorical (Potts) sites, as the
+    visible units of ``CategoricalRBM`` (sampling: x = v, M = W of shape
+    (H, L q), b_y0 = 0).  X then holds integer codes (R, n, L), a state is
+    their one-hot vector (so d = (b_x0 - b_x).onehot(x) and the swap rule
+    is the same), and the x draw is :func:`categorical_draw` of the logits
+    beta (y M) + ((1 - beta) b_x0 + beta b_x) at the address of the
+    Bernoulli x draw (one uniform per site).  Not with ``gaussian``.
+
     Returns
     -------
     accepted, proposed : ndarray of int64, shape (R - 1,)
         Swaps accepted and proposed per neighbouring pair.
     """
+    if categories is not None and gaussian:
+        raise ValueError("gaussian has no meaning for categorical units")
     R, n, Dx = X.shape
     dtype = M.dtype
     betas = np.asarray(betas, dtype=np.float64)
     xb = [x_base * dtype.type(1 - b) + x_bias * dtype.type(b) for b in betas]
     yb = [y_base * dtype.type(1 - b) for b in betas]
     if compute_terms:
-        A[...], d[...] = tempered_terms(X, M, x_bias, x_base, y_bias)
+        A[...], d[...] = tempered_terms(X, M, x_bias, x_base, y_bias, categories)
     rows = np.arange(n)
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
 
@@ -590,10 +608,14 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
             for s in range(1, k + 1):
                 y = _draw(sigmoid(beta * A[r] + yb[r]), rows, key, t * R + r, gibbs_stream,
                           2 * s - 2)
-                x = _visible_draw(beta * (y @ M) + xb[r], rows, key, t * R + r, gibbs_stream,
-                                  2 * s - 1, gaussian)
+                if categories is None:
+                    x = _visible_draw(beta * (y @ M) + xb[r], rows, key, t * R + r,
+                                      gibbs_stream, 2 * s - 1, gaussian)
+                else:
+                    x = categorical_draw(beta * (y @ M) + xb[r], rows, key, t * R + r,
+                                         gibbs_stream, 2 * s - 1, categories)
                 if s < k or final_fields:
-                    A[r], d[r] = tempered_terms(x, M, x_bias, x_base, y_bias)
+                    A[r], d[r] = tempered_terms(x, M, x_bias, x_base, y_bias, categories)
             X[r] = x
         if not swap_first:
             swap(t)
