@@ -490,29 +490,41 @@ class CategoricalRBM(BernoulliRBM):
 
     def sample(self, n_samples=100, *, n_steps=1000, start=None, method="gibbs",
                n_temperatures=10, betas=None):
-        """Draw sequences from the model by running Gibbs chains.
+        """Draw sequences from the model by Gibbs chains or tempering.
 
         Parameters
         ----------
         n_samples : int, default=100
             Number of chains (ignored when ``start`` is given).
         n_steps : int, default=1000
-            Gibbs steps per chain; the last state is returned.
+            Gibbs steps per chain; the last state is returned.  With
+            ``method='pt'`` or ``'trajectory'``: sweeps, each one Gibbs step
+            of every replica.
         start : array-like, optional
-            Starting rows, as for :meth:`fit`; default uniformly random codes.
-        method : {'gibbs'}, default='gibbs'
-            Only block Gibbs sampling (tempering is for binary and Gaussian
-            units so far).
-        n_temperatures, betas
-            Unused (the tempering methods' arguments).
+            Starting rows, as for :meth:`fit`; default uniformly random codes
+            ('pt' and 'trajectory': draws from the independent-site model of
+            the training data's site frequencies, the base model of AIS).
+        method : {'gibbs', 'pt', 'trajectory'}, default='gibbs'
+            'pt': parallel tempering between the base model and the model
+            (:func:`fastrbm.sampling.parallel_tempering`), for models whose
+            Gibbs chains stay in one mode; 'trajectory': tempering over the
+            checkpoints of the fit (:func:`fastrbm.sampling.trajectory_tempering`;
+            needs ``fit(..., checkpoints=...)``).
+        n_temperatures : int, default=10
+            Replicas per chain with ``method='pt'``.
+        betas : None, 'auto' or array-like, default=None
+            The inverse temperatures with ``method='pt'``.
 
         Returns
         -------
         codes : ndarray of shape (n_samples, L), int32
-            Codes after ``n_steps`` steps.
+            Codes after ``n_steps`` steps (or sweeps).
         """
+        if method in ("pt", "trajectory"):
+            return self._tempered_sample(n_samples, n_steps, start, n_temperatures, betas,
+                                         method)
         if method != "gibbs":
-            raise ValueError(f"CategoricalRBM samples by method='gibbs' only, got {method!r}")
+            raise ValueError(f"method must be 'gibbs', 'pt' or 'trajectory', got {method!r}")
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)

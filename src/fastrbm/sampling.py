@@ -60,7 +60,7 @@ class TemperingResult:
     ----------
     samples : ndarray of shape (n_chains, n_features)
         The beta = 1 replica of every chain after the last sweep, in the
-        model's scale and dtype.
+        model's scale and dtype (CategoricalRBM: int32 codes (n_chains, L)).
     betas : ndarray of shape (n_temperatures,)
         The inverse temperatures used (after adaptation with betas='auto').
     acceptance : ndarray of shape (n_temperatures - 1,)
@@ -137,17 +137,21 @@ class _Ladder:
             self.params.append((bound.W * t, base * dtype.type(1 - beta) + vbias * t,
                                 bound.hbias * t, kwargs))
 
+    def source(self, V, kwargs):
+        # categorical engines read integer codes as they are
+        return V if "categories" in kwargs else self.bound.engine.as_source(V)
+
     def free_energy(self, V, r):
         W, vbias, hbias, kwargs = self.params[r]
         bound = self.bound
         return to_host(bound.engine.free_energy(
-            bound.engine.as_source(V), W, vbias, hbias, bound.threads,
+            self.source(V, kwargs), W, vbias, hbias, bound.threads,
             **kwargs)).astype(np.float64)
 
     def gibbs(self, V, r, key, step, stream, k=1):
         W, vbias, hbias, kwargs = self.params[r]
         bound = self.bound
-        return bound.engine.gibbs(bound.engine.as_source(V), W, vbias, hbias, k, key, step,
+        return bound.engine.gibbs(self.source(V, kwargs), W, vbias, hbias, k, key, step,
                                   stream, bound.threads, **kwargs)
 
 
@@ -185,6 +189,12 @@ def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
     return first_sweep + n_sweeps
 
 
+def _state_dtype(bound):
+    """The dtype of the replicas' states: int32 codes for categorical units
+    (as their engines' Gibbs steps return them), else the model dtype."""
+    return np.int32 if "categories" in bound.visible.engine_kwargs() else bound.W.dtype
+
+
 def _run(ladder, replicas, key, n_sweeps):
     """All sweeps of a ladder of per-replica models (trajectory tempering);
     returns (sweeps run, acceptance per pair)."""
@@ -208,7 +218,10 @@ def _run_tempered(bound, X, key, n_sweeps, auto, betas, vbias, base_bias):
     fields = put(np.empty((R, n, H), dtype=dtype))
     dots = put(np.empty((R, n), dtype=np.float64))
     no_base = put(np.zeros(H, dtype=dtype))
-    gaussian = bool(bound.visible.unit_scale_kwargs().get("gaussian", False))
+    unit_kwargs = bound.visible.unit_scale_kwargs()
+    gaussian = bool(unit_kwargs.get("gaussian", False))
+    # categorical units: X holds int32 codes (R, n, L)
+    categorical = {"categories": unit_kwargs["categories"]} if "categories" in unit_kwargs else {}
     sweep = 0
     fresh = True
 
@@ -217,7 +230,7 @@ def _run_tempered(bound, X, key, n_sweeps, auto, betas, vbias, base_bias):
         accepted, proposed = engine.tempered_sweeps(
             X, fields, dots, bound.W, vbias, base_bias, bound.hbias, no_base, betas, first,
             count, 1, R, False, key, STREAM_TEMPERING, STREAM_TEMPERING_SWAP, 1, 0,
-            bound.threads, gaussian=gaussian, compute_terms=fresh)
+            bound.threads, gaussian=gaussian, compute_terms=fresh, **categorical)
         # the fields are untempered: they stay valid when the betas change
         fresh = False
         return np.asarray(accepted) / np.maximum(np.asarray(proposed), 1)
@@ -250,7 +263,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
 
     Parameters
     ----------
-    model : fitted BernoulliRBM or GaussianBernoulliRBM
+    model : fitted BernoulliRBM, GaussianBernoulliRBM or CategoricalRBM
         The model.
     n_chains : int, default=100
         Independent chains (each with its R replicas); ignored when
@@ -310,7 +323,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         start = bound.read_rows(to_host(bound.validate(start)))
         if sigma is not None:
             start = start / sigma
-    start = np.asarray(start, dtype=dtype)
+    start = np.asarray(start, dtype=_state_dtype(bound))
     # the replicas stacked (R, n, D): every sweep is one engine call over all
     X = put(np.ascontiguousarray(np.broadcast_to(start, (R,) + start.shape)))
 
@@ -340,7 +353,7 @@ def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, rand
 
     Parameters
     ----------
-    model : fitted BernoulliRBM or GaussianBernoulliRBM
+    model : fitted BernoulliRBM, GaussianBernoulliRBM or CategoricalRBM
         Fitted with ``checkpoints`` (or loaded from a file that keeps them).
     n_chains : int, default=100
         Chains (ignored when ``start`` is given).
@@ -397,7 +410,7 @@ def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, rand
                                      rng)
     else:
         start = bound.read_rows(to_host(bound.validate(start)))
-    start = put(np.ascontiguousarray(start, dtype=dtype))
+    start = put(np.ascontiguousarray(start, dtype=_state_dtype(bound)))
     replicas = [start.copy() for _ in range(R)]
     with kernel_threads():
         sweep, acceptance = _run(ladder, replicas, words[:2].copy(), int(n_sweeps))
