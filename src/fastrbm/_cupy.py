@@ -764,17 +764,27 @@ def find_invalid(X, clip):
 def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
                     k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
                     swap_step_offset, n_threads, gaussian=False, compute_terms=True,
-                    categories=None):
+                    categories=None, categorical_layer="x"):
     """Parallel-tempering sweeps in place (see ``_reference.tempered_sweeps``:
     the same arguments and draws).  One GEMM over all replicas per
     half-step; the draws one launch per replica (its own Philox step); the
     swap energies from the kept fields, all proposed pairs at once.
     ``categories`` (q): X holds int32 codes (R, n, L) of categorical x
-    units (the fields by the gather kernel, the draws by ``fr_cat_draw``)."""
+    units (the fields by the gather kernel, the draws by ``fr_cat_draw``);
+    with ``categorical_layer='y'`` the y units are categorical (PCD's hidden
+    replicas: M = W^T, A the logits (R, n, L q))."""
     dev = device()
     xp = dev.xp
     R, n, Dx = (int(s) for s in X.shape)
     Dy = int(M.shape[0])
+    if categorical_layer not in ("x", "y"):
+        raise ValueError(f"categorical_layer must be 'x' or 'y', got {categorical_layer!r}")
+    y_categories = None
+    if categories is not None and categorical_layer == "y":
+        if gaussian:
+            raise ValueError("gaussian has no meaning for categorical units")
+        y_categories, y_sites = _categorical_sites(M.T, categories)
+        categories = None
     if categories is not None:
         if gaussian:
             raise ValueError("gaussian has no meaning for categorical units")
@@ -827,6 +837,11 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
 
     def softplus_sums(a, pairs):
         z = beta_t[pairs][:, None, None] * a + yb[pairs][:, None, :]
+        if y_categories is not None:
+            # per site log-sum-exp (_reference.tempered_softplus_sum)
+            z = z.astype(np.float64).reshape(z.shape[:-1] + (y_sites, y_categories))
+            top = z.max(axis=-1, keepdims=True)
+            return (xp.log(xp.exp(z - top).sum(axis=-1)) + top[..., 0]).sum(axis=-1)
         return xp.logaddexp(0.0, z.astype(np.float64)).sum(axis=-1)
 
     rows = np.arange(n)
@@ -866,6 +881,20 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
             if m == 0:
                 break
             Y[...] = beta_t[:m, None, None] * A[:m]
+            if y_categories is not None:
+                # the sites drawn per replica, the hidden input the gather of M's rows
+                for r in range(m):
+                    cols = xp.empty((n, y_sites), dtype=np.int64)
+                    _categorical_draw(Y[r], yb[r], y_categories, 0, tick, t * R + r,
+                                      _c3(gibbs_stream, 2 * s - 2), key, cols)
+                    _categorical_field(M, cols, X[r])
+                X[:m] *= beta_t[:m, None, None]
+                for r in range(m):
+                    _visible_draw(X[r], xb[r], False, 0, tick, t * R + r,
+                                  _c3(gibbs_stream, 2 * s - 1), key)
+                if s < k or final_fields:
+                    terms(m)
+                continue
             for r in range(m):
                 _bernoulli(Y[r], yb[r], 1, Y[r], True, 0, tick, t * R + r,
                            _c3(gibbs_stream, 2 * s - 2), key)
