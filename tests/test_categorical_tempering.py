@@ -262,3 +262,174 @@ def test_fit_keeps_checkpoints_for_trajectory_tempering():
     assert result.betas[-1] == model.n_updates_
     np.testing.assert_array_equal(model.sample(5, n_steps=5, method="trajectory").shape,
                                   (5, L))
+
+
+# ---------------------------------------------- PT as PCD's negative phase
+def test_hidden_side_engine_matches_the_reference_and_thread_counts():
+    """categorical_layer='y' (PCD's hidden replicas, swaps first): CPU with
+    1, 2 and 3 threads and the host stand-in against the reference."""
+    from fastrbm._random import STREAM_PT_TRAIN as S
+
+    rng = np.random.default_rng(4)
+    R, n, n_sites, q, n_hidden = 5, 300, 6, 3, 5
+    results = {}
+    for dtype in (np.float32, np.float64):
+        W = rng.normal(0, 1.0, (n_hidden, n_sites * q)).astype(dtype)
+        b, b0 = (rng.normal(0, 1, n_sites * q).astype(dtype) for _ in range(2))
+        c = rng.normal(0, 1, n_hidden).astype(dtype)
+        X0 = (rng.random((R, n, n_hidden)) < 0.5).astype(dtype)
+        betas = np.linspace(0, 1, R) ** 1.5
+
+        def go(engine, threads=1, put=lambda a: a, get=np.asarray):
+            X = put(X0.copy())
+            A = put(np.zeros((R, n, n_sites * q), dtype))
+            d = put(np.zeros((R, n)))
+            acc = engine.tempered_sweeps(X, A, d, put(np.ascontiguousarray(W.T)), put(c),
+                                         put(np.zeros(n_hidden, dtype)), put(b), put(b0),
+                                         betas, 3, 5, 2, R - 1, True, KEY, S, S, R, R - 1,
+                                         threads, categories=q, categorical_layer="y")
+            return get(X), get(A), get(d), np.asarray(acc)
+
+        want = go(_reference)
+        results[dtype] = [go(_cpu, t) for t in (1, 2, 3)]
+        previous = _cupy._set_device(host_engine())
+        try:
+            results[dtype].append(go(_cupy, put=cuda_host.to_device, get=np.array))
+        finally:
+            _cupy._set_device(previous)
+        tol = 1e-12 if dtype == np.float64 else 1e-5
+        for got in results[dtype]:
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_allclose(got[1], want[1], rtol=tol, atol=tol)
+            np.testing.assert_allclose(got[2], want[2], rtol=tol, atol=tol)
+            np.testing.assert_array_equal(got[3], want[3])
+        for got in results[dtype][1:3]:
+            for a, b_ in zip(results[dtype][0], got):
+                np.testing.assert_array_equal(a, b_)
+        assert np.all(want[3][0] > 0) and np.all(want[3][0] < want[3][1])
+
+
+def test_hidden_swap_energies_equal_hidden_free_energies():
+    """The y-side swap rule: F_beta(h) = -beta c.h - sum_i log sum_a
+    exp(beta (h W + b)_ia + (1 - beta) b0_ia), computed by enumerating the
+    visible states of one site at a time (the sites are independent given h)."""
+    rng = np.random.default_rng(5)
+    n_sites, q, n_hidden = 4, 3, 3
+    W = rng.normal(0, 1, (n_hidden, n_sites * q))
+    b, b0 = rng.normal(0, 1, n_sites * q), rng.normal(0, 1, n_sites * q)
+    c = rng.normal(0, 1, n_hidden)
+    x = (rng.random((40, n_hidden)) < 0.5).astype(float)
+    y = (rng.random((40, n_hidden)) < 0.5).astype(float)
+
+    def free_energy(h, beta):
+        codes = np.array(list(itertools.product(range(q), repeat=n_sites)))
+        v = _reference.one_hot(codes, q, np.float64)
+        minus_E = beta * (h @ W @ v.T + (h @ c)[:, None] + (v @ b)[None, :]) + (1 - beta) * (
+            v @ b0)[None, :]
+        top = minus_E.max(axis=1, keepdims=True)
+        return -(np.log(np.exp(minus_E - top).sum(axis=1)) + top[:, 0])
+
+    (A_x, d_x), (A_y, d_y) = (_reference.tempered_terms(s, W.T, c, np.zeros(n_hidden), b)
+                              for s in (x, y))
+    for bi, bj in [(0.0, 0.4), (0.4, 1.0)]:
+        want = free_energy(x, bi) + free_energy(y, bj) - free_energy(y, bi) - free_energy(x, bj)
+        got = _reference.tempered_log_alpha(A_x, d_x, A_y, d_y, bi, bj, (1 - bi) * b0,
+                                            (1 - bj) * b0, y_categories=q)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
+def two_mode_codes(n=300, seed=1):
+    rng = np.random.default_rng(seed)
+    X = np.where(rng.random((n, 1)) < 0.5, 0, 2) * np.ones((1, L), int)
+    flip = rng.random((n, L)) < 0.05
+    return np.where(flip, 1, X).astype(np.int32)
+
+
+def test_pt_pcd_updates_match_the_reference_engine():
+    """tempered_pcd_updates on the NumPy reference and the compiled engine:
+    a categorical model, 9 persistent chains (not batch_size), row weights,
+    k = 2: the same parameters, chains and swap rates (float64, to rounding)."""
+    from fastrbm.rbm import TrainConfig
+    from fastrbm.sampling import tempered_pcd_updates
+    from test_pt_training import bound_with
+
+    X = two_mode_codes()
+    weight = np.random.default_rng(2).uniform(0.5, 2.0, len(X))
+    results = {}
+    betas = np.array([0.0, 0.3, 0.7, 1.0])
+    start = CategoricalRBM(3, n_categories=Q, n_iter=2, batch_size=10, learning_rate=0.2,
+                           random_state=0, dtype=np.float64).fit(X)
+    for name, engine in (("reference", _reference), ("cpu", _cpu)):
+        m = CategoricalRBM(3, n_categories=Q, n_iter=0, batch_size=10, random_state=0,
+                           dtype=np.float64).fit(X)
+        m.components_ = start.components_.copy()
+        m.intercept_visible_ = start.intercept_visible_.copy()
+        m.intercept_hidden_ = start.intercept_hidden_.copy()
+        bound = bound_with(m, X, engine)
+        chains = np.zeros((9, 3))
+        hot = np.zeros((3, 9, 3))
+        config = TrainConfig(k=2, persistent=True, learning_rate=0.1, momentum=0.0,
+                             weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
+                             categories=Q, l1_squared=0.0, zero_sum_gauge=True)
+        acceptance = tempered_pcd_updates(
+            bound, X, np.arange(80, dtype=np.intp), 10, chains, hot, betas, (None,) * 3,
+            np.zeros(3), engine.make_workspace(L * Q, 3, 10, np.float64), config,
+            np.array([5, 6], np.uint32), 7, 1, sample_weight=weight)
+        results[name] = (bound.W, bound.vbias, bound.hbias, chains, hot, acceptance)
+    for ref, cpu in zip(results["reference"], results["cpu"]):
+        np.testing.assert_allclose(cpu, ref, rtol=1e-9, atol=1e-11)
+    assert np.all(results["cpu"][5] > 0)
+
+
+def fit_pt(**changes):
+    params = dict(n_components=3, n_categories=Q, n_iter=3, batch_size=10, learning_rate=0.1,
+                  method="pt", n_temperatures=4, random_state=3, n_jobs=1)
+    params.update(changes)
+    return CategoricalRBM(**params).fit(two_mode_codes())
+
+
+def test_pt_fit_is_seeded_and_thread_count_invariant():
+    a, b, c = fit_pt(), fit_pt(), fit_pt(n_jobs=2)
+    for other in (b, c):
+        np.testing.assert_array_equal(a.components_, other.components_)
+        np.testing.assert_array_equal(a.h_samples_, other.h_samples_)
+        np.testing.assert_array_equal(a._tempering_chains, other._tempering_chains)
+    assert a.swap_acceptance_.shape == (3,)
+    assert np.all((a.swap_acceptance_ > 0) & (a.swap_acceptance_ <= 1))
+    assert not np.array_equal(a.components_, fit_pt(random_state=4).components_)
+    # not plain PCD: the hot replicas changed the negative phase
+    assert not np.array_equal(a.components_, fit_pt(method="pcd").components_)
+    chained = fit_pt(n_chains=7)
+    assert chained.h_samples_.shape == (7, 3)
+    assert chained._tempering_chains.shape == (3, 7, 3)
+
+
+def test_pt_model_file_keeps_the_replicas(tmp_path):
+    """Saved and loaded, a PT model continues training exactly as the model
+    in memory does (hot replicas and swap rates kept)."""
+    from fastrbm.io import load_model, save_model
+
+    X = two_mode_codes()
+    model = fit_pt(n_chains=6)
+    model.fit(X, checkpoints=2)
+    save_model(model, tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded._tempering_chains, model._tempering_chains)
+    np.testing.assert_array_equal(loaded.swap_acceptance_, model.swap_acceptance_)
+    assert loaded.checkpoint_updates_ == model.checkpoint_updates_
+    np.testing.assert_array_equal(trajectory_tempering(loaded, 20, 10, random_state=0).samples,
+                                  trajectory_tempering(model, 20, 10, random_state=0).samples)
+    model.partial_fit(X[:40])
+    loaded.partial_fit(X[:40])
+    np.testing.assert_array_equal(loaded.components_, model.components_)
+    np.testing.assert_array_equal(loaded._tempering_chains, model._tempering_chains)
+
+
+def test_pt_options_are_checked():
+    X = two_mode_codes(n=20)
+    with pytest.raises(ValueError, match="method must be"):
+        CategoricalRBM(method="tempering").fit(X)
+    with pytest.raises(ValueError, match="betas"):
+        CategoricalRBM(method="pt", betas=[0.0, 0.5]).fit(X)
+    with pytest.raises(ValueError, match="n_temperatures"):
+        CategoricalRBM(method="pt", n_temperatures=1).fit(X)

@@ -61,11 +61,16 @@ class CategoricalRBM(BernoulliRBM):
         Seeds the initial weights, the shuffling and every Gibbs draw.
     k : int, default=1
         Gibbs steps per update (CD-k / PCD-k).
-    method : {'pcd', 'cd'}, default='pcd'
-        Persistent contrastive divergence or CD-k.
+    method : {'pcd', 'cd', 'pt'}, default='pcd'
+        Persistent contrastive divergence, CD-k, or PCD whose persistent
+        chains are parallel-tempering replicas (Desjardins et al. 2010; see
+        :func:`fastrbm.sampling.tempered_pcd_updates`): ``n_temperatures``
+        replicas per chain between the independent-site model of the data's
+        site frequencies (beta 0, the base model of AIS) and the model,
+        swapped between neighbouring temperatures before every update.
     n_chains : int or None, default=None
-        Persistent chains of PCD (None: ``batch_size``); the negative
-        statistics are their means whatever the minibatch size.
+        Persistent chains of PCD and 'pt' (None: ``batch_size``); the
+        negative statistics are their means whatever the minibatch size.
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum``.
     weight_decay : float, default=0.0
@@ -95,6 +100,11 @@ class CategoricalRBM(BernoulliRBM):
         As for :class:`BernoulliRBM` (the reconstruction error compares the
         one-hot rows with the per-site softmax probabilities; the
         pseudo-likelihood is that of :meth:`score_samples`).
+    n_temperatures : int, default=10
+        Replicas per persistent chain with ``method='pt'`` (``betas`` None).
+    betas : None or array-like, default=None
+        Inverse temperatures of ``method='pt'``, increasing from 0 to 1;
+        None: ``n_temperatures`` equally spaced.
 
     Attributes
     ----------
@@ -110,7 +120,11 @@ class CategoricalRBM(BernoulliRBM):
     n_sites_ : int
         Sites per row (L in the shapes here).
     h_samples_ : ndarray of shape (n_chains, n_components)
-        Hidden states of the persistent chains (PCD).
+        Hidden states of the persistent chains (PCD; with ``method='pt'``
+        the beta = 1 replicas).
+    swap_acceptance_ : ndarray of shape (n_temperatures - 1,) or None
+        ``method='pt'``: the fraction of swaps accepted between each pair of
+        neighbouring temperatures during the last epoch.
     n_features_in_ : int
         Columns of X as given (L for codes, L * q for one-hot input).
     history_, stop_reason_, n_epochs_, n_updates_
@@ -139,7 +153,7 @@ class CategoricalRBM(BernoulliRBM):
                  l1_squared=0.0, zero_sum_gauge=True, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
                  early_stopping=None, patience=5, tol=0.0, ais_every=0,
-                 min_updates=MIN_UPDATES):
+                 min_updates=MIN_UPDATES, n_temperatures=10, betas=None):
         self.n_components = n_components
         self.n_categories = n_categories
         self.input = input
@@ -167,20 +181,20 @@ class CategoricalRBM(BernoulliRBM):
         self.tol = tol
         self.ais_every = ais_every
         self.min_updates = min_updates
+        self.n_temperatures = n_temperatures
+        self.betas = betas
 
     # ------------------------------------------------------------------ checks
     def _clipping(self):
         return False
 
-    # BernoulliRBM's training options this estimator does not offer (not
-    # constructor parameters): plain gradients, no tempered negative phase
+    # BernoulliRBM's training option this estimator does not offer (not a
+    # constructor parameter): plain gradients
     centered = False
-    n_temperatures = 10
-    betas = None
 
     def _check_params(self):
-        if self.method not in ("pcd", "cd"):
-            raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
+        if self.method not in ("pcd", "cd", "pt"):
+            raise ValueError(f"method must be 'pcd', 'cd' or 'pt', got {self.method!r}")
         if self.n_categories is not None:
             check_int_param("n_categories", self.n_categories, 2, MAX_CATEGORIES)
         if self.input not in ("codes", "one-hot"):

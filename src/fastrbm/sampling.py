@@ -436,7 +436,8 @@ def _hidden_ladder(bound, base, betas):
 
 
 def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, velocity, activity,
-                         workspace, config, key, step0, n_threads, offsets=None):
+                         workspace, config, key, step0, n_threads, offsets=None,
+                         sample_weight=None):
     """PCD updates whose persistent chains are parallel-tempering replicas.
 
     Update t (minibatch ``order[t B:(t + 1) B]``, Philox step ``step0 + t``)
@@ -455,6 +456,12 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     the base model of AIS) and the model, with the parameters before the
     update.
 
+    Categorical visible units (``CategoricalRBM``): the same, with the
+    visible sites drawn from their softmax in the h -> v -> h steps and the
+    hidden states' free energies summing each site's log-sum-exp
+    (``tempered_sweeps`` with ``categorical_layer='y'``); the chains may be
+    more or fewer than ``batch_size`` (``n_chains``).
+
     Random numbers: the Gibbs steps of replica r < R - 1 at update s draw
     from stream ``STREAM_PT_TRAIN``, step s R + r (phases 0 .. 2k - 1); the
     swap of chain n between replicas r and r + 1 compares uniform (row n,
@@ -465,13 +472,13 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     Parameters
     ----------
     bound : _engine.BoundRBM
-        The model (Bernoulli visible units) bound to its engine; its
-        parameters are updated in place.
+        The model (Bernoulli or categorical visible units) bound to its
+        engine; its parameters are updated in place.
     X, order, batch_size, velocity, activity, workspace, config, key, n_threads
         As for ``BoundRBM.cd_epoch``.
-    chains : ndarray of shape (batch_size, n_components)
+    chains : ndarray of shape (n_chains, n_components)
         Hidden states of the beta = 1 replicas, updated in place.
-    hot : ndarray of shape (R - 1, batch_size, n_components)
+    hot : ndarray of shape (R - 1, n_chains, n_components)
         Hidden states of the replicas at ``betas[:-1]``, updated in place.
     betas : ndarray of shape (R,)
         Inverse temperatures, increasing from 0 to 1.
@@ -479,6 +486,8 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
         Update index of the first minibatch.
     offsets : tuple of arrays, optional
         The offsets of centred training (``config.centered``).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Row weights of X (categorical units), as for ``BoundRBM.cd_epoch``.
 
     Returns
     -------
@@ -490,9 +499,14 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     ValueError
         For Gaussian visible units, or when the step counter would pass 2**32.
     """
-    if bound.visible.unit_scale_kwargs():
-        raise ValueError("parallel tempering as the negative phase needs Bernoulli "
-                         "visible units")
+    unit_kwargs = bound.visible.unit_scale_kwargs()
+    if set(unit_kwargs) - {"categories"}:
+        raise ValueError("parallel tempering as the negative phase needs Bernoulli visible "
+                         "units or categorical ones")
+    # categorical units: the visible side, summed out of the hidden states'
+    # free energies, is the y layer of the exchanged model
+    categorical = ({"categories": unit_kwargs["categories"], "categorical_layer": "y"}
+                   if unit_kwargs else {})
     R = len(betas)
     B = int(batch_size)
     n_updates = -(-len(order) // B)
@@ -506,12 +520,13 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     base = bound.visible.base_bias(means).astype(dtype)
     D, H = W.shape[1], W.shape[0]
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
-    # all replicas stacked (R, B, H), the beta = 1 chains last: one engine
-    # call per update swaps them and steps the hot ones; the training kernel
-    # steps states[-1] in place
+    # all replicas stacked (R, n_chains, H), the beta = 1 chains last: one
+    # engine call per update swaps them and steps the hot ones; the training
+    # kernel steps states[-1] in place
     states = np.concatenate([hot, chains[None]]).astype(dtype, copy=False)
-    fields = np.empty((R, B, D), dtype=dtype)
-    dots = np.empty((R, B), dtype=np.float64)
+    n_chains = states.shape[1]
+    fields = np.empty((R, n_chains, D), dtype=dtype)
+    dots = np.empty((R, n_chains), dtype=np.float64)
     no_base = np.zeros(H, dtype=dtype)
     engine = bound.engine
     try:
@@ -521,11 +536,12 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
             acc, prop = engine.tempered_sweeps(
                 states, fields, dots, np.ascontiguousarray(W.T), bound.hbias, no_base,
                 bound.vbias, base, betas, step, 1, config.k, R - 1, True, key,
-                STREAM_PT_TRAIN, STREAM_PT_TRAIN, R, R - 1, n_threads)
+                STREAM_PT_TRAIN, STREAM_PT_TRAIN, R, R - 1, n_threads, **categorical)
             accepted += acc
             proposed += prop
             bound.cd_epoch(X, order[t * B:(t + 1) * B], B, states[-1], velocity, activity,
-                           workspace, config, key, step, n_threads, offsets=offsets)
+                           workspace, config, key, step, n_threads, offsets=offsets,
+                           sample_weight=sample_weight)
     finally:
         # also after Ctrl-C between updates: the replicas of the updates made
         hot[...] = states[:-1]
