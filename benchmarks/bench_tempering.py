@@ -6,6 +6,8 @@ Usage::
     python benchmarks/bench_tempering.py [--hidden 500] [--chains 100] [--replicas 10]
                                          [--sweeps 20] [--rounds 3] [--n-jobs N]
                                          [--train-rows 2000] [--no-train]
+    python benchmarks/bench_tempering.py --categorical [--hidden 100] [--chains 100]
+                                         [--replicas 10] [--sweeps 20] [--rounds 3]
 
 A 784-H BernoulliRBM with random weights (float32; the cost does not depend
 on the values), ``--chains`` chains.  Contenders, interleaved, median of
@@ -21,6 +23,13 @@ Gibbs sweeps of a batch of chains per update (PT's R - 1 hot replicas and
 its beta = 1 chains one step each; PCD's chains R steps).  Epoch times from
 ``history_`` (the epoch's updates and monitoring, not the setup of fit),
 interleaved, median of ``--rounds``.
+
+``--categorical``: the same sampling comparison for a CategoricalRBM of the
+Kunitz domain alignment (``KUNITZ``, read by ``fastrbm.sequences``; q = 21,
+its sites), weights N(0, 0.05^2), the visible fields and the base model
+from the alignment's site frequencies (``fit`` with ``n_iter=0``), float32,
+starting codes drawn from the alignment's rows; PT-PCD training is timed by
+the Bernoulli run only.
 """
 import argparse
 import os
@@ -28,8 +37,11 @@ import time
 
 import numpy as np
 
-from fastrbm import BernoulliRBM
+from fastrbm import BernoulliRBM, CategoricalRBM
 from fastrbm.sampling import parallel_tempering
+from fastrbm.sequences import read_alignment
+
+KUNITZ = "/work/shared/data/kunitz/Kunitz_domain_MSA.fasta"
 
 
 def train_epoch_seconds(args, method, k, X):
@@ -39,6 +51,36 @@ def train_epoch_seconds(args, method, k, X):
                          n_jobs=args.n_jobs, dtype=np.float32)
     model.fit(X)
     return model.history_[-1]["seconds"]
+
+
+def time_sampling(model, start, args):
+    """Interleaved medians of (parallel tempering, R x S Gibbs steps), seconds."""
+    times = {"pt": [], "gibbs": []}
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        parallel_tempering(model, n_sweeps=args.sweeps, n_temperatures=args.replicas,
+                           start=start, random_state=1)
+        times["pt"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.gibbs(start, k=args.replicas * args.sweeps)
+        times["gibbs"].append(time.perf_counter() - t0)
+    return np.median(times["pt"]), np.median(times["gibbs"])
+
+
+def categorical(args):
+    """The sampling comparison on a CategoricalRBM of the Kunitz alignment."""
+    codes = read_alignment(KUNITZ).codes
+    rng = np.random.default_rng(0)
+    model = CategoricalRBM(n_components=args.hidden, n_categories=21, n_iter=0,
+                           random_state=0, n_jobs=args.n_jobs, dtype=np.float32).fit(codes)
+    model.components_[:] = rng.normal(0, 0.05, model.components_.shape)
+    start = codes[rng.integers(0, len(codes), args.chains)].astype(np.int32)
+    pt, gibbs = time_sampling(model, start, args)
+    print(f"CategoricalRBM, Kunitz alignment ({codes.shape[0]} sequences, L={codes.shape[1]}, "
+          f"q=21), {args.hidden} hidden, {args.chains} chains, R={args.replicas}, "
+          f"{args.sweeps} sweeps, n_jobs={args.n_jobs}, median of {args.rounds}")
+    print(f"parallel tempering: {pt:.3f} s; Gibbs, R x sweeps steps: {gibbs:.3f} s; "
+          f"ratio {pt / gibbs:.2f}")
 
 
 def main():
@@ -51,8 +93,16 @@ def main():
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--train-rows", type=int, default=2000)
     parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--categorical", action="store_true",
+                        help="the categorical case (Kunitz alignment); --hidden default 100")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
+    if args.categorical:
+        if args.hidden == parser.get_default("hidden"):
+            args.hidden = 100
+        categorical(args)
+        print(f"load average after: {os.getloadavg()}")
+        return
     rng = np.random.default_rng(0)
     model = BernoulliRBM(n_components=args.hidden, n_iter=0, random_state=0,
                          n_jobs=args.n_jobs, dtype=np.float32)
@@ -60,16 +110,7 @@ def main():
     model.components_[:] = rng.normal(0, 0.05, model.components_.shape)
     model._visible_means = np.full(784, 0.2)
     start = (rng.random((args.chains, 784)) < 0.2).astype(np.float32)
-    times = {"pt": [], "gibbs": []}
-    for _ in range(args.rounds):
-        t0 = time.perf_counter()
-        parallel_tempering(model, n_sweeps=args.sweeps, n_temperatures=args.replicas,
-                           start=start, random_state=1)
-        times["pt"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        model.gibbs(start, k=args.replicas * args.sweeps)
-        times["gibbs"].append(time.perf_counter() - t0)
-    pt, gibbs = np.median(times["pt"]), np.median(times["gibbs"])
+    pt, gibbs = time_sampling(model, start, args)
     print(f"784-{args.hidden}, {args.chains} chains, R={args.replicas}, {args.sweeps} sweeps, "
           f"n_jobs={args.n_jobs}, median of {args.rounds}")
     print(f"parallel tempering: {pt:.3f} s; Gibbs, R x sweeps steps: {gibbs:.3f} s; "

@@ -1331,9 +1331,10 @@ cdef void tempered_gibbs_task(int32_t *x, floating *a, double *d, const floating
                       counter_word3(stream, 2 * s - 2), key)
         matmul_ab(nr, Lq, H, 1, y, H, W, Lq, 0, logits, Lq)
         for i in range(nr):
+            # beta (y W) + xb in one pass (two roundings, as the reference)
             for j in range(Lq):
-                logits[i * Lq + j] = beta * logits[i * Lq + j]
-            draw_sites(logits + i * Lq, x_bias_t, L, q, 0, r0 + i, step,
+                logits[i * Lq + j] = beta * logits[i * Lq + j] + x_bias_t[j]
+            draw_sites(logits + i * Lq, NULL, L, q, 0, r0 + i, step,
                        counter_word3(stream, 2 * s - 1), key, cols)
             for j in range(L):
                 x[i * L + j] = cols[j] - j * q
