@@ -118,7 +118,9 @@ def kernel_extension(name):
         include_dirs=[numpy.get_include(), "src/fastrbm"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         # a module's own header (_categorical.h) rebuilds that module only
-        depends=SHARED_SOURCES + glob.glob(f"src/fastrbm/{name}.h"),
+        depends=SHARED_SOURCES + glob.glob(f"src/fastrbm/{name}.h")
+        # the categorical tempering sweeps use the swap energies of _tempering.h
+        + (["src/fastrbm/_tempering.h"] if name == "_categorical" else []),
     )
 
 

@@ -6,6 +6,8 @@ Usage::
     python benchmarks/bench_tempering.py [--hidden 500] [--chains 100] [--replicas 10]
                                          [--sweeps 20] [--rounds 3] [--n-jobs N]
                                          [--train-rows 2000] [--no-train] [--gaussian]
+    python benchmarks/bench_tempering.py --categorical [--hidden 100] [--chains 100]
+                                         [--replicas 10] [--sweeps 20] [--rounds 3]
 
 A 784-H BernoulliRBM with random weights (float32; the cost does not depend
 on the values), ``--chains`` chains.  Contenders, interleaved, median of
@@ -25,6 +27,12 @@ interleaved, median of ``--rounds``.
 ``--gaussian``: the same with a GaussianBernoulliRBM (unit variances, the
 base model at the standardised data means 0; starting states and training
 rows standard normal): the visible draws are Box-Muller Gaussians.
+``--categorical``: the same sampling comparison for a CategoricalRBM of the
+Kunitz domain alignment (``KUNITZ``, read by ``fastrbm.sequences``; q = 21,
+its sites), weights N(0, 0.05^2), the visible fields and the base model
+from the alignment's site frequencies (``fit`` with ``n_iter=0``), float32,
+starting codes drawn from the alignment's rows; PT-PCD training is timed by
+the Bernoulli run only.
 """
 import argparse
 import os
@@ -32,8 +40,12 @@ import time
 
 import numpy as np
 
-from fastrbm import BernoulliRBM, GaussianBernoulliRBM
+from fastrbm import BernoulliRBM, CategoricalRBM, GaussianBernoulliRBM
 from fastrbm.sampling import parallel_tempering
+from fastrbm.sequences import read_alignment
+
+# the alignment beside the checkout (../shared/data/kunitz), as bench_kunitz finds it
+from bench_kunitz import DEFAULT_DATA as KUNITZ  # noqa: E402
 
 
 def train_epoch_seconds(args, method, k, X):
@@ -44,6 +56,36 @@ def train_epoch_seconds(args, method, k, X):
                 n_jobs=args.n_jobs, dtype=np.float32)
     model.fit(X)
     return model.history_[-1]["seconds"]
+
+
+def time_sampling(model, start, args):
+    """Interleaved medians of (parallel tempering, R x S Gibbs steps), seconds."""
+    times = {"pt": [], "gibbs": []}
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        parallel_tempering(model, n_sweeps=args.sweeps, n_temperatures=args.replicas,
+                           start=start, random_state=1)
+        times["pt"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.gibbs(start, k=args.replicas * args.sweeps)
+        times["gibbs"].append(time.perf_counter() - t0)
+    return np.median(times["pt"]), np.median(times["gibbs"])
+
+
+def categorical(args):
+    """The sampling comparison on a CategoricalRBM of the Kunitz alignment."""
+    codes = read_alignment(KUNITZ).codes
+    rng = np.random.default_rng(0)
+    model = CategoricalRBM(n_components=args.hidden, n_categories=21, n_iter=0,
+                           random_state=0, n_jobs=args.n_jobs, dtype=np.float32).fit(codes)
+    model.components_[:] = rng.normal(0, 0.05, model.components_.shape)
+    start = codes[rng.integers(0, len(codes), args.chains)].astype(np.int32)
+    pt, gibbs = time_sampling(model, start, args)
+    print(f"CategoricalRBM, Kunitz alignment ({codes.shape[0]} sequences, L={codes.shape[1]}, "
+          f"q=21), {args.hidden} hidden, {args.chains} chains, R={args.replicas}, "
+          f"{args.sweeps} sweeps, n_jobs={args.n_jobs}, median of {args.rounds}")
+    print(f"parallel tempering: {pt:.3f} s; Gibbs, R x sweeps steps: {gibbs:.3f} s; "
+          f"ratio {pt / gibbs:.2f}")
 
 
 def main():
@@ -58,8 +100,16 @@ def main():
     parser.add_argument("--no-train", action="store_true")
     parser.add_argument("--gaussian", action="store_true",
                         help="a GaussianBernoulliRBM (real-valued visible units)")
+    parser.add_argument("--categorical", action="store_true",
+                        help="the categorical case (Kunitz alignment); --hidden default 100")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
+    if args.categorical:
+        if args.hidden == parser.get_default("hidden"):
+            args.hidden = 100
+        categorical(args)
+        print(f"load average after: {os.getloadavg()}")
+        return
     rng = np.random.default_rng(0)
     if args.gaussian:
         model = GaussianBernoulliRBM(n_components=args.hidden, n_iter=0, random_state=0,
@@ -77,16 +127,7 @@ def main():
         model.components_[:] = rng.normal(0, 0.05, model.components_.shape)
         model._visible_means = np.full(784, 0.2)
         start = (rng.random((args.chains, 784)) < 0.2).astype(np.float32)
-    times = {"pt": [], "gibbs": []}
-    for _ in range(args.rounds):
-        t0 = time.perf_counter()
-        parallel_tempering(model, n_sweeps=args.sweeps, n_temperatures=args.replicas,
-                           start=start, random_state=1)
-        times["pt"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        model.gibbs(start, k=args.replicas * args.sweeps)
-        times["gibbs"].append(time.perf_counter() - t0)
-    pt, gibbs = np.median(times["pt"]), np.median(times["gibbs"])
+    pt, gibbs = time_sampling(model, start, args)
     units = "Gaussian" if args.gaussian else "Bernoulli"
     print(f"{units} 784-{args.hidden}, {args.chains} chains, R={args.replicas}, {args.sweeps} sweeps, "
           f"n_jobs={args.n_jobs}, median of {args.rounds}")

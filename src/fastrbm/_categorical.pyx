@@ -39,7 +39,7 @@ from cython cimport floating
 from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t,
                           uint64_t)
-from libc.math cimport exp, expf, expm1, expm1f, fabs, log1p, log1pf
+from libc.math cimport exp, expf, expm1, expm1f, fabs, log, log1p, log1pf
 from cpython.exc cimport PyErr_CheckSignals
 from fastrbm._blas cimport matmul_ab, matmul_abt
 from fastrbm cimport _random as streams
@@ -1401,3 +1401,541 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     np.copyto(W_arr, buffers["Wt"].T)
     if W_vel is not None:
         np.copyto(W_vel, buffers["Vt"].T)
+
+
+# ---------------------------------------------------------------------------
+# Parallel tempering (categorical x units; _reference.tempered_sweeps with
+# ``categories``).  The work split of _tempering.pyx: Gibbs tasks (replica,
+# block of TEMPER_BLOCK chains), one GEMM per task and half-step; swaps per
+# chain, each chain's pairs in order by one thread.  The replicas' states are
+# int32 codes (R, n, L); the swap energies are those of _tempering.pyx (the
+# same float32 softplus of _tempering.h), since one-hot states leave the
+# swap rule as it is.
+# ---------------------------------------------------------------------------
+
+cdef extern from "_tempering.h" nogil:
+    double fr_softplus_sum_f32(const float *a, float beta, const float *yb, int n)
+    int fr_tempering_set_simd(int enable)
+
+# this module's copy of the header's switch: the AVX2 path where the CPU has it
+# (the same bits as the baseline path, _tempering.h)
+fr_tempering_set_simd(1)
+
+# chains per Gibbs task: fixed, never by the thread count (as _tempering.pyx)
+cdef Py_ssize_t TEMPER_BLOCK = 256
+
+
+def _set_task_rows(Py_ssize_t rows):
+    """Set the chains per tempering Gibbs task (benchmarks only); returns the old value."""
+    global TEMPER_BLOCK
+    if rows < 1:
+        raise ValueError("rows must be >= 1")
+    previous = TEMPER_BLOCK
+    TEMPER_BLOCK = rows
+    return previous
+
+
+cdef double tempered_softplus_sum(const floating *a, floating beta, const floating *yb, int n,
+                                  floating *tmp) noexcept nogil:
+    """sum_j softplus(beta a_j + yb_j): _tempering.pyx's softplus_sum (float32
+    fr_softplus_sum_f32; float64 libm, 4 interleaved partial sums)."""
+    cdef int j
+    cdef floating z
+    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
+    if floating is float:
+        return fr_softplus_sum_f32(a, beta, yb, n)
+    for j in range(n):
+        z = beta * a[j] + yb[j]
+        tmp[j] = (z if z > 0 else 0.0) + log1p(exp(-fabs(z)))
+    j = 0
+    while j + 4 <= n:
+        s0 += tmp[j]
+        s1 += tmp[j + 1]
+        s2 += tmp[j + 2]
+        s3 += tmp[j + 3]
+        j += 4
+    while j < n:
+        s0 += tmp[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void tempered_fields(const int32_t *x, floating *a, double *d, const floating *Wt,
+                          const floating *y_bias, const double *dxb, int32_t *cols, int nr,
+                          int L, int q, int H) noexcept nogil:
+    """a = c_y + sum_i Wt[i q + x_i] (sites in order) and d = sum_i dxb[i q + x_i]
+    (float64, sites in order) of nr coded rows."""
+    cdef int i, j
+    cdef double s
+    for i in range(nr):
+        for j in range(L):
+            cols[j] = j * q + x[i * L + j]
+        gather_field(cols, Wt, L, H, a + i * H)
+        s = 0
+        for j in range(H):
+            a[i * H + j] = a[i * H + j] + y_bias[j]
+        for j in range(L):
+            s = s + dxb[cols[j]]
+        d[i] = s
+
+
+cdef void tempered_gibbs_task(int32_t *x, floating *a, double *d, const floating *W,
+                              const floating *Wt, const floating *x_bias_t,
+                              const floating *y_base_t, const floating *y_bias,
+                              const double *dxb, floating beta, floating *y, int32_t *cols,
+                              Py_ssize_t r0, int nr, int L, int q, int H, int k,
+                              bint final_fields, uint32_t step, uint32_t stream,
+                              const uint32_t *key) noexcept nogil:
+    """k Gibbs steps x -> y -> x of nr chains (rows r0..) of one replica: y
+    Bernoulli of beta a + yb, the logits beta (y W) + xb drawn per site
+    (draw_sites), then a and d of the new codes (after step k only with
+    final_fields)."""
+    cdef int s, i, j
+    cdef int Lq = L * q
+    cdef floating *logits = y + TEMPER_BLOCK * H
+    for s in range(1, k + 1):
+        for i in range(nr):
+            for j in range(H):
+                y[i * H + j] = beta * a[i * H + j]
+            bernoulli(y + i * H, y_base_t, 1, y + i * H, H, 0, r0 + i, step,
+                      counter_word3(stream, 2 * s - 2), key)
+        matmul_ab(nr, Lq, H, 1, y, H, W, Lq, 0, logits, Lq)
+        for i in range(nr):
+            # beta (y W) + xb in one pass (two roundings, as the reference)
+            for j in range(Lq):
+                logits[i * Lq + j] = beta * logits[i * Lq + j] + x_bias_t[j]
+            draw_sites(logits + i * Lq, NULL, L, q, 0, r0 + i, step,
+                       counter_word3(stream, 2 * s - 1), key, cols)
+            for j in range(L):
+                x[i * L + j] = cols[j] - j * q
+        if s < k or final_fields:
+            tempered_fields(x, a, d, Wt, y_bias, dxb, cols, nr, L, q, H)
+
+
+cdef void tempered_swap_chain(int32_t *X, floating *A, double *d, Py_ssize_t c, Py_ssize_t n,
+                              int R, int L, int H, const double *betas,
+                              const floating *beta_t, const floating *y_base_t,
+                              int first_pair, uint32_t step, uint32_t c3, const uint32_t *key,
+                              floating *tmp, long long *counts) noexcept nogil:
+    """The swaps of chain c between replicas (r, r + 1), r = first_pair,
+    first_pair + 2, ...: log u < log alpha (_reference.tempered_log_alpha),
+    u the float64 uniform of column r."""
+    cdef int r, j
+    cdef uint32_t ctr[4]
+    cdef uint32_t block[4]
+    cdef floating *ax
+    cdef floating *ay
+    cdef int32_t *cx
+    cdef int32_t *cy
+    cdef floating f
+    cdef int32_t code
+    cdef double la, u, dd
+    ctr[1] = <uint32_t>c
+    ctr[2] = step
+    ctr[3] = c3
+    for r in range(first_pair, R - 1, 2):
+        ax = A + (r * n + c) * H
+        ay = A + ((r + 1) * n + c) * H
+        la = ((betas[r] - betas[r + 1]) * (d[r * n + c] - d[(r + 1) * n + c])
+              - tempered_softplus_sum(ax, beta_t[r], y_base_t + r * H, H, tmp)
+              - tempered_softplus_sum(ay, beta_t[r + 1], y_base_t + (r + 1) * H, H, tmp)
+              + tempered_softplus_sum(ay, beta_t[r], y_base_t + r * H, H, tmp)
+              + tempered_softplus_sum(ax, beta_t[r + 1], y_base_t + (r + 1) * H, H, tmp))
+        ctr[0] = <uint32_t>(r // 4)
+        fr_philox4x32_10(ctr, key, block)
+        u = block[r % 4] * 2.3283064365386963e-10   # 2**-32, as uniforms(float64)
+        if not (log(u) < la):
+            continue
+        counts[r] += 1
+        for j in range(H):
+            f = ax[j]
+            ax[j] = ay[j]
+            ay[j] = f
+        cx = X + (r * n + c) * L
+        cy = X + ((r + 1) * n + c) * L
+        for j in range(L):
+            code = cx[j]
+            cx[j] = cy[j]
+            cy[j] = code
+        dd = d[r * n + c]
+        d[r * n + c] = d[(r + 1) * n + c]
+        d[(r + 1) * n + c] = dd
+
+
+cdef void tempered_swaps(int32_t *X, floating *A, double *d, Py_ssize_t n, int R, int L, int H,
+                         const double *betas, const floating *beta_t, const floating *yb,
+                         int first_pair, uint32_t swap_step, uint32_t c3, const uint32_t *key,
+                         floating *tmp, Py_ssize_t per_thread, long long *counts,
+                         int n_threads) noexcept nogil:
+    cdef Py_ssize_t c
+    cdef int tid
+    for c in prange(n, schedule='dynamic', chunksize=4, num_threads=n_threads):
+        tid = threadid()
+        tempered_swap_chain(X, A, d, c, n, R, L, H, betas, beta_t, yb, first_pair, swap_step,
+                            c3, key, tmp + tid * per_thread, counts + c * (R - 1))
+
+
+cdef void tempered_sweep(int32_t *X, floating *A, double *d, const floating *W,
+                         const floating *Wt, const floating *xb, const floating *yb,
+                         const floating *y_bias, const double *dxb, const double *betas,
+                         const floating *beta_t, Py_ssize_t n, int R, int L, int q, int H,
+                         int k, int n_gibbs, bint swap_first, bint final_fields, uint32_t t,
+                         uint32_t gibbs_stream, uint32_t swap_step, uint32_t swap_stream,
+                         const uint32_t *key, floating *scratch, Py_ssize_t per_thread,
+                         int32_t *col_scratch, long long *counts,
+                         int n_threads) noexcept nogil:
+    """One sweep (see _reference.tempered_sweeps)."""
+    cdef Py_ssize_t nb = (n + TEMPER_BLOCK - 1) // TEMPER_BLOCK
+    cdef Py_ssize_t task, blk, r0
+    cdef int r, nr, tid
+    cdef int first_pair = t % 2
+    cdef int Lq = L * q
+    if swap_first:
+        tempered_swaps(X, A, d, n, R, L, H, betas, beta_t, yb, first_pair, swap_step,
+                       counter_word3(swap_stream, 0), key, scratch, per_thread, counts,
+                       n_threads)
+    for task in prange(n_gibbs * nb, schedule='dynamic', num_threads=n_threads):
+        tid = threadid()
+        r = <int>(task // nb)
+        blk = task % nb
+        r0 = blk * TEMPER_BLOCK
+        nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else <int>TEMPER_BLOCK
+        tempered_gibbs_task(X + (r * n + r0) * L, A + (r * n + r0) * H, d + r * n + r0, W, Wt,
+                            xb + r * Lq, yb + r * H, y_bias, dxb, beta_t[r],
+                            scratch + tid * per_thread, col_scratch + tid * L, r0, nr, L, q, H,
+                            k, final_fields, t * <uint32_t>R + <uint32_t>r, gibbs_stream, key)
+    if not swap_first:
+        tempered_swaps(X, A, d, n, R, L, H, betas, beta_t, yb, first_pair, swap_step,
+                       counter_word3(swap_stream, 0), key, scratch, per_thread, counts,
+                       n_threads)
+
+
+cdef void tempered_all_fields(const int32_t *X, floating *A, double *d, const floating *Wt,
+                              const floating *y_bias, const double *dxb, int32_t *col_scratch,
+                              Py_ssize_t n, int R, int L, int q, int H,
+                              int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = (n + TEMPER_BLOCK - 1) // TEMPER_BLOCK
+    cdef Py_ssize_t task, blk, r0
+    cdef int r, nr, tid
+    for task in prange(R * nb, schedule='dynamic', num_threads=n_threads):
+        tid = threadid()
+        r = <int>(task // nb)
+        blk = task % nb
+        r0 = blk * TEMPER_BLOCK
+        nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else <int>TEMPER_BLOCK
+        tempered_fields(X + (r * n + r0) * L, A + (r * n + r0) * H, d + r * n + r0, Wt,
+                        y_bias, dxb, col_scratch + tid * L, nr, L, q, H)
+
+
+# The swaps-first layout of PCD (categorical_layer='y'): the replicas are
+# hidden states x = h (floating (R, n, H)), M = W^T (L q, H), the kept field
+# A = h W + b (R, n, L q) holds the untempered logits of the categorical y
+# units, and the swap energies sum each site's log-sum-exp.
+
+cdef double tempered_site_lse_sum(const floating *a, floating beta, const floating *yb, int L,
+                                  int q) noexcept nogil:
+    """sum over sites of log sum_a exp(z_a), z = beta a + yb formed in the
+    model dtype, the log-sum-exp in float64 (libm), sites in order."""
+    cdef int i, c
+    cdef double top, acc, total = 0
+    cdef const floating *ai
+    cdef const floating *bi
+    for i in range(L):
+        ai = a + i * q
+        bi = yb + i * q
+        top = <double>(<floating>(beta * ai[0]) + bi[0])
+        for c in range(1, q):
+            top = max(top, <double>(<floating>(beta * ai[c]) + bi[c]))
+        acc = 0
+        for c in range(q):
+            acc = acc + exp(<double>(<floating>(beta * ai[c]) + bi[c]) - top)
+        total = total + (log(acc) + top)
+    return total
+
+
+cdef void tempered_hidden_fields(const floating *x, floating *a, double *d, const floating *M,
+                                 const floating *y_bias, const double *dxb, int nr, int Lq,
+                                 int H) noexcept nogil:
+    """a = x M^T + b (the logits h W + b) and d = dxb.x of nr hidden rows (d
+    in float64 by 4 interleaved partial sums, as _tempering.pyx)."""
+    cdef int i, j
+    cdef double s0, s1, s2, s3
+    cdef const floating *xr
+    matmul_abt(nr, Lq, H, 1, x, H, M, H, 0, a, Lq)
+    for i in range(nr):
+        for j in range(Lq):
+            a[i * Lq + j] = a[i * Lq + j] + y_bias[j]
+        xr = x + i * H
+        s0 = s1 = s2 = s3 = 0
+        j = 0
+        while j + 4 <= H:
+            s0 = s0 + dxb[j] * xr[j]
+            s1 = s1 + dxb[j + 1] * xr[j + 1]
+            s2 = s2 + dxb[j + 2] * xr[j + 2]
+            s3 = s3 + dxb[j + 3] * xr[j + 3]
+            j = j + 4
+        while j < H:
+            s0 = s0 + dxb[j] * xr[j]
+            j = j + 1
+        d[i] = (s0 + s1) + (s2 + s3)
+
+
+cdef void tempered_hidden_gibbs_task(floating *x, floating *a, double *d, const floating *M,
+                                     const floating *x_bias_t, const floating *y_base_t,
+                                     const floating *y_bias, const double *dxb, floating beta,
+                                     floating *logits, int32_t *cols, Py_ssize_t r0, int nr,
+                                     int L, int q, int H, int k, bint final_fields,
+                                     uint32_t step, uint32_t stream,
+                                     const uint32_t *key) noexcept nogil:
+    """k Gibbs steps h -> v -> h of nr hidden chains of one replica: each
+    site drawn from beta a + yb (draw_sites), the hidden input the gather of
+    M's rows (sites in order) times beta, Bernoulli with x_bias_t; then a
+    and d of the new states (after step k only with final_fields)."""
+    cdef int s, i, j
+    cdef int Lq = L * q
+    for s in range(1, k + 1):
+        for i in range(nr):
+            for j in range(Lq):
+                logits[j] = beta * a[i * Lq + j]
+            draw_sites(logits, y_base_t, L, q, 0, r0 + i, step,
+                       counter_word3(stream, 2 * s - 2), key, cols)
+            sum_rows(M, H, cols, L, H, x + i * H)
+            for j in range(H):
+                x[i * H + j] = beta * x[i * H + j]
+            bernoulli(x + i * H, x_bias_t, 1, x + i * H, H, 0, r0 + i, step,
+                      counter_word3(stream, 2 * s - 1), key)
+        if s < k or final_fields:
+            tempered_hidden_fields(x, a, d, M, y_bias, dxb, nr, Lq, H)
+
+
+cdef void tempered_hidden_swap_chain(floating *X, floating *A, double *d, Py_ssize_t c,
+                                     Py_ssize_t n, int R, int L, int q, int H,
+                                     const double *betas, const floating *beta_t,
+                                     const floating *y_base_t, int first_pair, uint32_t step,
+                                     uint32_t c3, const uint32_t *key,
+                                     long long *counts) noexcept nogil:
+    """The swaps of hidden chain c (tempered_swap_chain with the site
+    log-sum-exp energies)."""
+    cdef int r, j
+    cdef int Lq = L * q
+    cdef uint32_t ctr[4]
+    cdef uint32_t block[4]
+    cdef floating *ax
+    cdef floating *ay
+    cdef floating f
+    cdef double la, u, dd
+    ctr[1] = <uint32_t>c
+    ctr[2] = step
+    ctr[3] = c3
+    for r in range(first_pair, R - 1, 2):
+        ax = A + (r * n + c) * Lq
+        ay = A + ((r + 1) * n + c) * Lq
+        la = ((betas[r] - betas[r + 1]) * (d[r * n + c] - d[(r + 1) * n + c])
+              - tempered_site_lse_sum(ax, beta_t[r], y_base_t + r * Lq, L, q)
+              - tempered_site_lse_sum(ay, beta_t[r + 1], y_base_t + (r + 1) * Lq, L, q)
+              + tempered_site_lse_sum(ay, beta_t[r], y_base_t + r * Lq, L, q)
+              + tempered_site_lse_sum(ax, beta_t[r + 1], y_base_t + (r + 1) * Lq, L, q))
+        ctr[0] = <uint32_t>(r // 4)
+        fr_philox4x32_10(ctr, key, block)
+        u = block[r % 4] * 2.3283064365386963e-10   # 2**-32, as uniforms(float64)
+        if not (log(u) < la):
+            continue
+        counts[r] += 1
+        for j in range(Lq):
+            f = ax[j]
+            ax[j] = ay[j]
+            ay[j] = f
+        ax = X + (r * n + c) * H
+        ay = X + ((r + 1) * n + c) * H
+        for j in range(H):
+            f = ax[j]
+            ax[j] = ay[j]
+            ay[j] = f
+        dd = d[r * n + c]
+        d[r * n + c] = d[(r + 1) * n + c]
+        d[(r + 1) * n + c] = dd
+
+
+cdef void tempered_hidden_swaps(floating *X, floating *A, double *d, Py_ssize_t n, int R,
+                                int L, int q, int H, const double *betas,
+                                const floating *beta_t, const floating *yb, int first_pair,
+                                uint32_t swap_step, uint32_t c3, const uint32_t *key,
+                                long long *counts, int n_threads) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in prange(n, schedule='dynamic', chunksize=4, num_threads=n_threads):
+        tempered_hidden_swap_chain(X, A, d, c, n, R, L, q, H, betas, beta_t, yb, first_pair,
+                                   swap_step, c3, key, counts + c * (R - 1))
+
+
+cdef void tempered_hidden_sweep(floating *X, floating *A, double *d, const floating *M,
+                                const floating *xb, const floating *yb,
+                                const floating *y_bias, const double *dxb,
+                                const double *betas, const floating *beta_t, Py_ssize_t n,
+                                int R, int L, int q, int H, int k, int n_gibbs,
+                                bint swap_first, bint final_fields, uint32_t t,
+                                uint32_t gibbs_stream, uint32_t swap_step,
+                                uint32_t swap_stream, const uint32_t *key, floating *scratch,
+                                int32_t *col_scratch, long long *counts,
+                                int n_threads) noexcept nogil:
+    """One sweep of the hidden replicas (see _reference.tempered_sweeps,
+    categorical_layer='y')."""
+    cdef Py_ssize_t nb = (n + TEMPER_BLOCK - 1) // TEMPER_BLOCK
+    cdef Py_ssize_t task, blk, r0
+    cdef int r, nr, tid
+    cdef int first_pair = t % 2
+    cdef int Lq = L * q
+    if swap_first:
+        tempered_hidden_swaps(X, A, d, n, R, L, q, H, betas, beta_t, yb, first_pair,
+                              swap_step, counter_word3(swap_stream, 0), key, counts, n_threads)
+    for task in prange(n_gibbs * nb, schedule='dynamic', num_threads=n_threads):
+        tid = threadid()
+        r = <int>(task // nb)
+        blk = task % nb
+        r0 = blk * TEMPER_BLOCK
+        nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else <int>TEMPER_BLOCK
+        tempered_hidden_gibbs_task(X + (r * n + r0) * H, A + (r * n + r0) * Lq,
+                                   d + r * n + r0, M, xb + r * H, yb + r * Lq, y_bias, dxb,
+                                   beta_t[r], scratch + tid * Lq, col_scratch + tid * L, r0,
+                                   nr, L, q, H, k, final_fields,
+                                   t * <uint32_t>R + <uint32_t>r, gibbs_stream, key)
+    if not swap_first:
+        tempered_hidden_swaps(X, A, d, n, R, L, q, H, betas, beta_t, yb, first_pair,
+                              swap_step, counter_word3(swap_stream, 0), key, counts, n_threads)
+
+
+cdef void tempered_hidden_all_fields(const floating *X, floating *A, double *d,
+                                     const floating *M, const floating *y_bias,
+                                     const double *dxb, Py_ssize_t n, int R, int Lq, int H,
+                                     int n_threads) noexcept nogil:
+    cdef Py_ssize_t nb = (n + TEMPER_BLOCK - 1) // TEMPER_BLOCK
+    cdef Py_ssize_t task, blk, r0
+    cdef int r, nr
+    for task in prange(R * nb, schedule='dynamic', num_threads=n_threads):
+        r = <int>(task // nb)
+        blk = task % nb
+        r0 = blk * TEMPER_BLOCK
+        nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else <int>TEMPER_BLOCK
+        tempered_hidden_fields(X + (r * n + r0) * H, A + (r * n + r0) * Lq, d + r * n + r0, M,
+                               y_bias, dxb, nr, Lq, H)
+
+
+def tempered_sweeps(X, floating[:, :, ::1] A, double[:, ::1] d,
+                    const floating[:, ::1] M, const floating[::1] x_bias,
+                    const floating[::1] x_base, const floating[::1] y_bias,
+                    const floating[::1] y_base, betas, first_sweep, n_sweeps, int k,
+                    int n_gibbs, bint swap_first, key, unsigned int gibbs_stream,
+                    unsigned int swap_stream, swap_step_mult, swap_step_offset, int n_threads,
+                    gaussian=False, bint compute_terms=True, categories=None,
+                    categorical_layer="x"):
+    """Parallel-tempering sweeps with categorical units in place; see
+    ``_reference.tempered_sweeps`` with ``categories`` (same arguments, same
+    draws; returns (accepted, proposed) per pair).  ``categorical_layer``
+    'x': X holds int32 codes (R, n, L), M is W (H, L q), A is (R, n, H);
+    'y' (PCD's hidden replicas): X holds hidden states (R, n, H) of the
+    model dtype, M is W^T (L q, H), A is (R, n, L q).  A and d (R, n) are
+    updated in place.  Results do not depend on ``n_threads``."""
+    if gaussian:
+        raise ValueError("gaussian has no meaning for categorical units")
+    if categorical_layer not in ("x", "y"):
+        raise ValueError(f"categorical_layer must be 'x' or 'y', got {categorical_layer!r}")
+    cdef bint y_side = categorical_layer == "y"
+    cdef int q, L
+    cdef int32_t[:, :, ::1] Xc
+    cdef floating[:, :, ::1] Xf
+    M_np = np.asarray(M)
+    q, L = _sites(M_np.T if y_side else M_np, categories)
+    cdef Py_ssize_t R = A.shape[0], n = A.shape[1]
+    # H hidden units, Lq = L q visible columns, whichever side M puts them
+    cdef int H = M.shape[1] if y_side else M.shape[0]
+    cdef int Lq = M.shape[0] if y_side else M.shape[1]
+    cdef int Dx = H if y_side else L
+    cdef int Dy = Lq if y_side else H
+    check_dims(Dy, Lq if not y_side else H, x_bias.shape[0], y_bias.shape[0], -1, "X",
+               n_threads)
+    X_np = np.asarray(X)
+    if X_np.ndim != 3 or X_np.shape[0] != R or X_np.shape[1] != n or X_np.shape[2] != Dx:
+        raise ValueError(f"X must have shape ({R}, {n}, {Dx}), got {X_np.shape}")
+    if y_side:
+        Xf = X
+    else:
+        Xc = X
+        if X_np.size and (X_np.min() < 0 or X_np.max() >= q):
+            raise ValueError(f"X holds codes outside 0..{q - 1}")
+    if x_base.shape[0] != x_bias.shape[0] or y_base.shape[0] != Dy:
+        raise ValueError("the base biases must match the layers of M")
+    if A.shape[2] != Dy or d.shape[0] != R or d.shape[1] != n:
+        raise ValueError(f"A must have shape ({R}, {n}, {Dy}) and d ({R}, {n})")
+    cdef double[::1] beta_v = np.ascontiguousarray(betas, dtype=np.float64)
+    if beta_v.shape[0] != R or R < 2:
+        raise ValueError(f"betas must have one value per replica ({R}, at least 2)")
+    if not 0 <= n_gibbs <= R:
+        raise ValueError(f"n_gibbs must be in [0, {R}], got {n_gibbs}")
+    if not 1 <= k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
+    first_sweep, n_sweeps = int(first_sweep), int(n_sweeps)
+    check_counters(n, first_sweep * R, n_sweeps * R, gibbs_stream, 2 * k - 1)
+    check_counters(n, first_sweep * swap_step_mult + swap_step_offset,
+                   max(0, n_sweeps - 1) * swap_step_mult + 1, swap_stream, 0)
+    dtype = np.float32 if floating is float else np.float64
+    cdef uint32_t key_words[2]
+    key_words[0], key_words[1] = check_key(key)
+    betas_np = np.asarray(beta_v)
+    x_bias_np, x_base_np, y_base_np = np.asarray(x_bias), np.asarray(x_base), np.asarray(y_base)
+    # the tempered biases as the reference forms them, in the model dtype
+    cdef floating[:, ::1] xb = np.ascontiguousarray(
+        [x_base_np * dtype(1 - b) + x_bias_np * dtype(b) for b in betas_np], dtype=dtype)
+    cdef floating[:, ::1] yb = np.ascontiguousarray(
+        [y_base_np * dtype(1 - b) for b in betas_np], dtype=dtype)
+    cdef floating[::1] beta_t = betas_np.astype(dtype)
+    cdef double[::1] dxb = x_base_np.astype(np.float64) - x_bias_np.astype(np.float64)
+    if n == 0:
+        return np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
+    cdef floating[:, ::1] W = np.ascontiguousarray(M)
+    cdef floating[:, ::1] Wt = _transposed(M)
+    counts_np = np.zeros((n, R - 1), dtype=np.longlong)
+    cdef long long[:, ::1] counts = counts_np
+    # per thread, x side: the hidden draws (TEMPER_BLOCK, H) then the logits
+    # (TEMPER_BLOCK, L q); y side: one row of logits
+    cdef Py_ssize_t per_thread = Lq if y_side else TEMPER_BLOCK * (H + Lq)
+    cdef floating[::1] scratch = np.empty(n_threads * per_thread, dtype=dtype)
+    cdef int32_t[::1] col_scratch = np.empty(n_threads * max(L, 1), dtype=np.int32)
+    cdef uint32_t t, swap_step
+    cdef Py_ssize_t sweep_i
+    cdef long long mult = swap_step_mult, offset = swap_step_offset
+    if compute_terms:
+        with nogil:
+            if y_side:
+                tempered_hidden_all_fields(&Xf[0, 0, 0], &A[0, 0, 0], &d[0, 0], &W[0, 0],
+                                           &y_bias[0], &dxb[0], n, <int>R, Lq, H, n_threads)
+            else:
+                tempered_all_fields(&Xc[0, 0, 0], &A[0, 0, 0], &d[0, 0], &Wt[0, 0], &y_bias[0],
+                                    &dxb[0], &col_scratch[0], n, <int>R, L, q, H, n_threads)
+    cdef Py_ssize_t sweep_end = first_sweep + n_sweeps
+    cdef bint final_fields
+    for sweep_i in range(first_sweep, sweep_end):
+        t = <uint32_t>sweep_i
+        swap_step = <uint32_t>(sweep_i * mult + offset)
+        # with swap_first no swap follows the last sweep's Gibbs steps in this call
+        final_fields = not swap_first or sweep_i + 1 < sweep_end
+        with nogil:
+            if y_side:
+                tempered_hidden_sweep(&Xf[0, 0, 0], &A[0, 0, 0], &d[0, 0], &W[0, 0], &xb[0, 0],
+                                      &yb[0, 0], &y_bias[0], &dxb[0], &beta_v[0], &beta_t[0],
+                                      n, <int>R, L, q, H, k, n_gibbs, swap_first,
+                                      final_fields, t, gibbs_stream, swap_step, swap_stream,
+                                      key_words, &scratch[0], &col_scratch[0], &counts[0, 0],
+                                      n_threads)
+            else:
+                tempered_sweep(&Xc[0, 0, 0], &A[0, 0, 0], &d[0, 0], &W[0, 0], &Wt[0, 0],
+                               &xb[0, 0], &yb[0, 0], &y_bias[0], &dxb[0], &beta_v[0],
+                               &beta_t[0], n, <int>R, L, q, H, k, n_gibbs, swap_first,
+                               final_fields, t, gibbs_stream, swap_step, swap_stream,
+                               key_words, &scratch[0], per_thread, &col_scratch[0],
+                               &counts[0, 0], n_threads)
+        # raises KeyboardInterrupt (or what a signal handler raises) between sweeps
+        PyErr_CheckSignals()
+    accepted = counts_np.sum(axis=0).astype(np.int64)
+    proposed = np.zeros(R - 1, np.int64)
+    for sweep_i in range(first_sweep, first_sweep + n_sweeps):
+        proposed[sweep_i % 2::2] += n
+    return accepted, proposed

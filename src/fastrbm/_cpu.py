@@ -33,7 +33,7 @@ from ._sampling import (COUNTER_LIMIT, MAX_GIBBS_STEPS, MAX_PHASE, MAX_STREAM, S
                         check_counters, check_key, compiled_streams, gaussian_sample,
                         philox4x32_10, set_simd, simd_dispatch, uniforms)
 from ._source import DataSource, as_source, find_invalid
-from ._tempering import tempered_sweeps
+from ._tempering import tempered_sweeps as _tempered_sweeps
 
 __all__ = [
     "COUNTER_LIMIT", "CHUNK_SECONDS", "DataSource", "MAX_GIBBS_STEPS", "MAX_PHASE",
@@ -65,6 +65,7 @@ visible_proba = _by_units(_visible_proba, _categorical.visible_proba)
 free_energy = _by_units(_free_energy, _categorical.free_energy)
 gibbs = _by_units(_gibbs, _categorical.gibbs)
 ais_log_weights = _by_units(_ais_log_weights, _categorical.ais_log_weights)
+tempered_sweeps = _by_units(_tempered_sweeps, _categorical.tempered_sweeps)
 
 
 @functools.wraps(_cd_update)

@@ -764,15 +764,36 @@ def find_invalid(X, clip):
 def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
                     k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
                     swap_step_offset, n_threads, gaussian=False, compute_terms=True,
-                    gaussian_y=False):
+                    gaussian_y=False, categories=None, categorical_layer="x"):
     """Parallel-tempering sweeps in place (see ``_reference.tempered_sweeps``:
     the same arguments and draws; ``gaussian_y``: Gaussian y units).  One GEMM over all replicas per
     half-step; the draws one launch per replica (its own Philox step); the
-    swap energies from the kept fields, all proposed pairs at once."""
+    swap energies from the kept fields, all proposed pairs at once.
+    ``categories`` (q): X holds int32 codes (R, n, L) of categorical x
+    units (the fields by the gather kernel, the draws by ``fr_cat_draw``);
+    with ``categorical_layer='y'`` the y units are categorical (PCD's hidden
+    replicas: M = W^T, A the logits (R, n, L q))."""
     dev = device()
     xp = dev.xp
     R, n, Dx = (int(s) for s in X.shape)
     Dy = int(M.shape[0])
+    if categorical_layer not in ("x", "y"):
+        raise ValueError(f"categorical_layer must be 'x' or 'y', got {categorical_layer!r}")
+    y_categories = None
+    if categories is not None and categorical_layer == "y":
+        if gaussian:
+            raise ValueError("gaussian has no meaning for categorical units")
+        y_categories, y_sites = _categorical_sites(M.T, categories)
+        categories = None
+    if categories is not None:
+        if gaussian:
+            raise ValueError("gaussian has no meaning for categorical units")
+        q, L = _categorical_sites(M, categories)
+        if Dx != L:
+            raise ValueError(f"X must have shape (R, n, {L}) (one code per site), got "
+                             f"{tuple(X.shape)}")
+        _categorical_columns(X.reshape(R * n, L), q, L)
+        Dx = int(M.shape[1])
     check_dims(Dy, Dx, x_bias.shape[0], y_bias.shape[0], Dx)
     if tuple(A.shape) != (R, n, Dy) or tuple(d.shape) != (R, n):
         raise ValueError(f"A must have shape ({R}, {n}, {Dy}) and d ({R}, {n})")
@@ -798,19 +819,36 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
     dxb = x_base.astype(np.float64) - x_bias.astype(np.float64)
     key, tick = _key(key), _zero_tick()
 
+    if categories is not None:
+        Mt = xp.ascontiguousarray(M.T)
+        site_columns = xp.arange(L, dtype=np.int64) * q
+
     def terms(m):
         """A and d of replicas 0..m-1."""
+        if categories is not None:
+            cols = X[:m].astype(np.int64) + site_columns
+            _categorical_field(Mt, cols.reshape(m * n, L), A[:m].reshape(m * n, Dy))
+            A[:m] += y_bias
+            d[:m] = dxb[cols].sum(axis=-1)
+            return
         _gemm(False, True, 1, X[:m].reshape(m * n, Dx), M, 0, A[:m].reshape(m * n, Dy))
         A[:m] += y_bias
         d[:m] = X[:m].astype(np.float64) @ dxb
 
     def softplus_sums(a, pairs):
         """S_beta of the y units (_reference.tempered_log_alpha): softplus
-        sums, or z^2 / 2 for Gaussian y units."""
-        z = (beta_t[pairs][:, None, None] * a + yb[pairs][:, None, :]).astype(np.float64)
+        sums, z^2 / 2 for Gaussian y units, each site's log-sum-exp for
+        categorical ones."""
+        z = beta_t[pairs][:, None, None] * a + yb[pairs][:, None, :]
         if gaussian_y:
+            z = z.astype(np.float64)
             return 0.5 * (z * z).sum(axis=-1)
-        return xp.logaddexp(0.0, z).sum(axis=-1)
+        if y_categories is not None:
+            # per site log-sum-exp (_reference.tempered_softplus_sum)
+            z = z.astype(np.float64).reshape(z.shape[:-1] + (y_sites, y_categories))
+            top = z.max(axis=-1, keepdims=True)
+            return (xp.log(xp.exp(z - top).sum(axis=-1)) + top[..., 0]).sum(axis=-1)
+        return xp.logaddexp(0.0, z.astype(np.float64)).sum(axis=-1)
 
     rows = np.arange(n)
 
@@ -839,6 +877,8 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
         terms(R)
     m = int(n_gibbs)
     Y = xp.empty((m, n, Dy), dtype=dtype)
+    # categorical units: the logits of every replica (the states stay codes)
+    logits = xp.empty((m, n, Dx), dtype=dtype) if categories is not None else None
     for t in range(first_sweep, first_sweep + n_sweeps):
         if swap_first:
             swap(t)
@@ -847,14 +887,38 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
             if m == 0:
                 break
             Y[...] = beta_t[:m, None, None] * A[:m]
+            if y_categories is not None:
+                # the sites drawn per replica, the hidden input the gather of M's rows
+                for r in range(m):
+                    cols = xp.empty((n, y_sites), dtype=np.int64)
+                    _categorical_draw(Y[r], yb[r], y_categories, 0, tick, t * R + r,
+                                      _c3(gibbs_stream, 2 * s - 2), key, cols)
+                    _categorical_field(M, cols, X[r])
+                X[:m] *= beta_t[:m, None, None]
+                for r in range(m):
+                    _visible_draw(X[r], xb[r], False, 0, tick, t * R + r,
+                                  _c3(gibbs_stream, 2 * s - 1), key)
+                if s < k or final_fields:
+                    terms(m)
+                continue
             for r in range(m):
                 _visible_draw(Y[r], yb[r], gaussian_y, 0, tick, t * R + r,
                               _c3(gibbs_stream, 2 * s - 2), key)
-            _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0, X[:m].reshape(m * n, Dx))
-            X[:m] *= beta_t[:m, None, None]
-            for r in range(m):
-                _visible_draw(X[r], xb[r], gaussian, 0, tick, t * R + r,
-                              _c3(gibbs_stream, 2 * s - 1), key)
+            if categories is not None:
+                _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0, logits.reshape(m * n, Dx))
+                logits *= beta_t[:m, None, None]
+                for r in range(m):
+                    cols = xp.empty((n, L), dtype=np.int64)
+                    _categorical_draw(logits[r], xb[r], q, 0, tick, t * R + r,
+                                      _c3(gibbs_stream, 2 * s - 1), key, cols)
+                    X[r] = _categorical_codes(cols, q)
+            else:
+                _gemm(False, False, 1, Y.reshape(m * n, Dy), M, 0,
+                      X[:m].reshape(m * n, Dx))
+                X[:m] *= beta_t[:m, None, None]
+                for r in range(m):
+                    _visible_draw(X[r], xb[r], gaussian, 0, tick, t * R + r,
+                                  _c3(gibbs_stream, 2 * s - 1), key)
             if s < k or final_fields:
                 terms(m)
         if not swap_first:

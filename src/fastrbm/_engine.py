@@ -50,10 +50,13 @@ class Engine(Protocol):
     def tempered_sweeps(self, X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep,
                         n_sweeps, k, n_gibbs, swap_first, key, gibbs_stream, swap_stream,
                         swap_step_mult, swap_step_offset, n_threads, gaussian=False,
-                        compute_terms=True, gaussian_y=False):
+                        compute_terms=True, gaussian_y=False, categories=None,
+                        categorical_layer="x"):
         """Parallel-tempering sweeps of R replicas in place (Gibbs steps and
         swaps; ``_reference.tempered_sweeps``; ``gaussian`` and
-        ``gaussian_y``: Gaussian x and y units)."""
+        ``gaussian_y``: Gaussian x and y units; ``categories=q``: categorical
+        sites on the ``categorical_layer`` side, X int32 codes (R, n, L) when
+        it is 'x')."""
 
     def ais_log_weights(self, W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads,
                         start=None, return_states=False, **visible):

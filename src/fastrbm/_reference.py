@@ -479,20 +479,33 @@ def ais_log_weights(W, vbias, hbias, base_vbias, betas, n_chains, key, n_threads
     return (logw, v) if return_states else logw
 
 
-def tempered_terms(X, M, x_bias, x_base, y_bias):
+def tempered_terms(X, M, x_bias, x_base, y_bias, categories=None):
     """The field A = X M^T + c_y (untempered) and d = (b_x0 - b_x).x (float64)
-    of states X (..., D_x): what :func:`tempered_sweeps` keeps per state."""
+    of states X (..., D_x): what :func:`tempered_sweeps` keeps per state.
+    ``categories`` (q): X holds integer codes (..., L) of categorical units,
+    whose state is the one-hot vector (..., L q)."""
+    if categories is not None:
+        codes = np.asarray(X).astype(np.intp)
+        shape = codes.shape[:-1]
+        X = one_hot(codes.reshape(-1, codes.shape[-1]), categories, M.dtype).reshape(
+            shape + (M.shape[1],))
     A = X @ M.T + y_bias
     d = X.astype(np.float64) @ (x_base.astype(np.float64) - x_bias.astype(np.float64))
     return A, d
 
 
-def tempered_softplus_sum(A, beta, y_tempered_base):
+def tempered_softplus_sum(A, beta, y_tempered_base, y_categories=None):
     """S_beta = sum_j softplus(beta A_j + (1 - beta) b_y0_j) per row, the
     tempered input formed in the model dtype (as the draws see it), the
     softplus and the sum in float64.  ``y_tempered_base`` is (1 - beta) b_y0
-    in the model dtype."""
+    in the model dtype.  ``y_categories`` (q): the y units are categorical
+    sites (A of width L q), and S_beta sums over sites the log of the sum
+    over the site's q categories of exp(z) (log-sum-exp in float64)."""
     z = A.dtype.type(beta) * A + y_tempered_base
+    if y_categories is not None:
+        z = z.astype(np.float64).reshape(z.shape[:-1] + (-1, y_categories))
+        top = z.max(axis=-1, keepdims=True)
+        return (np.log(np.exp(z - top).sum(axis=-1)) + top[..., 0]).sum(axis=-1)
     return np.logaddexp(0.0, z.astype(np.float64)).sum(axis=-1)
 
 
@@ -505,7 +518,8 @@ def tempered_square_sum(A, beta, y_tempered_base):
     return 0.5 * (z * z).sum(axis=-1)
 
 
-def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j, gaussian_y=False):
+def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j, gaussian_y=False,
+                       y_categories=None):
     """log of the Metropolis ratio of swapping state x (at beta_i) and y (at
     beta_j): F_i(x) + F_j(y) - F_i(y) - F_j(x) with the free energies of the
     tempered models.  Each F_beta(x) = -((1 - beta) b_x0 + beta b_x).x -
@@ -516,12 +530,18 @@ def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j, gaussian_
         log alpha = (beta_i - beta_j) (d(x) - d(y))
                     - S_i(x) - S_j(y) + S_i(y) + S_j(x).
 
-    S_beta sums softplus over Bernoulli y units (:func:`tempered_softplus_sum`)
-    and z^2 / 2 over Gaussian y units of unit variance (``gaussian_y``,
+    S_beta sums softplus over Bernoulli y units (:func:`tempered_softplus_sum`),
+    z^2 / 2 over Gaussian y units of unit variance (``gaussian_y``,
     :func:`tempered_square_sum`; the constant of the Gaussian integral
-    cancels).
+    cancels), and each site's log-sum-exp over categorical y units
+    (``y_categories``: :func:`tempered_softplus_sum` with ``y_categories``).
     """
-    S = tempered_square_sum if gaussian_y else tempered_softplus_sum
+    if gaussian_y:
+        S = tempered_square_sum
+    else:
+        def S(A, beta, yb):
+            return tempered_softplus_sum(A, beta, yb, y_categories)
+
     return ((beta_i - beta_j) * (d_x - d_y)
             - S(A_x, beta_i, yb_i) - S(A_y, beta_j, yb_j)
             + S(A_y, beta_i, yb_i) + S(A_x, beta_j, yb_j))
@@ -530,7 +550,7 @@ def tempered_log_alpha(A_x, d_x, A_y, d_y, beta_i, beta_j, yb_i, yb_j, gaussian_
 def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_sweep, n_sweeps,
                     k, n_gibbs, swap_first, key, gibbs_stream, swap_stream, swap_step_mult,
                     swap_step_offset, n_threads, gaussian=False, compute_terms=True,
-                    gaussian_y=False):
+                    gaussian_y=False, categories=None, categorical_layer="x"):
     """Parallel-tempering sweeps over R replicas of n chains, in place.
 
     The replicas are tempered RBMs between a base model and the model, on a
@@ -572,18 +592,40 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
     the call, and PCD changes the parameters before the next one, which
     then computes them): a product with M saved per replica and update.
 
+    ``categories`` (q): the x units are categorical (Potts) sites, as the
+    visible units of ``CategoricalRBM`` (sampling: x = v, M = W of shape
+    (H, L q), b_y0 = 0).  X then holds integer codes (R, n, L), a state is
+    their one-hot vector (so d = (b_x0 - b_x).onehot(x) and the swap rule
+    is the same), and the x draw is :func:`categorical_draw` of the logits
+    beta (y M) + ((1 - beta) b_x0 + beta b_x) at the address of the
+    Bernoulli x draw (one uniform per site).  Not with ``gaussian``.
+    With ``categorical_layer='y'`` the y units are the categorical ones
+    (PCD's hidden replicas of ``CategoricalRBM``: x = h, M = W^T of shape
+    (L q, H), b_y0 the visible base fields): X holds the Bernoulli states,
+    A (R, n, L q) the untempered logits h W + b, the y draw is
+    :func:`categorical_draw` of beta A + (1 - beta) b_y0 at the address of
+    the Bernoulli y draw, the x input beta (onehot(y) M) + beta c, and
+    S_beta in the swap rule sums each site's log-sum-exp
+    (:func:`tempered_softplus_sum`).
+
     Returns
     -------
     accepted, proposed : ndarray of int64, shape (R - 1,)
         Swaps accepted and proposed per neighbouring pair.
     """
+    if categories is not None and (gaussian or gaussian_y):
+        raise ValueError("gaussian and gaussian_y have no meaning with categorical units")
+    if categorical_layer not in ("x", "y"):
+        raise ValueError(f"categorical_layer must be 'x' or 'y', got {categorical_layer!r}")
+    y_categories = categories if categorical_layer == "y" else None
+    x_categories = categories if categorical_layer == "x" else None
     R, n, Dx = X.shape
     dtype = M.dtype
     betas = np.asarray(betas, dtype=np.float64)
     xb = [x_base * dtype.type(1 - b) + x_bias * dtype.type(b) for b in betas]
     yb = [y_base * dtype.type(1 - b) for b in betas]
     if compute_terms:
-        A[...], d[...] = tempered_terms(X, M, x_bias, x_base, y_bias)
+        A[...], d[...] = tempered_terms(X, M, x_bias, x_base, y_bias, x_categories)
     rows = np.arange(n)
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
 
@@ -592,7 +634,8 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
                      np.float64)
         for r in range(t % 2, R - 1, 2):
             log_alpha = tempered_log_alpha(A[r], d[r], A[r + 1], d[r + 1], betas[r],
-                                           betas[r + 1], yb[r], yb[r + 1], gaussian_y)
+                                           betas[r + 1], yb[r], yb[r + 1],
+                                           gaussian_y=gaussian_y, y_categories=y_categories)
             with np.errstate(divide="ignore"):
                 swap_rows = np.flatnonzero(np.log(u[:, r]) < log_alpha)
             accepted[r] += len(swap_rows)
@@ -609,12 +652,21 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
             beta = dtype.type(betas[r])
             x = X[r]
             for s in range(1, k + 1):
-                y = _visible_draw(beta * A[r] + yb[r], rows, key, t * R + r, gibbs_stream,
-                                  2 * s - 2, gaussian_y)
-                x = _visible_draw(beta * (y @ M) + xb[r], rows, key, t * R + r, gibbs_stream,
-                                  2 * s - 1, gaussian)
+                if y_categories is None:
+                    y = _visible_draw(beta * A[r] + yb[r], rows, key, t * R + r, gibbs_stream,
+                                      2 * s - 2, gaussian_y)
+                else:
+                    y = one_hot(categorical_draw(beta * A[r] + yb[r], rows, key, t * R + r,
+                                                 gibbs_stream, 2 * s - 2, y_categories),
+                                y_categories, dtype)
+                if x_categories is None:
+                    x = _visible_draw(beta * (y @ M) + xb[r], rows, key, t * R + r,
+                                      gibbs_stream, 2 * s - 1, gaussian)
+                else:
+                    x = categorical_draw(beta * (y @ M) + xb[r], rows, key, t * R + r,
+                                         gibbs_stream, 2 * s - 1, x_categories)
                 if s < k or final_fields:
-                    A[r], d[r] = tempered_terms(x, M, x_bias, x_base, y_bias)
+                    A[r], d[r] = tempered_terms(x, M, x_bias, x_base, y_bias, x_categories)
             X[r] = x
         if not swap_first:
             swap(t)

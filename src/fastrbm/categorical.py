@@ -61,11 +61,16 @@ class CategoricalRBM(BernoulliRBM):
         Seeds the initial weights, the shuffling and every Gibbs draw.
     k : int, default=1
         Gibbs steps per update (CD-k / PCD-k).
-    method : {'pcd', 'cd'}, default='pcd'
-        Persistent contrastive divergence or CD-k.
+    method : {'pcd', 'cd', 'pt'}, default='pcd'
+        Persistent contrastive divergence, CD-k, or PCD whose persistent
+        chains are parallel-tempering replicas (Desjardins et al. 2010; see
+        :func:`fastrbm.sampling.tempered_pcd_updates`): ``n_temperatures``
+        replicas per chain between the independent-site model of the data's
+        site frequencies (beta 0, the base model of AIS) and the model,
+        swapped between neighbouring temperatures before every update.
     n_chains : int or None, default=None
-        Persistent chains of PCD (None: ``batch_size``); the negative
-        statistics are their means whatever the minibatch size.
+        Persistent chains of PCD and 'pt' (None: ``batch_size``); the
+        negative statistics are their means whatever the minibatch size.
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum``.
     weight_decay : float, default=0.0
@@ -110,6 +115,11 @@ class CategoricalRBM(BernoulliRBM):
         leaves the gauge alone: since each site's offsets sum to 1, the
         centred weight statistics already sum to 0 over a site's categories.
         In-memory data only (not a dask array).
+    n_temperatures : int, default=10
+        Replicas per persistent chain with ``method='pt'`` (``betas`` None).
+    betas : None or array-like, default=None
+        Inverse temperatures of ``method='pt'``, increasing from 0 to 1;
+        None: ``n_temperatures`` equally spaced.
 
     Attributes
     ----------
@@ -125,7 +135,11 @@ class CategoricalRBM(BernoulliRBM):
     n_sites_ : int
         Sites per row (L in the shapes here).
     h_samples_ : ndarray of shape (n_chains, n_components)
-        Hidden states of the persistent chains (PCD).
+        Hidden states of the persistent chains (PCD; with ``method='pt'``
+        the beta = 1 replicas).
+    swap_acceptance_ : ndarray of shape (n_temperatures - 1,) or None
+        ``method='pt'``: the fraction of swaps accepted between each pair of
+        neighbouring temperatures during the last epoch.
     n_features_in_ : int
         Columns of X as given (L for codes, L * q for one-hot input).
     history_, stop_reason_, n_epochs_, n_updates_
@@ -154,7 +168,7 @@ class CategoricalRBM(BernoulliRBM):
                  l1_squared=0.0, zero_sum_gauge=True, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
                  early_stopping=None, patience=5, tol=0.0, ais_every=0,
-                 min_updates=MIN_UPDATES, centered=False):
+                 min_updates=MIN_UPDATES, centered=False, n_temperatures=10, betas=None):
         self.n_components = n_components
         self.n_categories = n_categories
         self.input = input
@@ -183,19 +197,17 @@ class CategoricalRBM(BernoulliRBM):
         self.ais_every = ais_every
         self.min_updates = min_updates
         self.centered = centered
+        self.n_temperatures = n_temperatures
+        self.betas = betas
 
     # ------------------------------------------------------------------ checks
     def _clipping(self):
         return False
 
-    # BernoulliRBM's training options this estimator does not offer (not
-    # constructor parameters): no tempered negative phase
-    n_temperatures = 10
-    betas = None
 
     def _check_params(self):
-        if self.method not in ("pcd", "cd"):
-            raise ValueError(f"method must be 'pcd' or 'cd', got {self.method!r}")
+        if self.method not in ("pcd", "cd", "pt"):
+            raise ValueError(f"method must be 'pcd', 'cd' or 'pt', got {self.method!r}")
         if self.n_categories is not None:
             check_int_param("n_categories", self.n_categories, 2, MAX_CATEGORIES)
         if self.input not in ("codes", "one-hot"):
@@ -513,29 +525,41 @@ class CategoricalRBM(BernoulliRBM):
 
     def sample(self, n_samples=100, *, n_steps=1000, start=None, method="gibbs",
                n_temperatures=10, betas=None):
-        """Draw sequences from the model by running Gibbs chains.
+        """Draw sequences from the model by Gibbs chains or tempering.
 
         Parameters
         ----------
         n_samples : int, default=100
             Number of chains (ignored when ``start`` is given).
         n_steps : int, default=1000
-            Gibbs steps per chain; the last state is returned.
+            Gibbs steps per chain; the last state is returned.  With
+            ``method='pt'`` or ``'trajectory'``: sweeps, each one Gibbs step
+            of every replica.
         start : array-like, optional
-            Starting rows, as for :meth:`fit`; default uniformly random codes.
-        method : {'gibbs'}, default='gibbs'
-            Only block Gibbs sampling (tempering is for binary and Gaussian
-            units so far).
-        n_temperatures, betas
-            Unused (the tempering methods' arguments).
+            Starting rows, as for :meth:`fit`; default uniformly random codes
+            ('pt' and 'trajectory': draws from the independent-site model of
+            the training data's site frequencies, the base model of AIS).
+        method : {'gibbs', 'pt', 'trajectory'}, default='gibbs'
+            'pt': parallel tempering between the base model and the model
+            (:func:`fastrbm.sampling.parallel_tempering`), for models whose
+            Gibbs chains stay in one mode; 'trajectory': tempering over the
+            checkpoints of the fit (:func:`fastrbm.sampling.trajectory_tempering`;
+            needs ``fit(..., checkpoints=...)``).
+        n_temperatures : int, default=10
+            Replicas per chain with ``method='pt'``.
+        betas : None, 'auto' or array-like, default=None
+            The inverse temperatures with ``method='pt'``.
 
         Returns
         -------
         codes : ndarray of shape (n_samples, L), int32
-            Codes after ``n_steps`` steps.
+            Codes after ``n_steps`` steps (or sweeps).
         """
+        if method in ("pt", "trajectory"):
+            return self._tempered_sample(n_samples, n_steps, start, n_temperatures, betas,
+                                         method)
         if method != "gibbs":
-            raise ValueError(f"CategoricalRBM samples by method='gibbs' only, got {method!r}")
+            raise ValueError(f"method must be 'gibbs', 'pt' or 'trajectory', got {method!r}")
         self._params()
         if start is None:
             check_int_param("n_samples", n_samples, 1, MAX_ROWS)

@@ -715,7 +715,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             if self.method == "pt":
                 self.swap_acceptance_ = tempered_pcd_updates(
                     machine, X, order, self.batch_size, chains, hot, betas, velocity,
-                    activity, workspace, config, self._key, step0, threads, offsets=offsets)
+                    activity, workspace, config, self._key, step0, threads, offsets=offsets,
+                    **self._update_options())
             else:
                 machine.cd_epoch(X, order, self.batch_size, chains, velocity, activity,
                                  workspace, config, self._key, step0, threads, offsets=offsets,

@@ -60,7 +60,7 @@ class TemperingResult:
     ----------
     samples : ndarray of shape (n_chains, n_features)
         The beta = 1 replica of every chain after the last sweep, in the
-        model's scale and dtype.
+        model's scale and dtype (CategoricalRBM: int32 codes (n_chains, L)).
     betas : ndarray of shape (n_temperatures,)
         The inverse temperatures used (after adaptation with betas='auto').
     acceptance : ndarray of shape (n_temperatures - 1,)
@@ -137,17 +137,21 @@ class _Ladder:
             self.params.append((bound.W * t, base * dtype.type(1 - beta) + vbias * t,
                                 bound.hbias * t, kwargs))
 
+    def source(self, V, kwargs):
+        # categorical engines read integer codes as they are
+        return V if "categories" in kwargs else self.bound.engine.as_source(V)
+
     def free_energy(self, V, r):
         W, vbias, hbias, kwargs = self.params[r]
         bound = self.bound
         return to_host(bound.engine.free_energy(
-            bound.engine.as_source(V), W, vbias, hbias, bound.threads,
+            self.source(V, kwargs), W, vbias, hbias, bound.threads,
             **kwargs)).astype(np.float64)
 
     def gibbs(self, V, r, key, step, stream, k=1):
         W, vbias, hbias, kwargs = self.params[r]
         bound = self.bound
-        return bound.engine.gibbs(bound.engine.as_source(V), W, vbias, hbias, k, key, step,
+        return bound.engine.gibbs(self.source(V, kwargs), W, vbias, hbias, k, key, step,
                                   stream, bound.threads, **kwargs)
 
 
@@ -185,6 +189,12 @@ def _sweeps(ladder, replicas, key, first_sweep, n_sweeps, accepted, proposed):
     return first_sweep + n_sweeps
 
 
+def _state_dtype(bound):
+    """The dtype of the replicas' states: int32 codes for categorical units
+    (as their engines' Gibbs steps return them), else the model dtype."""
+    return np.int32 if "categories" in bound.visible.engine_kwargs() else bound.W.dtype
+
+
 def _run(ladder, replicas, key, n_sweeps):
     """All sweeps of a ladder of per-replica models (trajectory tempering);
     returns (sweeps run, acceptance per pair)."""
@@ -208,7 +218,10 @@ def _run_tempered(bound, X, key, n_sweeps, auto, betas, vbias, base_bias):
     fields = put(np.empty((R, n, H), dtype=dtype))
     dots = put(np.empty((R, n), dtype=np.float64))
     no_base = put(np.zeros(H, dtype=dtype))
-    gaussian = bool(bound.visible.unit_scale_kwargs().get("gaussian", False))
+    unit_kwargs = bound.visible.unit_scale_kwargs()
+    gaussian = bool(unit_kwargs.get("gaussian", False))
+    # categorical units: X holds int32 codes (R, n, L)
+    categorical = {"categories": unit_kwargs["categories"]} if "categories" in unit_kwargs else {}
     sweep = 0
     fresh = True
 
@@ -217,7 +230,7 @@ def _run_tempered(bound, X, key, n_sweeps, auto, betas, vbias, base_bias):
         accepted, proposed = engine.tempered_sweeps(
             X, fields, dots, bound.W, vbias, base_bias, bound.hbias, no_base, betas, first,
             count, 1, R, False, key, STREAM_TEMPERING, STREAM_TEMPERING_SWAP, 1, 0,
-            bound.threads, gaussian=gaussian, compute_terms=fresh)
+            bound.threads, gaussian=gaussian, compute_terms=fresh, **categorical)
         # the fields are untempered: they stay valid when the betas change
         fresh = False
         return np.asarray(accepted) / np.maximum(np.asarray(proposed), 1)
@@ -250,7 +263,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
 
     Parameters
     ----------
-    model : fitted BernoulliRBM or GaussianBernoulliRBM
+    model : fitted BernoulliRBM, GaussianBernoulliRBM or CategoricalRBM
         The model.
     n_chains : int, default=100
         Independent chains (each with its R replicas); ignored when
@@ -310,7 +323,7 @@ def parallel_tempering(model, n_chains=100, n_sweeps=1000, *, n_temperatures=10,
         start = bound.read_rows(to_host(bound.validate(start)))
         if sigma is not None:
             start = start / sigma
-    start = np.asarray(start, dtype=dtype)
+    start = np.asarray(start, dtype=_state_dtype(bound))
     # the replicas stacked (R, n, D): every sweep is one engine call over all
     X = put(np.ascontiguousarray(np.broadcast_to(start, (R,) + start.shape)))
 
@@ -340,7 +353,7 @@ def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, rand
 
     Parameters
     ----------
-    model : fitted BernoulliRBM or GaussianBernoulliRBM
+    model : fitted BernoulliRBM, GaussianBernoulliRBM or CategoricalRBM
         Fitted with ``checkpoints`` (or loaded from a file that keeps them).
     n_chains : int, default=100
         Chains (ignored when ``start`` is given).
@@ -397,7 +410,7 @@ def trajectory_tempering(model, n_chains=100, n_sweeps=1000, *, start=None, rand
                                      rng)
     else:
         start = bound.read_rows(to_host(bound.validate(start)))
-    start = put(np.ascontiguousarray(start, dtype=dtype))
+    start = put(np.ascontiguousarray(start, dtype=_state_dtype(bound)))
     replicas = [start.copy() for _ in range(R)]
     with kernel_threads():
         sweep, acceptance = _run(ladder, replicas, words[:2].copy(), int(n_sweeps))
@@ -423,7 +436,8 @@ def _hidden_ladder(bound, base, betas):
 
 
 def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, velocity, activity,
-                         workspace, config, key, step0, n_threads, offsets=None):
+                         workspace, config, key, step0, n_threads, offsets=None,
+                         sample_weight=None):
     """PCD updates whose persistent chains are parallel-tempering replicas.
 
     Update t (minibatch ``order[t B:(t + 1) B]``, Philox step ``step0 + t``)
@@ -454,6 +468,12 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     gradient comes from the beta = 1 replica's statistics in the training
     kernel, as every other parameter's.
 
+    Categorical visible units (``CategoricalRBM``): the same, with the
+    visible sites drawn from their softmax in the h -> v -> h steps and the
+    hidden states' free energies summing each site's log-sum-exp
+    (``tempered_sweeps`` with ``categorical_layer='y'``); the chains may be
+    more or fewer than ``batch_size`` (``n_chains``).
+
     Random numbers: the Gibbs steps of replica r < R - 1 at update s draw
     from stream ``STREAM_PT_TRAIN``, step s R + r (phases 0 .. 2k - 1); the
     swap of chain n between replicas r and r + 1 compares uniform (row n,
@@ -467,14 +487,14 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     Parameters
     ----------
     bound : _engine.BoundRBM
-        The model (Bernoulli or Gaussian visible units) bound to its engine;
-        its parameters are updated in place.
+        The model (Bernoulli, Gaussian or categorical visible units) bound
+        to its engine; its parameters are updated in place.
     X, order, batch_size, velocity, activity, workspace, config, key, n_threads
         As for ``BoundRBM.cd_epoch``.
-    chains : array of shape (batch_size, n_components)
+    chains : array of shape (n_chains, n_components)
         Hidden states of the beta = 1 replicas, on the model's device,
         updated in place.
-    hot : array of shape (R - 1, batch_size, n_components)
+    hot : array of shape (R - 1, n_chains, n_components)
         Hidden states of the replicas at ``betas[:-1]``, on the model's
         device, updated in place.
     betas : ndarray of shape (R,)
@@ -483,6 +503,8 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
         Update index of the first minibatch.
     offsets : tuple of arrays, optional
         The offsets of centred training (``config.centered``).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Row weights of X (categorical units), as for ``BoundRBM.cd_epoch``.
 
     Returns
     -------
@@ -492,14 +514,21 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     Raises
     ------
     ValueError
-        For visible units other than Bernoulli and Gaussian, or when the
-        step counter would pass 2**32.
+        For visible units other than Bernoulli, Gaussian and categorical,
+        or when the step counter would pass 2**32.
     """
-    unit_scale = bound.visible.unit_scale_kwargs()
-    gaussian = bool(unit_scale.get("gaussian", False))
-    if set(unit_scale) - {"gaussian"}:
-        raise ValueError("parallel tempering as the negative phase needs Bernoulli or "
-                         "Gaussian visible units")
+    unit_kwargs = bound.visible.unit_scale_kwargs()
+    gaussian = bool(unit_kwargs.get("gaussian", False))
+    if set(unit_kwargs) - {"gaussian", "categories"}:
+        raise ValueError("parallel tempering as the negative phase needs Bernoulli, "
+                         "Gaussian or categorical visible units")
+    # the visible side, summed out of the hidden states' free energies, is
+    # the y layer of the exchanged model: categorical sites, Gaussian units
+    # (of unit variance) or Bernoulli units
+    if "categories" in unit_kwargs:
+        y_units = {"categories": unit_kwargs["categories"], "categorical_layer": "y"}
+    else:
+        y_units = {"gaussian_y": True} if gaussian else {}
     R = len(betas)
     B = int(batch_size)
     n_updates = -(-len(order) // B)
@@ -517,12 +546,13 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     base_t = base.astype(dtype)
     D, H = W.shape[1], W.shape[0]
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
-    # all replicas stacked (R, B, H), the beta = 1 chains last: one engine
-    # call per update swaps them and steps the hot ones; the training kernel
-    # steps states[-1] in place
+    # all replicas stacked (R, n_chains, H), the beta = 1 chains last: one
+    # engine call per update swaps them and steps the hot ones; the training
+    # kernel steps states[-1] in place
     states = xp.concatenate([hot, chains[None]]).astype(dtype, copy=False)
-    fields = xp.empty((R, B, D), dtype=dtype)
-    dots = xp.empty((R, B), dtype=np.float64)
+    n_chains = states.shape[1]
+    fields = xp.empty((R, n_chains, D), dtype=dtype)
+    dots = xp.empty((R, n_chains), dtype=np.float64)
     no_base = xp.zeros(H, dtype=dtype)
     engine = bound.engine
 
@@ -543,11 +573,12 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
             acc, prop = engine.tempered_sweeps(
                 states, fields, dots, xp.ascontiguousarray(W.T), bound.hbias, no_base,
                 vbias, vbase, betas, step, 1, config.k, R - 1, True, key,
-                STREAM_PT_TRAIN, STREAM_PT_TRAIN, R, R - 1, n_threads, gaussian_y=gaussian)
+                STREAM_PT_TRAIN, STREAM_PT_TRAIN, R, R - 1, n_threads, **y_units)
             accepted += np.asarray(acc, dtype=np.int64)
             proposed += np.asarray(prop, dtype=np.int64)
             bound.cd_epoch(X, order[t * B:(t + 1) * B], B, states[-1], velocity, activity,
-                           workspace, config, key, step, n_threads, offsets=offsets)
+                           workspace, config, key, step, n_threads, offsets=offsets,
+                           sample_weight=sample_weight)
     finally:
         # also after Ctrl-C between updates: the replicas of the updates made
         hot[...] = states[:-1]
