@@ -345,10 +345,12 @@ def two_mode_codes(n=300, seed=1):
     return np.where(flip, 1, X).astype(np.int32)
 
 
-def test_pt_pcd_updates_match_the_reference_engine():
+@pytest.mark.parametrize("centered", [False, True])
+def test_pt_pcd_updates_match_the_reference_engine(centered):
     """tempered_pcd_updates on the NumPy reference and the compiled engine:
     a categorical model, 9 persistent chains (not batch_size), row weights,
-    k = 2: the same parameters, chains and swap rates (float64, to rounding)."""
+    k = 2, plain or centred (offsets at the site frequencies and 0.5): the
+    same parameters, chains, swap rates and offsets (float64, to rounding)."""
     from fastrbm.rbm import TrainConfig
     from fastrbm.sampling import tempered_pcd_updates
     from test_pt_training import bound_with
@@ -370,12 +372,19 @@ def test_pt_pcd_updates_match_the_reference_engine():
         hot = np.zeros((3, 9, 3))
         config = TrainConfig(k=2, persistent=True, learning_rate=0.1, momentum=0.0,
                              weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
-                             categories=Q, l1_squared=0.0, zero_sum_gauge=True)
+                             categories=Q, l1_squared=0.0, zero_sum_gauge=True,
+                             centered=centered)
+        frequencies = np.stack([(X == a).mean(axis=0) for a in range(Q)], axis=1).ravel()
+        offsets = (frequencies, np.full(3, 0.5)) if centered else None
         acceptance = tempered_pcd_updates(
             bound, X, np.arange(80, dtype=np.intp), 10, chains, hot, betas, (None,) * 3,
             np.zeros(3), engine.make_workspace(L * Q, 3, 10, np.float64), config,
-            np.array([5, 6], np.uint32), 7, 1, sample_weight=weight)
+            np.array([5, 6], np.uint32), 7, 1, offsets=offsets, sample_weight=weight)
         results[name] = (bound.W, bound.vbias, bound.hbias, chains, hot, acceptance)
+        if centered:
+            # the offsets moved (in place) from the frequencies, the same on both engines
+            assert not np.allclose(offsets[1], 0.5)
+            results[name] += offsets
     for ref, cpu in zip(results["reference"], results["cpu"]):
         np.testing.assert_allclose(cpu, ref, rtol=1e-9, atol=1e-11)
     assert np.all(results["cpu"][5] > 0)
