@@ -66,7 +66,8 @@ class GaussianBernoulliRBM(BernoulliRBM):
         With ``sigma='learn'`` also the step size of the log-variances.
     batch_size, n_iter, verbose, random_state, k, method, momentum, \
 weight_decay, l1, sparsity_target, sparsity_cost, shuffle, n_jobs, dtype, \
-validation_fraction, early_stopping, patience, tol, ais_every, min_updates, centered
+validation_fraction, early_stopping, patience, tol, ais_every, min_updates, centered, \
+n_chains
         As for :class:`BernoulliRBM` (``method`` 'pcd' or 'cd': parallel
         tempering as the negative phase needs Bernoulli visible units;
         ``centered`` with ``sigma='fixed'``: the visible offsets are those of
@@ -109,7 +110,7 @@ n_features_in_, history_, stop_reason_, n_updates_
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
                  early_stopping=None, patience=5, tol=0.0, ais_every=0, sigma="fixed",
-                 min_updates=MIN_UPDATES, centered=False):
+                 min_updates=MIN_UPDATES, centered=False, n_chains=None):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -134,6 +135,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         self.sigma = sigma
         self.min_updates = min_updates
         self.centered = centered
+        self.n_chains = n_chains
 
     _visible_units = _GaussianVisible
     # BernoulliRBM reads this; any finite real is valid here

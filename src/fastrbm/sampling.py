@@ -456,9 +456,11 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
         parameters are updated in place.
     X, order, batch_size, velocity, activity, workspace, config, key, n_threads
         As for ``BoundRBM.cd_epoch``.
-    chains : ndarray of shape (batch_size, n_components)
-        Hidden states of the beta = 1 replicas, updated in place.
-    hot : ndarray of shape (R - 1, batch_size, n_components)
+    chains : ndarray of shape (n_chains, n_components)
+        Hidden states of the beta = 1 replicas, updated in place (any number
+        of chains; ``batch_size`` by default in ``fit``): their means give
+        the negative statistics.
+    hot : ndarray of shape (R - 1, n_chains, n_components)
         Hidden states of the replicas at ``betas[:-1]``, updated in place.
     betas : ndarray of shape (R,)
         Inverse temperatures, increasing from 0 to 1.
@@ -493,12 +495,16 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     base = bound.visible.base_bias(means).astype(dtype)
     D, H = W.shape[1], W.shape[0]
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
-    # all replicas stacked (R, B, H), the beta = 1 chains last: one engine
-    # call per update swaps them and steps the hot ones; the training kernel
-    # steps states[-1] in place
+    # all replicas stacked (R, n_chains, H), the beta = 1 chains last: one
+    # engine call per update swaps them and steps the hot ones; the training
+    # kernel steps states[-1] in place
+    if np.shape(hot) != (R - 1,) + np.shape(chains):
+        raise ValueError(f"hot must have shape {(R - 1,) + np.shape(chains)} (the hotter "
+                         f"replicas of every chain), got {np.shape(hot)}")
+    n_chains = chains.shape[0]
     states = np.concatenate([hot, chains[None]]).astype(dtype, copy=False)
-    fields = np.empty((R, B, D), dtype=dtype)
-    dots = np.empty((R, B), dtype=np.float64)
+    fields = np.empty((R, n_chains, D), dtype=dtype)
+    dots = np.empty((R, n_chains), dtype=np.float64)
     no_base = np.zeros(H, dtype=dtype)
     engine = bound.engine
     try:
