@@ -183,8 +183,8 @@ cdef inline void column_sums(const floating *V, Py_ssize_t r0, Py_ssize_t r1, in
 
 cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
                          int batch_size, floating *W, floating *vbias, floating *hbias,
-                         floating *chains, Py_ssize_t n_chains, floating *W_vel, floating *vbias_vel,
-                         floating *hbias_vel, floating *activity,
+                         floating *chains, Py_ssize_t n_chains, floating *W_vel,
+                         floating *vbias_vel, floating *hbias_vel, floating *activity,
                          floating *V, floating *A, floating *Hs, floating *vbar,
                          floating *sums, floating *log_var, floating *sig, floating *G,
                          floating *zpart, floating *mu, floating *lam, floating *cshift,
