@@ -756,7 +756,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return {}
 
     def _workspace(self, X):
-        n_chains = self._n_chains() if self.method in ("pcd", "pt") else None
+        # None (batch_size chains) sizes the workspace as it always was
+        n_chains = getattr(self, "n_chains", None) if self.method in ("pcd", "pt") else None
         return self.__fastrbm_bind__(X).workspace(self.batch_size, n_chains)
 
     def fit(self, X, y=None, *, validation_data=None, callbacks=None, checkpoints=None):
