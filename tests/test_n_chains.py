@@ -300,9 +300,9 @@ def test_validation_errors(cls):
     for bad in (0, -3, 2.5, "7", True):
         with pytest.raises(ValueError, match="n_chains"):
             cls(n_chains=bad).fit(X)
-    with pytest.raises(ValueError, match="n_chains=5 needs persistent chains"):
+    with pytest.raises(ValueError, match="n_chains=5 sets the number of persistent chains"):
         cls(n_chains=5, method="cd").fit(X)
-    with pytest.raises(ValueError, match="n_chains=5 needs persistent chains"):
+    with pytest.raises(ValueError, match="n_chains=5 sets the number of persistent chains"):
         cls(n_chains=5, method="cd").partial_fit(X)
 
 
@@ -408,3 +408,12 @@ def test_dask_one_worker_one_chunk_is_the_plain_fit():
                                client=client, n_workers=1, sync_every=sync_every)
             assert scaled.h_samples_.shape == (13, 4)
             assert_same_fit(plain, scaled)
+
+
+def test_categorical_cd_refuses_n_chains_too():
+    # CategoricalRBM inherits the rule (its PCD already had n_chains)
+    from fastrbm import CategoricalRBM
+    X = np.random.default_rng(0).integers(0, 3, (20, 4))
+    with pytest.raises(ValueError, match="n_chains=5 sets the number of persistent chains"):
+        CategoricalRBM(method="cd", n_chains=5).fit(X)
+    assert CategoricalRBM(n_chains=5, n_iter=1).fit(X).h_samples_.shape == (5, 256)

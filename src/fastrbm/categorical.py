@@ -65,7 +65,8 @@ class CategoricalRBM(BernoulliRBM):
         Persistent contrastive divergence or CD-k.
     n_chains : int or None, default=None
         Persistent chains of PCD (None: ``batch_size``); the negative
-        statistics are their means whatever the minibatch size.
+        statistics are their means whatever the minibatch size.  Must be None
+        with ``method='cd'`` (its chains start at the minibatch's rows).
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum``.
     weight_decay : float, default=0.0

@@ -432,9 +432,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         # the workspace stacks batch_size + n_chains rows (a C int)
         check_int_param("n_chains", n_chains, 1, MAX_C_INT // 2)
         if self.method == "cd":
-            raise ValueError(f"n_chains={n_chains!r} needs persistent chains (method='pcd' "
-                             f"or 'pt'); CD's chains start at the minibatch's rows, so "
-                             f"leave n_chains=None with method='cd'")
+            raise ValueError(f"n_chains={n_chains!r} sets the number of persistent chains, "
+                             f"which method='cd' does not have (its chains start at the "
+                             f"minibatch's rows): leave n_chains=None, or use method='pcd'")
 
     def _check_monitoring_params(self):
         frac = self.validation_fraction
