@@ -416,4 +416,5 @@ def test_categorical_cd_refuses_n_chains_too():
     X = np.random.default_rng(0).integers(0, 3, (20, 4))
     with pytest.raises(ValueError, match="n_chains=5 sets the number of persistent chains"):
         CategoricalRBM(method="cd", n_chains=5).fit(X)
-    assert CategoricalRBM(n_chains=5, n_iter=1).fit(X).h_samples_.shape == (5, 256)
+    model = CategoricalRBM(n_components=3, n_chains=5, n_iter=1).fit(X)
+    assert model.h_samples_.shape == (5, 3)
