@@ -130,8 +130,9 @@ def test_cd_update_rejects_mismatched_buffers():
     with pytest.raises(ValueError, match="workspace"):
         _cpu.cd_update(X, order, 10, W, vb, hb, np.zeros((10, 5), dtype), None, None, None,
                          act, _cpu.make_workspace(8, 5, 4, dtype), cfg, KEY, 0, 1)
+    # any number of chains is valid (n_chains, issue 16): a wrong width is not
     with pytest.raises(ValueError, match="chains"):
-        _cpu.cd_update(X, order, 10, W, vb, hb, np.zeros((9, 5), dtype), None, None, None,
+        _cpu.cd_update(X, order, 10, W, vb, hb, np.zeros((9, 6), dtype), None, None, None,
                          act, _cpu.make_workspace(8, 5, 10, dtype), cfg, KEY, 0, 1)
 
 

@@ -313,12 +313,14 @@ def _visible_draw(act, bias, gaussian, row0, tick, step0, c3, key, ops=None):
 # Engine operations (the same signatures as _cpu and _reference)
 # ---------------------------------------------------------------------------
 
-def make_workspace(n_features, n_components, batch_size, dtype):
+def make_workspace(n_features, n_components, batch_size, dtype, n_chains=None):
     """Training buffers, allocated once per fit on the device (those of
-    non-unit Gaussian variances on first use)."""
+    non-unit Gaussian variances on first use); ``n_chains``: PCD's chains
+    (None: ``batch_size``)."""
     xp, dtype = device().xp, np.dtype(dtype)
     B, D, H = int(batch_size), int(n_features), int(n_components)
-    return {"V": xp.empty((2 * B, D), dtype), "A": xp.empty((2 * B, H), dtype),
+    N = B if n_chains is None else max(int(n_chains), B)
+    return {"V": xp.empty((B + N, D), dtype), "A": xp.empty((B + N, H), dtype),
             "Hs": xp.empty((B, H), dtype), "vbar": xp.zeros(D, dtype),
             "dummy": xp.zeros(1, dtype), "counter": xp.zeros(1, np.int64)}
 
@@ -375,7 +377,8 @@ class _Epoch:
         cfg, ws, dtype = self.config, self.workspace, self.dtype
         W, key, H, D = self.W, self.key, self.H, self.D
         B = self.batch_size
-        nneg = B if cfg.persistent else bsz
+        # PCD: the means over the chains (any count; chain r draws at row r)
+        nneg = self.chains.shape[0] if cfg.persistent else bsz
         lr = dtype.type(cfg.learning_rate)
         pos_scale = lr / dtype.type(bsz)
         neg_scale = -lr / dtype.type(nneg)
@@ -530,9 +533,21 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
         raise ValueError(f"order has row indices outside [0, {source.shape[0]})")
     if not 1 <= config.k <= MAX_GIBBS_STEPS:
         raise ValueError(f"config.k must be in [1, {MAX_GIBBS_STEPS}], got {config.k}")
-    check_counters(min(B, n_order), step0, -(-n_order // B), 0, 2 * config.k)
+    n_chains = 0
+    if config.persistent:
+        if chains is None or chains.ndim != 2 or chains.shape[0] < 1:
+            raise ValueError(f"persistent chains must have shape (n_chains >= 1, "
+                             f"{W.shape[0]}), got {getattr(chains, 'shape', None)}")
+        n_chains = int(chains.shape[0])
+    # chain r draws at Philox row r (as the CPU engine)
+    check_counters(max(min(B, n_order), n_chains), step0, -(-n_order // B), 0, 2 * config.k)
     if n_order == 0:
         return
+    if n_chains and workspace["V"].shape[0] < B + n_chains:
+        # more chains than the workspace was made for: its stacked buffers grow
+        xp_, D, H = dev.xp, W.shape[1], W.shape[0]
+        workspace["V"] = xp_.empty((B + n_chains, D), W.dtype)
+        workspace["A"] = xp_.empty((B + n_chains, H), W.dtype)
     epoch = _Epoch(source, order, B, W, vbias, hbias, chains, W_vel, vbias_vel, hbias_vel,
                    activity, workspace, config, key, int(step0), log_var, offsets)
     counter = workspace["counter"]

@@ -29,8 +29,9 @@ class Engine(Protocol):
                   vel_h, activity, workspace, config, key, step0, n_threads, **update):
         """Run CD/PCD minibatch updates over the rows ``order``, in place."""
 
-    def make_workspace(self, n_features, n_components, batch_size, dtype):
-        """Scratch buffers of ``cd_update``."""
+    def make_workspace(self, n_features, n_components, batch_size, dtype, n_chains=None):
+        """Scratch buffers of ``cd_update`` (``n_chains``: PCD's chains, None:
+        ``batch_size``)."""
 
     def hidden_proba(self, source, W, hbias, n_threads, **hidden):
         """P(h = 1 | v) of each row."""
@@ -173,10 +174,15 @@ class BoundRBM:
         """Philox uniforms at the given counter addresses, on the model's device."""
         return self.engine.uniforms(key, rows, n_cols, step, stream, phase, dtype)
 
-    def workspace(self, batch_size):
-        """Scratch buffers of :meth:`cd_epoch`."""
+    def workspace(self, batch_size, n_chains=None):
+        """Scratch buffers of :meth:`cd_epoch` (``n_chains``: PCD's persistent
+        chains, None: ``batch_size``)."""
+        if n_chains is None:
+            # the call every engine had before n_chains (a default-sized workspace)
+            return self.engine.make_workspace(self.W.shape[1], self.W.shape[0],
+                                              int(batch_size), self.W.dtype)
         return self.engine.make_workspace(self.W.shape[1], self.W.shape[0], int(batch_size),
-                                          self.W.dtype)
+                                          self.W.dtype, n_chains=int(n_chains))
 
     def cd_epoch(self, X, order, batch_size, chains, velocity, activity, workspace, config,
                  key, step0, n_threads, sample_weight=None, offsets=None):

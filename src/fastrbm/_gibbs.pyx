@@ -183,8 +183,8 @@ cdef inline void column_sums(const floating *V, Py_ssize_t r0, Py_ssize_t r1, in
 
 cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t n_order,
                          int batch_size, floating *W, floating *vbias, floating *hbias,
-                         floating *chains, floating *W_vel, floating *vbias_vel,
-                         floating *hbias_vel, floating *activity,
+                         floating *chains, Py_ssize_t n_chains, floating *W_vel,
+                         floating *vbias_vel, floating *hbias_vel, floating *activity,
                          floating *V, floating *A, floating *Hs, floating *vbar,
                          floating *sums, floating *log_var, floating *sig, floating *G,
                          floating *zpart, floating *mu, floating *lam, floating *cshift,
@@ -192,9 +192,15 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
                          const uint32_t *key, int n_threads) noexcept nogil:
     """Run ceil(n_order / batch_size) CD-k or PCD-k updates, in place.
 
-    Buffers (all C-contiguous, allocated once per fit by the caller):
-      V  (2B, D)  stacked visible statistics: data rows, then negative samples
-      A  (2B, H)  stacked hidden statistics, pre-scaled so that the update is
+    PCD runs n_chains persistent chains (`chains`, (n_chains, H); any count,
+    batch_size by default): chain r draws at Philox row r, as row r of a
+    minibatch does, so n_chains == batch_size is the kernel as it was before
+    the count was free; the negative statistics are means over the n_chains
+    rows (n = n_chains), the positive ones over the minibatch's b rows.
+    Buffers (all C-contiguous, allocated once per fit by the caller;
+    N = n_chains for PCD, B for CD):
+      V  (B + N, D)  stacked visible statistics: data rows, then negative samples
+      A  (B + N, H)  stacked hidden statistics, pre-scaled so that the update is
                   W += A^T V (one GEMM); pos rows +lr/b * p, neg rows -lr/n * p
       Hs (B, H)   hidden samples of the chain (CD only; PCD uses `chains`)
       vbar (D)    batch mean of the data (sparsity penalty only)
@@ -260,7 +266,7 @@ cdef void cd_minibatches(const Source *src, const Py_ssize_t *order, Py_ssize_t 
             bsz = n_order - start
             if bsz > batch_size:
                 bsz = batch_size
-            nneg = batch_size if cfg.persistent else bsz
+            nneg = n_chains if cfg.persistent else bsz
             n_rpos = (bsz + rtile - 1) // rtile
             n_rneg = (nneg + rtile - 1) // rtile
             step = step0 + <uint32_t>batch
@@ -518,17 +524,20 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     order : ndarray of intp
         Row indices; batch ``t`` is ``order[t*batch_size:(t+1)*batch_size]``.
     batch_size : int
-        Rows per minibatch, and number of persistent chains for PCD.
+        Rows per minibatch.
     W, vbias, hbias : arrays of the model dtype
         Parameters, updated in place.
-    chains : ndarray (batch_size, n_hidden) or None
-        Persistent hidden states (PCD) updated in place; None for CD.
+    chains : ndarray (n_chains, n_hidden) or None
+        Persistent hidden states (PCD) updated in place, any number of
+        chains (the negative statistics are their means; chain r draws at
+        Philox row r); None for CD.
     W_vel, vbias_vel, hbias_vel : arrays or None
         Momentum buffers (None when momentum is off).
     activity : ndarray (n_hidden,)
         Running mean hidden activity for the sparsity penalty.
     workspace : dict
-        Buffers from :func:`make_workspace`.
+        Buffers from :func:`make_workspace`; its stacked buffers are grown
+        in place when PCD's chains need more rows than it has.
     config : object
         Has k, persistent, learning_rate, momentum, weight_decay, l1,
         sparsity_target, sparsity_cost, sparsity_decay, and optionally
@@ -582,6 +591,7 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cdef floating *cshift_p = NULL
     cdef Py_ssize_t n_hblocks
     cdef Py_ssize_t n_order = order_view.shape[0]
+    cdef Py_ssize_t n_chains = 0
     check_dims(W.shape[0], W.shape[1], vbias.shape[0], hbias.shape[0], source.src.n_cols,
                "X", n_threads)
     if activity.shape[0] != H:
@@ -596,7 +606,22 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         raise ValueError(f"order has row indices outside [0, {source.src.n_rows})")
     if not 1 <= config.k <= MAX_GIBBS_STEPS:
         raise ValueError(f"config.k must be in [1, {MAX_GIBBS_STEPS}], got {config.k}")
-    cdef uint32_t step_word = check_counters(min(batch_size, n_order), step0,
+    dtype = np.float32 if floating is float else np.float64
+    if config.persistent:
+        if chains is None or np.ndim(chains) != 2 or np.shape(chains)[0] < 1:
+            raise ValueError(f"persistent chains must have shape (n_chains >= 1, {H}), got "
+                             f"{np.shape(chains)}")
+        n_chains = np.shape(chains)[0]
+        if V.shape[0] < batch_size + n_chains:
+            # more chains than the workspace was made for: its stacked
+            # buffers grow (the rows used hold the same values either way)
+            workspace["V"] = np.empty((batch_size + n_chains, D), dtype=dtype)
+            workspace["A"] = np.empty((batch_size + n_chains, H), dtype=dtype)
+            V = workspace["V"]
+            A = workspace["A"]
+    # chain r draws at Philox row r: the rows a call addresses are those of
+    # its largest minibatch or its chains
+    cdef uint32_t step_word = check_counters(max(min(batch_size, n_order), n_chains), step0,
                            (n_order + batch_size - 1) // batch_size,
                            streams.STREAM_TRAIN, 2 * config.k)
     cfg.k = config.k
@@ -615,7 +640,6 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
     cfg.has_sigma = log_var is not None
     cfg.centered = bool(getattr(config, "centered", False))
     cfg.centering_rate = float(getattr(config, "centering_rate", 0.0))
-    dtype = np.float32 if floating is float else np.float64
     if cfg.centered:
         mu_arr, lam_arr = _reference.check_offsets(offsets, np.asarray(W), cfg.learn_sigma)
         if not 0 < cfg.centering_rate <= 1:
@@ -667,8 +691,9 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
             zpart_p = &zpart_v[0, 0]
     if cfg.persistent:
         chains_v = chains
-        if chains_v.shape[0] != batch_size or chains_v.shape[1] != H:
-            raise ValueError("persistent chains must have shape (batch_size, n_components)")
+        if chains_v.shape[1] != H:
+            raise ValueError(f"persistent chains must have shape (n_chains >= 1, {H}), got "
+                             f"{np.shape(chains)}")
         chains_p = &chains_v[0, 0]
     if W_vel is not None:
         W_vel_v = W_vel
@@ -685,17 +710,19 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
         return
     with nogil:
         cd_minibatches(&source.src, &order_view[0], order_view.shape[0], batch_size,
-                       &W[0, 0], &vbias[0], &hbias[0], chains_p, W_vel_p, vb_vel_p,
+                       &W[0, 0], &vbias[0], &hbias[0], chains_p, n_chains, W_vel_p, vb_vel_p,
                        hb_vel_p, &activity[0], &V[0, 0], &A[0, 0], &Hs[0, 0], &vbar[0],
                        &sums[0], log_var_p, sig_p, G_p, zpart_p, mu_p, lam_p, cshift_p,
                        D, H, cfg, step_word, key_words, n_threads)
 
 
-def make_workspace(int n_features, int n_components, int batch_size, dtype):
-    """Buffers for :func:`cd_update`, allocated once per fit."""
+def make_workspace(int n_features, int n_components, int batch_size, dtype, n_chains=None):
+    """Buffers for :func:`cd_update`, allocated once per fit (``n_chains``:
+    PCD's persistent chains; None: ``batch_size``, also enough for CD)."""
+    cdef Py_ssize_t n_neg = batch_size if n_chains is None else max(int(n_chains), batch_size)
     return {
-        "V": np.empty((2 * batch_size, n_features), dtype=dtype),
-        "A": np.empty((2 * batch_size, n_components), dtype=dtype),
+        "V": np.empty((batch_size + n_neg, n_features), dtype=dtype),
+        "A": np.empty((batch_size + n_neg, n_components), dtype=dtype),
         "Hs": np.empty((batch_size, n_components), dtype=dtype),
         "vbar": np.zeros(n_features, dtype=dtype),
         "sums": np.zeros(n_components + 2 * n_features, dtype=dtype),

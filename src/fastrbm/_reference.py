@@ -151,7 +151,7 @@ def to_dense(X, rows, dtype):
     return np.clip(part, 0, 1) if source.clip else part
 
 
-def make_workspace(n_features, n_components, batch_size, dtype):
+def make_workspace(n_features, n_components, batch_size, dtype, n_chains=None):
     """The reference needs no buffers."""
     return {}
 
@@ -177,6 +177,11 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
               activity, workspace, config, key, step0, n_threads, log_var=None,
               sample_weight=None, offsets=None):
     """CD-k / PCD-k minibatch updates over ``X[order]``, in place (see _gibbs.cd_update).
+
+    PCD (``config.persistent``) runs the persistent chains ``chains``
+    (n_chains, H), any number of them: chain r draws at Philox row r (the
+    row a minibatch's row r uses), and the negative statistics are the means
+    over the n_chains chains, the positive ones over the minibatch's rows.
 
     ``log_var`` (Gaussian visible units only): per-feature log-variances
     z = log s^2 of the model with energy
@@ -230,6 +235,10 @@ def cd_update(X, order, batch_size, W, vbias, hbias, chains, W_vel, vbias_vel, h
         nu = dtype.type(config.centering_rate)
     elif offsets is not None:
         raise ValueError("offsets are used by centred training only (config.centered)")
+    if config.persistent and (chains is None or np.ndim(chains) != 2 or len(chains) < 1
+                              or np.shape(chains)[1] != W.shape[0]):
+        raise ValueError(f"persistent chains must have shape (n_chains >= 1, {W.shape[0]}), "
+                         f"got {np.shape(chains)}")
     for t, start in enumerate(range(0, len(order), batch_size)):
         rows = order[start:start + batch_size]
         step = step0 + t

@@ -71,6 +71,8 @@ class CategoricalRBM(BernoulliRBM):
     n_chains : int or None, default=None
         Persistent chains of PCD and 'pt' (None: ``batch_size``); the
         negative statistics are their means whatever the minibatch size.
+        Must be None with ``method='cd'`` (its chains start at the
+        minibatch's rows).
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum``.
     weight_decay : float, default=0.0

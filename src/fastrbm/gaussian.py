@@ -67,7 +67,7 @@ class GaussianBernoulliRBM(BernoulliRBM):
     batch_size, n_iter, verbose, random_state, k, method, momentum, \
 weight_decay, l1, sparsity_target, sparsity_cost, shuffle, n_jobs, dtype, \
 validation_fraction, early_stopping, patience, tol, ais_every, min_updates, centered, \
-n_temperatures, betas
+n_temperatures, betas, n_chains
         As for :class:`BernoulliRBM` (``centered`` with ``sigma='fixed'``:
         the visible offsets are those of v / ``sigma_``).  With
         ``method='pt'`` the tempered models are those of :meth:`sample`'s
@@ -115,7 +115,8 @@ n_features_in_, history_, stop_reason_, n_updates_
                  weight_decay=0.0, l1=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  shuffle=True, n_jobs=None, dtype=None, validation_fraction=None,
                  early_stopping=None, patience=5, tol=0.0, ais_every=0, sigma="fixed",
-                 min_updates=MIN_UPDATES, centered=False, n_temperatures=10, betas=None):
+                 min_updates=MIN_UPDATES, centered=False, n_temperatures=10, betas=None,
+                 n_chains=None):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -142,6 +143,7 @@ n_features_in_, history_, stop_reason_, n_updates_
         self.centered = centered
         self.n_temperatures = n_temperatures
         self.betas = betas
+        self.n_chains = n_chains
 
     _visible_units = _GaussianVisible
     # BernoulliRBM reads this; any finite real is valid here

@@ -173,7 +173,8 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     learning_rate : float, default=0.1
         Step size; the gradient is averaged over the minibatch.
     batch_size : int, default=10
-        Rows per minibatch (and number of persistent chains for PCD).
+        Rows per minibatch (and, unless ``n_chains`` says otherwise, the
+        number of persistent chains of PCD).
     n_iter : int, default=10
         Number of epochs (passes over the training data); more when
         ``min_updates`` asks for them.
@@ -196,6 +197,15 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         negative statistics (see :func:`fastrbm.sampling.tempered_pcd_updates`).
         Bernoulli and Gaussian visible units (:class:`GaussianBernoulliRBM`),
         on the CPU and the GPU engine.
+    n_chains : int or None, default=None
+        Persistent chains of ``method='pcd'`` and ``'pt'`` (with ``'pt'``
+        each has its ``n_temperatures - 1`` hotter replicas); None: one per
+        minibatch row (``batch_size``, scikit-learn's behaviour).  The
+        negative statistics are the means over the chains, the positive ones
+        the means over the minibatch, so more chains give a less noisy
+        estimate of the model's expectations for the same minibatch.  Must
+        be None with ``method='cd'`` (its chains start at the minibatch's
+        rows).
     momentum : float or callable, default=0.0
         Momentum coefficient, or a function ``epoch -> momentum`` for a
         schedule (e.g. 0.5 for the first 5 epochs, then 0.9; Hinton 2010).
@@ -283,9 +293,9 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Hidden biases.
     intercept_visible_ : ndarray of shape (n_features,)
         Visible biases, initialised to logit of the training data's means.
-    h_samples_ : ndarray of shape (batch_size, n_components)
+    h_samples_ : ndarray of shape (n_chains, n_components)
         Hidden states of the persistent chains (PCD; with ``method='pt'`` the
-        beta = 1 replicas).
+        beta = 1 replicas); ``n_chains`` rows, ``batch_size`` when it is None.
     swap_acceptance_ : ndarray of shape (n_temperatures - 1,) or None
         ``method='pt'``: the fraction of swaps accepted between each pair of
         neighbouring temperatures during the last epoch (None for the other
@@ -354,7 +364,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
                  shuffle=True, n_jobs=None, dtype=None, out_of_range="clip",
                  validation_fraction=None, early_stopping=None, patience=5, tol=0.0,
                  ais_every=0, min_updates=MIN_UPDATES, centered=False, n_temperatures=10,
-                 betas=None):
+                 betas=None, n_chains=None):
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -381,6 +391,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self.centered = centered
         self.n_temperatures = n_temperatures
         self.betas = betas
+        self.n_chains = n_chains
 
     # ------------------------------------------------------------------ checks
     def _check_params(self):
@@ -410,10 +421,22 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             raise ValueError(f"centered must be True or False, got {self.centered!r}")
         if self.method == "pt":
             self._tempering_betas()
+        self._check_n_chains()
         if not callable(self.momentum):
             self._momentum_at(0)
         resolve_n_threads(self.n_jobs)
         self._check_monitoring_params()
+
+    def _check_n_chains(self):
+        n_chains = getattr(self, "n_chains", None)
+        if n_chains is None:
+            return
+        # the workspace stacks batch_size + n_chains rows (a C int)
+        check_int_param("n_chains", n_chains, 1, MAX_C_INT // 2)
+        if self.method == "cd":
+            raise ValueError(f"n_chains={n_chains!r} sets the number of persistent chains, "
+                             f"which method='cd' does not have (its chains start at the "
+                             f"minibatch's rows): leave n_chains=None, or use method='pcd'")
 
     def _check_monitoring_params(self):
         frac = self.validation_fraction
@@ -579,7 +602,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         self._visible_means = means
         self.intercept_visible_ = self._visible_units.initial_bias(
             means, INIT_P_CLIP).astype(dtype)
-        self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
+        self.h_samples_ = np.zeros((self._n_chains(), self.n_components), dtype=dtype)
         self.n_updates_ = 0
         self.n_epochs_ = 0
         self.history_ = []
@@ -673,7 +696,7 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         return self._offsets
 
     def _tempering_state(self, machine, chains, betas):
-        """The hotter replicas of ``method='pt'`` (R - 1, batch_size,
+        """The hotter replicas of ``method='pt'`` (R - 1, n_chains,
         n_components) on the chains' device: kept, or zeros (as PCD's chains
         start) when missing."""
         shape = (len(betas) - 1,) + chains.shape
@@ -728,15 +751,18 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
             self.n_updates_ = step0 + -(-len(order) // self.batch_size)
 
     def _n_chains(self):
-        """Persistent chains of PCD: one per minibatch row."""
-        return self.batch_size
+        """Persistent chains of PCD: ``n_chains``, or one per minibatch row."""
+        n_chains = getattr(self, "n_chains", None)
+        return int(self.batch_size) if n_chains is None else int(n_chains)
 
     def _update_options(self):
         """Extra keyword arguments of the engine's epoch call (none here)."""
         return {}
 
     def _workspace(self, X):
-        return self.__fastrbm_bind__(X).workspace(self.batch_size)
+        # None (batch_size chains) sizes the workspace as it always was
+        n_chains = getattr(self, "n_chains", None) if self.method in ("pcd", "pt") else None
+        return self.__fastrbm_bind__(X).workspace(self.batch_size, n_chains)
 
     def fit(self, X, y=None, *, validation_data=None, callbacks=None, checkpoints=None):
         """Fit the model to X.

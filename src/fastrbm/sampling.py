@@ -549,6 +549,9 @@ def tempered_pcd_updates(bound, X, order, batch_size, chains, hot, betas, veloci
     # all replicas stacked (R, n_chains, H), the beta = 1 chains last: one
     # engine call per update swaps them and steps the hot ones; the training
     # kernel steps states[-1] in place
+    if tuple(hot.shape) != (R - 1,) + tuple(chains.shape):
+        raise ValueError(f"hot must have shape {(R - 1,) + tuple(chains.shape)} (the hotter "
+                         f"replicas of every chain), got {tuple(hot.shape)}")
     states = xp.concatenate([hot, chains[None]]).astype(dtype, copy=False)
     n_chains = states.shape[1]
     fields = xp.empty((R, n_chains, D), dtype=dtype)
