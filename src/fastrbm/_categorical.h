@@ -255,13 +255,9 @@ static inline int fr_cat_count_f64(const double *c, int q, double target)
 }
 
 /* The categories of n_sites sites from their exponentials e (n_sites q
- * values, site-major; overwritten by running sums on the scalar path) and
- * one uniform per site: with running sums C_a = ((e_0 + e_1) + ...) + e_a
- * in float32, code = min(q - 1, count of C_a <= u C_{q-1}).  The AVX2 path
- * takes 8 sites at once, one site per lane (the sums gathered across sites
- * at stride q), doing per lane the scalar path's additions, product and
- * comparisons in the same order: the same codes, bit for bit.  It replaces
- * 8 serial chains of q dependent additions by one (docs/guide/
+ * values, site-major; overwritten by the running sums) and one uniform per
+ * site: with running sums C_a = ((e_0 + e_1) + ...) + e_a in float32,
+ * code = min(q - 1, count of C_a <= u C_{q-1}) (docs/guide/
  * reproducibility.md, "Categorical draws"). */
 static inline void fr_cat_pick_scalar_f32(float *e, int n_sites, int q, const float *u,
                                           int32_t *codes)
@@ -278,56 +274,11 @@ static inline void fr_cat_pick_scalar_f32(float *e, int n_sites, int q, const fl
     }
 }
 
-#if FR_HAVE_AVX2_PATH
-__attribute__((target("avx2")))
-static void fr_cat_pick_avx2_f32(float *e, int n_sites, int q, const float *u,
-                                 int32_t *codes, float *sums)
-{
-    /* sums: q * 8 floats of scratch (the running sums, lane = site) */
-    const __m256i stride = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                              _mm256_set1_epi32(q));
-    const __m256i last = _mm256_set1_epi32(q - 1);
-    int s = 0;
-    for (; s + 8 <= n_sites; s += 8) {
-        const float *xs = e + (ptrdiff_t)s * q;
-        __m256 total = _mm256_setzero_ps();
-        for (int a = 0; a < q; a++) {
-            total = _mm256_add_ps(total, _mm256_i32gather_ps(xs + a, stride, 4));
-            _mm256_storeu_ps(sums + 8 * a, total);
-        }
-        const __m256 target = _mm256_mul_ps(_mm256_loadu_ps(u + s), total);
-        __m256i count = _mm256_setzero_si256();
-        for (int a = 0; a < q; a++)
-            count = _mm256_sub_epi32(count, _mm256_castps_si256(
-                _mm256_cmp_ps(_mm256_loadu_ps(sums + 8 * a), target, _CMP_LE_OQ)));
-        _mm256_storeu_si256((__m256i *)(codes + s), _mm256_min_epi32(count, last));
-    }
-    fr_cat_pick_scalar_f32(e + (ptrdiff_t)s * q, n_sites - s, q, u + s, codes + s);
-}
-#endif
-
-/* sums: scratch of q * 8 floats.  path: -1 as dispatched, 0 scalar, 2 AVX2
- * (tests); returns -1 where the path is missing. */
-static inline int fr_cat_pick_f32(float *e, int n_sites, int q, const float *u,
-                                  int32_t *codes, float *sums, int path)
-{
-#if FR_HAVE_AVX2_PATH
-    if (path != 0 && fr_cat_use_avx2) {
-        fr_cat_pick_avx2_f32(e, n_sites, q, u, codes, sums);
-        return 0;
-    }
-#endif
-    if (path == 2) return -1;
-    fr_cat_pick_scalar_f32(e, n_sites, q, u, codes);
-    return 0;
-}
-
 /* The whole float32 draw of n_sites sites, one pass per step over all the
  * sites' values: x += bias (bias may be NULL), x -= max per site, exp, then
  * the pick.  x is overwritten. */
 static inline void fr_cat_draw_passes_f32(float *x, const float *bias, int n_sites, int q,
-                                          const float *u, int32_t *codes, float *sums,
-                                          int vector_exp, int pick_path)
+                                          const float *u, int32_t *codes, int vector_exp)
 {
     ptrdiff_t n = (ptrdiff_t)n_sites * q;
     if (bias != NULL)
@@ -337,11 +288,12 @@ static inline void fr_cat_draw_passes_f32(float *x, const float *bias, int n_sit
         fr_cat_expf(x, (int)n);
     else
         for (ptrdiff_t c = 0; c < n; c++) x[c] = fr_expf(x[c]);
-    fr_cat_pick_f32(x, n_sites, q, u, codes, sums, pick_path);
+    fr_cat_pick_scalar_f32(x, n_sites, q, u, codes);
 }
 
 #if FR_HAVE_AVX2_PATH
-/* The same draw fused, 8 sites per lane set (one site per lane): the
+/* The same draw fused, 8 sites per lane set (one site per lane): 8 serial
+ * chains of q dependent additions become one.  The
  * biased logits gathered across sites at stride q into sums[a * 8 + lane],
  * their maximum, then per category exp(x - max) (fr_expf's operations) and
  * the running sum, then the count.  Every lane does the one-site
@@ -386,7 +338,7 @@ static void fr_cat_draw_avx2_f32(float *x, const float *bias, int n_sites, int q
     }
     if (s < n_sites)
         fr_cat_draw_passes_f32(x + (ptrdiff_t)s * q, bias != NULL ? bias + (ptrdiff_t)s * q : NULL,
-                               n_sites - s, q, u + s, codes + s, sums, 1, -1);
+                               n_sites - s, q, u + s, codes + s, 1);
 }
 #endif
 
@@ -405,8 +357,7 @@ static inline int fr_cat_draw_f32(float *x, const float *bias, int n_sites, int 
     }
 #endif
     if (path == 2) return -1;
-    fr_cat_draw_passes_f32(x, bias, n_sites, q, u, codes, sums, path != 0,
-                           path == -1 ? -1 : 0);
+    fr_cat_draw_passes_f32(x, bias, n_sites, q, u, codes, path != 0);
     return 0;
 }
 

@@ -160,8 +160,6 @@ cdef extern from "_categorical.h" nogil:
     int fr_cat_expf_path(float *x, int n, int path)
     int fr_cat_count_f32(const float *c, int q, float target)
     int fr_cat_count_f64(const double *c, int q, double target)
-    int fr_cat_pick_f32(float *e, int n_sites, int q, const float *u, int32_t *codes,
-                        float *sums, int path)
     int fr_cat_draw_f32(float *x, const float *bias, int n_sites, int q, const float *u,
                         int32_t *codes, float *sums, int path)
     void fr_cat_shift_f32(float *x, int n_sites, int q)
@@ -211,28 +209,6 @@ cdef inline floating sigmoid_of(floating x) noexcept nogil:
 cdef enum:
     PICK_CHUNK = 64
     PICK_MAX_Q = 64
-
-
-def _pick_paths(e, uniforms):
-    """Codes of sites from their exponentials e (n_sites, q) float32 and one
-    uniform per site, by each path of the pick (tests): scalar and AVX2
-    (None where this build or CPU lacks it)."""
-    e = np.ascontiguousarray(e, dtype=np.float32)
-    uniforms = np.ascontiguousarray(uniforms, dtype=np.float32)
-    n_sites, q = e.shape
-    sums = np.empty(q * 8, np.float32)
-    out = []
-    cdef float[:, ::1] values
-    cdef float[::1] u_view = uniforms, sums_view = sums
-    cdef int32_t[::1] codes_view
-    for path in (0, 2):
-        values = e.copy()
-        codes = np.empty(n_sites, np.int32)
-        codes_view = codes
-        ok = fr_cat_pick_f32(&values[0, 0], <int>n_sites, <int>q, &u_view[0],
-                             &codes_view[0], &sums_view[0], path) == 0
-        out.append(codes if ok else None)
-    return out
 
 
 def _draw_paths(logits, bias, uniforms):
