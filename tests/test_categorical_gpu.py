@@ -250,3 +250,23 @@ def test_early_stopping_and_validation_data_on_device(gpu):
             assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12)
     with pytest.raises(TypeError, match="validation_data"):
         CategoricalRBM(**BASE).fit(gpu.put(X), validation_data=held_out)
+
+
+def test_evaluation_of_a_device_model_matches_the_cpu_model(gpu):
+    from fastrbm import evaluation
+
+    X, _ = data(seed=10)
+    params = dict(BASE, dtype=np.float64)
+    cpu = CategoricalRBM(**params).fit(X)
+    dev = CategoricalRBM(**params).fit(gpu.put(X))
+    log_z = evaluation.log_partition_exact(cpu)
+    assert evaluation.log_partition_exact(dev) == pytest.approx(log_z, rel=1e-12)
+    ais_dev = evaluation.log_partition_ais(dev, n_chains=10, betas=100, random_state=1)
+    ais_cpu = evaluation.log_partition_ais(cpu, n_chains=10, betas=100, random_state=1)
+    np.testing.assert_allclose(ais_dev.log_weights, ais_cpu.log_weights, rtol=0, atol=1e-9)
+    for name, fn in (("log_likelihood", lambda m, data: evaluation.log_likelihood(
+                          m, data, log_z=log_z)),
+                     ("pseudo_likelihood", evaluation.pseudo_likelihood)):
+        got = fn(dev, gpu.put(X))
+        assert on_device(gpu, got), name
+        np.testing.assert_allclose(gpu.get(got), fn(cpu, X), rtol=1e-10, err_msg=name)

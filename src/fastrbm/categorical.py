@@ -38,7 +38,10 @@ class CategoricalRBM(BernoulliRBM):
     is CD-k or PCD-k as in :class:`BernoulliRBM`, with optional sample
     weights, the L1-squared penalty of PGM (Tubiana, Cocco & Monasson,
     eLife 2019) and the zero-sum gauge; results are bit-identical for a
-    given ``random_state`` whatever ``n_jobs`` is.
+    given ``random_state`` whatever ``n_jobs`` is.  CuPy arrays (codes or
+    one-hot rows) train and run the model on the GPU, as for
+    :class:`BernoulliRBM`: the outputs are then CuPy arrays, and
+    :meth:`to_numpy` / :meth:`to_cupy` move a fitted model.
 
     Parameters
     ----------
