@@ -1,6 +1,7 @@
 """Check the GPU engine against the CPU engine and time both, on one machine.
 
     python benchmarks/gpu_check.py [--quick]
+    python benchmarks/gpu_check.py --stand-in     # section 4e only, no GPU
 
 Needs an NVIDIA GPU and CuPy; installs nothing and uses no network (the data
 are synthetic, with Fashion-MNIST's shape).  Under 5 minutes on a current
@@ -22,6 +23,13 @@ Correctness (GPU vs the CPU engine, same key):
    and GaussianBernoulliRBM (learned sigma) fits on CuPy vs NumPy input,
    float64: parameters, chains and hot replicas within 1e-10, equal swap
    rates; float32 reported.
+4e. CategoricalRBM (Potts units) fit on CuPy vs NumPy codes, Kunitz-sized
+   random codes (11,819 x 53, q 21, 100 hidden, batch 100, one PCD-10
+   epoch): float64 parameters and chains within 1e-10, transform and codes
+   drawn by ``sample`` equal; float32 reported; both fit times.  With
+   ``--stand-in`` this section alone runs on the host stand-in of
+   tests/cuda_host.py (the CUDA kernels compiled as C++ and run on the CPU):
+   a check of the code paths on a machine without a GPU, not a GPU timing.
 5. AIS log weights, GPU vs CPU, on 1,000 temperatures.
 
 Timing (median of interleaved repeats, after a warm-up):
@@ -290,6 +298,77 @@ def check_tempered_pcd(cp):
 
 
 @guarded
+def check_categorical(cp, synchronize=None):
+    section("4e. CategoricalRBM fit on CuPy vs NumPy codes (Kunitz-sized random codes: "
+            "11,819 x 53, q 21, 100 hidden, batch 100, one PCD-10 epoch)")
+    from fastrbm import CategoricalRBM
+    synchronize = synchronize or sync
+    rng = np.random.default_rng(47)
+    # site-dependent category frequencies, as an alignment's columns have
+    p = rng.dirichlet(np.full(21, 0.3), size=53)
+    codes = np.stack([rng.choice(21, size=11819, p=p[i]) for i in range(53)],
+                     axis=1).astype(np.int8)
+    device_codes = cp.asarray(codes)
+    for dtype in (np.float64, np.float32):
+        params = dict(n_components=100, batch_size=100, n_iter=1, k=10, method="pcd",
+                      learning_rate=0.05, random_state=0, dtype=dtype)
+        start = time.perf_counter()
+        cpu = CategoricalRBM(**params).fit(codes)
+        cpu_s = time.perf_counter() - start
+        start = time.perf_counter()
+        gpu = CategoricalRBM(**params).fit(device_codes)
+        synchronize()
+        gpu_s = time.perf_counter() - start
+        diff = max(float(np.abs(getattr(gpu, name).get() - getattr(cpu, name)).max())
+                   for name in ("components_", "intercept_visible_", "intercept_hidden_",
+                                "h_samples_"))
+        rows = slice(0, 2000)
+        t_diff = float(np.abs(gpu.transform(device_codes[rows]).get()
+                              - cpu.transform(codes[rows])).max())
+        drawn = gpu.sample(50, n_steps=20)
+        same_draws = (type(drawn) is type(device_codes) and drawn.dtype == np.int32
+                      and np.array_equal(drawn.get(), cpu.sample(50, n_steps=20)))
+        name = f"CategoricalRBM PCD-10 {np.dtype(dtype).name}"
+        detail = (f"(max |param / chain diff| {diff:.2e}, transform {t_diff:.2e}; fit "
+                  f"{gpu_s:.2f} s on the device, {cpu_s:.2f} s on the CPU engine)")
+        if dtype == np.float64:
+            check(name, diff < 1e-10 and t_diff < 1e-10 and same_draws, detail)
+        else:
+            print(f"  [info] {name}: {detail}, sampled codes "
+                  f"{'equal' if same_draws else 'differ'} (float32: cuBLAS vs OpenBLAS "
+                  f"rounding can flip a draw)", flush=True)
+
+
+def stand_in_main():
+    """Section 4e on the host stand-in of tests/cuda_host.py (no GPU, no CuPy)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, os.pardir, "tests"))
+    import cuda_host
+
+    import fastrbm
+    from fastrbm import _cupy
+    if cuda_host.compiler() is None:
+        print("no C++ compiler: the host stand-in cannot run")
+        return 1
+    _cupy._set_device(cuda_host.HostDevice())
+
+    class StandInModule:
+        """The part of CuPy that check_categorical uses."""
+        asarray = staticmethod(cuda_host.to_device)
+
+    print("# fastrbm GPU check, section 4e on the host stand-in (no GPU: code paths and "
+          "arithmetic only; the 'device' times are the stand-in's, not a GPU's)")
+    print(f"fastrbm {fastrbm.__version__}, NumPy {np.__version__}, Python "
+          f"{platform.python_version()}, CPU cores: {os.cpu_count()}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    started = time.perf_counter()
+    check_categorical(StandInModule, synchronize=lambda: None)
+    print(f"\nTotal {time.perf_counter() - started:.1f} s; "
+          f"{'all checks passed' if not FAILURES else 'FAILED: ' + ', '.join(FAILURES)}")
+    return 1 if FAILURES else 0
+
+
+@guarded
 def check_ais(cp, _cupy, _cpu):
     section("5. AIS log weights, GPU vs CPU (784-200, float64, 100 chains, 1,000 temperatures)")
     rng = np.random.default_rng(5)
@@ -493,7 +572,12 @@ def time_dbn(cp):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer timing repeats")
+    parser.add_argument("--stand-in", action="store_true",
+                        help="run the CategoricalRBM check (4e) alone on the host stand-in "
+                             "of tests/cuda_host.py (no GPU needed)")
     args = parser.parse_args()
+    if args.stand_in:
+        return stand_in_main()
     import cupy as cp
 
     import fastrbm
@@ -512,6 +596,7 @@ def main():
     check_gaussian_and_evaluation(cp)
     check_centered(cp)
     check_tempered_pcd(cp)
+    check_categorical(cp)
     check_ais(cp, _cupy, _cpu)
     time_cd_epoch(cp, _cupy, _cpu, 3 if args.quick else 7)
     time_ais(cp, _cupy)

@@ -6,7 +6,9 @@ from scipy.special import logsumexp
 from sklearn.utils.validation import (_check_sample_weight, _num_samples, check_is_fitted,
                                       validate_data)
 
-from ._backend import MAX_ROWS, check_int_param, check_same_device, is_cupy_array
+from . import _cupy
+from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_device,
+                       is_cupy_array, to_device, to_host)
 from ._dask_rows import dispatch, is_dask_collection, is_out_of_core
 from ._random import SPAWN_INIT, SPAWN_SAMPLE_START, STREAM_MONITOR, seed_words, spawn_rng
 from ._units import CategoricalVisible
@@ -15,6 +17,12 @@ from .rbm import INIT_P_CLIP, MIN_UPDATES, BernoulliRBM
 
 #: the largest number of categories per site (codes fit the engines' int32 output)
 MAX_CATEGORIES = 1 << 16
+
+
+def _first_index(mask):
+    """The index (as Python ints) of the first True entry of a NumPy or CuPy
+    mask, in C order (only that index leaves the device)."""
+    return tuple(int(i) for i in to_host(array_module(mask).argwhere(mask)[0]))
 
 
 class CategoricalRBM(BernoulliRBM):
@@ -30,7 +38,10 @@ class CategoricalRBM(BernoulliRBM):
     is CD-k or PCD-k as in :class:`BernoulliRBM`, with optional sample
     weights, the L1-squared penalty of PGM (Tubiana, Cocco & Monasson,
     eLife 2019) and the zero-sum gauge; results are bit-identical for a
-    given ``random_state`` whatever ``n_jobs`` is.
+    given ``random_state`` whatever ``n_jobs`` is.  CuPy arrays (codes or
+    one-hot rows) train and run the model on the GPU, as for
+    :class:`BernoulliRBM`: the outputs are then CuPy arrays, and
+    :meth:`to_numpy` / :meth:`to_cupy` move a fitted model.
 
     Parameters
     ----------
@@ -244,21 +255,25 @@ class CategoricalRBM(BernoulliRBM):
             check_is_fitted(self, "components_")
             check_same_device(self._on_gpu, X, self)
         if is_cupy_array(X):
-            raise TypeError("CategoricalRBM runs on the CPU: pass a NumPy array")
-        X = validate_data(self, X, reset=reset, accept_sparse=False, dtype=None,
-                          ensure_min_samples=1, ensure_min_features=1,
-                          ensure_all_finite=True)
-        if X.dtype == object:
-            X = X.astype(np.float64)
+            # CuPy input: the same rules, checked on the device (only the
+            # first offending index and value come to the host)
+            X = self._device_array(X, reset)
+        else:
+            X = validate_data(self, X, reset=reset, accept_sparse=False, dtype=None,
+                              ensure_min_samples=1, ensure_min_features=1,
+                              ensure_all_finite=True)
+            if X.dtype == object:
+                X = X.astype(np.float64)
+        xp = array_module(X)
         kind = X.dtype.kind
         if kind not in "biuf":
             raise TypeError(f"X must hold integer codes, got dtype {X.dtype}")
         if reset:
             self._input_dtype = model_dtype_for(X, self.dtype)
         if kind == "f":
-            whole = X == np.round(X)
-            if not whole.all():
-                row, col = np.argwhere(~whole)[0]
+            whole = X == xp.round(X)
+            if not bool(whole.all()):
+                row, col = _first_index(~whole)
                 raise ValueError(f"X must hold integer codes: X[{row}, {col}] = "
                                  f"{X[row, col].item()!r} is not a whole number")
         if kind == "b":
@@ -275,18 +290,48 @@ class CategoricalRBM(BernoulliRBM):
         elif codes.shape[1] != self.n_sites_:
             raise ValueError(f"X has {codes.shape[1]} sites but {type(self).__name__} was "
                              f"fitted on {self.n_sites_}")
-        return np.ascontiguousarray(codes)
+        return xp.ascontiguousarray(codes)
+
+    def _device_array(self, X, reset):
+        """A CuPy X checked as ``validate_data`` checks a NumPy one (2-D,
+        not empty, dense, finite, the fitted width); returned as it is."""
+        if _cupy.device().is_sparse(X):
+            raise TypeError("CategoricalRBM takes dense codes: got a sparse CuPy matrix; "
+                            "pass a dense CuPy array (X.toarray())")
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2D array for X, got a {X.ndim}D CuPy array of "
+                             f"shape {X.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
+                             f"single site or X.reshape(1, -1) for a single sample.")
+        n_samples, n_features = X.shape
+        if n_samples < 1 or n_features < 1:
+            raise ValueError(f"Found array with {n_samples} sample(s) and {n_features} "
+                             f"feature(s) (shape={X.shape}) while a minimum of 1 of each is "
+                             f"required.")
+        if reset:
+            self.n_features_in_ = n_features
+            self.__dict__.pop("feature_names_in_", None)
+        elif n_features != self.n_features_in_:
+            raise ValueError(f"X has {n_features} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input.")
+        if X.dtype.kind == "f":
+            finite = _cupy.device().xp.isfinite(X)
+            if not bool(finite.all()):
+                row, col = _first_index(~finite)
+                raise ValueError(f"Input X contains NaN or infinity: X[{row}, {col}] = "
+                                 f"{X[row, col].item()!r}")
+        return X
 
     @staticmethod
     def _check_codes(codes, q):
         """ValueError naming the first code outside 0..q-1 (q None: only < 0)."""
         bad = codes < 0 if q is None else (codes < 0) | (codes >= q)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
+        if bool(bad.any()):
+            row, col = _first_index(bad)
+            value = codes[row, col].item()
             allowed = "codes >= 0" if q is None else f"codes 0..{q - 1}"
             # scikit-learn's wording for negative values first
-            what = "Negative values in data: " if codes[row, col] < 0 else ""
-            raise ValueError(f"{what}X[{row}, {col}] = {codes[row, col]} is not a valid "
+            what = "Negative values in data: " if value < 0 else ""
+            raise ValueError(f"{what}X[{row}, {col}] = {value} is not a valid "
                              f"category: expected {allowed} (n_categories={q})")
 
     @staticmethod
@@ -297,19 +342,20 @@ class CategoricalRBM(BernoulliRBM):
         if width % q:
             raise ValueError(f"one-hot X has {width} columns, not a multiple of "
                              f"n_categories={q}")
+        xp = array_module(X)
         blocks = X.reshape(n, width // q, q)
         bad_value = (blocks != 0) & (blocks != 1)
-        if bad_value.any():
-            row, site, a = np.argwhere(bad_value)[0]
+        if bool(bad_value.any()):
+            row, site, a = _first_index(bad_value)
             raise ValueError(f"one-hot X[{row}, {site * q + a}] = {blocks[row, site, a].item()!r} "
                              f"is not 0 or 1")
         counts = (blocks == 1).sum(axis=2)
-        if (counts != 1).any():
-            row, site = np.argwhere(counts != 1)[0]
+        if bool((counts != 1).any()):
+            row, site = _first_index(counts != 1)
             raise ValueError(f"one-hot X row {row}, site {site} (columns {site * q}.."
-                             f"{site * q + q - 1}) holds {counts[row, site]} ones, "
+                             f"{site * q + q - 1}) holds {counts[row, site].item()} ones, "
                              f"expected exactly one")
-        return np.argmax(blocks, axis=2).astype(np.int32)
+        return xp.argmax(blocks, axis=2).astype(np.int32)
 
     # ------------------------------------------------------------- the layer
     def _visible_layer(self, training=False):
@@ -321,15 +367,25 @@ class CategoricalRBM(BernoulliRBM):
     def _column_means(self, X, rows=None):
         # the fit's row weights, when it has them (a fit on a dask array
         # replaces this method by the pooled means of the workers)
+        # counted on the host (one copy of the codes, once per fit): the
+        # frequencies seed the visible fields and AIS's base model there
         return self._visible_layer().column_means(
-            X, rows, self.__dict__.get("_train_sample_weight"))
+            to_host(X), rows, self.__dict__.get("_train_sample_weight"))
 
     def _n_chains(self):
         return self.batch_size if self.n_chains is None else int(self.n_chains)
 
     def _update_options(self):
         weight = self.__dict__.get("_train_sample_weight")
-        return {} if weight is None else {"sample_weight": weight}
+        if weight is None:
+            return {}
+        if self._on_gpu:
+            # the host weights are copied to the device once per fit
+            device_weight = self.__dict__.get("_train_sample_weight_device")
+            if device_weight is None:
+                device_weight = self._train_sample_weight_device = to_device(weight)
+            weight = device_weight
+        return {"sample_weight": weight}
 
     # ------------------------------------------------------------- training
     def _initialize(self, X, rows=None):
@@ -361,6 +417,10 @@ class CategoricalRBM(BernoulliRBM):
         self._offsets = None
         self._hidden_activity = np.full(self.n_components, self.sparsity_target, dtype=dtype)
         self._sample_calls = 0
+        if is_cupy_array(X):
+            # drawn and initialised on the host: a GPU model starts from the
+            # same parameters as a CPU model with the same random_state
+            self.to_cupy()
 
     @staticmethod
     def _refuse_out_of_core(X, what="fit"):
@@ -376,6 +436,8 @@ class CategoricalRBM(BernoulliRBM):
         """float64 weights of the rows of X (None stays None); positive."""
         if sample_weight is None:
             return None
+        # CuPy weights: checked on the host (one small copy per fit)
+        sample_weight = to_host(sample_weight)
         n = _num_samples(X)
         weight = _check_sample_weight(sample_weight, np.empty((n, 1)), dtype=np.float64,
                                       ensure_non_negative=True)
@@ -427,6 +489,7 @@ class CategoricalRBM(BernoulliRBM):
                                checkpoints=checkpoints)
         finally:
             self.__dict__.pop("_train_sample_weight", None)
+            self.__dict__.pop("_train_sample_weight_device", None)
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model with one pass over the rows of X, in order.
@@ -451,11 +514,14 @@ class CategoricalRBM(BernoulliRBM):
             return super().partial_fit(X)
         finally:
             self.__dict__.pop("_train_sample_weight", None)
+            self.__dict__.pop("_train_sample_weight_device", None)
 
     # ------------------------------------------------------------ monitoring
     def _reconstruction_error(self, X_part):
-        recon = self._visible_proba(self._hidden_proba(X_part))
-        one_hot = self._visible_layer().one_hot(X_part)
+        # a GPU model's monitor rows come to the host (a few thousand rows):
+        # the one-hot rows are built there, as on the CPU
+        recon = to_host(self._visible_proba(self._hidden_proba(X_part)))
+        one_hot = self._visible_layer().one_hot(to_host(X_part))
         return float(np.mean((one_hot - recon) ** 2))
 
     def _pseudo_likelihood(self, X, step, first_row=0):
@@ -464,16 +530,26 @@ class CategoricalRBM(BernoulliRBM):
         Philox uniform of the monitor stream, from the free energies of the
         q alternatives at that site."""
         machine = self.__fastrbm_bind__(X)
+        # on X's device (a GPU model's free energies stay there)
+        xp = array_module(X)
         n, L = X.shape
         q = self.n_categories_
         u = machine.uniforms(self._key, np.arange(first_row, first_row + n), 1, step,
                              STREAM_MONITOR, 0, np.float64)
-        site = np.minimum((u[:, 0] * L).astype(np.intp), L - 1)
-        alternatives = np.repeat(np.asarray(X, dtype=np.int32), q, axis=0)
-        alternatives[np.arange(n * q), np.repeat(site, q)] = np.tile(np.arange(q), n)
+        site = xp.minimum((u[:, 0] * L).astype(np.intp), L - 1)
+        alternatives = xp.repeat(xp.asarray(X, dtype=np.int32), q, axis=0)
+        alternatives[xp.arange(n * q), xp.repeat(site, q)] = xp.tile(
+            xp.arange(q, dtype=np.int32), n)
         neg_f = -machine.free_energy(alternatives).astype(np.float64).reshape(n, q)
-        own = neg_f[np.arange(n), np.asarray(X)[np.arange(n), site].astype(np.intp)]
-        return L * (own - logsumexp(neg_f, axis=1))
+        rows = xp.arange(n)
+        own = neg_f[rows, xp.asarray(X)[rows, site].astype(np.intp)]
+        if xp is np:
+            log_norm = logsumexp(neg_f, axis=1)
+        else:
+            # scipy's logsumexp reads host arrays only: the same shifted sum
+            top = neg_f.max(axis=1)
+            log_norm = top + xp.log(xp.exp(neg_f - top[:, None]).sum(axis=1))
+        return L * (own - log_norm)
 
     # ------------------------------------------------------------ inference
     def transform(self, X):
@@ -570,6 +646,9 @@ class CategoricalRBM(BernoulliRBM):
                                  dtype=np.int32)
             if self.input == "one-hot":
                 start = self._visible_layer().one_hot(start).astype(np.uint8)
+            if self._on_gpu:
+                # drawn on the host: the same chains as a CPU model's
+                start = to_device(start)
         return self.gibbs(start, k=n_steps)
 
     def free_energy(self, X):

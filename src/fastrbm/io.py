@@ -109,6 +109,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ._backend import is_cupy_array, to_host
 from ._version import __version__
 
 FORMAT_NAME = "fastrbm-model"
@@ -449,6 +450,10 @@ class _Encoder:
             return value
         if isinstance(value, np.generic) and not isinstance(value, np.object_):
             return value.item()
+        if is_cupy_array(value):
+            # a GPU model's arrays are stored as host copies (it loads as a
+            # CPU model, as after pickling; to_cupy moves it back)
+            value = to_host(value)
         if isinstance(value, type) and issubclass(value, np.generic):
             return {"__scalartype__": np.dtype(value).name}
         if isinstance(value, np.dtype):
@@ -742,7 +747,8 @@ def save_model(model, path):
     The file is format 2: the parameters and the fitted state that
     ``STATE_SCHEMA`` lists for the model's class, nothing else (see this
     module's docstring for what is and is not kept).  Models on a GPU
-    (CuPy arrays) must be moved with ``model.to_numpy()`` first.
+    (CuPy arrays) are saved from host copies and load as CPU models
+    (``model.to_cupy()`` moves a loaded model back).
     """
     if not _is_model(model):
         cls = type(model)
