@@ -289,12 +289,14 @@ def test_the_exp_pass_paths_give_the_scalar_values():
 
 @pytest.mark.parametrize("q", [2, 5, 21, 33, 70])
 @pytest.mark.parametrize("with_bias", [False, True])
-def test_the_draw_paths_give_the_same_codes(q, with_bias):
+@pytest.mark.parametrize("scale", [1.0, 0.37])
+def test_the_draw_paths_give_the_same_codes(q, with_bias, scale):
     """The float32 draw (bias, shift by the site's maximum, exp, pick) by
     the scalar passes, the vector passes and the fused AVX2 form (8 sites
     per lane set, gathered across sites) gives the same codes, and they are
     the inverse-CDF codes that NumPy computes from fr_expf's exponentials
-    (the scalar exp path of the exp pass)."""
+    (the scalar exp path of the exp pass).  A scale (a tempered replica's
+    beta) multiplies the logits before the bias is added."""
     rng = np.random.default_rng(10 * q + with_bias)
     n_sites = 8 * 5 + 3
     logits = rng.normal(0, 4, (n_sites, q)).astype(np.float32)
@@ -304,12 +306,13 @@ def test_the_draw_paths_give_the_same_codes(q, with_bias):
     bias = rng.normal(0, 2, (n_sites, q)).astype(np.float32) if with_bias else None
     u = rng.random(n_sites).astype(np.float32)
     u[:2] = [0.0, np.float32(1 - 2 ** -24)]
-    x = logits + bias if with_bias else logits.copy()
+    x = np.float32(scale) * logits
+    x = x + bias if with_bias else x
     shifted = (x - x.max(axis=1, keepdims=True)).astype(np.float32)
     e = _categorical._expf_paths(shifted.ravel())[0].reshape(n_sites, q)
     sums = np.add.accumulate(e, axis=1, dtype=np.float32)
     expected = np.minimum((sums <= (u * sums[:, -1])[:, None]).sum(axis=1), q - 1)
-    scalar, passes, fused = _categorical._draw_paths(logits, bias, u)
+    scalar, passes, fused = _categorical._draw_paths(logits, bias, u, scale)
     np.testing.assert_array_equal(scalar, expected)
     np.testing.assert_array_equal(passes, expected)
     if fused is not None:

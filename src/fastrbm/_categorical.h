@@ -275,12 +275,16 @@ static inline void fr_cat_pick_scalar_f32(float *e, int n_sites, int q, const fl
 }
 
 /* The whole float32 draw of n_sites sites, one pass per step over all the
- * sites' values: x += bias (bias may be NULL), x -= max per site, exp, then
- * the pick.  x is overwritten. */
-static inline void fr_cat_draw_passes_f32(float *x, const float *bias, int n_sites, int q,
-                                          const float *u, int32_t *codes, int vector_exp)
+ * sites' values: x = scale x + bias (the product only where scale != 1,
+ * bias may be NULL: a tempered replica's beta (y W) + b_beta), x -= max per
+ * site, exp, then the pick.  x is overwritten. */
+static inline void fr_cat_draw_passes_f32(float *x, const float *bias, float scale,
+                                          int n_sites, int q, const float *u, int32_t *codes,
+                                          int vector_exp)
 {
     ptrdiff_t n = (ptrdiff_t)n_sites * q;
+    if (scale != 1.0f)
+        for (ptrdiff_t c = 0; c < n; c++) x[c] = scale * x[c];
     if (bias != NULL)
         for (ptrdiff_t c = 0; c < n; c++) x[c] = x[c] + bias[c];
     fr_cat_shift_f32(x, n_sites, q);
@@ -300,9 +304,11 @@ static inline void fr_cat_draw_passes_f32(float *x, const float *bias, int n_sit
  * operations in their order: the same codes.  Sites past the last full 8
  * take the passes.  x is not written. */
 __attribute__((target("avx2")))
-static void fr_cat_draw_avx2_f32(float *x, const float *bias, int n_sites, int q,
-                                 const float *u, int32_t *codes, float *sums)
+static void fr_cat_draw_avx2_f32(float *x, const float *bias, float scale, int n_sites,
+                                 int q, const float *u, int32_t *codes, float *sums)
 {
+    const int scaled = scale != 1.0f;
+    const __m256 scale8 = _mm256_set1_ps(scale);
     const __m256i stride = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                               _mm256_set1_epi32(q));
     const __m256i last = _mm256_set1_epi32(q - 1);
@@ -312,11 +318,13 @@ static void fr_cat_draw_avx2_f32(float *x, const float *bias, int n_sites, int q
         const float *xs = x + (ptrdiff_t)s * q;
         const float *bs = bias != NULL ? bias + (ptrdiff_t)s * q : NULL;
         __m256 v = _mm256_i32gather_ps(xs, stride, 4);
+        if (scaled) v = _mm256_mul_ps(scale8, v);
         if (bs != NULL) v = _mm256_add_ps(v, _mm256_i32gather_ps(bs, stride, 4));
         _mm256_storeu_ps(sums, v);
         __m256 top = v;
         for (int a = 1; a < q; a++) {
             v = _mm256_i32gather_ps(xs + a, stride, 4);
+            if (scaled) v = _mm256_mul_ps(scale8, v);
             if (bs != NULL) v = _mm256_add_ps(v, _mm256_i32gather_ps(bs + a, stride, 4));
             _mm256_storeu_ps(sums + 8 * a, v);
             /* the maximum is exact in any order (as the passes' shift) */
@@ -338,26 +346,26 @@ static void fr_cat_draw_avx2_f32(float *x, const float *bias, int n_sites, int q
     }
     if (s < n_sites)
         fr_cat_draw_passes_f32(x + (ptrdiff_t)s * q, bias != NULL ? bias + (ptrdiff_t)s * q : NULL,
-                               n_sites - s, q, u + s, codes + s, 1);
+                               scale, n_sites - s, q, u + s, codes + s, 1);
 }
 #endif
 
-/* The float32 draw: codes[s] of site s from its logits x (+ bias) and
+/* The float32 draw: codes[s] of site s from its logits scale x (+ bias) and
  * uniform u[s]; sums: scratch of q * 8 floats (NULL with path 1).  path:
  * -1 as dispatched, 0 scalar passes (tests), 1 passes with the vector exp
  * and the one-site pick (any q), 2 fused AVX2 (tests); returns -1 where
  * the path is missing. */
-static inline int fr_cat_draw_f32(float *x, const float *bias, int n_sites, int q,
-                                  const float *u, int32_t *codes, float *sums, int path)
+static inline int fr_cat_draw_f32(float *x, const float *bias, float scale, int n_sites,
+                                  int q, const float *u, int32_t *codes, float *sums, int path)
 {
 #if FR_HAVE_AVX2_PATH
     if ((path == -1 || path == 2) && fr_cat_use_avx2) {
-        fr_cat_draw_avx2_f32(x, bias, n_sites, q, u, codes, sums);
+        fr_cat_draw_avx2_f32(x, bias, scale, n_sites, q, u, codes, sums);
         return 0;
     }
 #endif
     if (path == 2) return -1;
-    fr_cat_draw_passes_f32(x, bias, n_sites, q, u, codes, path != 0);
+    fr_cat_draw_passes_f32(x, bias, scale, n_sites, q, u, codes, path != 0);
     return 0;
 }
 

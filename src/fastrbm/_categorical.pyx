@@ -160,8 +160,8 @@ cdef extern from "_categorical.h" nogil:
     int fr_cat_expf_path(float *x, int n, int path)
     int fr_cat_count_f32(const float *c, int q, float target)
     int fr_cat_count_f64(const double *c, int q, double target)
-    int fr_cat_draw_f32(float *x, const float *bias, int n_sites, int q, const float *u,
-                        int32_t *codes, float *sums, int path)
+    int fr_cat_draw_f32(float *x, const float *bias, float scale, int n_sites, int q,
+                        const float *u, int32_t *codes, float *sums, int path)
     void fr_cat_shift_f32(float *x, int n_sites, int q)
     void fr_cat_shift_f64(double *x, int n_sites, int q)
     void fr_cat_sum_rows_f32(const float *base, Py_ssize_t ld, const int32_t *idx, int n,
@@ -211,9 +211,10 @@ cdef enum:
     PICK_MAX_Q = 64
 
 
-def _draw_paths(logits, bias, uniforms):
-    """Codes of sites from their float32 logits (n_sites, q) + bias (or
-    None) and one uniform per site, by each path of the draw (tests): the
+def _draw_paths(logits, bias, uniforms, float scale=1):
+    """Codes of sites from their float32 logits (n_sites, q) times scale,
+    plus bias (or None), and one uniform per site, by each path of the draw
+    (tests): the
     scalar passes, the vector passes and the fused AVX2 draw (None where
     this build or CPU lacks it)."""
     uniforms = np.ascontiguousarray(uniforms, dtype=np.float32)
@@ -231,8 +232,8 @@ def _draw_paths(logits, bias, uniforms):
         values = np.array(logits, dtype=np.float32, order="C")
         codes = np.empty(n_sites, np.int32)
         codes_view = codes
-        ok = fr_cat_draw_f32(&values[0, 0], bias_ptr, <int>n_sites, <int>q, &u_view[0],
-                             &codes_view[0], &sums_view[0], path) == 0
+        ok = fr_cat_draw_f32(&values[0, 0], bias_ptr, scale, <int>n_sites, <int>q,
+                             &u_view[0], &codes_view[0], &sums_view[0], path) == 0
         out.append(codes if ok else None)
     return out
 
@@ -240,10 +241,19 @@ def _draw_paths(logits, bias, uniforms):
 cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int q,
                             Py_ssize_t site0, Py_ssize_t row, uint32_t step, uint32_t c3,
                             const uint32_t *key, int32_t *cols) noexcept nogil:
+    """draw_sites_scaled with scale 1 (the logits as they are)."""
+    draw_sites_scaled(x, bias, 1, n_sites, q, site0, row, step, c3, key, cols)
+
+
+cdef inline void draw_sites_scaled(floating *x, const floating *bias, floating scale,
+                                   int n_sites, int q, Py_ssize_t site0, Py_ssize_t row,
+                                   uint32_t step, uint32_t c3, const uint32_t *key,
+                                   int32_t *cols) noexcept nogil:
     """Categorical draws of sites site0 .. site0 + n_sites - 1 of one row.
 
     x: the sites' logits (n_sites q values; scratch, overwritten or not),
-    plus ``bias`` when not NULL.  As the reference: e_a = exp(x_a - max x), running sums C_a
+    times ``scale`` where it is not 1 (a tempered replica's beta), plus
+    ``bias`` when not NULL: scale x + bias in two roundings.  As the reference: e_a = exp(x_a - max x), running sums C_a
     in the model dtype, the first a with u C_{q-1} < C_a (q - 1 if none),
     u the Philox uniform of column site0 + s.  cols[s] = (site0 + s) q + a.
     The passes run over all the sites' values at once where they can (bias,
@@ -272,13 +282,16 @@ cdef inline void draw_sites(floating *x, const floating *bias, int n_sites, int 
                     ctr[0] = <uint32_t>block
                     fr_philox4x32_10(ctr, key, words)
                 uniforms[s] = <float>(words[site & 3] >> 8) * <float>5.9604644775390625e-08
-            fr_cat_draw_f32(x + s0 * q, bias + s0 * q if bias != NULL else NULL,
+            fr_cat_draw_f32(x + s0 * q, bias + s0 * q if bias != NULL else NULL, scale,
                             <int>m_sites, q, uniforms, cols + s0, sums,
                             -1 if q <= PICK_MAX_Q else 1)
             for s in range(m_sites):
                 cols[s0 + s] = <int32_t>((site0 + s0 + s) * q + cols[s0 + s])
             s0 += m_sites
     else:
+        if scale != 1:
+            for c in range(n):
+                x[c] = scale * x[c]
         if bias != NULL:
             for c in range(n):
                 x[c] = x[c] + bias[c]
@@ -1477,11 +1490,10 @@ cdef void tempered_gibbs_task(int32_t *x, floating *a, double *d, const floating
                       counter_word3(stream, 2 * s - 2), key)
         matmul_ab(nr, Lq, H, 1, y, H, W, Lq, 0, logits, Lq)
         for i in range(nr):
-            # beta (y W) + xb in one pass (two roundings, as the reference)
-            for j in range(Lq):
-                logits[i * Lq + j] = beta * logits[i * Lq + j] + x_bias_t[j]
-            draw_sites(logits + i * Lq, NULL, L, q, 0, r0 + i, step,
-                       counter_word3(stream, 2 * s - 1), key, cols)
+            # beta (y W) + xb formed inside the draw (two roundings, as the
+            # reference)
+            draw_sites_scaled(logits + i * Lq, x_bias_t, beta, L, q, 0, r0 + i, step,
+                              counter_word3(stream, 2 * s - 1), key, cols)
             for j in range(L):
                 x[i * L + j] = cols[j] - j * q
         if s < k or final_fields:
