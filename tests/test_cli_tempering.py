@@ -73,6 +73,17 @@ def test_train_options_reach_the_estimator(trained, model_type):
         np.testing.assert_array_equal(saved, fitted)
 
 
+def test_train_summary_names_checkpoints_and_acceptance(tmp_path, capsys):
+    capsys.readouterr()
+    _, path = _train(tmp_path, "rbm", *TEMPERING)
+    text = capsys.readouterr().out
+    model = io.load_model(path)
+    assert (f"kept {len(model.checkpoint_updates_)} checkpoints (update counts "
+            f"{' '.join(map(str, model.checkpoint_updates_))})") in text
+    assert ("swap acceptance per pair (last epoch): "
+            + " ".join(f"{a:.3f}" for a in model.swap_acceptance_)) in text
+
+
 def test_defaults_pass_no_new_option(tmp_path):
     _, path = _train(tmp_path, "rbm")
     params = json.loads((tmp_path / "metrics.json").read_text())["params"]
@@ -182,6 +193,9 @@ def plain_files(tmp_path_factory):
      ["--n-temperatures"]),
     (["sample", "{rbm}", "--seed", "1"], ["--seed", "pt"]),
     (["sample", "{dbn}", "--method", "pt"], ["--method pt", "DBN"]),
+    # 1e6 chains x 12 features x 20 replicas: beyond MAX_SAMPLE_VALUES (2**27)
+    (["sample", "{rbm}", "--method", "pt", "--n-temperatures", "20", "--n-samples",
+      "1000000"], ["20 replicas"]),
 ])
 def test_combinations_that_cannot_work(tmp_path, capsys, plain_files, argv, words):
     argv = [a.format(**plain_files) for a in argv] + ["--out", str(tmp_path)]

@@ -542,6 +542,14 @@ def cmd_train(args):
     model_path = save_model(model, os.path.join(args.out, "model.npz"))
     _write_json(os.path.join(args.out, "metrics.json"), metrics)
     print(f"trained in {seconds:.2f} s")
+    kept = _checkpoint_count(model)
+    if kept:
+        print(f"kept {kept} checkpoints (update counts "
+              f"{' '.join(str(u) for u in model.checkpoint_updates_)}) for 'fastrbm sample "
+              f"--method trajectory'")
+    if getattr(model, "swap_acceptance_", None) is not None:
+        print("swap acceptance per pair (last epoch): "
+              + " ".join(f"{a:.3f}" for a in model.swap_acceptance_))
     _print_metrics("training data:", metrics["train"])
     if test is not None:
         _print_metrics(f"held-out data ({test[2]}):", metrics["test"])
@@ -677,6 +685,13 @@ def cmd_sample(args):
         raise UsageError(f"--n-samples {args.n_samples} x {n_features} features is more than "
                          f"{MAX_SAMPLE_VALUES} values; draw at most "
                          f"{MAX_SAMPLE_VALUES // n_features} samples per call")
+    # tempering holds every replica of every chain
+    replicas = {"gibbs": 1, "pt": args.n_temperatures or 10,
+                "trajectory": _checkpoint_count(model) + 1}[args.method]
+    if replicas > 1 and args.n_samples * n_features * replicas > MAX_SAMPLE_VALUES:
+        raise UsageError(f"--n-samples {args.n_samples} x {n_features} features x {replicas} "
+                         f"replicas is more than {MAX_SAMPLE_VALUES} values; draw at most "
+                         f"{MAX_SAMPLE_VALUES // (n_features * replicas)} samples per call")
     _prepare_out(args.out)
     result = None
     if tempered:
