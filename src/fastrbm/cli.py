@@ -43,7 +43,7 @@ from .io import load_model, model_class, read_metadata, save_model
 # builder of constructor parameters); a new estimator type is one entry here
 # and one in fastrbm.io.MODEL_CLASSES
 RBM_OPTIONS = ("n_components", "learning_rate", "batch_size", "n_iter", "k", "method",
-               "momentum", "weight_decay")
+               "momentum", "weight_decay", "n_temperatures", "n_chains", "centered")
 
 
 def _rbm_params(options, common):
@@ -131,6 +131,9 @@ MAX_SAMPLES = 1_000_000
 MAX_SAMPLE_VALUES = 2**27  # samples x features: 1 GiB of float64
 MAX_STEPS = 1_000_000
 MAX_AIS_CHAINS = 100_000
+# replicas of parallel tempering and checkpoints of a fit (the estimators' own limits)
+MAX_TEMPERATURES = 10_000
+MAX_CHECKPOINTS = 10_000
 # pictures show at most this many samples
 MAX_SHOWN = 400
 
@@ -443,6 +446,17 @@ def _refuse_inapplicable(args):
     if args.n_steps is not None and args.no_plots:
         raise UsageError("--n-steps sets the Gibbs steps of samples.png, which --no-plots "
                          "leaves out")
+    if args.n_temperatures is not None and args.method != "pt":
+        raise UsageError("--n-temperatures sets the replicas of --method pt; add --method pt "
+                         "or leave it out")
+    if args.n_chains is not None and args.method == "cd":
+        raise UsageError("--n-chains sets the persistent chains of --method pcd or pt; CD-k "
+                         "starts its chains at the minibatch's rows")
+    if args.checkpoints is not None and not rbm:
+        # DBN.fit takes no checkpoints: its layers are fitted inside it
+        raise UsageError(f"--checkpoints keeps an RBM's parameters during training; --model "
+                         f"{args.model} has no such option (use --model rbm, gaussian-rbm or "
+                         f"categorical-rbm)")
 
 
 def cmd_train(args):
@@ -485,6 +499,9 @@ def cmd_train(args):
             raise UsageError(f"option for {name} does not apply to {cls.__name__}")
     model = cls(**params)
     fit_options = {}
+    if args.checkpoints is not None:
+        # log-spaced parameter copies, saved in model.npz for 'sample --method trajectory'
+        fit_options["checkpoints"] = args.checkpoints
     if args.sequence_weights:
         from .sequences import sequence_weights
 
@@ -525,6 +542,14 @@ def cmd_train(args):
     model_path = save_model(model, os.path.join(args.out, "model.npz"))
     _write_json(os.path.join(args.out, "metrics.json"), metrics)
     print(f"trained in {seconds:.2f} s")
+    kept = _checkpoint_count(model)
+    if kept:
+        print(f"kept {kept} checkpoints (update counts "
+              f"{' '.join(str(u) for u in model.checkpoint_updates_)}) for 'fastrbm sample "
+              f"--method trajectory'")
+    if getattr(model, "swap_acceptance_", None) is not None:
+        print("swap acceptance per pair (last epoch): "
+              + " ".join(f"{a:.3f}" for a in model.swap_acceptance_))
     _print_metrics("training data:", metrics["train"])
     if test is not None:
         _print_metrics(f"held-out data ({test[2]}):", metrics["test"])
@@ -614,19 +639,73 @@ def _is_rbm(model):
     return hasattr(type(model), "__fastrbm_bind__")
 
 
+def _checkpoint_count(model):
+    """Number of parameter copies a model kept with ``fit(checkpoints=...)``."""
+    return len(getattr(model, "checkpoint_updates_", None) or ())
+
+
+def _tempered_samples(model, args):
+    """(samples, TemperingResult) of ``sample --method pt|trajectory``: the
+    sampling functions themselves, for their swap acceptance, seeded by
+    ``--seed``; samples on the data's scale, as ``model.sample`` gives them."""
+    from .sampling import parallel_tempering, trajectory_tempering
+
+    seed = 0 if args.seed is None else args.seed
+    if args.method == "trajectory":
+        result = trajectory_tempering(model, args.n_samples, args.n_steps, random_state=seed)
+    else:
+        result = parallel_tempering(model, args.n_samples, args.n_steps,
+                                    n_temperatures=args.n_temperatures or 10,
+                                    random_state=seed)
+    samples = result.samples
+    if hasattr(model, "_unstandardise"):
+        # GaussianBernoulliRBM: the chains run on the standardised scale
+        samples = model._unstandardise(samples)
+    return samples, result
+
+
 def cmd_sample(args):
     model = _load(args.model_file, fitted=True)
     if not hasattr(model, "sample"):
         raise CLIError(f"{type(model).__name__} cannot draw samples")
+    tempered = args.method in ("pt", "trajectory")
+    if args.n_temperatures is not None and args.method != "pt":
+        raise UsageError("--n-temperatures sets the replicas of --method pt")
+    if args.seed is not None and not tempered:
+        raise UsageError("--seed applies to --method pt and trajectory (Gibbs chains follow "
+                         "the model's own random_state)")
+    if tempered and not _is_rbm(model):
+        raise UsageError(f"--method {args.method} samples an RBM; {args.model_file} holds a "
+                         f"{type(model).__name__} (use --method gibbs)")
+    if args.method == "trajectory" and not _checkpoint_count(model):
+        raise UsageError(f"--method trajectory needs the checkpoints of training; "
+                         f"{args.model_file} kept none (train it with --checkpoints N)")
     n_features = int(getattr(model, "n_features_in_", 1))
     if args.n_samples * n_features > MAX_SAMPLE_VALUES:
         raise UsageError(f"--n-samples {args.n_samples} x {n_features} features is more than "
                          f"{MAX_SAMPLE_VALUES} values; draw at most "
                          f"{MAX_SAMPLE_VALUES // n_features} samples per call")
+    # tempering holds every replica of every chain
+    replicas = {"gibbs": 1, "pt": args.n_temperatures or 10,
+                "trajectory": _checkpoint_count(model) + 1}[args.method]
+    if replicas > 1 and args.n_samples * n_features * replicas > MAX_SAMPLE_VALUES:
+        raise UsageError(f"--n-samples {args.n_samples} x {n_features} features x {replicas} "
+                         f"replicas is more than {MAX_SAMPLE_VALUES} values; draw at most "
+                         f"{MAX_SAMPLE_VALUES // (n_features * replicas)} samples per call")
     _prepare_out(args.out)
-    samples = model.sample(args.n_samples, n_steps=args.n_steps)
-    # a name of its own: never the samples.png that 'train' wrote into the same folder
-    stem = os.path.join(args.out, f"samples_{args.n_samples}x{args.n_steps}")
+    result = None
+    if tempered:
+        try:
+            samples, result = _tempered_samples(model, args)
+        except ValueError as exc:
+            raise CLIError(f"cannot sample {args.model_file} by --method {args.method}: "
+                           f"{_first_line(exc)}") from None
+    else:
+        samples = model.sample(args.n_samples, n_steps=args.n_steps)
+    # a name of its own: never the samples.png that 'train' wrote into the same folder;
+    # tempered samples are named by method, so Gibbs files of the same size stay
+    stem = os.path.join(args.out, f"samples_{args.n_samples}x{args.n_steps}"
+                        + (f"_{args.method}" if tempered else ""))
     targets = [stem + ".npy"]
     # a sequence model's samples are codes, not images: the .npy file only
     plotting = _plotting(not args.no_plots and getattr(model, "n_categories_", None) is None)
@@ -638,10 +717,22 @@ def cmd_sample(args):
         shown = samples[:MAX_SHOWN]
         which = (f"{args.n_samples}" if len(shown) == args.n_samples
                  else f"the first {len(shown)} of {args.n_samples}")
-        plotting.plot_samples(shown, title=f"{which} Gibbs chains after {args.n_steps} steps",
+        chains = {"gibbs": "Gibbs chains", "pt": "parallel tempering chains",
+                  "trajectory": "trajectory tempering chains"}[args.method]
+        steps = "sweeps" if tempered else "steps"
+        plotting.plot_samples(shown, title=f"{which} {chains} after {args.n_steps} {steps}",
                               path=targets[1])
-    print(f"drew {args.n_samples} samples ({args.n_steps} Gibbs steps each); wrote:\n  "
-          + "\n  ".join(targets))
+    if tempered:
+        print(f"drew {args.n_samples} samples ({args.n_steps} sweeps of "
+              f"{len(result.betas)} replicas each, --method {args.method})")
+        ladder = ("inverse temperatures" if args.method == "pt"
+                  else "checkpoints (update counts)")
+        print(f"  {ladder}: " + " ".join(f"{b:.4g}" for b in result.betas))
+        print("  swap acceptance per pair: " + " ".join(f"{a:.3f}" for a in result.acceptance))
+        print("wrote:\n  " + "\n  ".join(targets))
+    else:
+        print(f"drew {args.n_samples} samples ({args.n_steps} Gibbs steps each); wrote:\n  "
+              + "\n  ".join(targets))
     if replaced:
         print("replaced the earlier " + ", ".join(replaced))
     return 0
@@ -700,6 +791,21 @@ def cmd_info(args):
             print(f"  {name}: {len(value)} entries")
         else:
             print(f"  {name} = {value!r}")
+    params = model.get_params(deep=False)
+    if "method" in params:
+        # the sampling settings of training, and what 'sample --method trajectory' can use
+        settings = [f"method {params['method']}"]
+        if params["method"] == "pt":
+            settings.append(f"n_temperatures {params.get('n_temperatures')}")
+        if params["method"] in ("pcd", "pt"):
+            n_chains = params.get("n_chains")
+            settings.append(f"n_chains {n_chains if n_chains is not None else 'batch_size'}")
+        settings.append(f"centered {bool(params.get('centered'))}")
+        settings.append(f"checkpoints kept {_checkpoint_count(model)}")
+        print("training: " + ", ".join(settings))
+        acceptance = getattr(model, "swap_acceptance_", None)
+        if acceptance is not None:
+            print("  swap acceptance per pair: " + " ".join(f"{a:.3f}" for a in acceptance))
     history = getattr(model, "history_", None)
     if history:
         last = history[-1]
@@ -738,6 +844,19 @@ def _count(maximum):
                                              f"{text!r}")
         return value
     return parse
+
+
+def _temperatures(text):
+    """An argparse type: a number of replicas, 2 to MAX_TEMPERATURES."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 2 <= value <= MAX_TEMPERATURES:
+        raise argparse.ArgumentTypeError(f"expected an integer from 2 to {MAX_TEMPERATURES} "
+                                         f"(the replicas, beta = 0 and beta = 1 included), got "
+                                         f"{text!r}")
+    return value
 
 
 def _sizes(text):
@@ -810,8 +929,26 @@ def build_parser():
                        help="epochs, run exactly (default: 30 for digits; otherwise 5, raised "
                             "to at least 2000 minibatch updates on small files)")
     train.add_argument("--k", type=_positive_int, help="Gibbs steps per update (default: 1)")
-    train.add_argument("--method", choices=["pcd", "cd"],
-                       help="pcd: persistent contrastive divergence; cd: CD-k (default: pcd)")
+    train.add_argument("--method", choices=["pcd", "cd", "pt"],
+                       help="pcd: persistent contrastive divergence; cd: CD-k; pt: PCD with "
+                            "parallel tempering of the persistent chains (PT-PCD) (default: "
+                            "pcd)")
+    train.add_argument("--n-temperatures", type=_temperatures, metavar="N",
+                       help="replicas per persistent chain of --method pt, equally spaced "
+                            "inverse temperatures from 0 to 1 (default: 10)")
+    train.add_argument("--n-chains", type=_positive_int, metavar="N",
+                       help="persistent chains of --method pcd or pt (default: one per "
+                            "minibatch row, --batch-size)")
+    train.add_argument("--centered", action="store_true", default=None,
+                       help="centred training (Melchior et al. 2016): the gradients use the "
+                            "units minus sliding averages of their means; the model saved is "
+                            "the equivalent uncentred RBM")
+    train.add_argument("--checkpoints", type=_count(MAX_CHECKPOINTS), metavar="N",
+                       help="rbm, gaussian-rbm, categorical-rbm: keep up to N copies of "
+                            "the parameters in model.npz, for 'fastrbm sample --method "
+                            "trajectory': the first at update 0, the others at update counts "
+                            "spaced evenly on a log scale, each taken at the end of its epoch "
+                            "(so fewer with few epochs)")
     train.add_argument("--momentum", type=_nonneg_float, help="momentum in [0, 1) (default: 0.5)")
     train.add_argument("--weight-decay", type=_nonneg_float,
                        help="L2 penalty on the weights (default: 1e-4)")
@@ -844,14 +981,26 @@ def build_parser():
     train.set_defaults(func=cmd_train)
 
     sample = sub.add_parser("sample", help="draw samples from a saved model",
-                            description="Run Gibbs chains of a saved model from random starts; "
-                                        "write samples_NxSTEPS.npy and .png into --out "
-                                        "(never over the samples.png of 'train').")
+                            description="Run Gibbs chains (or, with --method, parallel or "
+                                        "trajectory tempering) of a saved model from random "
+                                        "starts; write samples_NxSTEPS.npy and .png into "
+                                        "--out (never over the samples.png of 'train').")
     sample.add_argument("model_file", metavar="MODEL", help="model file (.npz) from 'train'")
     sample.add_argument("--n-samples", type=_count(MAX_SAMPLES), default=100,
                         help=f"chains, at most {MAX_SAMPLES} (default: 100)")
     sample.add_argument("--n-steps", type=_count(MAX_STEPS), default=1000,
-                        help=f"Gibbs steps per chain, at most {MAX_STEPS} (default: 1000)")
+                        help=f"Gibbs steps per chain (sweeps with --method pt or trajectory), "
+                             f"at most {MAX_STEPS} (default: 1000)")
+    sample.add_argument("--method", choices=["gibbs", "pt", "trajectory"], default="gibbs",
+                        help="gibbs: independent Gibbs chains; pt: parallel tempering between "
+                             "the base model (beta = 0) and the model; trajectory: tempering "
+                             "over the checkpoints of training (a model trained with "
+                             "--checkpoints); pt and trajectory print the swap acceptance per "
+                             "pair and name the files samples_NxSTEPS_METHOD (default: gibbs)")
+    sample.add_argument("--n-temperatures", type=_temperatures, metavar="N",
+                        help="replicas per chain of --method pt (default: 10)")
+    sample.add_argument("--seed", type=int,
+                        help="random seed of --method pt or trajectory (default: 0)")
     sample.add_argument("--out", default="fastrbm-out", metavar="DIR",
                         help="output folder (default: ./fastrbm-out)")
     sample.add_argument("--no-plots", action="store_true", help="write the .npy file only")
