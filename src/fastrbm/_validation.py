@@ -242,6 +242,32 @@ def _raise_invalid(bad, X, name):
                          f"{row}, column {col}.")
 
 
+def check_device_shape(X, name="X"):
+    """The shape rules of ``check_X`` for a CuPy X (dense, or sparse): 2-D
+    and not empty, with scikit-learn's messages.  Returns the width."""
+    if not _cupy.device().is_sparse(X) and X.ndim != 2:
+        raise ValueError(f"Expected a 2D array for {name}, got a {X.ndim}D CuPy array of "
+                         f"shape {X.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
+                         f"single feature or X.reshape(1, -1) for a single sample.")
+    n_samples, n_features = X.shape
+    if n_samples < 1 or n_features < 1:
+        raise ValueError(f"Found array with {n_samples} sample(s) and {n_features} "
+                         f"feature(s) (shape={X.shape}) while a minimum of 1 of each is "
+                         f"required.")
+    return n_features
+
+
+def check_width(estimator, n_features, *, reset, name="X"):
+    """``n_features_in_`` learnt (``reset``) or checked, as ``validate_data``
+    does, with its message."""
+    if reset:
+        estimator.n_features_in_ = n_features
+        estimator.__dict__.pop("feature_names_in_", None)
+    elif n_features != estimator.n_features_in_:
+        raise ValueError(f"{name} has {n_features} features, but {type(estimator).__name__} "
+                         f"is expecting {estimator.n_features_in_} features as input.")
+
+
 def _check_device_X(estimator, X, *, reset, dtype, clip, finite_only, name):
     """check_X for CuPy input: the same rules, checked on the GPU."""
     device = _cupy.device()
@@ -251,15 +277,7 @@ def _check_device_X(estimator, X, *, reset, dtype, clip, finite_only, name):
         if not X.has_canonical_format:
             X = X.copy()
             X.sum_duplicates()
-    elif X.ndim != 2:
-        raise ValueError(f"Expected a 2D array for {name}, got a {X.ndim}D CuPy array of "
-                         f"shape {X.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
-                         f"single feature or X.reshape(1, -1) for a single sample.")
-    n_samples, n_features = X.shape
-    if n_samples < 1 or n_features < 1:
-        raise ValueError(f"Found array with {n_samples} sample(s) and {n_features} "
-                         f"feature(s) (shape={X.shape}) while a minimum of 1 of each is "
-                         f"required.")
+    n_features = check_device_shape(X, name)
     kind = np.dtype(X.dtype).kind
     if kind == "c":
         raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}.")
@@ -267,11 +285,6 @@ def _check_device_X(estimator, X, *, reset, dtype, clip, finite_only, name):
         if kind not in "biuf":
             raise TypeError(f"{name} must be numeric, got dtype {X.dtype}.")
         X = X.astype(dtype or np.float64)
-    if reset:
-        estimator.n_features_in_ = n_features
-        estimator.__dict__.pop("feature_names_in_", None)
-    elif n_features != estimator.n_features_in_:
-        raise ValueError(f"{name} has {n_features} features, but {type(estimator).__name__} "
-                         f"is expecting {estimator.n_features_in_} features as input.")
+    check_width(estimator, n_features, reset=reset, name=name)
     _check_values(X, _cupy.find_invalid, clip=clip, finite_only=finite_only, name=name)
     return X

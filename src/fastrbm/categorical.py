@@ -12,7 +12,7 @@ from ._backend import (MAX_ROWS, array_module, check_int_param, check_same_devic
 from ._dask_rows import dispatch, is_dask_collection, is_out_of_core
 from ._random import SPAWN_INIT, SPAWN_SAMPLE_START, STREAM_MONITOR, seed_words, spawn_rng
 from ._units import CategoricalVisible
-from ._validation import model_dtype_for
+from ._validation import check_device_shape, check_width, model_dtype_for
 from .rbm import INIT_P_CLIP, MIN_UPDATES, BernoulliRBM
 
 #: the largest number of categories per site (codes fit the engines' int32 output)
@@ -298,21 +298,7 @@ class CategoricalRBM(BernoulliRBM):
         if _cupy.device().is_sparse(X):
             raise TypeError("CategoricalRBM takes dense codes: got a sparse CuPy matrix; "
                             "pass a dense CuPy array (X.toarray())")
-        if X.ndim != 2:
-            raise ValueError(f"Expected a 2D array for X, got a {X.ndim}D CuPy array of "
-                             f"shape {X.shape}; reshape it, e.g. X.reshape(-1, 1) for a "
-                             f"single site or X.reshape(1, -1) for a single sample.")
-        n_samples, n_features = X.shape
-        if n_samples < 1 or n_features < 1:
-            raise ValueError(f"Found array with {n_samples} sample(s) and {n_features} "
-                             f"feature(s) (shape={X.shape}) while a minimum of 1 of each is "
-                             f"required.")
-        if reset:
-            self.n_features_in_ = n_features
-            self.__dict__.pop("feature_names_in_", None)
-        elif n_features != self.n_features_in_:
-            raise ValueError(f"X has {n_features} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input.")
+        check_width(self, check_device_shape(X), reset=reset)
         if X.dtype.kind == "f":
             finite = _cupy.device().xp.isfinite(X)
             if not bool(finite.all()):
