@@ -217,7 +217,6 @@ class CategoricalRBM(BernoulliRBM):
     def _clipping(self):
         return False
 
-
     def _check_params(self):
         if self.method not in ("pcd", "cd", "pt"):
             raise ValueError(f"method must be 'pcd', 'cd' or 'pt', got {self.method!r}")
