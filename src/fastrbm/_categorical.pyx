@@ -48,7 +48,7 @@ from fastrbm._layout import check_dims
 from fastrbm import _reference
 from fastrbm._sampling cimport (bernoulli, counter_word3, fr_philox4x32_10, fr_sigmoid,
                                 fr_sigmoidf)
-from fastrbm._sampling import MAX_GIBBS_STEPS, check_counters, check_key
+from fastrbm._sampling import MAX_GIBBS_STEPS, check_counters, check_key, check_sweeps
 
 cnp.import_array()
 
@@ -1854,16 +1854,10 @@ def tempered_sweeps(X, floating[:, :, ::1] A, double[:, ::1] d,
     if A.shape[2] != Dy or d.shape[0] != R or d.shape[1] != n:
         raise ValueError(f"A must have shape ({R}, {n}, {Dy}) and d ({R}, {n})")
     cdef double[::1] beta_v = np.ascontiguousarray(betas, dtype=np.float64)
-    if beta_v.shape[0] != R or R < 2:
+    if beta_v.shape[0] != R:
         raise ValueError(f"betas must have one value per replica ({R}, at least 2)")
-    if not 0 <= n_gibbs <= R:
-        raise ValueError(f"n_gibbs must be in [0, {R}], got {n_gibbs}")
-    if not 1 <= k <= MAX_GIBBS_STEPS:
-        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
-    first_sweep, n_sweeps = int(first_sweep), int(n_sweeps)
-    check_counters(n, first_sweep * R, n_sweeps * R, gibbs_stream, 2 * k - 1)
-    check_counters(n, first_sweep * swap_step_mult + swap_step_offset,
-                   max(0, n_sweeps - 1) * swap_step_mult + 1, swap_stream, 0)
+    first_sweep, n_sweeps = check_sweeps(R, n, n_gibbs, k, first_sweep, n_sweeps, gibbs_stream,
+                                         swap_stream, swap_step_mult, swap_step_offset)
     dtype = np.float32 if floating is float else np.float64
     cdef uint32_t key_words[2]
     key_words[0], key_words[1] = check_key(key)

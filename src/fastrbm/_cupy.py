@@ -25,7 +25,7 @@ import threading
 import numpy as np
 
 # bounds of learned log-variances: the reference's and the CPU engine's
-from ._cpu import MAX_GIBBS_STEPS, check_counters, check_dims, check_key
+from ._cpu import MAX_GIBBS_STEPS, check_counters, check_dims, check_key, check_sweeps
 from ._reference import (LOG_VAR_MAX, LOG_VAR_MIN, check_offsets, visible_train_flags,
                          zero_sum_gauge)
 
@@ -814,16 +814,10 @@ def tempered_sweeps(X, A, d, M, x_bias, x_base, y_bias, y_base, betas, first_swe
         raise ValueError(f"A must have shape ({R}, {n}, {Dy}) and d ({R}, {n})")
     betas = np.asarray(dev.to_host(betas) if is_engine_array(betas) else betas,
                        dtype=np.float64)
-    if betas.shape != (R,) or R < 2:
+    if betas.shape != (R,):
         raise ValueError(f"betas must have one value per replica ({R}, at least 2)")
-    if not 0 <= n_gibbs <= R:
-        raise ValueError(f"n_gibbs must be in [0, {R}], got {n_gibbs}")
-    if not 1 <= k <= MAX_GIBBS_STEPS:
-        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
-    first_sweep, n_sweeps = int(first_sweep), int(n_sweeps)
-    check_counters(n, first_sweep * R, n_sweeps * R, gibbs_stream, 2 * k - 1)
-    check_counters(n, first_sweep * swap_step_mult + swap_step_offset,
-                   max(0, n_sweeps - 1) * swap_step_mult + 1, swap_stream, 0)
+    first_sweep, n_sweeps = check_sweeps(R, n, n_gibbs, k, first_sweep, n_sweeps, gibbs_stream,
+                                         swap_stream, swap_step_mult, swap_step_offset)
     dtype = M.dtype
     accepted, proposed = np.zeros(R - 1, np.int64), np.zeros(R - 1, np.int64)
     if n == 0:

@@ -93,6 +93,27 @@ def check_counters(rows=0, step=0, n_steps=1, stream=0, phase=0):
     return int(step)
 
 
+def check_sweeps(n_betas, n, n_gibbs, k, first_sweep, n_sweeps, gibbs_stream, swap_stream,
+                 swap_step_mult, swap_step_offset):
+    """The schedule of ``tempered_sweeps`` on every engine checked: one beta
+    per replica (R = ``n_betas``, at least 2), ``n_gibbs`` in [0, R], ``k``
+    Gibbs steps, and every Gibbs step t R + r and swap step t mult + offset
+    of the sweeps inside its Philox word.  Returns (first_sweep, n_sweeps)
+    as ints."""
+    R = n_betas
+    if R < 2:
+        raise ValueError(f"betas must have one value per replica ({R}, at least 2)")
+    if not 0 <= n_gibbs <= R:
+        raise ValueError(f"n_gibbs must be in [0, {R}], got {n_gibbs}")
+    if not 1 <= k <= MAX_GIBBS_STEPS:
+        raise ValueError(f"k must be in [1, {MAX_GIBBS_STEPS}], got {k}")
+    first_sweep, n_sweeps = int(first_sweep), int(n_sweeps)
+    check_counters(n, first_sweep * R, n_sweeps * R, gibbs_stream, 2 * k - 1)
+    check_counters(n, first_sweep * swap_step_mult + swap_step_offset,
+                   max(0, n_sweeps - 1) * swap_step_mult + 1, swap_stream, 0)
+    return first_sweep, n_sweeps
+
+
 def check_key(key):
     """The Philox key as two ints in [0, 2**32); ValueError for anything else
     (a key of another length, negative or too large words, non-integers)."""
