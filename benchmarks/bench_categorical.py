@@ -5,6 +5,7 @@ Usage::
 
     python benchmarks/bench_categorical.py --repeats 3 --threads 2
     python benchmarks/bench_categorical.py --centered --repeats 9 --threads 2
+    python benchmarks/bench_categorical.py --bound --repeats 7
 
 ``--centered`` times centred training (issue 17) instead: plain and
 centred epochs of the same problem (CD-1 on ``--threads`` and on 1 thread,
@@ -26,6 +27,15 @@ What each timing covers:
   avoids, the hidden-to-visible logits h (B, H) x W (H, L q), timed alone in
   NumPy with one BLAS thread into a preallocated output: one per batch for
   CD-1, ten per batch for PCD-10.
+
+``--bound`` times, instead, what the floor leaves out but the issue's own
+draw cannot skip: the inverse-CDF draw from one uniform per site needs the
+softmax's normaliser, so every Gibbs step takes the exp of all B x L q
+logits.  NumPy's exp (SIMD, AVX-512 where the CPU has it) over the logits
+is timed against the logits GEMM, both with one BLAS thread, interleaved
+(CPU time, medians); (GEMM + exp) / GEMM is a lower bound of epoch / floor
+for any implementation of that draw (it leaves out the site maxima, the
+running sums, the uniforms, the hidden fields and the gradient).
 
 The ``--profile`` option splits a fastrbm epoch into its parts by timing the
 same kernels on restricted work (see ``parts``); it is a rough guide.
@@ -98,6 +108,43 @@ def floor(gemms_per_batch, n_rows):
     return run
 
 
+def bound_main(args):
+    """The exp of every logit against the logits GEMM (see the module text)."""
+    rng = np.random.default_rng(2)
+    h = (rng.random((BATCH, N_HIDDEN)) < 0.5).astype(np.float32)
+    W = rng.normal(0, 0.01, (N_HIDDEN, N_SITES * Q)).astype(np.float32)
+    logits = np.empty((BATCH, N_SITES * Q), np.float32)
+    exps = np.empty_like(logits)
+    n_calls = 10 * ((N_ROWS + BATCH - 1) // BATCH)     # the PCD-10 epoch's count
+
+    def gemm():
+        for _ in range(n_calls):
+            np.matmul(h, W, out=logits)
+
+    def exp():
+        for _ in range(n_calls):
+            np.exp(logits, out=exps)
+    times = {"logits GEMM": [], "exp of the logits": []}
+    with threadpool_limits(1):
+        gemm()                                      # warm up, and real logits for exp
+        for _ in range(args.repeats):
+            for name, run in (("logits GEMM", gemm), ("exp of the logits", exp)):
+                started = time.process_time()
+                run()
+                times[name].append(time.process_time() - started)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"# lower bound of the categorical draw: {n_calls} calls each of ({BATCH}, "
+          f"{N_HIDDEN}) x ({N_HIDDEN}, {N_SITES * Q}) and of exp over ({BATCH}, {N_SITES * Q}) "
+          f"float32, one thread, CPU time, median of {args.repeats} interleaved rounds; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for name, t in times.items():
+        print(f"{name:20s} {fmt(median[name]):>10s}   rounds: {', '.join(fmt(x) for x in t)}")
+    ratio = median["exp of the logits"] / median["logits GEMM"]
+    print(f"exp / GEMM = {ratio:.2f}: epoch / floor >= {1 + ratio:.2f} for any inverse-CDF "
+          f"draw that takes the exp of every logit")
+
+
 def timed(run):
     started = time.perf_counter()
     run()
@@ -116,9 +163,13 @@ def main():
                         help="the reference runs on n / this many rows, scaled back up")
     parser.add_argument("--centered", action="store_true",
                         help="time plain against centred epochs (CD-1, PCD-10) instead")
+    parser.add_argument("--bound", action="store_true",
+                        help="time the exp of every logit against the logits GEMM instead")
     args = parser.parse_args()
     if args.centered:
         return centred_main(args)
+    if args.bound:
+        return bound_main(args)
     n_ref = N_ROWS // args.reference_fraction
     scale = N_ROWS / n_ref
     contenders = {
