@@ -11,7 +11,9 @@ units, CD-1, float32, one epoch of ``model._run_updates`` (``fit``'s epoch
 minus its monitoring).
 
 ``--tiles``: decompositions of the training kernel to compare, forced with
-``fastrbm._layout._set_train_tiles``: ``auto`` (the default rule), ``legacy``
+``fastrbm._layout._set_train_tiles``: ``auto`` (the default rule: this
+machine's tile regime), ``small`` / ``wide`` (the regime of a machine with
+fewer than 4 CPUs / with 4 or more, ``_layout._set_wide_tiles``), ``legacy``
 (the decomposition before 2-D tiles: the whole minibatch per sampling tile,
 ``unit_block`` widths, whole rows of W per gradient tile), or
 ``rows:units:grad_cols`` (0: automatic; units -1: ``unit_block``).
@@ -32,6 +34,7 @@ the floor at the same thread count, the efficiency against one thread
 scales as well as multithreaded BLAS does on the same GEMMs).
 """
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -48,17 +51,31 @@ from datasets import load_training_data, to_float32  # noqa: E402
 import fastrbm._backend as backend  # noqa: E402
 from fastrbm import BernoulliRBM, _layout  # noqa: E402
 
-LEGACY = (1 << 30, -1, 1 << 30)
+# (rows, units, gradient columns, wide regime: True / False / None = the machine's)
+LEGACY = (1 << 30, -1, 1 << 30, None)
+REGIMES = {"auto": None, "small": False, "wide": True}
 
 
 def parse_tiles(spec):
-    """'auto' | 'legacy' | 'rows:units:grad_cols' -> (label, tuple)."""
-    if spec == "auto":
-        return spec, (0, 0, 0)
+    """'auto' | 'small' | 'wide' | 'legacy' | 'rows:units:grad_cols' -> (label, tuple)."""
+    if spec in REGIMES:
+        return spec, (0, 0, 0, REGIMES[spec])
     if spec == "legacy":
         return spec, LEGACY
     rows, units, cols = (int(x) for x in spec.split(":"))
-    return spec, (rows, units, cols)
+    return spec, (rows, units, cols, None)
+
+
+@contextlib.contextmanager
+def forced_tiles(tiles):
+    """Run the block with the training tiles of a parse_tiles tuple."""
+    previous_tiles = _layout._set_train_tiles(*tiles[:3])
+    previous_regime = _layout._set_wide_tiles(tiles[3])
+    try:
+        yield
+    finally:
+        _layout._set_train_tiles(*previous_tiles)
+        _layout._set_wide_tiles(previous_regime)
 
 
 def thread_counts(requested, available=None):
@@ -77,14 +94,13 @@ def make_epoch(X, batch, threads, tiles, span):
         X_checked = fresh._validate(X, reset=False)
         workspace = fresh._workspace(X_checked)
         order = np.arange(rows, dtype=np.intp)
-        previous_tiles = _layout._set_train_tiles(*tiles)
         previous_span = _layout._set_block_span(span)
         try:
-            start = time.perf_counter()
-            fresh._run_updates(X_checked, order, workspace, 0)
-            return time.perf_counter() - start
+            with forced_tiles(tiles):
+                start = time.perf_counter()
+                fresh._run_updates(X_checked, order, workspace, 0)
+                return time.perf_counter() - start
         finally:
-            _layout._set_train_tiles(*previous_tiles)
             _layout._set_block_span(previous_span)
     return run
 
@@ -181,13 +197,13 @@ def main(argv=None):
     spans = [int(s) for s in args.spans.split(",") if s]
     print(f"data: {description}; batch {args.batch_size}, 500 hidden, CD-1 float32; "
           f"{platform.processor() or platform.machine()}, os.cpu_count() = {os.cpu_count()}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {os.getloadavg()[0]:.2f}; this machine's tile regime: "
+          f"{'wide' if _layout.wide_tiles() else 'small'}")
     if skipped:
         print(f"skipped thread counts {skipped}: this machine has {os.cpu_count()} CPUs")
     for label, tiles in tile_specs:
-        previous = _layout._set_train_tiles(*tiles)
-        print(f"tiles {label}: {_layout.train_tiles(784, 500, args.batch_size)}")
-        _layout._set_train_tiles(*previous)
+        with forced_tiles(tiles):
+            print(f"tiles {label}: {_layout.train_tiles(784, 500, args.batch_size)}")
     if args.floor_threads == "same":
         floor_threads = threads
     elif args.floor_threads == "none":

@@ -9,8 +9,9 @@ if present, else synthetic data of its shape).  Prints, in order:
 
 1. CPU CD-1 epoch (784-500, batch 100, float32) at 1, 2, 4, 8, 16 threads
    (counts above ``os.cpu_count()`` are skipped, and the script says so) for
-   the automatic training tiles and the decomposition before them
-   (``legacy``), plus two finer tilings as candidates for many cores: median
+   the automatic training tiles (the machine's regime: ``wide`` from 4 CPUs
+   on), the decomposition before them (``legacy``), both regimes forced
+   (``small``, ``wide``) and a finer tiling as a candidate for many cores: median
    of interleaved rounds, efficiency against 1 thread, against the GEMM
    floor at the same thread count (multithreaded BLAS on the same GEMMs) and
    against the floor's own scaling (``bench_block_span.py``).
@@ -42,12 +43,12 @@ import gpu_check  # noqa: E402
 from datasets import load_training_data, to_float32  # noqa: E402
 
 THREADS = [1, 2, 4, 8, 16]
-# finer tilings than the automatic one (rows:units:gradient columns),
-# slower on 2 cores (benchmarks/README.md), candidates for many cores:
-# 128-unit tiles with 256-column gradient tiles (4 / 7 sampling tiles, 16
-# gradient tiles at batch 100, 500 hidden), and 50 rows x 64 units with
-# 128 columns (16 / 26 sampling tiles, 56 gradient tiles)
-FINE_TILES = ("128:128:256", "50:64:128")
+# the small machines' regime, and a tiling finer than the wide machines'
+# (rows:units:gradient columns), slower on 2 cores (benchmarks/README.md),
+# a candidate for many cores: 50 rows x 64 units with 128 columns (16 / 26
+# sampling tiles, 56 gradient tiles at batch 100, 500 hidden; the wide
+# regime gives 4 / 7 and 16)
+FINE_TILES = ("small", "wide", "50:64:128")
 AIS_TEMPERATURES = 14501
 
 
@@ -67,10 +68,10 @@ def cpu_scaling(n_samples, repeats, threads):
     X = to_float32(X_u8)
     print(f"  data: {description}")
     specs = [bench_block_span.parse_tiles(s) for s in ("auto", "legacy", *FINE_TILES)]
+    print(f"  this machine's tile regime (auto): {'wide' if _layout.wide_tiles() else 'small'}")
     for label, tiles in specs:
-        previous = _layout._set_train_tiles(*tiles)
-        print(f"  tiles {label}: {_layout.train_tiles(784, 500, 100)}")
-        _layout._set_train_tiles(*previous)
+        with bench_block_span.forced_tiles(tiles):
+            print(f"  tiles {label}: {_layout.train_tiles(784, 500, 100)}")
     saved = backend.MIN_WORK_PER_THREAD
     backend.MIN_WORK_PER_THREAD = 1   # the thread count asked for
     try:

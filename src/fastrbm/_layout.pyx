@@ -91,37 +91,86 @@ cdef Py_ssize_t unit_block(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil
 
 # Tiles of the training kernel (cd_minibatches in _gibbs.pyx).  The sampling
 # GEMMs run over 2-D tiles (rows of the minibatch x units) and the weight
-# gradient over 2-D tiles (hidden units x visible units), so that a 500-unit
-# layer at batch 100 gives dozens of work items, not 2: enough to feed 16 or
-# more cores.  Tile sizes are functions of the problem only (never of the
-# thread count): a tile's result is the same whichever thread computes it.
+# gradient over 2-D tiles (hidden units x visible units), so that a layer
+# can give many work items, not 2, to many cores.  Tile sizes are functions
+# of the problem and of the machine (below), never of the thread count: a
+# tile's result is the same whichever thread computes it.
 #
-# The sizes, measured on 2 cores (bench_block_span.py; benchmarks/README.md,
-# issue 19).  Every tile GEMM re-packs its operands (OpenBLAS packs both per
-# call), so finer tiles cost packing: at batch 100, 500 x 784, tiles of 64
-# units or of 50 rows made the 2-thread epoch 20-30% slower, and 128-unit
-# tiles together with 256-column gradient tiles about 10% slower (1 and 2
-# threads); 128-unit tiles alone, or 256-column gradient tiles alone, were
-# within noise of the 2-block decomposition.
+# The sizes (bench_block_span.py; benchmarks/README.md, issue 19).  Every
+# tile GEMM re-packs its operands (OpenBLAS packs both per call), so finer
+# tiles cost packing and narrower BLAS calls:
 # - rows: at most TRAIN_ROW_TILE per sampling tile (batches up to 128 are
 #   one row tile; bigger ones are split into equal tiles, the W re-packing
 #   then being amortised over >= 64 rows);
 # - units: unit_block's width (narrower for small batches, whose tiles would
-#   otherwise be tiny), capped at TRAIN_UNIT_TILE;
-# - gradient: TRAIN_GRAD_COLS visible units per tile of W (default: whole
-#   rows).
-# TRAIN_UNIT_TILE is uncapped by default: with a cap of 128 units (4 tiles
-# per hidden phase and per gradient, 7 per visible phase at 784 x 500, batch
-# 100) the CD-1 epoch on 2 cores was 1.14x (1 thread) and 1.06x (2 threads)
-# the 2-block decomposition's, median of 9 interleaved rounds on a quiet
-# machine (bench_block_span.py --tiles legacy,auto, 2026-12-02), and issue 19
-# allows no slowdown on 2 cores.  So the automatic tiles split only the rows
-# of batches above 128 and keep unit_block's widths; finer settings for
-# machines with many cores are timed by benchmarks/device_check.py, to be
-# chosen where they are measured.
+#   otherwise be tiny), capped at WIDE_UNIT_TILE on wide machines;
+# - gradient: whole rows of W per tile, WIDE_GRAD_COLS visible units per
+#   tile on wide machines.
+# Two regimes, chosen by the machine (its CPU count), never by the thread
+# count a fit asks for:
+# - machines with fewer than WIDE_MACHINE_CPUS CPUs keep the 2-block
+#   decomposition (unit_block's widths, whole rows of W): at 784 x 500,
+#   batch 100, tiles of 128 units and 256 gradient columns made the CD-1
+#   epoch 1.09x (1 thread) and 1.05x (2 threads) as long on 2 cores (60000
+#   rows, median of 9 interleaved rounds, quiet machine, 2026-12-02), and
+#   issue 19 allows no slowdown on 2 cores;
+# - machines with WIDE_MACHINE_CPUS or more take those tiles: 4 hidden-phase,
+#   7 visible-phase and 16 gradient tiles instead of 2, 4 and 2, so the
+#   phases can feed 4, 7 and 16 cores instead of 2, 4 and 2, for those 5-9%
+#   more work per thread.  Finer still (50 rows x 64 units, fine enough for
+#   16 cores in every phase) cost 1.16-1.35x on 2 cores (7 rounds, 20000
+#   rows), so it is not the default; benchmarks/device_check.py times it on
+#   a many-core machine.  The wide regime's scaling on many cores is not
+#   measured yet (no such machine was lent).
+# The regime is a property of the machine like its BLAS kernels (which also
+# set the rounding): results are bit-identical for any n_jobs on one machine,
+# and FASTRBM_TILE_CPUS=N (read at import) picks the regime of an N-CPU
+# machine, to reproduce another machine's decomposition.
 cdef Py_ssize_t TRAIN_ROW_TILE = 128
 cdef Py_ssize_t TRAIN_UNIT_TILE = 1 << 30
 cdef Py_ssize_t TRAIN_GRAD_COLS = 1 << 30
+WIDE_MACHINE_CPUS = 4
+cdef Py_ssize_t WIDE_UNIT_TILE = 128
+cdef Py_ssize_t WIDE_GRAD_COLS = 256
+
+
+def _machine_tile_cpus():
+    """The CPU count that picks the tile regime: FASTRBM_TILE_CPUS when set
+    (a positive integer), else ``os.cpu_count()`` (the machine's, not this
+    process's affinity mask: a fit pinned to fewer CPUs keeps the machine's
+    decomposition)."""
+    import os
+    text = os.environ.get("FASTRBM_TILE_CPUS", "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"FASTRBM_TILE_CPUS must be a positive integer, got {text!r}")
+        return value
+    return os.cpu_count() or 1
+
+
+cdef bint _wide_tiles = _machine_tile_cpus() >= WIDE_MACHINE_CPUS
+
+
+def _set_wide_tiles(on):
+    """Force the tile regime: True (a wide machine's), False (a small
+    machine's) or None (this machine's, as at import); returns the previous
+    setting as a bool.  For tests and benchmarks: results change by rounding."""
+    global _wide_tiles
+    previous = bool(_wide_tiles)
+    _wide_tiles = _machine_tile_cpus() >= WIDE_MACHINE_CPUS if on is None else bool(on)
+    return previous
+
+
+def wide_tiles():
+    """Whether the training kernel uses the tiles of a machine with many
+    CPUs (see the comment above ``WIDE_MACHINE_CPUS``)."""
+    return bool(_wide_tiles)
+
+
 cdef Py_ssize_t _row_tile_override = 0
 cdef Py_ssize_t _unit_tile_override = 0
 cdef Py_ssize_t _grad_cols_override = 0
@@ -163,14 +212,15 @@ cdef Py_ssize_t train_unit_tile(Py_ssize_t dim, Py_ssize_t batch_size) noexcept 
         return width
     if _unit_tile_override > 0:
         return _unit_tile_override
-    return width if width < TRAIN_UNIT_TILE else TRAIN_UNIT_TILE
+    cdef Py_ssize_t cap = WIDE_UNIT_TILE if _wide_tiles else TRAIN_UNIT_TILE
+    return width if width < cap else cap
 
 
 cdef Py_ssize_t train_grad_cols(Py_ssize_t dim, Py_ssize_t batch_size) noexcept nogil:
     """Visible units per tile of the weight gradient GEMM in training."""
     if _grad_cols_override > 0:
         return _grad_cols_override
-    return TRAIN_GRAD_COLS
+    return WIDE_GRAD_COLS if _wide_tiles else TRAIN_GRAD_COLS
 
 
 def train_tiles(Py_ssize_t n_features, Py_ssize_t n_components, Py_ssize_t batch_size):
