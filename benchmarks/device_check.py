@@ -10,8 +10,9 @@ if present, else synthetic data of its shape).  Prints, in order:
 1. CPU CD-1 epoch (784-500, batch 100, float32) at 1, 2, 4, 8, 16 threads
    (counts above ``os.cpu_count()`` are skipped, and the script says so) for
    the automatic training tiles (the machine's regime: ``wide`` from 4 CPUs
-   on), the decomposition before them (``legacy``), both regimes forced
-   (``small``, ``wide``) and a finer tiling as a candidate for many cores: median
+   on), the decomposition before them (``legacy``, the small machines'
+   regime at batch 100), the wide regime where it is not the automatic one,
+   and a finer tiling as a candidate for many cores: median
    of interleaved rounds, efficiency against 1 thread, against the GEMM
    floor at the same thread count (multithreaded BLAS on the same GEMMs) and
    against the floor's own scaling (``bench_block_span.py``).
@@ -43,12 +44,12 @@ import gpu_check  # noqa: E402
 from datasets import load_training_data, to_float32  # noqa: E402
 
 THREADS = [1, 2, 4, 8, 16]
-# the small machines' regime, and a tiling finer than the wide machines'
-# (rows:units:gradient columns), slower on 2 cores (benchmarks/README.md),
-# a candidate for many cores: 50 rows x 64 units with 128 columns (16 / 26
-# sampling tiles, 56 gradient tiles at batch 100, 500 hidden; the wide
-# regime gives 4 / 7 and 16)
-FINE_TILES = ("small", "wide", "50:64:128")
+# a tiling finer than the wide machines' regime (rows:units:gradient
+# columns), slower on 2 cores (benchmarks/README.md), a candidate for many
+# cores: 50 rows x 64 units with 128 columns (16 / 26 sampling tiles, 56
+# gradient tiles at batch 100, 500 hidden; the wide regime gives 4 / 7 and
+# 16)
+FINE_TILES = ("50:64:128",)
 AIS_TEMPERATURES = 14501
 
 
@@ -67,7 +68,10 @@ def cpu_scaling(n_samples, repeats, threads):
     X_u8, description = load_training_data(n_samples)
     X = to_float32(X_u8)
     print(f"  data: {description}")
-    specs = [bench_block_span.parse_tiles(s) for s in ("auto", "legacy", *FINE_TILES)]
+    # auto is this machine's regime and legacy equals the small machines'
+    # at batch 100, so the wide regime is added where it is not auto
+    other = () if _layout.wide_tiles() else ("wide",)
+    specs = [bench_block_span.parse_tiles(s) for s in ("auto", "legacy", *other, *FINE_TILES)]
     print(f"  this machine's tile regime (auto): {'wide' if _layout.wide_tiles() else 'small'}")
     for label, tiles in specs:
         with bench_block_span.forced_tiles(tiles):
