@@ -154,6 +154,45 @@ def test_sample_pictures_and_gibbs_file_kept(tmp_path, capsys, trained):
     np.testing.assert_array_equal(np.load(tmp_path / "samples_3x2.npy"), gibbs)
 
 
+def test_betas_and_sigma_reach_the_estimator(tmp_path, capsys):
+    # --betas and --sigma: the saved model equals the Python API's fit with
+    # the same parameters, and 'info' names them
+    betas = "0,0.4,0.8,1"
+    X, path = _train(tmp_path, "gaussian-rbm", "--method", "pt", "--betas", betas,
+                     "--sigma", "learn")
+    model = io.load_model(path)
+    assert (model.method, model.sigma) == ("pt", "learn")
+    np.testing.assert_array_equal(model.betas, [0, 0.4, 0.8, 1])
+    params = json.loads((tmp_path / "metrics.json").read_text())["params"]
+    api = type(model)(**params).fit(X)
+    np.testing.assert_array_equal(model.components_, api.components_)
+    np.testing.assert_array_equal(model.sigma_, api.sigma_)
+    assert not np.allclose(model.sigma_, model.sigma_[0])    # learned, one per feature
+    capsys.readouterr()
+    assert cli.main(["info", str(path)]) == 0
+    assert "method pt, betas 0 0.4 0.8 1, n_chains batch_size, centered False, sigma learn" in (
+        capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("betas", ["0,0.3,0.7,1", "auto"])
+def test_sample_betas(tmp_path, capsys, trained, betas):
+    X, path, _ = trained["rbm"]
+    argv = ["sample", str(path), "--method", "pt", "--betas", betas, "--n-samples", "6",
+            "--n-steps", "5", "--seed", "3", "--no-plots", "--out", str(tmp_path)]
+    if betas == "auto":
+        argv += ["--n-temperatures", "5"]
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    model = io.load_model(path)
+    ladder = ("auto" if betas == "auto" else [float(b) for b in betas.split(",")])
+    result = parallel_tempering(model, 6, 5, n_temperatures=5, betas=ladder, random_state=3)
+    np.testing.assert_array_equal(np.load(tmp_path / "samples_6x5_pt.npy"), result.samples)
+    replicas = 5 if betas == "auto" else 4
+    assert len(result.betas) == replicas and f"5 sweeps of {replicas} replicas" in text
+    assert " ".join(f"{b:.4g}" for b in result.betas) in text
+
+
 def test_info_shows_the_training_settings(capsys, trained):
     _, path, _ = trained["categorical-rbm"]
     model = io.load_model(path)
@@ -193,6 +232,19 @@ def plain_files(tmp_path_factory):
      ["--n-temperatures"]),
     (["sample", "{rbm}", "--seed", "1"], ["--seed", "pt"]),
     (["sample", "{dbn}", "--method", "pt"], ["--method pt", "DBN"]),
+    (["train", "--betas", "0,1"], ["--betas", "--method pt"]),
+    (["train", "--method", "pt", "--betas", "0,0.5,1", "--n-temperatures", "3"],
+     ["--betas", "--n-temperatures"]),
+    (["train", "--method", "pt", "--betas", "auto"], ["--betas auto", "sample"]),
+    (["train", "--method", "pt", "--betas", "0,x"], ["--betas", "'0,x'"]),
+    (["train", "--method", "pt", "--betas", "0,nan,1"], ["--betas"]),
+    (["train", "--method", "pt", "--betas", "1"], ["--betas"]),
+    (["train", "--sigma", "learn"], ["--sigma", "gaussian-rbm"]),
+    (["train", "--model", "dbn", "--sigma", "learn"], ["--sigma", "gaussian-rbm"]),
+    (["train", "--model", "gaussian-rbm", "--sigma", "sometimes"], ["--sigma"]),
+    (["sample", "{rbm}", "--betas", "0,1"], ["--betas", "--method pt"]),
+    (["sample", "{rbm}", "--method", "pt", "--betas", "0,0.5,1", "--n-temperatures", "4"],
+     ["--betas", "--n-temperatures"]),
     # 1e6 chains x 12 features x 20 replicas: beyond MAX_SAMPLE_VALUES (2**27)
     (["sample", "{rbm}", "--method", "pt", "--n-temperatures", "20", "--n-samples",
       "1000000"], ["20 replicas"]),

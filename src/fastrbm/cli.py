@@ -43,7 +43,8 @@ from .io import load_model, model_class, read_metadata, save_model
 # builder of constructor parameters); a new estimator type is one entry here
 # and one in fastrbm.io.MODEL_CLASSES
 RBM_OPTIONS = ("n_components", "learning_rate", "batch_size", "n_iter", "k", "method",
-               "momentum", "weight_decay", "n_temperatures", "n_chains", "centered")
+               "momentum", "weight_decay", "n_temperatures", "betas", "n_chains", "centered",
+               "sigma")
 
 
 def _rbm_params(options, common):
@@ -449,6 +450,19 @@ def _refuse_inapplicable(args):
     if args.n_temperatures is not None and args.method != "pt":
         raise UsageError("--n-temperatures sets the replicas of --method pt; add --method pt "
                          "or leave it out")
+    if args.betas is not None:
+        if args.method != "pt":
+            raise UsageError("--betas sets the inverse temperatures of --method pt; add "
+                             "--method pt or leave it out")
+        if args.n_temperatures is not None:
+            raise UsageError("give --betas or --n-temperatures, not both (--betas sets the "
+                             "replicas and their inverse temperatures)")
+        if isinstance(args.betas, str):
+            raise UsageError("--betas auto is for 'fastrbm sample'; training takes the "
+                             "inverse temperatures as numbers, e.g. --betas 0,0.5,0.8,1")
+    if args.sigma is not None and args.model != "gaussian-rbm":
+        raise UsageError(f"--sigma sets the standard deviations of Gaussian visible units "
+                         f"(--model gaussian-rbm); --model {args.model} has none")
     if args.n_chains is not None and args.method == "cd":
         raise UsageError("--n-chains sets the persistent chains of --method pcd or pt; CD-k "
                          "starts its chains at the minibatch's rows")
@@ -656,7 +670,7 @@ def _tempered_samples(model, args):
     else:
         result = parallel_tempering(model, args.n_samples, args.n_steps,
                                     n_temperatures=args.n_temperatures or 10,
-                                    random_state=seed)
+                                    betas=args.betas, random_state=seed)
     samples = result.samples
     if hasattr(model, "_unstandardise"):
         # GaussianBernoulliRBM: the chains run on the standardised scale
@@ -671,6 +685,12 @@ def cmd_sample(args):
     tempered = args.method in ("pt", "trajectory")
     if args.n_temperatures is not None and args.method != "pt":
         raise UsageError("--n-temperatures sets the replicas of --method pt")
+    if args.betas is not None and args.method != "pt":
+        raise UsageError("--betas sets the inverse temperatures of --method pt")
+    if (args.betas is not None and args.n_temperatures is not None
+            and not isinstance(args.betas, str) and len(args.betas) != args.n_temperatures):
+        raise UsageError("with numbers for --betas, --n-temperatures is their count (leave "
+                         "it out); with --betas auto it is the number of replicas")
     if args.seed is not None and not tempered:
         raise UsageError("--seed applies to --method pt and trajectory (Gibbs chains follow "
                          "the model's own random_state)")
@@ -686,7 +706,9 @@ def cmd_sample(args):
                          f"{MAX_SAMPLE_VALUES} values; draw at most "
                          f"{MAX_SAMPLE_VALUES // n_features} samples per call")
     # tempering holds every replica of every chain
-    replicas = {"gibbs": 1, "pt": args.n_temperatures or 10,
+    pt_replicas = (len(args.betas) if args.betas is not None and not isinstance(args.betas, str)
+                   else args.n_temperatures or 10)
+    replicas = {"gibbs": 1, "pt": pt_replicas,
                 "trajectory": _checkpoint_count(model) + 1}[args.method]
     if replicas > 1 and args.n_samples * n_features * replicas > MAX_SAMPLE_VALUES:
         raise UsageError(f"--n-samples {args.n_samples} x {n_features} features x {replicas} "
@@ -796,11 +818,15 @@ def cmd_info(args):
         # the sampling settings of training, and what 'sample --method trajectory' can use
         settings = [f"method {params['method']}"]
         if params["method"] == "pt":
-            settings.append(f"n_temperatures {params.get('n_temperatures')}")
+            betas = params.get("betas")
+            settings.append(f"n_temperatures {params.get('n_temperatures')}" if betas is None
+                            else "betas " + " ".join(f"{b:.4g}" for b in betas))
         if params["method"] in ("pcd", "pt"):
             n_chains = params.get("n_chains")
             settings.append(f"n_chains {n_chains if n_chains is not None else 'batch_size'}")
         settings.append(f"centered {bool(params.get('centered'))}")
+        if "sigma" in params:
+            settings.append(f"sigma {params['sigma']}")
         settings.append(f"checkpoints kept {_checkpoint_count(model)}")
         print("training: " + ", ".join(settings))
         acceptance = getattr(model, "swap_acceptance_", None)
@@ -857,6 +883,23 @@ def _temperatures(text):
                                          f"(the replicas, beta = 0 and beta = 1 included), got "
                                          f"{text!r}")
     return value
+
+
+def _betas(text):
+    """An argparse type: 'auto', or inverse temperatures as comma-separated
+    numbers (2 to MAX_TEMPERATURES of them; their order and range are the
+    sampler's and the estimator's to check)."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        betas = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        betas = ()
+    if not 2 <= len(betas) <= MAX_TEMPERATURES or not all(np.isfinite(betas)):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or 2 to {MAX_TEMPERATURES} numbers "
+                                         f"separated by commas (increasing from 0 to 1), got "
+                                         f"{text!r}")
+    return betas
 
 
 def _sizes(text):
@@ -936,6 +979,12 @@ def build_parser():
     train.add_argument("--n-temperatures", type=_temperatures, metavar="N",
                        help="replicas per persistent chain of --method pt, equally spaced "
                             "inverse temperatures from 0 to 1 (default: 10)")
+    train.add_argument("--betas", type=_betas, metavar="B,B,...",
+                       help="inverse temperatures of --method pt, increasing from 0 to 1 "
+                            "(e.g. 0,0.5,0.8,0.95,1; default: --n-temperatures equally spaced)")
+    train.add_argument("--sigma", choices=["fixed", "learn"],
+                       help="gaussian-rbm: fixed unit standard deviations on the standardised "
+                            "scale, or one learned per feature (default: fixed)")
     train.add_argument("--n-chains", type=_positive_int, metavar="N",
                        help="persistent chains of --method pcd or pt (default: one per "
                             "minibatch row, --batch-size)")
@@ -999,6 +1048,11 @@ def build_parser():
                              "pair and name the files samples_NxSTEPS_METHOD (default: gibbs)")
     sample.add_argument("--n-temperatures", type=_temperatures, metavar="N",
                         help="replicas per chain of --method pt (default: 10)")
+    sample.add_argument("--betas", type=_betas, metavar="B,B,...|auto",
+                        help="inverse temperatures of --method pt, increasing from 0 to 1, or "
+                             "'auto' (a ladder adapted to this model from --n-temperatures "
+                             "replicas; fastrbm.sampling.parallel_tempering) (default: "
+                             "equally spaced)")
     sample.add_argument("--seed", type=int,
                         help="random seed of --method pt or trajectory (default: 0)")
     sample.add_argument("--out", default="fastrbm-out", metavar="DIR",

@@ -658,10 +658,17 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
     def _tempering_betas(self):
         """The inverse temperatures of ``method='pt'`` (checked)."""
         betas = self.betas
+        message = ("betas of training (method='pt') must be None or an increasing "
+                   f"sequence from 0 to 1 with at least 2 values, got {betas!r}")
         if isinstance(betas, str):
-            raise ValueError("betas of training (method='pt') must be None or an increasing "
-                             f"sequence from 0 to 1, got {betas!r}")
-        return check_betas(betas, self.n_temperatures)
+            raise ValueError(message)
+        if betas is None:
+            return check_betas(None, self.n_temperatures)
+        try:
+            return check_betas(betas, self.n_temperatures)
+        except ValueError:
+            # the sampler's message offers 'auto', which training has not
+            raise ValueError(message) from None
 
     def _centering_offsets(self, machine):
         """The offsets (mu, lam) of centred training, created at the training
