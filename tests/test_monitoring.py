@@ -135,6 +135,21 @@ def test_progress_plain_line_without_tqdm(monkeypatch, capsys):
     assert "free energy gap" in out[1]
 
 
+def test_progress_line_of_gaussian_units_has_no_pseudo_likelihood(monkeypatch, capsys):
+    # a Gaussian RBM's history_ holds NaN pseudo-likelihoods (real-valued
+    # units have none): the printed line leaves them out instead of "nan"
+    from fastrbm import GaussianBernoulliRBM
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    X = np.random.default_rng(0).normal(3.0, 2.0, (60, 6))
+    model = GaussianBernoulliRBM(n_components=3, n_iter=2, verbose=1, random_state=0).fit(X)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and out[1].startswith("[GaussianBernoulliRBM] Iteration 2, "
+                                               "reconstruction error = ")
+    assert "nan" not in "".join(out) and np.isnan(model.history_[-1]["pseudo_likelihood"])
+    small(n_iter=1, verbose=1).fit(data())
+    assert "pseudo-likelihood = " in capsys.readouterr().out
+
+
 def test_progress_bar_with_tqdm(capsys):
     pytest.importorskip("tqdm")
     small(n_iter=3, verbose=1).fit(data())

@@ -150,8 +150,12 @@ class FitLoop:
         """Show an epoch's ``history_`` entry: the bar's postfix, or ``line``."""
         if self.bar is not None:
             self.bar.update(1)
+            # a NaN pseudo-likelihood is a real-valued model's (it has none;
+            # the plain line leaves it out too), not a number to show
             self.bar.set_postfix({k: round(v, 4) for k, v in entry.items()
-                                  if k not in ("epoch", "seconds")}, refresh=False)
+                                  if k not in ("epoch", "seconds")
+                                  and not (k == "pseudo_likelihood" and v != v)},
+                                 refresh=False)
         elif self.verbose:
             print(line, flush=True)
 

@@ -1106,8 +1106,12 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         extra = "".join(f", {k.replace('_', ' ')} = {v:.4f}" for k, v in entry.items()
                         if k not in ("epoch", "seconds", "reconstruction_error",
                                      "pseudo_likelihood"))
-        return (f"[{type(self).__name__}] Iteration {entry['epoch']}, "
-                f"pseudo-likelihood = {entry['pseudo_likelihood']:.2f}, "
+        # real-valued units have no pseudo-likelihood (history_ holds NaN):
+        # the line leaves it out rather than print "nan" every epoch, which
+        # would read as a diverged model
+        pseudo = (f"pseudo-likelihood = {entry['pseudo_likelihood']:.2f}, "
+                  if self._visible_layer().has_pseudo_likelihood else "")
+        return (f"[{type(self).__name__}] Iteration {entry['epoch']}, {pseudo}"
                 f"reconstruction error = {entry['reconstruction_error']:.4f}{extra}, "
                 f"time = {entry['seconds']:.2f}s")
 
