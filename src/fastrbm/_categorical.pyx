@@ -44,6 +44,8 @@ from cpython.exc cimport PyErr_CheckSignals
 from fastrbm._blas cimport matmul_ab, matmul_abt
 from fastrbm cimport _random as streams
 from fastrbm._layout cimport ROW_BLOCK, first_chunk, next_chunk, unit_block
+from fastrbm._tempering cimport (fields, fr_tempering_set_simd,
+                                softplus_sum as tempered_softplus_sum)
 from fastrbm._layout import check_dims
 from fastrbm import _reference
 from fastrbm._sampling cimport (bernoulli, counter_word3, fr_philox4x32_10, fr_sigmoid,
@@ -1402,10 +1404,6 @@ def cd_update(X, cnp.ndarray order, int batch_size, floating[:, ::1] W,
 # swap rule as it is.
 # ---------------------------------------------------------------------------
 
-cdef extern from "_tempering.h" nogil:
-    double fr_softplus_sum_f32(const float *a, float beta, const float *yb, int n)
-    int fr_tempering_set_simd(int enable)
-
 # this module's copy of the header's switch: the AVX2 path where the CPU has it
 # (the same bits as the baseline path, _tempering.h)
 fr_tempering_set_simd(1)
@@ -1422,31 +1420,6 @@ def _set_task_rows(Py_ssize_t rows):
     previous = TEMPER_BLOCK
     TEMPER_BLOCK = rows
     return previous
-
-
-cdef double tempered_softplus_sum(const floating *a, floating beta, const floating *yb, int n,
-                                  floating *tmp) noexcept nogil:
-    """sum_j softplus(beta a_j + yb_j): _tempering.pyx's softplus_sum (float32
-    fr_softplus_sum_f32; float64 libm, 4 interleaved partial sums)."""
-    cdef int j
-    cdef floating z
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    if floating is float:
-        return fr_softplus_sum_f32(a, beta, yb, n)
-    for j in range(n):
-        z = beta * a[j] + yb[j]
-        tmp[j] = (z if z > 0 else 0.0) + log1p(exp(-fabs(z)))
-    j = 0
-    while j + 4 <= n:
-        s0 += tmp[j]
-        s1 += tmp[j + 1]
-        s2 += tmp[j + 2]
-        s3 += tmp[j + 3]
-        j += 4
-    while j < n:
-        s0 += tmp[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
 
 
 cdef void tempered_fields(const int32_t *x, floating *a, double *d, const floating *Wt,
@@ -1641,33 +1614,6 @@ cdef double tempered_site_lse_sum(const floating *a, floating beta, const floati
     return total
 
 
-cdef void tempered_hidden_fields(const floating *x, floating *a, double *d, const floating *M,
-                                 const floating *y_bias, const double *dxb, int nr, int Lq,
-                                 int H) noexcept nogil:
-    """a = x M^T + b (the logits h W + b) and d = dxb.x of nr hidden rows (d
-    in float64 by 4 interleaved partial sums, as _tempering.pyx)."""
-    cdef int i, j
-    cdef double s0, s1, s2, s3
-    cdef const floating *xr
-    matmul_abt(nr, Lq, H, 1, x, H, M, H, 0, a, Lq)
-    for i in range(nr):
-        for j in range(Lq):
-            a[i * Lq + j] = a[i * Lq + j] + y_bias[j]
-        xr = x + i * H
-        s0 = s1 = s2 = s3 = 0
-        j = 0
-        while j + 4 <= H:
-            s0 = s0 + dxb[j] * xr[j]
-            s1 = s1 + dxb[j + 1] * xr[j + 1]
-            s2 = s2 + dxb[j + 2] * xr[j + 2]
-            s3 = s3 + dxb[j + 3] * xr[j + 3]
-            j = j + 4
-        while j < H:
-            s0 = s0 + dxb[j] * xr[j]
-            j = j + 1
-        d[i] = (s0 + s1) + (s2 + s3)
-
-
 cdef void tempered_hidden_gibbs_task(floating *x, floating *a, double *d, const floating *M,
                                      const floating *x_bias_t, const floating *y_base_t,
                                      const floating *y_bias, const double *dxb, floating beta,
@@ -1693,7 +1639,7 @@ cdef void tempered_hidden_gibbs_task(floating *x, floating *a, double *d, const 
             bernoulli(x + i * H, x_bias_t, 1, x + i * H, H, 0, r0 + i, step,
                       counter_word3(stream, 2 * s - 1), key)
         if s < k or final_fields:
-            tempered_hidden_fields(x, a, d, M, y_bias, dxb, nr, Lq, H)
+            fields(x, a, d, M, y_bias, dxb, nr, H, Lq)
 
 
 cdef void tempered_hidden_swap_chain(floating *X, floating *A, double *d, Py_ssize_t c,
@@ -1803,8 +1749,8 @@ cdef void tempered_hidden_all_fields(const floating *X, floating *A, double *d,
         blk = task % nb
         r0 = blk * TEMPER_BLOCK
         nr = <int>(n - r0) if n - r0 < TEMPER_BLOCK else <int>TEMPER_BLOCK
-        tempered_hidden_fields(X + (r * n + r0) * H, A + (r * n + r0) * Lq, d + r * n + r0, M,
-                               y_bias, dxb, nr, Lq, H)
+        fields(X + (r * n + r0) * H, A + (r * n + r0) * Lq, d + r * n + r0, M,
+               y_bias, dxb, nr, H, Lq)
 
 
 def tempered_sweeps(X, floating[:, :, ::1] A, double[:, ::1] d,

@@ -39,10 +39,7 @@ from fastrbm._layout import check_dims
 from fastrbm._sampling cimport counter_word3, visible_draw, fr_philox4x32_10
 from fastrbm._sampling import check_key, check_sweeps
 
-cdef extern from "_tempering.h" nogil:
-    double fr_softplus_sum_f32(const float *a, float beta, const float *yb, int n)
-    int fr_tempering_set_simd(int enable)
-
+# this module's copy of the header's switch (declared in _tempering.pxd)
 fr_tempering_set_simd(1)
 
 
@@ -51,33 +48,6 @@ def set_simd(bint enable):
     (True) or the baseline path (False); returns whether AVX2 was in use.
     For tests and benchmarks: both give the same bits."""
     return bool(fr_tempering_set_simd(enable))
-
-
-cdef double softplus_sum(const floating *a, floating beta, const floating *yb, int n,
-                         floating *tmp) noexcept nogil:
-    """sum_j softplus(beta a_j + yb_j), the input formed in the model dtype
-    (as the draws see it), summed in float64 by 4 interleaved partial sums
-    in a fixed order.  float32: fr_softplus_sum_f32 (_tempering.h);
-    float64: the softplus of libm (tmp holds the n values)."""
-    cdef int j
-    cdef floating z
-    cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    if floating is float:
-        return fr_softplus_sum_f32(a, beta, yb, n)
-    for j in range(n):
-        z = beta * a[j] + yb[j]
-        tmp[j] = (z if z > 0 else 0.0) + log1p(exp(-fabs(z)))
-    j = 0
-    while j + 4 <= n:
-        s0 += tmp[j]
-        s1 += tmp[j + 1]
-        s2 += tmp[j + 2]
-        s3 += tmp[j + 3]
-        j += 4
-    while j < n:
-        s0 += tmp[j]
-        j += 1
-    return (s0 + s1) + (s2 + s3)
 
 
 cdef double square_sum(const floating *a, floating beta, const floating *yb,
@@ -140,33 +110,6 @@ cdef void gibbs_task(floating *x, floating *a, double *d, const floating *M,
                          counter_word3(stream, 2 * s - 1), key)
         if s < k or final_fields:
             fields(x, a, d, M, y_bias, dxb, nr, Dx, Dy)
-
-
-cdef void fields(const floating *x, floating *a, double *d, const floating *M,
-                 const floating *y_bias, const double *dxb, int nr, int Dx,
-                 int Dy) noexcept nogil:
-    """a = x M^T + c_y and d = (b_x0 - b_x).x of nr rows (d in float64, by 4
-    interleaved partial sums of the terms j = k mod 4, added in a fixed order)."""
-    cdef int i, j
-    cdef double s0, s1, s2, s3
-    cdef const floating *xr
-    matmul_abt(nr, Dy, Dx, 1, x, Dx, M, Dx, 0, a, Dy)
-    for i in range(nr):
-        for j in range(Dy):
-            a[i * Dy + j] = a[i * Dy + j] + y_bias[j]
-        xr = x + i * Dx
-        s0 = s1 = s2 = s3 = 0
-        j = 0
-        while j + 4 <= Dx:
-            s0 = s0 + dxb[j] * xr[j]
-            s1 = s1 + dxb[j + 1] * xr[j + 1]
-            s2 = s2 + dxb[j + 2] * xr[j + 2]
-            s3 = s3 + dxb[j + 3] * xr[j + 3]
-            j = j + 4
-        while j < Dx:
-            s0 = s0 + dxb[j] * xr[j]
-            j = j + 1
-        d[i] = (s0 + s1) + (s2 + s3)
 
 
 cdef double pair_log_alpha(const floating *ax, double dx, const floating *ay, double dy,
