@@ -45,6 +45,22 @@ def test_get_config_types():
         assert cfg["max_threads"] == 1
     assert isinstance(cfg["blas"], list)
     assert isinstance(cfg["simd"], str)
+    # the training tiles: the machine's CPU count picks them (4 or more: wide)
+    assert cfg["tile_cpus"] == (os.cpu_count() or 1) or "FASTRBM_TILE_CPUS" in os.environ
+    assert cfg["training_tiles"] == ("wide" if cfg["tile_cpus"] >= 4 else "small")
+
+
+def test_config_reports_the_forced_tile_regime(capsys):
+    from fastrbm import _layout
+    for wide in (True, False):
+        previous = _layout._set_wide_tiles(wide)
+        try:
+            assert fastrbm.get_config()["training_tiles"] == ("wide" if wide else "small")
+            fastrbm.show_config()
+            assert f"tiles:       {'wide' if wide else 'small'} (training" in (
+                capsys.readouterr().out)
+        finally:
+            _layout._set_wide_tiles(previous)
 
 
 @pytest.mark.skipif(os.environ.get("FASTRBM_REQUIRE_OPENMP") != "1",

@@ -1,7 +1,7 @@
 """Build and runtime configuration: ``fastrbm.show_config()``."""
 import sys
 
-from . import _cpu, _wait_policy
+from . import _cpu, _layout, _wait_policy
 from ._version import __version__
 
 
@@ -15,7 +15,10 @@ def get_config():
         OpenMP region gets now), ``wait_policy`` ('passive' when fastrbm set
         it as its OpenMP runtime started, 'environment' when the user's
         ``OMP_WAIT_POLICY``/``GOMP_SPINCOUNT``/``KMP_BLOCKTIME`` decided),
-        ``simd`` (how the sampling kernels were compiled) and ``blas``
+        ``simd`` (how the sampling kernels were compiled), ``training_tiles``
+        ('wide' or 'small': the tiles of the training kernel, picked by the
+        machine's CPU count or ``FASTRBM_TILE_CPUS``, never by the thread
+        count; docs/design.md), ``tile_cpus`` (that CPU count) and ``blas``
         (threadpoolctl's view of the loaded BLAS libraries: name, version,
         threads, CPU kernel).
     """
@@ -36,6 +39,8 @@ def get_config():
         "max_threads": _cpu.max_threads(),
         "wait_policy": _wait_policy.applied,
         "simd": _cpu.simd_dispatch(),
+        "training_tiles": "wide" if _layout.wide_tiles() else "small",
+        "tile_cpus": _layout._machine_tile_cpus(),
         "blas": blas,
         "openmp_runtimes": openmp_runtimes,
     }
@@ -57,6 +62,8 @@ def show_config(file=None):
     print(f"  threads:     {cfg['max_threads']}", file=out)
     print(f"  waiting:     {cfg['wait_policy']}", file=out)
     print(f"  sampling:    {cfg['simd']}", file=out)
+    print(f"  tiles:       {cfg['training_tiles']} (training kernel, picked by "
+          f"{cfg['tile_cpus']} CPUs; FASTRBM_TILE_CPUS overrides)", file=out)
     for path in cfg["openmp_runtimes"]:
         print(f"  OpenMP lib:  {path}", file=out)
     if not cfg["blas"]:
