@@ -290,22 +290,28 @@ def test_the_exp_pass_paths_give_the_scalar_values():
 @pytest.mark.parametrize("q", [2, 5, 21, 33, 70])
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("scale", [1.0, 0.37])
-def test_the_draw_paths_give_the_same_codes(q, with_bias, scale):
+@pytest.mark.parametrize("n_sites", [43, 8, 5])
+def test_the_draw_paths_give_the_same_codes(q, with_bias, scale, n_sites):
     """The float32 draw (bias, shift by the site's maximum, exp, pick) by
     the scalar passes, the vector passes and the fused AVX2 form (8 sites
     per lane set, gathered across sites) gives the same codes, and they are
     the inverse-CDF codes that NumPy computes from fr_expf's exponentials
     (the scalar exp path of the exp pass).  A scale (a tempered replica's
-    beta) multiplies the logits before the bias is added."""
-    rng = np.random.default_rng(10 * q + with_bias)
-    n_sites = 8 * 5 + 3
+    beta) multiplies the logits before the bias is added.  43 sites: 5
+    groups of 8 and 3 sites by the passes; 8: one group; 5: the passes
+    only.  Extreme rows sit at both ends, so that the last group and the
+    sites after it see them too."""
+    rng = np.random.default_rng(10 * q + with_bias + 1000 * n_sites)
     logits = rng.normal(0, 4, (n_sites, q)).astype(np.float32)
     logits[0] = 0.0
     logits[1, :] = -200.0
     logits[2, 0] = 150.0
+    logits[-1, :] = -200.0
+    logits[-2, -1] = 150.0
     bias = rng.normal(0, 2, (n_sites, q)).astype(np.float32) if with_bias else None
     u = rng.random(n_sites).astype(np.float32)
     u[:2] = [0.0, np.float32(1 - 2 ** -24)]
+    u[-2:] = [np.float32(1 - 2 ** -24), 0.0]
     x = np.float32(scale) * logits
     x = x + bias if with_bias else x
     shifted = (x - x.max(axis=1, keepdims=True)).astype(np.float32)
