@@ -48,7 +48,7 @@ def _interrupted(call, delay=DELAY, in_fit=False):
             while _interrupt._active is None and time.perf_counter() < deadline:
                 time.sleep(0.005)
         if not started.wait(delay):
-            sent.append(time.perf_counter())
+            sent.append(True)
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     thread = threading.Thread(target=send)

@@ -11,10 +11,7 @@ import pytest
 
 from fastrbm import BernoulliRBM, GaussianBernoulliRBM, _layout
 
-
-
-def binary_data(n, D, p, seed):
-    return (np.random.default_rng(seed).random((n, D)) < p).astype(np.float64)
+from test_engine import binary_data
 
 
 @pytest.fixture(params=[False, True], ids=["small-machine", "wide-machine"])
@@ -51,7 +48,7 @@ CASE_IDS = ["cd", "pcd-penalties", "centered", "gaussian-learned-sigma"]
 
 
 def data_for(estimator, dtype):
-    X = binary_data(400, 300, p=0.3, seed=21)
+    X = binary_data(400, 300, p=0.3, seed=21).astype(np.float64)
     if estimator is GaussianBernoulliRBM:
         X = X + np.random.default_rng(3).normal(0, 0.3, X.shape)
     return X.astype(dtype)

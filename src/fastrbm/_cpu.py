@@ -31,8 +31,7 @@ from ._rows import visible_proba as _visible_proba
 from ._sampling import (COUNTER_LIMIT, MAX_GIBBS_STEPS, MAX_PHASE, MAX_STREAM, STREAM_AIS,
                         STREAM_MONITOR, STREAM_SAMPLE, STREAM_TRAIN, bernoulli_sample,
                         check_counters, check_key, check_sweeps, compiled_streams,
-                        gaussian_sample,
-                        philox4x32_10, set_simd, simd_dispatch, uniforms)
+                        gaussian_sample, philox4x32_10, set_simd, simd_dispatch, uniforms)
 from ._source import DataSource, as_source, find_invalid
 from ._tempering import tempered_sweeps as _tempered_sweeps
 
@@ -40,8 +39,8 @@ __all__ = [
     "COUNTER_LIMIT", "CHUNK_SECONDS", "DataSource", "MAX_GIBBS_STEPS", "MAX_PHASE",
     "MAX_STREAM", "STREAM_AIS", "STREAM_MONITOR", "STREAM_SAMPLE", "STREAM_TRAIN",
     "ais_log_weights", "as_source", "bernoulli_sample", "cd_update", "check_counters",
-    "check_dims", "check_key", "check_sweeps", "compiled_streams", "find_invalid", "free_energy",
-    "gaussian_sample", "gibbs", "hidden_proba", "make_workspace", "max_threads",
+    "check_dims", "check_key", "check_sweeps", "compiled_streams", "find_invalid",
+    "free_energy", "gaussian_sample", "gibbs", "hidden_proba", "make_workspace", "max_threads",
     "openmp_enabled", "philox4x32_10", "set_simd", "simd_dispatch", "tempered_sweeps",
     "uniforms", "visible_proba",
 ]
