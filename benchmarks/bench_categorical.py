@@ -37,8 +37,8 @@ is timed against the logits GEMM, both with one BLAS thread, interleaved
 for any implementation of that draw (it leaves out the site maxima, the
 running sums, the uniforms, the hidden fields and the gradient).
 
-The ``--profile`` option splits a fastrbm epoch into its parts by timing the
-same kernels on restricted work (see ``parts``); it is a rough guide.
+Where the epoch's time goes is measured with perf, not here (see
+benchmarks/README.md, "Categorical (Potts) visible units").
 """
 import argparse
 import os

@@ -289,10 +289,40 @@ def test_bad_input_errors(X, params, error, match):
         CategoricalRBM(n_components=2, n_iter=1, **params).fit(X)
 
 
+def test_zero_sample_weight_leaves_the_row_out():
+    # scikit-learn's rule: a row of weight zero is as if it were not there;
+    # the fit equals the fit of the other rows (same seed), bit for bit
+    X = tiny_data(2, n=50)
+    weight = np.random.default_rng(5).uniform(0.5, 2.0, len(X))
+    weight[[0, 7, 8, 31, 49]] = 0
+    keep = weight > 0
+    params = dict(n_components=3, batch_size=10, n_iter=3, k=2, learning_rate=0.1,
+                  random_state=6, method="pcd", n_chains=7)
+    dropped = CategoricalRBM(**params).fit(X[keep], sample_weight=weight[keep])
+    for rows in (X, X.tolist()):
+        zeroed = CategoricalRBM(**params).fit(rows, sample_weight=weight)
+        for name in ("components_", "intercept_visible_", "intercept_hidden_", "h_samples_"):
+            np.testing.assert_array_equal(getattr(zeroed, name), getattr(dropped, name))
+        assert zeroed.n_updates_ == dropped.n_updates_ == 3 * 5
+    # the zeros change the fit: the test can tell the rows were left out
+    assert not np.array_equal(CategoricalRBM(**params).fit(X).components_,
+                              dropped.components_)
+    a = CategoricalRBM(**params).partial_fit(X, sample_weight=weight)
+    b = CategoricalRBM(**params).partial_fit(X[keep], sample_weight=weight[keep])
+    np.testing.assert_array_equal(a.components_, b.components_)
+    assert a.n_updates_ == b.n_updates_ == 5
+
+
 def test_bad_sample_weight_and_sites():
     X = tiny_data()
-    with pytest.raises(ValueError, match="positive"):
-        CategoricalRBM(n_components=2, n_iter=1).fit(X, sample_weight=np.arange(len(X)))
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        CategoricalRBM(n_components=2, n_iter=1).fit(X, sample_weight=np.arange(len(X)) - 1.0)
+    with pytest.raises(ValueError, match="non-zero|zero for every row"):
+        CategoricalRBM(n_components=2, n_iter=1).fit(X, sample_weight=np.zeros(len(X)))
+    with pytest.raises(ValueError, match="non-zero|zero for every row"):
+        CategoricalRBM(n_components=2, n_iter=1).partial_fit(X, sample_weight=np.zeros(len(X)))
+    with pytest.raises(ValueError, match="sample_weight"):
+        CategoricalRBM(n_components=2, n_iter=1).fit(X, sample_weight=np.ones(len(X) - 1))
     model = CategoricalRBM(n_components=2, n_iter=1, batch_size=10).fit(X)
     with pytest.raises(ValueError, match="features"):
         model.transform(np.zeros((2, L + 1), dtype=np.int32))

@@ -264,6 +264,12 @@ def test_categorical_two_workers(client):
         fdask.fit(BernoulliRBM(), da.from_array(X, chunks=50), sample_weight=weight)
     with pytest.raises(ValueError, match="validation_data"):
         CategoricalRBM().fit(Xd, validation_data=X)
+    # a fit on a dask array keeps every row: zero weights are refused with
+    # the way out (an in-memory fit leaves such rows out)
+    zeroed = weight.copy()
+    zeroed[200] = 0
+    with pytest.raises(ValueError, match=r"positive in a fit on a dask array.*weight > 0"):
+        CategoricalRBM(**params).fit(Xd, sample_weight=zeroed)
 
 
 def test_two_workers_reproducible_and_data_parallel(client, data):

@@ -3,6 +3,7 @@ import numbers
 
 import numpy as np
 from scipy.special import logsumexp
+from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import (_check_sample_weight, _num_samples, check_is_fitted,
                                       validate_data)
 
@@ -417,20 +418,48 @@ class CategoricalRBM(BernoulliRBM):
                             f"{' or a dask array' if what == 'fit' else ''}; pass a NumPy "
                             f"array (e.g. source[:] or dask_array.compute())")
 
+    @staticmethod
+    def _non_negative_weight(sample_weight, X):
+        """float64 weights of the rows of X, checked as scikit-learn checks
+        them (one per row, finite, non-negative)."""
+        # CuPy weights: checked on the host (one small copy per fit)
+        return _check_sample_weight(to_host(sample_weight), np.empty((_num_samples(X), 1)),
+                                    dtype=np.float64, ensure_non_negative=True)
+
     def _sample_weight(self, sample_weight, X):
-        """float64 weights of the rows of X (None stays None); positive."""
+        """float64 weights of the rows of X (None stays None), all positive:
+        a dask partition's weights (a fit on a dask array keeps every row)."""
         if sample_weight is None:
             return None
-        # CuPy weights: checked on the host (one small copy per fit)
-        sample_weight = to_host(sample_weight)
-        n = _num_samples(X)
-        weight = _check_sample_weight(sample_weight, np.empty((n, 1)), dtype=np.float64,
-                                      ensure_non_negative=True)
+        weight = self._non_negative_weight(sample_weight, X)
         if not (weight > 0).all():
             row = int(np.argmin(weight > 0))
-            raise ValueError(f"sample_weight must be positive (a minibatch of zero weights "
-                             f"has no statistics), got {weight[row].item()!r} at row {row}")
+            raise ValueError(f"sample_weight must be positive in a fit on a dask array, got "
+                             f"{weight[row].item()!r} at row {row} of a partition; leave "
+                             f"the rows of weight zero out of X first (X[weight > 0])")
         return weight
+
+    def _weighted_rows(self, X, sample_weight):
+        """X and its checked weights, less the rows of weight zero.
+
+        A zero weight leaves its row out, as in scikit-learn: the fit is the
+        fit of the other rows with their weights.  (Kept, such rows would
+        still take places in minibatches, and a minibatch of zero weights
+        has no data statistics.)
+        """
+        if sample_weight is None:
+            return X, None
+        weight = self._non_negative_weight(sample_weight, X)
+        keep = weight > 0
+        if keep.all():
+            return X, weight
+        if not keep.any():
+            raise ValueError("sample_weight is zero for every row: there is nothing to fit")
+        rows = np.flatnonzero(keep)
+        # the rows as the caller's container holds them (NumPy, CuPy, lists,
+        # data frames); the codes are checked afterwards as usual
+        X = X[to_device(rows)] if is_cupy_array(X) else _safe_indexing(X, rows)
+        return X, weight[keep]
 
     def fit(self, X, y=None, sample_weight=None, *, validation_data=None, callbacks=None,
             checkpoints=None):
@@ -443,10 +472,12 @@ class CategoricalRBM(BernoulliRBM):
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), optional
-            Positive row weights (e.g. :func:`fastrbm.sequences.sequence_weights`):
-            each minibatch's data statistics are its weighted means.  With a
-            dask array X: a dask array or a NumPy array (the fit then runs
-            data-parallel on the cluster, :func:`fastrbm.dask.fit`).
+            Non-negative row weights (e.g.
+            :func:`fastrbm.sequences.sequence_weights`): each minibatch's data
+            statistics are its weighted means.  A row of weight zero is left
+            out, as if it were not in X.  With a dask array X: a dask array or
+            a NumPy array of positive weights (the fit then runs data-parallel
+            on the cluster, :func:`fastrbm.dask.fit`).
         validation_data, callbacks, checkpoints
             As for :meth:`BernoulliRBM.fit` (not validation_data or
             checkpoints with a dask array).
@@ -468,7 +499,7 @@ class CategoricalRBM(BernoulliRBM):
                                  "use them")
             return dispatch("fit", self, X, sample_weight=sample_weight, callbacks=callbacks)
         self._refuse_out_of_core(X)
-        self._train_sample_weight = self._sample_weight(sample_weight, X)
+        X, self._train_sample_weight = self._weighted_rows(X, sample_weight)
         try:
             return super().fit(X, validation_data=validation_data, callbacks=callbacks,
                                checkpoints=checkpoints)
@@ -486,7 +517,8 @@ class CategoricalRBM(BernoulliRBM):
         y : None
             Ignored.
         sample_weight : array-like of shape (n_samples,), optional
-            Positive row weights, as for :meth:`fit`.
+            Non-negative row weights, as for :meth:`fit` (rows of weight zero
+            are left out).
 
         Returns
         -------
@@ -494,7 +526,7 @@ class CategoricalRBM(BernoulliRBM):
             The updated model.
         """
         self._refuse_out_of_core(X, "partial_fit")
-        self._train_sample_weight = self._sample_weight(sample_weight, X)
+        X, self._train_sample_weight = self._weighted_rows(X, sample_weight)
         try:
             return super().partial_fit(X)
         finally:
