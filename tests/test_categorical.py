@@ -307,6 +307,10 @@ def test_zero_sample_weight_leaves_the_row_out():
     # the zeros change the fit: the test can tell the rows were left out
     assert not np.array_equal(CategoricalRBM(**params).fit(X).components_,
                               dropped.components_)
+    # weights whose sum overflows: only their ratios count
+    huge = CategoricalRBM(**params).fit(X[keep], sample_weight=np.full(keep.sum(), 1e308))
+    ones = CategoricalRBM(**params).fit(X[keep], sample_weight=np.ones(keep.sum()))
+    np.testing.assert_array_equal(huge.components_, ones.components_)
     a = CategoricalRBM(**params).partial_fit(X, sample_weight=weight)
     b = CategoricalRBM(**params).partial_fit(X[keep], sample_weight=weight[keep])
     np.testing.assert_array_equal(a.components_, b.components_)

@@ -421,10 +421,18 @@ class CategoricalRBM(BernoulliRBM):
     @staticmethod
     def _non_negative_weight(sample_weight, X):
         """float64 weights of the rows of X, checked as scikit-learn checks
-        them (one per row, finite, non-negative)."""
+        them (one per row, finite, non-negative), divided by their maximum
+        when their sum would overflow."""
         # CuPy weights: checked on the host (one small copy per fit)
-        return _check_sample_weight(to_host(sample_weight), np.empty((_num_samples(X), 1)),
-                                    dtype=np.float64, ensure_non_negative=True)
+        weight = _check_sample_weight(to_host(sample_weight), np.empty((_num_samples(X), 1)),
+                                      dtype=np.float64, ensure_non_negative=True)
+        with np.errstate(over="ignore"):
+            overflows = not np.isfinite(weight.sum())
+        if overflows:
+            # only ratios count (the statistics are weighted means); finite
+            # weights whose sum overflows would make every row's share zero
+            weight = weight / weight.max()
+        return weight
 
     def _sample_weight(self, sample_weight, X):
         """float64 weights of the rows of X (None stays None), all positive:
