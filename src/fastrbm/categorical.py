@@ -421,18 +421,10 @@ class CategoricalRBM(BernoulliRBM):
     @staticmethod
     def _non_negative_weight(sample_weight, X):
         """float64 weights of the rows of X, checked as scikit-learn checks
-        them (one per row, finite, non-negative), divided by their maximum
-        when their sum would overflow."""
+        them (one per row, finite, non-negative)."""
         # CuPy weights: checked on the host (one small copy per fit)
-        weight = _check_sample_weight(to_host(sample_weight), np.empty((_num_samples(X), 1)),
-                                      dtype=np.float64, ensure_non_negative=True)
-        with np.errstate(over="ignore"):
-            overflows = not np.isfinite(weight.sum())
-        if overflows:
-            # only ratios count (the statistics are weighted means); finite
-            # weights whose sum overflows would make every row's share zero
-            weight = weight / weight.max()
-        return weight
+        return _check_sample_weight(to_host(sample_weight), np.empty((_num_samples(X), 1)),
+                                    dtype=np.float64, ensure_non_negative=True)
 
     def _sample_weight(self, sample_weight, X):
         """float64 weights of the rows of X (None stays None), all positive:
@@ -448,7 +440,8 @@ class CategoricalRBM(BernoulliRBM):
         return weight
 
     def _weighted_rows(self, X, sample_weight):
-        """X and its checked weights, less the rows of weight zero.
+        """X and its checked weights, less the rows of weight zero (the
+        weights divided by their maximum when their sum would overflow).
 
         A zero weight leaves its row out, as in scikit-learn: the fit is the
         fit of the other rows with their weights.  (Kept, such rows would
@@ -458,6 +451,12 @@ class CategoricalRBM(BernoulliRBM):
         if sample_weight is None:
             return X, None
         weight = self._non_negative_weight(sample_weight, X)
+        with np.errstate(over="ignore"):
+            overflows = not np.isfinite(weight.sum())
+        if overflows:
+            # only ratios count (the statistics are weighted means); finite
+            # weights whose sum overflows would make every row's share zero
+            weight = weight / weight.max()
         keep = weight > 0
         if keep.all():
             return X, weight
