@@ -135,6 +135,30 @@ def test_progress_plain_line_without_tqdm(monkeypatch, capsys):
     assert "free energy gap" in out[1]
 
 
+def test_progress_lines_of_a_long_fit_are_thinned(monkeypatch, capsys):
+    # 250 epochs (a small data set raised by min_updates): the first line,
+    # then every 3rd epoch's (ceil(250 / 100)), and the last: 1 + 83 + 1
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    X = data(30)
+    model = small(n_iter=1, min_updates=750, verbose=1).fit(X)
+    assert model.n_epochs_ == 250
+    out = capsys.readouterr().out.strip().splitlines()
+    epochs = [int(line.split("Iteration ")[1].split(",")[0]) for line in out]
+    assert epochs == [1] + list(range(3, 250, 3)) + [250]
+    assert "(then a line every 3 epochs of 250)" in out[0]
+    # up to 100 epochs: every epoch's line, as before
+    small(n_iter=1, min_updates=300, verbose=1).fit(X)
+    assert len(capsys.readouterr().out.strip().splitlines()) == 100
+    # a fit that stops between printed lines shows its last epoch
+
+    def stop_after_100(model, entry):
+        return entry["epoch"] < 100         # 100 is not a multiple of 3
+    small(n_iter=1, min_updates=750, verbose=1).fit(X, callbacks=[stop_after_100])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-2].startswith("[BernoulliRBM] Iteration 99,")
+    assert out[-1].startswith("[BernoulliRBM] Iteration 100,")
+
+
 def test_progress_line_of_gaussian_units_has_no_pseudo_likelihood(monkeypatch, capsys):
     # a Gaussian RBM's history_ holds NaN pseudo-likelihoods (real-valued
     # units have none): the printed line leaves them out instead of "nan"

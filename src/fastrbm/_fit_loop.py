@@ -3,8 +3,8 @@
 One place for what surrounds the epochs, so each ``fit`` only says what an
 epoch does and what it records: the row order of each epoch (from the
 estimator's seed words, spawn key ``SPAWN_SHUFFLE``), the epoch's wall time,
-the ``history_`` entry, the progress display (a tqdm bar, else one printed
-line per epoch), the callbacks, early stopping and Ctrl-C (an interrupt ends
+the ``history_`` entry, the progress display (a tqdm bar, else printed
+lines: every epoch's, or at most about LINES_AT_MOST of a long fit), the callbacks, early stopping and Ctrl-C (an interrupt ends
 the loop after the epoch in progress).
 """
 import sys
@@ -13,6 +13,12 @@ import time
 import numpy as np
 
 from ._random import SPAWN_SHUFFLE, spawn_rng
+
+# printed progress (no tqdm): a fit of more epochs prints every k-th epoch's
+# line, k = ceil(n_epochs / LINES_AT_MOST), and its first and last, so that
+# a small data set raised to thousands of epochs (min_updates) does not
+# print thousands of lines
+LINES_AT_MOST = 100
 
 
 class EarlyStopping:
@@ -80,7 +86,9 @@ class FitLoop:
         Whether each epoch visits the rows in a fresh random order.
     verbose : int
         Display progress: a tqdm bar when ``progress_bar`` and tqdm is
-        installed, else one printed line per epoch.
+        installed, else printed lines: one per epoch, or with more than
+        ``LINES_AT_MOST`` epochs every k-th epoch's, k = ceil(n_epochs /
+        LINES_AT_MOST), and the first and the last.
     progress_bar : bool, default=True
         Whether a tqdm bar may be used.
     callbacks : list of callables, default=()
@@ -98,6 +106,9 @@ class FitLoop:
         self.callbacks = list(callbacks)
         self.bar = self._progress_bar() if progress_bar else None
         self._start = None
+        self._line_every = -(-self.n_epochs // LINES_AT_MOST)
+        self._reported = 0
+        self._held_line = None      # the last epoch's line, when not printed
 
     def _progress_bar(self):
         if not self.verbose:
@@ -115,6 +126,11 @@ class FitLoop:
         # the bar closes however the loop ends
         if self.bar is not None:
             self.bar.close()
+        # a fit that stops between printed lines (early stopping, a
+        # callback, Ctrl-C) still shows its last epoch
+        if self._held_line is not None:
+            print(self._held_line, flush=True)
+            self._held_line = None
         return False
 
     def order(self, epoch):
@@ -157,7 +173,15 @@ class FitLoop:
                                   and not (k == "pseudo_likelihood" and v != v)},
                                  refresh=False)
         elif self.verbose:
-            print(line, flush=True)
+            self._reported += 1
+            if (self._reported == 1 or self._reported % self._line_every == 0
+                    or self._reported == self.n_epochs):
+                if self._reported == 1 and self._line_every > 1:
+                    line += f" (then a line every {self._line_every} epochs of {self.n_epochs})"
+                print(line, flush=True)
+                self._held_line = None
+            else:
+                self._held_line = line
 
     def should_stop(self, model, entry, stopping=None, value=None):
         """Run the callbacks, then early stopping; set ``model.stop_reason_``.

@@ -68,7 +68,8 @@ class CategoricalRBM(BernoulliRBM):
     n_iter : int, default=10
         Number of epochs; more when ``min_updates`` asks for them.
     verbose : int, default=0
-        Display progress (a tqdm bar when installed, else one line per epoch).
+        Display progress (a tqdm bar when installed, else a line per epoch;
+        at most about 100 lines, as :class:`fastrbm.BernoulliRBM`).
     random_state : int, RandomState, Generator or None, default=None
         Seeds the initial weights, the shuffling and every Gibbs draw.
     k : int, default=1

@@ -229,7 +229,8 @@ class DBN(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         What each layer above the first learns from: the previous layer's
         hidden probabilities, or one Bernoulli sample of them drawn once.
     verbose : int, default=0
-        Print one line per layer and per RBM epoch.
+        Print one line per layer and the RBMs' progress (see
+        :class:`fastrbm.BernoulliRBM`'s ``verbose``).
     random_state : int, RandomState, Generator or None, default=None
         Seeds every layer (each RBM gets its own seed derived from this one)
         and the sampling.
@@ -593,7 +594,8 @@ class DBNClassifier(DeviceMovable, ClassifierMixin, BaseEstimator):
     tol : float, default=1e-4
         Smallest validation-accuracy gain that counts as an improvement.
     verbose : int, default=0
-        One progress line per epoch (and the RBMs' lines while pretraining).
+        One progress line per epoch, at most about 100 lines (and the RBMs'
+        progress while pretraining).
     random_state : int, RandomState, Generator or None, default=None
         Seeds pretraining, initialisation, the validation split and shuffling.
     n_jobs : int or None, default=None

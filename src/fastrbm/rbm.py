@@ -179,7 +179,10 @@ class BernoulliRBM(DeviceMovable, ClassNamePrefixFeaturesOutMixin, TransformerMi
         Number of epochs (passes over the training data); more when
         ``min_updates`` asks for them.
     verbose : int, default=0
-        Print one line per epoch (pseudo-likelihood, reconstruction error, time).
+        Show progress: a tqdm bar when tqdm is installed, else one printed
+        line per epoch (pseudo-likelihood, reconstruction error, time); a
+        fit of more than 100 epochs prints every k-th epoch's line,
+        k = ceil(epochs / 100), and the first and the last.
     random_state : int, RandomState, Generator or None, default=None
         Seeds the initial weights, the shuffling and the Philox4x32-10 key of
         every Gibbs draw.
