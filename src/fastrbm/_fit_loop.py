@@ -4,8 +4,9 @@ One place for what surrounds the epochs, so each ``fit`` only says what an
 epoch does and what it records: the row order of each epoch (from the
 estimator's seed words, spawn key ``SPAWN_SHUFFLE``), the epoch's wall time,
 the ``history_`` entry, the progress display (a tqdm bar, else printed
-lines: every epoch's, or at most about LINES_AT_MOST of a long fit), the callbacks, early stopping and Ctrl-C (an interrupt ends
-the loop after the epoch in progress).
+lines: every epoch's, or about LINES_AT_MOST of a long fit), the callbacks,
+early stopping and Ctrl-C (an interrupt ends the loop after the epoch in
+progress).
 """
 import sys
 import time
@@ -106,7 +107,7 @@ class FitLoop:
         self.callbacks = list(callbacks)
         self.bar = self._progress_bar() if progress_bar else None
         self._start = None
-        self._line_every = -(-self.n_epochs // LINES_AT_MOST)
+        self._line_every = max(1, -(-self.n_epochs // LINES_AT_MOST))
         self._reported = 0
         self._held_line = None      # the last epoch's line, when not printed
 
