@@ -462,6 +462,8 @@ class CategoricalRBM(BernoulliRBM):
         if keep.all():
             return X, weight
         if not keep.any():
+            # scikit-learn 1.9's check refuses all-zero weights itself; this
+            # guard keeps the rule for the older versions pyproject allows
             raise ValueError("sample_weight is zero for every row: there is nothing to fit")
         rows = np.flatnonzero(keep)
         # the rows as the caller's container holds them (NumPy, CuPy, lists,
